@@ -1,0 +1,155 @@
+"""Which files of a workflow directory are its code, and their ConfigMap keys.
+
+The code is `workflow.yaml` plus every `.ts` file below `nodes/`. Each becomes a
+ConfigMap key: its relative path with `/` replaced by `__` (ConfigMap keys may
+not contain `/`), mapped back to the path by the code volume's `items`. A file
+that cannot be carried (bad key, `__` in its name, not UTF-8, a link leaving
+the directory) is an error naming it: a skipped file would be a pod that
+cannot find its import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from devloop import names
+from devloop.problems import Problem
+from devloop.workflow import WORKFLOW_FILE
+
+NODES_DIR = "nodes"
+KEY_SEPARATOR = "__"
+SKIPPED_DIRS = {"node_modules"}
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    path: str  # relative, '/'-separated: "nodes/lib/util.ts"
+    text: str
+
+    @property
+    def key(self) -> str:
+        return path_to_key(self.path)
+
+    @property
+    def size(self) -> int:
+        return len(self.text.encode("utf-8"))
+
+
+def path_to_key(path: str) -> str:
+    return path.replace("/", KEY_SEPARATOR)
+
+
+def key_to_path(key: str) -> str:
+    return key.replace(KEY_SEPARATOR, "/")
+
+
+def list_code_paths(root: Path) -> list[str]:
+    """Relative paths of the code files, sorted: workflow.yaml first, then nodes/**/*.ts.
+
+    Hidden files and directories (editor locks such as `.#a.ts`, `.git`) and
+    `node_modules` are not code; neither is anything that does not end in `.ts`.
+    """
+    paths = [WORKFLOW_FILE]
+    nodes = root / NODES_DIR
+    if not nodes.is_dir():
+        return paths
+    found = []
+    for dirpath, dirnames, filenames in os.walk(nodes, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS)
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        for name in filenames:
+            if name.startswith(".") or not name.endswith(".ts"):
+                continue
+            found.append(str(rel_dir / name))
+    return paths + sorted(found)
+
+
+def linked_dirs(root: Path) -> list[str]:
+    """Directories below nodes/ that are symbolic links: os.walk does not enter them,
+    so they are reported rather than silently not deployed."""
+    nodes = root / NODES_DIR
+    out = []
+    if nodes.is_dir():
+        for dirpath, dirnames, _ in os.walk(nodes, followlinks=False):
+            for d in dirnames:
+                full = Path(dirpath) / d
+                if full.is_symlink() and not d.startswith("."):
+                    out.append(full.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def read_code_files(root: Path, display_root: str) -> tuple[list[CodeFile], list[Problem]]:
+    """Read every code file, reporting each one that cannot be carried in a ConfigMap."""
+    files: list[CodeFile] = []
+    problems: list[Problem] = []
+    top = root.resolve()
+
+    def shown(rel: str) -> str:
+        return os.path.join(display_root, rel)
+
+    for rel in linked_dirs(root):
+        problems.append(
+            Problem(
+                shown(rel),
+                "is a symbolic link to a directory; link the files or copy the directory instead",
+            )
+        )
+    for rel in list_code_paths(root):
+        full = root / rel
+        if rel == WORKFLOW_FILE and not full.exists():
+            problems.append(
+                Problem(shown(rel), "not found: a workflow directory needs a workflow.yaml")
+            )
+            continue
+        parts = PurePosixPath(rel).parts
+        if any(KEY_SEPARATOR in p for p in parts):
+            problems.append(
+                Problem(
+                    shown(rel),
+                    f"file and directory names must not contain "
+                    f"'{KEY_SEPARATOR}': it separates path parts "
+                    f"in ConfigMap keys",
+                )
+            )
+            continue
+        key = path_to_key(rel)
+        key_errors = names.config_map_key(key)
+        if key_errors:
+            problems.append(
+                Problem(
+                    shown(rel), f"cannot be a ConfigMap key ({key!r}): " + "; ".join(key_errors)
+                )
+            )
+            continue
+        resolved = full.resolve()
+        if not resolved.is_relative_to(top):
+            problems.append(
+                Problem(shown(rel), f"is a link to {resolved}, outside the workflow directory")
+            )
+            continue
+        if not resolved.is_file():
+            problems.append(Problem(shown(rel), "is not a regular file"))
+            continue
+        try:
+            data = resolved.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(shown(rel), f"cannot be read: {exc.strerror}"))
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            problems.append(
+                Problem(
+                    shown(rel),
+                    f"is not valid UTF-8 (byte 0x{data[exc.start]:02x}"
+                    f" at offset {exc.start}); ConfigMap data "
+                    "must be UTF-8 text",
+                    line,
+                )
+            )
+            continue
+        files.append(CodeFile(rel, text))
+    return files, problems

@@ -1,0 +1,212 @@
+"""The Kubernetes objects that carry a workflow, built as plain data (never templated text).
+
+Shapes follow seed 000 (code ConfigMap, code volume with `items`, no `args`)
+and seed 002 (Deployment, Service, CronJobs, Secret). Every object carries
+the recommended labels including `app.kubernetes.io/version` (seed 003's first
+gap). Pure functions: same inputs, same dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devloop.codefiles import key_to_path
+from devloop.workflow import Trigger, Workflow
+
+Manifest = dict[str, Any]
+
+MANAGED_BY = "pipedreamer"
+CONTENT_HASH_ANNOTATION = "pdwatch/content-hash"
+ENGINE_PORT = 8080
+CODE_MOUNT = "/app/workflow"
+SECRETS_MOUNT = "/app/secrets"
+CRON_IMAGE = "curlimages/curl:latest"
+
+
+def labels(wf: Workflow) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": wf.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/version": wf.version,
+    }
+
+
+def selector(wf: Workflow) -> dict[str, str]:
+    """Only the name: the selector is immutable, so it must not carry the version."""
+    return {"app.kubernetes.io/name": wf.name}
+
+
+def metadata(wf: Workflow, name: str, namespace: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": labels(wf)}
+
+
+def config_map_name(wf: Workflow) -> str:
+    return f"{wf.name}-code"
+
+
+def secret_name(wf: Workflow) -> str:
+    return f"{wf.name}-secrets"
+
+
+def cronjob_names(wf: Workflow) -> list[str]:
+    crons = wf.cron_triggers
+    if len(crons) == 1:
+        return [f"{wf.name}-cron"]
+    return [f"{wf.name}-cron-{i}" for i in range(len(crons))]
+
+
+def code_config_map(
+    wf: Workflow, namespace: str, data: dict[str, str], content_hash: str
+) -> Manifest:
+    meta = metadata(wf, config_map_name(wf), namespace)
+    meta["annotations"] = {CONTENT_HASH_ANNOTATION: content_hash}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}
+
+
+def code_items(config_map: Manifest) -> list[dict[str, str]]:
+    """The code volume's items, derived from the ConfigMap's own keys so both agree."""
+    return [{"key": key, "path": key_to_path(key)} for key in sorted(config_map["data"])]
+
+
+def deployment(
+    wf: Workflow, namespace: str, image: str, runtime_class: str, config_map: Manifest
+) -> Manifest:
+    pod_spec: dict[str, Any] = {}
+    if runtime_class:
+        pod_spec["runtimeClassName"] = runtime_class
+    pod_spec["containers"] = [
+        {
+            "name": "engine",
+            "image": image,
+            # Images side-loaded into kind/k0s must not be pulled again.
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": ENGINE_PORT, "protocol": "TCP"}],
+            "readinessProbe": {
+                "httpGet": {"path": "/health", "port": ENGINE_PORT},
+                "periodSeconds": 1,
+                "timeoutSeconds": 1,
+                "failureThreshold": 3,
+            },
+            "resources": {
+                "requests": {"memory": "64Mi", "cpu": "100m"},
+                "limits": {"memory": "256Mi", "cpu": "500m"},
+            },
+            "volumeMounts": [
+                {"name": "code", "mountPath": CODE_MOUNT, "readOnly": True},
+                {"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+    ]
+    pod_spec["volumes"] = [
+        {
+            "name": "code",
+            "configMap": {"name": config_map["metadata"]["name"], "items": code_items(config_map)},
+        },
+        {"name": "secrets", "secret": {"secretName": secret_name(wf), "optional": True}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(wf, wf.name, namespace),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector(wf)},
+            # New pod first, old pod removed once the new one is Ready.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {"metadata": {"labels": labels(wf)}, "spec": pod_spec},
+        },
+    }
+
+
+def service(wf: Workflow, namespace: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(wf, wf.name, namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(wf),
+            "ports": [
+                {"name": "http", "port": ENGINE_PORT, "targetPort": ENGINE_PORT, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def run_url(wf: Workflow, namespace: str) -> str:
+    return f"http://{wf.name}.{namespace}.svc.cluster.local:{ENGINE_PORT}/run"
+
+
+def cron_body(trigger: Trigger) -> str:
+    return json.dumps({"trigger": trigger.name} if trigger.name else {}, separators=(",", ":"))
+
+
+def cronjobs(wf: Workflow, namespace: str) -> list[Manifest]:
+    out = []
+    for name, trigger in zip(cronjob_names(wf), wf.cron_triggers, strict=True):
+        out.append(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "metadata": metadata(wf, name, namespace),
+                "spec": {
+                    "schedule": trigger.schedule,
+                    "concurrencyPolicy": "Forbid",
+                    "successfulJobsHistoryLimit": 3,
+                    "failedJobsHistoryLimit": 3,
+                    "jobTemplate": {
+                        "metadata": {"labels": labels(wf)},
+                        "spec": {
+                            "template": {
+                                "metadata": {"labels": labels(wf)},
+                                "spec": {
+                                    "restartPolicy": "Never",
+                                    "containers": [
+                                        {
+                                            "name": "trigger",
+                                            "image": CRON_IMAGE,
+                                            "command": [
+                                                "curl",
+                                                "-sS",
+                                                "--fail",
+                                                "-X",
+                                                "POST",
+                                                "-H",
+                                                "Content-Type: application/json",
+                                                "-d",
+                                                cron_body(trigger),
+                                                run_url(wf, namespace),
+                                            ],
+                                        }
+                                    ],
+                                },
+                            }
+                        },
+                    },
+                },
+            }
+        )
+    return out
+
+
+def secret(wf: Workflow, namespace: str, encoded: dict[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(wf, secret_name(wf), namespace),
+        "type": "Opaque",
+        "data": dict(encoded),
+    }
+
+
+def redact(manifest: Manifest) -> Manifest:
+    """A copy of a Secret with every value replaced: safe to print."""
+    out = dict(manifest)
+    out["data"] = {key: "<redacted>" for key in manifest.get("data", {})}
+    return out

@@ -1,0 +1,170 @@
+"""A workflow directory → the exact objects that carry it (a Bundle), or every problem.
+
+Pure: it reads the directory and nothing else (no network, no clock), so the
+same files always give the same Bundle and the same content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devloop import manifests, names
+from devloop.codefiles import CodeFile, list_code_paths, read_code_files
+from devloop.image import ImageChoice, resolve_image
+from devloop.manifests import Manifest
+from devloop.problems import Problem
+from devloop.secrets import encode, read_secrets
+from devloop.workflow import WORKFLOW_FILE, Workflow, check_node_paths, parse_workflow_partial
+
+CODE_LIMIT_BYTES = 900 * 1024  # 921,600: the project's margin below the 1 MiB object limit
+DEFAULT_RUNTIME_CLASS = "gvisor"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    namespace: str = "default"
+    image: str | None = None  # --image; None means resolve from the directory
+    runtime_class: str = DEFAULT_RUNTIME_CLASS  # "" omits runtimeClassName
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything one deploy applies. The Secret is kept out of repr so it never prints."""
+
+    workflow: Workflow
+    namespace: str
+    image: ImageChoice
+    files: tuple[CodeFile, ...]
+    content_hash: str
+    config_map: Manifest
+    deployment: Manifest
+    service: Manifest
+    cronjobs: tuple[Manifest, ...]
+    secret: Manifest | None = field(default=None, repr=False)
+
+    @property
+    def code_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def manifests(self) -> list[Manifest]:
+        """In apply order: the Secret and ConfigMap exist before the pods that mount them."""
+        head = [self.secret] if self.secret else []
+        return [*head, self.config_map, self.service, *self.cronjobs, self.deployment]
+
+    def printable_manifests(self) -> list[Manifest]:
+        """The manifests with Secret values redacted."""
+        return [manifests.redact(m) if m["kind"] == "Secret" else m for m in self.manifests()]
+
+
+RenderResult = Bundle | list[Problem]
+
+
+def content_hash(files: list[CodeFile] | tuple[CodeFile, ...]) -> str:
+    """SHA-256 over the keys and values, length-prefixed so no two file sets collide."""
+    digest = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.key):
+        key, value = f.key.encode(), f.text.encode("utf-8")
+        digest.update(b"%d:%s%d:%s" % (len(key), key, len(value), value))
+    return digest.hexdigest()
+
+
+def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderResult:
+    options = options or RenderOptions()
+    shown = str(workflow_dir)
+    wf_file = os.path.join(shown, WORKFLOW_FILE)
+    problems: list[Problem] = []
+
+    files, file_problems = read_code_files(workflow_dir, shown)
+    problems += file_problems
+    wf_text = next((f.text for f in files if f.path == WORKFLOW_FILE), None)
+    workflow: Workflow | None = None
+    if wf_text is not None:
+        parsed = parse_workflow_partial(wf_text, wf_file)
+        workflow = parsed.workflow
+        problems += parsed.problems
+        deployable = set(list_code_paths(workflow_dir))
+        problems += check_node_paths(parsed.nodes, workflow_dir, wf_file, deployable)
+    if workflow is not None:
+        problems += _generated_name_problems(workflow, wf_file)
+
+    total = sum(f.size for f in files)
+    if total > CODE_LIMIT_BYTES:
+        largest = sorted(files, key=lambda f: f.size, reverse=True)[:3]
+        problems.append(
+            Problem(
+                shown,
+                f"workflow code exceeds ConfigMap size limit (900KB): "
+                f"total size is {total} bytes (limit {CODE_LIMIT_BYTES});"
+                f" largest: " + ", ".join(f"{f.path} ({f.size} bytes)" for f in largest),
+            )
+        )
+    secret_data, secret_problems = read_secrets(workflow_dir, shown)
+    problems += secret_problems
+    image, image_problems = resolve_image(workflow_dir, options.image)
+    problems += image_problems
+    problems += [
+        Problem("--namespace", f"{options.namespace!r}: {e}")
+        for e in names.dns1123_label(options.namespace)
+    ]
+    if options.runtime_class:
+        problems += [
+            Problem("--runtime-class", f"{options.runtime_class!r}: {e}")
+            for e in names.dns1123_subdomain(options.runtime_class)
+        ]
+
+    if problems or workflow is None or image is None:
+        return problems
+    ns = options.namespace
+    digest = content_hash(files)
+    data = {f.key: f.text for f in files}
+    config_map = manifests.code_config_map(workflow, ns, data, digest)
+    return Bundle(
+        workflow=workflow,
+        namespace=ns,
+        image=image,
+        files=tuple(files),
+        content_hash=digest,
+        config_map=config_map,
+        deployment=manifests.deployment(
+            workflow, ns, image.image, options.runtime_class, config_map
+        ),
+        service=manifests.service(workflow, ns),
+        cronjobs=tuple(manifests.cronjobs(workflow, ns)),
+        secret=manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None,
+    )
+
+
+def _generated_name_problems(wf: Workflow, wf_file: str) -> list[Problem]:
+    """Names derived from the workflow's must be valid for their kinds before anything is sent."""
+    checks: list[tuple[str, str, list[str]]] = [
+        ("Deployment", wf.name, names.dns1123_subdomain(wf.name)),
+        ("Service", wf.name, names.dns1035_label(wf.name)),
+        (
+            "ConfigMap",
+            manifests.config_map_name(wf),
+            names.dns1123_subdomain(manifests.config_map_name(wf)),
+        ),
+        ("Secret", manifests.secret_name(wf), names.dns1123_subdomain(manifests.secret_name(wf))),
+    ]
+    for name in manifests.cronjob_names(wf):
+        errors = names.dns1123_label(name)
+        if len(name) > names.CRONJOB_NAME_MAX:
+            errors = [f"must be no more than {names.CRONJOB_NAME_MAX} characters", *errors]
+        checks.append(("CronJob", name, errors))
+    out = [
+        Problem(
+            wf_file,
+            f"generated {kind} name {name!r} is invalid: {'; '.join(errors)} "
+            "(shorten the workflow name)",
+        )
+        for kind, name, errors in checks
+        if errors
+    ]
+    for key, value in manifests.labels(wf).items():
+        errors = names.label_value(value)
+        if errors:
+            out.append(Problem(wf_file, f"label {key}={value!r} is invalid: {'; '.join(errors)}"))
+    return list(dict.fromkeys(out))

@@ -1,0 +1,73 @@
+"""`pdwatch` as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import MINIMAL_WORKFLOW, minimal, write_tree
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def pdwatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devloop", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_render_prints_every_manifest_as_one_yaml_stream() -> None:
+    proc = pdwatch(str(EXAMPLES / "uptime-prober"), "--render", "-n", "demo")
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "CronJob", "Deployment"]
+    assert {d["metadata"]["namespace"] for d in docs} == {"demo"}
+    assert proc.stderr == ""
+
+
+def test_render_redacts_secret_values(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "slack:\n  webhook_url: https://hooks.example/T0\n"})
+    proc = pdwatch(str(minimal(tmp_path)), "--render")
+    assert proc.returncode == 0, proc.stderr
+    assert "hooks.example" not in proc.stdout and "aHR0cHM6" not in proc.stdout
+    secret = next(d for d in yaml.safe_load_all(proc.stdout) if d["kind"] == "Secret")
+    assert secret["data"] == {"slack": "<redacted>"}
+
+
+def test_render_errors_go_to_stderr_with_exit_1(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"workflow.yaml": MINIMAL_WORKFLOW.replace('"1.0"', "one")})
+    proc = pdwatch(str(tmp_path), "--render")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert f"error: {tmp_path}/workflow.yaml:2:10: version 'one' must be MAJOR.MINOR" in proc.stderr
+    assert "node 'fetch'" in proc.stderr  # all problems, not just the first
+
+
+def test_render_options(tmp_path: Path) -> None:
+    proc = pdwatch(
+        str(minimal(tmp_path)), "--render", "--image", "reg:5000/e:1", "--runtime-class", ""
+    )
+    assert proc.returncode == 0, proc.stderr
+    deploy = next(d for d in yaml.safe_load_all(proc.stdout) if d["kind"] == "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "reg:5000/e:1" and "runtimeClassName" not in pod
+
+
+def test_cluster_registry_is_removed(tmp_path: Path) -> None:
+    proc = pdwatch(str(tmp_path), "--render", "--cluster-registry", "gcr.io/x")
+    assert proc.returncode == 2
+    assert "flag --cluster-registry is removed; use --image instead" in proc.stderr
+
+
+def test_help_and_version() -> None:
+    help_proc = pdwatch("--help")
+    assert help_proc.returncode == 0 and "--render" in help_proc.stdout
+    version = pdwatch("--version")
+    assert version.returncode == 0 and version.stdout.startswith("pdwatch ")

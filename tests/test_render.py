@@ -1,0 +1,511 @@
+"""Rendering a workflow directory: seed 000's scenarios, seed 002's objects, the limits."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devloop.render import Bundle, RenderOptions, render
+from devloop.yamlout import dump_all
+from tests.helpers import FETCH_TS, MINIMAL_WORKFLOW, minimal, write_tree
+
+
+def ok(root: Path, **options: object) -> Bundle:
+    result = render(root, RenderOptions(**options))  # type: ignore[arg-type]
+    assert isinstance(result, Bundle), [str(p) for p in result]
+    return result
+
+
+def errors(root: Path, **options: object) -> list[str]:
+    result = render(root, RenderOptions(**options))  # type: ignore[arg-type]
+    assert not isinstance(result, Bundle), "expected problems, got a Bundle"
+    return [str(p) for p in result]
+
+
+# --- seed 000: ConfigMap generation from workflow directory ------------------------------
+
+
+def test_configmap_contains_workflow_yaml(tmp_path: Path) -> None:
+    bundle = ok(minimal(tmp_path))
+    assert bundle.config_map["data"]["workflow.yaml"] == MINIMAL_WORKFLOW
+
+
+def test_configmap_contains_node_files_with_flattened_keys(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/summarize.ts": "export default () => 2;\n"})
+    bundle = ok(minimal(tmp_path))
+    data = bundle.config_map["data"]
+    assert data["nodes__fetch.ts"] == FETCH_TS
+    assert data["nodes__summarize.ts"] == "export default () => 2;\n"
+
+
+def test_configmap_name_follows_convention(tmp_path: Path) -> None:
+    assert ok(minimal(tmp_path)).config_map["metadata"]["name"] == "my-workflow-code"
+
+
+def test_configmap_namespace(tmp_path: Path) -> None:
+    bundle = ok(minimal(tmp_path), namespace="production")
+    assert all(m["metadata"]["namespace"] == "production" for m in bundle.manifests())
+
+
+def test_configmap_labels(tmp_path: Path) -> None:
+    labels = ok(minimal(tmp_path)).config_map["metadata"]["labels"]
+    assert labels == {
+        "app.kubernetes.io/name": "my-workflow",
+        "app.kubernetes.io/managed-by": "pipedreamer",
+        "app.kubernetes.io/version": "1.0",
+    }
+
+
+def test_every_object_carries_the_version_label(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "k: v\n"})
+    text = MINIMAL_WORKFLOW.replace("- type: manual", "- type: cron\n    schedule: '@hourly'")
+    bundle = ok(write_tree(minimal(tmp_path), {"workflow.yaml": text}))
+    kinds = [m["kind"] for m in bundle.manifests()]
+    assert kinds == ["Secret", "ConfigMap", "Service", "CronJob", "Deployment"]
+    for m in bundle.manifests():
+        assert m["metadata"]["labels"]["app.kubernetes.io/version"] == "1.0", m["kind"]
+
+
+# --- seed 000: size validation ---------------------------------------------------------
+
+
+def test_data_within_limit(tmp_path: Path) -> None:
+    budget = 921_600 - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
+    write_tree(tmp_path, {"nodes/big.ts": "x" * budget})
+    assert ok(minimal(tmp_path)).code_bytes == 921_600
+
+
+def test_data_exceeds_limit_states_actual_size(tmp_path: Path) -> None:
+    budget = 921_600 - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
+    write_tree(tmp_path, {"nodes/big.ts": "x" * (budget + 1)})
+    (message,) = errors(minimal(tmp_path))
+    assert "exceeds ConfigMap size limit (900KB): total size is 921601 bytes" in message
+    assert "nodes/big.ts" in message
+
+
+def test_size_counts_utf8_bytes_not_characters(tmp_path: Path) -> None:
+    budget = 921_600 - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
+    write_tree(tmp_path, {"nodes/big.ts": "é" * (budget // 2 + 1)})  # 2 bytes each
+    (message,) = errors(minimal(tmp_path))
+    assert "total size is 921601 bytes" in message or "total size is 921602 bytes" in message
+
+
+# --- seed 000: only expected file types --------------------------------------------------
+
+
+def test_non_ts_files_in_nodes_excluded(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "nodes/README.md": "# docs",
+            "nodes/.gitkeep": "",
+            "README.md": "x",
+            ".secrets.yaml": "token: abc\n",
+            "nodes/fetch.ts.swp": "x",
+            "nodes/fetch.ts~": "x",
+            "nodes/.#fetch.ts": "x",
+            "nodes/4913": "",
+            "nodes/.hidden/x.ts": "x",
+            "nodes/node_modules/dep/index.ts": "x",
+            "nodes/fetch.ts___jb_tmp___": "x",
+        },
+    )
+    assert sorted(ok(minimal(tmp_path)).config_map["data"]) == ["nodes__fetch.ts", "workflow.yaml"]
+
+
+def test_missing_nodes_directory_still_renders_configmap(tmp_path: Path) -> None:
+    # seed 000 says the ConfigMap alone succeeds; a node path with no file is still an error
+    # for the whole render (REFERENCE §4: it would give a pod that never starts).
+    from devloop.codefiles import read_code_files
+
+    write_tree(tmp_path, {"workflow.yaml": MINIMAL_WORKFLOW})
+    files, problems = read_code_files(tmp_path, str(tmp_path))
+    assert problems == [] and [f.key for f in files] == ["workflow.yaml"]
+    (message,) = errors(tmp_path)
+    assert message.endswith(
+        "node 'fetch': path './nodes/fetch.ts': file nodes/fetch.ts does not exist"
+    )
+    assert message.startswith(f"{tmp_path}/workflow.yaml:7:11:")
+
+
+def test_subdirectories_are_included_and_mapped_back(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "nodes/lib/util.ts": "export const u = 1;\n",
+            "nodes/lib/deep/more.ts": "export const m = 2;\n",
+        },
+    )
+    bundle = ok(minimal(tmp_path))
+    assert bundle.config_map["data"]["nodes__lib__util.ts"] == "export const u = 1;\n"
+    volume = bundle.deployment["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["configMap"]["items"] == [
+        {"key": "nodes__fetch.ts", "path": "nodes/fetch.ts"},
+        {"key": "nodes__lib__deep__more.ts", "path": "nodes/lib/deep/more.ts"},
+        {"key": "nodes__lib__util.ts", "path": "nodes/lib/util.ts"},
+        {"key": "workflow.yaml", "path": "workflow.yaml"},
+    ]
+
+
+# --- file names that cannot be carried -------------------------------------------------
+
+
+def test_double_underscore_in_a_name_is_an_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/my__helper.ts": "x"})
+    (message,) = errors(minimal(tmp_path))
+    assert message == (
+        f"{tmp_path}/nodes/my__helper.ts: file and directory names must not "
+        "contain '__': it separates path parts in ConfigMap keys"
+    )
+
+
+def test_invalid_key_characters_are_an_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/my helper.ts": "x"})
+    (message,) = errors(minimal(tmp_path))
+    assert message.startswith(
+        f"{tmp_path}/nodes/my helper.ts: cannot be a ConfigMap key "
+        "('nodes__my helper.ts'): a valid config key must consist of"
+    )
+
+
+def test_too_long_key_is_an_error(tmp_path: Path) -> None:
+    name = "a" * 248 + ".ts"  # key: "nodes__" + 251 = 258 > 253
+    write_tree(tmp_path, {f"nodes/{name}": "x"})
+    (message,) = errors(minimal(tmp_path))
+    assert "must be no more than 253 characters" in message and name in message
+
+
+def test_non_utf8_file_is_an_error_with_line(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/latin.ts": b"// ok\n// caf\xe9\n"})
+    (message,) = errors(minimal(tmp_path))
+    assert message.startswith(f"{tmp_path}/nodes/latin.ts:2: is not valid UTF-8 (byte 0xe9")
+
+
+def test_symlink_leaving_the_directory_is_an_error(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.ts"
+    outside.write_text("secret stuff")
+    wf = minimal(tmp_path / "wf")
+    os.symlink(outside, wf / "nodes" / "link.ts")
+    (message,) = errors(wf)
+    assert message.startswith(f"{wf}/nodes/link.ts: is a link to {outside}, outside")
+
+
+def test_node_path_symlink_outside_is_an_error(tmp_path: Path) -> None:
+    outside = tmp_path / "other.ts"
+    outside.write_text("x")
+    wf = write_tree(tmp_path / "wf", {"workflow.yaml": MINIMAL_WORKFLOW})
+    (wf / "nodes").mkdir()
+    os.symlink(outside, wf / "nodes" / "fetch.ts")
+    messages = errors(wf)
+    assert any("node 'fetch'" in m and "outside the workflow directory" in m for m in messages)
+
+
+def test_symlink_inside_the_directory_is_followed(tmp_path: Path) -> None:
+    wf = minimal(tmp_path)
+    os.symlink(wf / "nodes" / "fetch.ts", wf / "nodes" / "alias.ts")
+    assert ok(wf).config_map["data"]["nodes__alias.ts"] == FETCH_TS
+
+
+def test_node_in_node_modules_is_not_deployed(tmp_path: Path) -> None:
+    text = MINIMAL_WORKFLOW.replace("./nodes/fetch.ts", "./nodes/node_modules/x.ts")
+    wf = write_tree(tmp_path, {"workflow.yaml": text, "nodes/node_modules/x.ts": "x"})
+    (message,) = errors(wf)
+    assert "is not part of the deployed code" in message
+
+
+def test_missing_workflow_yaml(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/fetch.ts": FETCH_TS})
+    assert errors(tmp_path) == [
+        f"{tmp_path}/workflow.yaml: not found: a workflow directory needs a workflow.yaml"
+    ]
+
+
+# --- values are byte-for-byte ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "  indented first line\nreturn 1;\n",
+        "line one\r\nline two\r\n",
+        "\tconst x = 1;\n\t\treturn x;\n",
+        "no final newline",
+        "ünïcödé — ✓ 日本語\n",
+        "---\nkey: value\n...\n",  # YAML document markers inside the code
+        "trailing spaces   \nnext\n",
+        "\n\nleading blank lines\n\n\n",
+        "\ufeffBOM first\n",
+    ],
+)
+def test_values_are_byte_for_byte(tmp_path: Path, content: str) -> None:
+    write_tree(tmp_path, {"nodes/odd.ts": content.encode("utf-8")})
+    bundle = ok(minimal(tmp_path))
+    assert bundle.config_map["data"]["nodes__odd.ts"] == content
+    # And through the YAML printed by --render, and JSON as sent to the API server:
+    for loaded in yaml.safe_load_all(dump_all(bundle.printable_manifests())):
+        if loaded["kind"] == "ConfigMap":
+            assert loaded["data"]["nodes__odd.ts"] == content
+    assert json.loads(json.dumps(bundle.config_map))["data"]["nodes__odd.ts"] == content
+
+
+# --- Deployment, Service, CronJobs -------------------------------------------------------
+
+
+def test_deployment_shape(tmp_path: Path) -> None:
+    d = ok(minimal(tmp_path)).deployment
+    assert d["metadata"]["name"] == "my-workflow"
+    assert d["spec"]["replicas"] == 1
+    assert d["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "my-workflow"}}
+    pod = d["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "gvisor"
+    (c,) = pod["containers"]
+    assert c["name"] == "engine" and c["image"] == "pipedreamer-engine:latest"
+    assert "args" not in c and "command" not in c
+    assert c["ports"][0]["containerPort"] == 8080
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
+    assert c["resources"] == {
+        "requests": {"memory": "64Mi", "cpu": "100m"},
+        "limits": {"memory": "256Mi", "cpu": "500m"},
+    }
+    assert c["volumeMounts"] == [
+        {"name": "code", "mountPath": "/app/workflow", "readOnly": True},
+        {"name": "secrets", "mountPath": "/app/secrets", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    code, secrets, tmp = pod["volumes"]
+    assert code["name"] == "code" and code["configMap"]["name"] == "my-workflow-code"
+    assert secrets == {
+        "name": "secrets",
+        "secret": {"secretName": "my-workflow-secrets", "optional": True},
+    }
+    assert tmp == {"name": "tmp", "emptyDir": {}}
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "my-workflow"
+
+
+def test_items_cover_exactly_the_configmap_keys(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/helper.ts": "x", "nodes/a/b.ts": "y"})
+    bundle = ok(minimal(tmp_path))
+    items = bundle.deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]
+    assert sorted(i["key"] for i in items) == sorted(bundle.config_map["data"])
+    assert {i["key"]: i["path"] for i in items}["nodes__a__b.ts"] == "nodes/a/b.ts"
+
+
+def test_runtime_class_can_be_omitted(tmp_path: Path) -> None:
+    d = ok(minimal(tmp_path), runtime_class="").deployment
+    assert "runtimeClassName" not in d["spec"]["template"]["spec"]
+
+
+def test_service_shape(tmp_path: Path) -> None:
+    s = ok(minimal(tmp_path)).service
+    assert s["metadata"]["name"] == "my-workflow"
+    assert s["spec"]["type"] == "ClusterIP"
+    assert s["spec"]["selector"] == {"app.kubernetes.io/name": "my-workflow"}
+    assert s["spec"]["ports"][0]["port"] == 8080 and s["spec"]["ports"][0]["targetPort"] == 8080
+
+
+def _with_triggers(root: Path, triggers: str) -> Path:
+    text = MINIMAL_WORKFLOW.replace("triggers:\n  - type: manual\n", f"triggers:\n{triggers}")
+    return write_tree(minimal(root), {"workflow.yaml": text})
+
+
+def test_single_cron_trigger(tmp_path: Path) -> None:
+    wf = _with_triggers(
+        tmp_path,
+        "  - type: cron\n    name: daily-digest\n    schedule: '0 9 * * *'\n  - type: manual\n",
+    )
+    (cron,) = ok(wf, namespace="prod").cronjobs
+    assert cron["metadata"]["name"] == "my-workflow-cron"
+    spec = cron["spec"]
+    assert spec["schedule"] == "0 9 * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
+    (container,) = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "curlimages/curl:latest"
+    cmd = container["command"]
+    assert cmd[-1] == "http://my-workflow.prod.svc.cluster.local:8080/run"
+    assert cmd[cmd.index("-d") + 1] == '{"trigger":"daily-digest"}'
+
+
+def test_several_cron_triggers_are_numbered_and_unnamed_posts_empty_object(tmp_path: Path) -> None:
+    wf = _with_triggers(
+        tmp_path,
+        "  - type: cron\n    schedule: '0 9 * * *'\n"
+        "  - type: cron\n    name: hourly\n    schedule: '@hourly'\n",
+    )
+    crons = ok(wf).cronjobs
+    assert [c["metadata"]["name"] for c in crons] == ["my-workflow-cron-0", "my-workflow-cron-1"]
+    bodies = []
+    for c in crons:
+        cmd = c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+        bodies.append(cmd[cmd.index("-d") + 1])
+    assert bodies == ["{}", '{"trigger":"hourly"}']
+
+
+def test_cronjob_name_too_long_is_an_error(tmp_path: Path) -> None:
+    # 46 + len("-cron-0") = 53 > 52; 45 + 7 = 52 is the longest allowed.
+    wf = _with_triggers(
+        tmp_path,
+        "  - type: cron\n    schedule: '@hourly'\n  - type: cron\n    schedule: '@daily'\n",
+    )
+    text = (wf / "workflow.yaml").read_text().replace("my-workflow", "w" * 46)
+    (wf / "workflow.yaml").write_text(text)
+    messages = errors(wf)
+    assert [m.split(": ", 1)[1] for m in messages] == [
+        f"generated CronJob name '{'w' * 46}-cron-{i}' is invalid: must be no more than 52 "
+        "characters (shorten the workflow name)"
+        for i in (0, 1)
+    ]
+    (wf / "workflow.yaml").write_text(text.replace("w" * 46, "w" * 45))
+    assert len(ok(wf).cronjobs) == 2
+
+
+def test_workflow_name_longer_than_a_label_value_is_an_error(tmp_path: Path) -> None:
+    wf = minimal(tmp_path)
+    (wf / "workflow.yaml").write_text(MINIMAL_WORKFLOW.replace("my-workflow", "w" * 64))
+    messages = errors(wf)
+    assert any(
+        "generated Service name" in m and "no more than 63 characters" in m for m in messages
+    )
+    assert any("label app.kubernetes.io/name=" in m for m in messages)
+
+
+def test_invalid_namespace_is_an_error(tmp_path: Path) -> None:
+    (message,) = errors(minimal(tmp_path), namespace="Prod")
+    assert message.startswith("--namespace: 'Prod': a lowercase RFC 1123 label")
+
+
+# --- Secret ----------------------------------------------------------------------------------
+
+
+def test_secret_from_secrets_yaml(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "github:\n  token: ghp_abc123\nplain: hello\n"})
+    bundle = ok(minimal(tmp_path))
+    assert bundle.secret is not None
+    assert bundle.secret["metadata"]["name"] == "my-workflow-secrets"
+    data = {k: base64.b64decode(v).decode() for k, v in bundle.secret["data"].items()}
+    assert json.loads(data["github"]) == {"token": "ghp_abc123"}
+    assert json.loads(data["plain"]) == "hello"
+    assert "ghp_abc123" not in json.dumps(bundle.config_map)
+
+
+def test_secret_from_secrets_dir(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path, {".secrets/slack": '{"webhook_url": "https://hooks/x"}', ".secrets/.gitkeep": ""}
+    )
+    bundle = ok(minimal(tmp_path))
+    assert bundle.secret is not None
+    assert sorted(bundle.secret["data"]) == ["slack"]
+    assert base64.b64decode(bundle.secret["data"]["slack"]) == b'{"webhook_url": "https://hooks/x"}'
+
+
+def test_no_secrets_no_secret_object(tmp_path: Path) -> None:
+    assert ok(minimal(tmp_path)).secret is None
+
+
+def test_secret_values_never_printed(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "github:\n  token: ghp_abc123\n"})
+    bundle = ok(minimal(tmp_path))
+    printed = dump_all(bundle.printable_manifests()) + repr(bundle)
+    assert "ghp_abc123" not in printed
+    assert base64.b64encode(b'{"token": "ghp_abc123"}').decode() not in printed
+    assert "<redacted>" in printed
+
+
+def test_secrets_yaml_syntax_error_does_not_quote_the_file(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "token: [ghp_abc123\n"})
+    (message,) = errors(minimal(tmp_path))
+    assert message.startswith(f"{tmp_path}/.secrets.yaml:2:1: YAML syntax error")
+    assert "ghp_abc123" not in message
+
+
+def test_both_secret_sources_is_an_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "a: b\n", ".secrets/a": "b"})
+    (message,) = errors(minimal(tmp_path))
+    assert "both .secrets.yaml and .secrets/ exist" in message
+
+
+def test_invalid_secret_key(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".secrets.yaml": "my key: x\n"})
+    (message,) = errors(minimal(tmp_path))
+    assert message.startswith(f"{tmp_path}/.secrets.yaml:1:1: secret name 'my key' cannot be")
+
+
+# --- image resolution cascade (seed 001, decision 5) ---------------------------------------
+
+
+def test_image_flag_wins(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".pipedreamer/base-image.txt": "from-file:1\n"})
+    bundle = ok(minimal(tmp_path), image="reg.local/engine:2")
+    assert bundle.image.image == "reg.local/engine:2" and bundle.image.source == "--image"
+
+
+def test_image_file_in_workflow_dir(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".pipedreamer/base-image.txt": "  reg.local:5000/pipedreamer-engine:3\n"})
+    c = ok(minimal(tmp_path)).deployment["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"] == "reg.local:5000/pipedreamer-engine:3"
+
+
+def test_image_file_in_a_parent_up_to_the_git_root(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write_tree(repo, {".pipedreamer/base-image.txt": "repo-level:1\n", ".git/HEAD": "x"})
+    wf = minimal(repo / "workflows" / "one")
+    assert ok(wf).image.image == "repo-level:1"
+
+
+def test_image_file_above_the_git_root_is_not_used(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".pipedreamer/base-image.txt": "outside:1\n", "repo/.git/HEAD": "x"})
+    wf = minimal(tmp_path / "repo" / "wf")
+    assert ok(wf).image.image == "pipedreamer-engine:latest"
+
+
+def test_image_does_not_depend_on_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(tmp_path / "elsewhere", {".pipedreamer/base-image.txt": "cwd-image:1\n"})
+    wf = minimal(tmp_path / "wf")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert ok(wf).image.image == "pipedreamer-engine:latest"
+    monkeypatch.chdir(wf)
+    assert ok(Path(".")).image.image == "pipedreamer-engine:latest"
+
+
+def test_empty_image_file_is_an_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {".pipedreamer/base-image.txt": "\n"})
+    (message,) = errors(minimal(tmp_path))
+    assert "base-image.txt: must contain one image reference" in message
+
+
+# --- hash -----------------------------------------------------------------------------
+
+
+def test_content_hash_is_stable_and_content_sensitive(tmp_path: Path) -> None:
+    a = ok(minimal(tmp_path / "a"))
+    b = ok(minimal(tmp_path / "b"))
+    assert a.content_hash == b.content_hash
+    assert a.config_map["metadata"]["annotations"]["pdwatch/content-hash"] == a.content_hash
+    (tmp_path / "b" / "nodes" / "fetch.ts").write_text(FETCH_TS + "// edit\n")
+    assert ok(tmp_path / "b").content_hash != a.content_hash
+
+
+def test_problems_from_several_sources_are_all_reported(tmp_path: Path) -> None:
+    text = MINIMAL_WORKFLOW.replace('"1.0"', '"one"')
+    wf = write_tree(
+        tmp_path,
+        {
+            "workflow.yaml": text,
+            "nodes/fetch.ts": FETCH_TS,
+            "nodes/bad__name.ts": "x",
+            ".secrets.yaml": "[oops\n",
+        },
+    )
+    messages = errors(wf)
+    assert len(messages) == 3
+    assert any("version 'one'" in m for m in messages)
+    assert any("bad__name.ts" in m for m in messages)
+    assert any(".secrets.yaml" in m for m in messages)

@@ -1,0 +1,49 @@
+"""Every rendered manifest validates against the Kubernetes schemas (kubernetes-validate)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from devloop.render import Bundle, RenderOptions, render
+from tests.helpers import write_tree
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+K8S_VERSION = kubernetes_validate.latest_version()
+
+
+def _bundles(tmp_path: Path) -> list[Bundle]:
+    out = []
+    for example in sorted(EXAMPLES.iterdir()):
+        target = tmp_path / example.name
+        shutil.copytree(example, target)
+        write_tree(target, {".secrets.yaml": "api:\n  token: t0k3n\n"})
+        for options in (RenderOptions(), RenderOptions(namespace="dev", runtime_class="")):
+            result = render(target, options)
+            assert isinstance(result, Bundle), result
+            out.append(result)
+    return out
+
+
+def test_examples_exist() -> None:
+    assert len([p for p in EXAMPLES.iterdir() if (p / "workflow.yaml").exists()]) >= 2
+
+
+def test_every_manifest_validates_strictly(tmp_path: Path) -> None:
+    bundles = _bundles(tmp_path)
+    kinds = set()
+    for bundle in bundles:
+        for manifest in bundle.manifests():
+            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+            kinds.add(manifest["kind"])
+    assert kinds == {"ConfigMap", "Secret", "Service", "CronJob", "Deployment"}
+
+
+def test_schema_check_catches_a_broken_manifest(tmp_path: Path) -> None:
+    manifest = dict(_bundles(tmp_path)[0].deployment)
+    manifest["spec"] = {**manifest["spec"], "replicas": "one"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
