@@ -45,6 +45,25 @@ def key_to_path(key: str) -> str:
     return key.replace(KEY_SEPARATOR, "/")
 
 
+def unmappable_reason(path: str) -> str | None:
+    """Why a path cannot round-trip through a flattened key, or None.
+
+    `nodes/a__b.ts` and `nodes/lib_/x.ts` both give keys that map back to another
+    path (`nodes/a/b.ts`, `nodes/lib/_x.ts`); the items would mount the wrong file.
+    """
+    if key_to_path(path_to_key(path)) == path:
+        return None
+    if any(KEY_SEPARATOR in part for part in PurePosixPath(path).parts):
+        return (
+            f"file and directory names must not contain '{KEY_SEPARATOR}': it separates "
+            "path parts in ConfigMap keys"
+        )
+    return (
+        f"folder names must not end in '_': next to the '{KEY_SEPARATOR}' that stands for "
+        "'/' in ConfigMap keys, the path could not be told apart from another"
+    )
+
+
 def list_code_paths(root: Path) -> list[str]:
     """Relative paths of the code files, sorted: workflow.yaml first, then nodes/**/*.ts.
 
@@ -103,16 +122,9 @@ def read_code_files(root: Path, display_root: str) -> tuple[list[CodeFile], list
                 Problem(shown(rel), "not found: a workflow directory needs a workflow.yaml")
             )
             continue
-        parts = PurePosixPath(rel).parts
-        if any(KEY_SEPARATOR in p for p in parts):
-            problems.append(
-                Problem(
-                    shown(rel),
-                    f"file and directory names must not contain "
-                    f"'{KEY_SEPARATOR}': it separates path parts "
-                    f"in ConfigMap keys",
-                )
-            )
+        reason = unmappable_reason(rel)
+        if reason:
+            problems.append(Problem(shown(rel), reason))
             continue
         key = path_to_key(rel)
         key_errors = names.config_map_key(key)

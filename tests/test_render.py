@@ -509,3 +509,18 @@ def test_problems_from_several_sources_are_all_reported(tmp_path: Path) -> None:
     assert any("version 'one'" in m for m in messages)
     assert any("bad__name.ts" in m for m in messages)
     assert any(".secrets.yaml" in m for m in messages)
+
+
+def test_folder_ending_in_underscore_is_an_error(tmp_path: Path) -> None:
+    # Found by the property test: nodes/_/0.ts → key nodes_____0.ts → path nodes//_0.ts.
+    write_tree(tmp_path, {"nodes/lib_/x.ts": "x"})
+    (message,) = errors(minimal(tmp_path))
+    assert message.startswith(f"{tmp_path}/nodes/lib_/x.ts: folder names must not end in '_'")
+
+
+def test_leading_underscore_names_round_trip(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"nodes/_private/_util.ts": "u"})
+    volume = ok(minimal(tmp_path)).deployment["spec"]["template"]["spec"]["volumes"][0]
+    assert {"key": "nodes___private___util.ts", "path": "nodes/_private/_util.ts"} in volume[
+        "configMap"
+    ]["items"]
