@@ -1,0 +1,229 @@
+"""Start and stop the embedded cluster in-process; hooks for tests and for `--embedded`.
+
+It runs on its own thread and event loop, so a blocking client (the official
+`kubernetes` client, kubectl in a subprocess) and an asyncio application can both use
+it. Hooks that change its behaviour run on its loop through `call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from devloop.sim import resources
+from devloop.sim.api import Api
+from devloop.sim.controllers import Controllers
+from devloop.sim.faults import Faults
+from devloop.sim.kubelet import NODE_NAME, Kubelet
+from devloop.sim.server import make_app
+from devloop.sim.settings import ImageBehaviour, SimSettings
+from devloop.sim.store import Store, now_rfc3339
+
+CONTEXT = "pdwatch-embedded"
+T = TypeVar("T")
+
+__all__ = ["CONTEXT", "EmbeddedCluster", "ImageBehaviour", "SimSettings"]
+
+
+class EmbeddedCluster:
+    def __init__(self, settings: SimSettings | None = None, port: int = 0) -> None:
+        self.settings = settings or SimSettings()
+        self.port = port
+        self.faults = Faults()
+        self.request_count = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.store = Store()
+        self.api = Api(self.store)
+        self.controllers: Controllers | None = None
+        self.kubelet: Kubelet = None  # type: ignore[assignment]  # set on start
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> EmbeddedCluster:
+        started: Future[None] = Future()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self.loop = loop
+            try:
+                loop.run_until_complete(self._boot())
+            except BaseException as exc:  # report to the starting thread, then end
+                started.set_exception(exc)
+                loop.close()
+                return
+            started.set_result(None)
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="pdwatch-embedded-cluster", daemon=True)
+        self._thread.start()
+        started.result(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.loop is None or self._thread is None:
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop = None
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _boot(self) -> None:
+        self.kubelet = Kubelet(self.api, self.store, self.settings, self.faults)
+        self.controllers = Controllers(self.api, self.store)
+        self.controllers.start()
+        self._bootstrap()
+        await self._serve()
+
+    async def _serve(self) -> None:
+        runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        address = runner.addresses[0]
+        self.port = int(address[1])
+
+    async def _unserve(self) -> None:
+        self.store.drop_all_watches()
+        self.faults.streams.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _shutdown(self) -> None:
+        await self._unserve()
+        await self.kubelet.stop()
+        if self.controllers:
+            await self.controllers.stop()
+
+    def _bootstrap(self) -> None:
+        namespaces = resources.of_kind("v1", "Namespace")
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.api.create(namespaces, "", {"metadata": {"name": name}}, "kube-apiserver")
+        self.api.create(
+            resources.of_kind("node.k8s.io/v1", "RuntimeClass"),
+            "",
+            {"metadata": {"name": "gvisor"}, "handler": "runsc"},
+            "kubectl",
+        )
+        node = resources.of_kind("v1", "Node")
+        self.api.create(
+            node,
+            "",
+            {
+                "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status",
+                            "lastHeartbeatTime": now_rfc3339(),
+                        }
+                    ],
+                    "nodeInfo": {
+                        "kubeletVersion": "v1.36.0+pdwatch-embedded",
+                        "containerRuntimeVersion": "simulated://1",
+                    },
+                },
+            },
+            "kubelet",
+        )
+        self.api.create(
+            resources.of_kind("v1", "Service"),
+            "default",
+            {
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver"}},
+                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+            },
+            "kube-apiserver",
+        )
+
+    # --- running code on the cluster's loop ----------------------------------------------------
+
+    def call(self, fn: Callable[[], T], timeout: float = 10) -> T:
+        """Run `fn` on the cluster's loop and return its result (its state is not thread-safe)."""
+        assert self.loop is not None, "the cluster is not running"
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    # --- address and kubeconfig -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "users": [{"name": CONTEXT, "user": {}}],
+            "contexts": [
+                {
+                    "name": CONTEXT,
+                    "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": namespace},
+                }
+            ],
+            "current-context": CONTEXT,
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        return path
+
+    # --- fault and behaviour hooks ------------------------------------------------------------
+
+    def set_latency(self, seconds: float) -> None:
+        self.faults.latency_s = seconds
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        self.call(lambda: self.faults.fail(count, status))
+
+    def drop_streams(self) -> None:
+        """Cut every open watch and log stream, as a load balancer or a restart would."""
+
+        def drop() -> None:
+            self.store.drop_all_watches()
+            self.faults.streams.clear()
+
+        self.call(drop)
+
+    def stop_server(self) -> None:
+        """Stop answering on the port (connections refused), keeping all state."""
+        assert self.loop is not None
+        asyncio.run_coroutine_threadsafe(self._unserve(), self.loop).result(10)
+
+    def start_server(self) -> None:
+        """Answer again on the same port, with the state kept by stop_server."""
+        assert self.loop is not None
+        asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(10)
+
+    def set_image(self, image: str, ready: bool = True) -> None:
+        self.call(lambda: self.settings.images.__setitem__(image, ImageBehaviour(ready)))
+
+    def forbid(self, verb: str, plural: str) -> None:
+        self.call(lambda: self.api.forbidden.add((verb, plural)))

@@ -1,0 +1,677 @@
+"""A simulated node: scheduler, kubelet and container runtime for the pods of the
+embedded cluster, with the states, events and log semantics of the real ones.
+
+Pods go Pending (PodScheduled) → ContainerCreating (volumes mounted; a missing
+ConfigMap, Secret or item key keeps them there with a `FailedMount` event worded as the
+kubelet words it) → image present or pulled (unknown images: ErrImagePull, then
+ImagePullBackOff) → Running, then Ready once the engine answers its readiness probe. An
+engine that exits is restarted with back-off (CrashLoopBackOff, restartCount,
+lastState.terminated). Deleted pods are stopped (Killing) and then removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from devloop.sim import resources
+from devloop.sim.api import Api
+from devloop.sim.engine import Engine
+from devloop.sim.errors import ApiError, bad_request, not_found
+from devloop.sim.faults import Faults, start_stream
+from devloop.sim.settings import SimSettings
+from devloop.sim.store import Store, WatchEvent, now_rfc3339
+
+PODS = resources.of_kind("v1", "Pod")
+CONFIGMAPS = resources.of_kind("v1", "ConfigMap")
+SECRETS = resources.of_kind("v1", "Secret")
+SERVICES = resources.of_kind("v1", "Service")
+NODE_NAME = "pdwatch-embedded"
+CODE_MOUNT = "/app/workflow"
+
+
+@dataclass
+class LogLine:
+    at: float
+    text: str
+
+
+class ContainerLog:
+    """The output of one run of a container; `done` once that run has ended."""
+
+    def __init__(self) -> None:
+        self.lines: list[LogLine] = []
+        self.done = False
+        self._changed = asyncio.Event()
+
+    def append(self, text: str) -> None:
+        for line in text.split("\n"):
+            self.lines.append(LogLine(time.time(), line))
+        self._wake()
+
+    def close(self) -> None:
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self, seen: int) -> None:
+        if len(self.lines) > seen or self.done:
+            return
+        await self._changed.wait()
+
+
+@dataclass
+class PodRuntime:
+    namespace: str
+    name: str
+    uid: str
+    runs: list[ContainerLog] = field(default_factory=list)
+    engine: Engine | None = None
+    waiting_reason: str = "ContainerCreating"
+    deleting: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+def image_reference(image: str) -> str:
+    """How containerd names an image in its errors: docker.io/library/x:latest."""
+    name = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        return f"docker.io/library/{name}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{name}"
+    return name
+
+
+class Kubelet:
+    def __init__(self, api: Api, store: Store, settings: SimSettings, faults: Faults) -> None:
+        self.api, self.store, self.settings, self.faults = api, store, settings, faults
+        self.pods: dict[str, PodRuntime] = {}
+        self.next_ip = 10
+        store.listeners.append(self.on_event)
+        api.on_pod_delete = self.on_pod_delete
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def on_event(self, event: WatchEvent) -> None:
+        if event.resource is not PODS or event.type != "ADDED":
+            return
+        meta = event.object["metadata"]
+        runtime = PodRuntime(meta["namespace"], meta["name"], meta["uid"])
+        self.pods[meta["uid"]] = runtime
+        runtime.task = asyncio.get_running_loop().create_task(self.run_pod(runtime))
+
+    def on_pod_delete(self, pod: dict[str, Any]) -> bool:
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        if runtime is None or runtime.task is None or runtime.task.done():
+            return False
+        runtime.deleting.set()
+        return True
+
+    async def stop(self) -> None:
+        for runtime in self.pods.values():
+            if runtime.task:
+                runtime.task.cancel()
+            for run in runtime.runs:
+                run.close()
+
+    async def pause(self, runtime: PodRuntime, seconds: float) -> bool:
+        """Sleep; True when the pod is being deleted meanwhile."""
+        if runtime.deleting.is_set():
+            return True
+        try:
+            await asyncio.wait_for(runtime.deleting.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def pod(self, runtime: PodRuntime) -> dict[str, Any] | None:
+        pod = self.store.find(PODS, runtime.namespace, runtime.name)
+        if pod is None or pod["metadata"]["uid"] != runtime.uid:
+            return None
+        return pod
+
+    def write_status(
+        self, runtime: PodRuntime, status: dict[str, Any], node_name: str | None = None
+    ) -> dict[str, Any] | None:
+        pod = self.pod(runtime)
+        if pod is None:
+            return None
+        if node_name:  # binding: the scheduler sets spec.nodeName through pods/binding
+            pod["spec"]["nodeName"] = node_name
+            pod = self.api.update(PODS, runtime.namespace, runtime.name, pod, "kube-scheduler")
+        pod["status"] = status
+        return self.api.update(PODS, runtime.namespace, runtime.name, pod, "kubelet", "status")
+
+    def event(
+        self,
+        runtime: PodRuntime,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "kubelet",
+        container: bool = True,
+    ) -> None:
+        pod = self.pod(runtime)
+        if pod is not None:
+            field_path = f"spec.containers{{{self.container_name(pod)}}}" if container else ""
+            self.api.record_event(pod, reason, message, type_, component, field_path)
+
+    @staticmethod
+    def container_name(pod: dict[str, Any]) -> str:
+        return str(pod["spec"]["containers"][0]["name"])
+
+    async def run_pod(self, runtime: PodRuntime) -> None:
+        try:
+            await self._run_pod(runtime)
+        except asyncio.CancelledError:
+            raise
+        except ApiError:
+            pass  # the pod went away under us
+        finally:
+            for run in runtime.runs:
+                run.close()
+
+    async def _run_pod(self, runtime: PodRuntime) -> None:
+        s = self.settings
+        if await self.pause(runtime, s.schedule_delay):
+            return await self.finish(runtime, started=False)
+        pod = self.pod(runtime)
+        if pod is None:
+            return
+        container = pod["spec"]["containers"][0]
+        cname, image = container["name"], container.get("image", "")
+        now = now_rfc3339()
+        status: dict[str, Any] = {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "message": f"containers with unready status: [{cname}]",
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "ContainersReady",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "message": f"containers with unready status: [{cname}]",
+                    "lastTransitionTime": now,
+                },
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            ],
+            "hostIP": "172.18.0.2",
+            "hostIPs": [{"ip": "172.18.0.2"}],
+            "startTime": now,
+            "qosClass": "Burstable",
+            "containerStatuses": [
+                self.container_status(cname, image, 0, {"waiting": {"reason": "ContainerCreating"}})
+            ],
+        }
+        self.write_status(runtime, status, node_name=NODE_NAME)
+        self.event(
+            runtime,
+            "Scheduled",
+            f"Successfully assigned {runtime.namespace}/{runtime.name} to {NODE_NAME}",
+            component="default-scheduler",
+            container=False,
+        )
+        # volumes
+        retry = s.mount_retry
+        while True:
+            pod = self.pod(runtime)
+            if pod is None:
+                return
+            problem = self.mount_problem(pod)
+            if problem is None:
+                break
+            self.event(runtime, "FailedMount", problem, "Warning", container=False)
+            if await self.pause(runtime, retry):
+                return await self.finish(runtime, started=False)
+            retry = min(retry * 2, s.mount_retry * 8)
+        if await self.pause(runtime, s.mount_delay):
+            return await self.finish(runtime, started=False)
+        files = self.projected_files(pod)
+        set_condition(status, "PodReadyToStartContainers", "True")
+        # image
+        if not await self.pull(runtime, status, cname, image, container):
+            return await self.finish(runtime, started=False)
+        # run, restarting with back-off when the engine exits
+        backoff = s.crash_backoff
+        restarts = 0
+        last_state: dict[str, Any] = {}
+        while True:
+            run = ContainerLog()
+            runtime.runs.append(run)
+            started_at = now_rfc3339()
+            self.event(runtime, "Created", f"Created container: {cname}")
+            self.event(runtime, "Started", f"Started container {cname}")
+            running = {"running": {"startedAt": started_at}}
+            status["phase"] = "Running"
+            status["podIP"] = status.get("podIP") or self.allocate_ip()
+            status["podIPs"] = [{"ip": status["podIP"]}]
+            status["containerStatuses"] = [
+                self.container_status(cname, image, restarts, running, last_state, started=True)
+            ]
+            self.write_status(runtime, status)
+            engine = Engine(files, run.append)
+            exit_ = engine.start()
+            if exit_ is None:
+                runtime.engine = engine
+                await self.serve(
+                    runtime, status, cname, image, restarts, running, last_state, container
+                )
+                return await self.finish(runtime, started=True)
+            run.close()
+            terminated = {
+                "terminated": {
+                    "exitCode": exit_.code,
+                    "reason": "Error",
+                    "startedAt": started_at,
+                    "finishedAt": now_rfc3339(),
+                    "containerID": f"containerd://{runtime.uid[:12]}",
+                }
+            }
+            last_state = terminated
+            status["containerStatuses"] = [
+                self.container_status(cname, image, restarts, terminated)
+            ]
+            self.write_status(runtime, status)
+            wait_text = (
+                f"back-off {backoff:g}s restarting failed container={cname} "
+                f"pod={runtime.name}_{runtime.namespace}({runtime.uid})"
+            )
+            self.event(
+                runtime,
+                "BackOff",
+                f"Back-off restarting failed container {cname} in "
+                f"pod {runtime.name}_{runtime.namespace}"
+                f"({runtime.uid})",
+                "Warning",
+            )
+            runtime.waiting_reason = "CrashLoopBackOff"
+            status["containerStatuses"] = [
+                self.container_status(
+                    cname,
+                    image,
+                    restarts,
+                    {"waiting": {"reason": "CrashLoopBackOff", "message": wait_text}},
+                    last_state,
+                )
+            ]
+            self.write_status(runtime, status)
+            if await self.pause(runtime, backoff):
+                return await self.finish(runtime, started=False)
+            backoff = min(backoff * 2, s.crash_backoff_max)
+            restarts += 1
+
+    async def pull(
+        self,
+        runtime: PodRuntime,
+        status: dict[str, Any],
+        cname: str,
+        image: str,
+        container: dict[str, Any],
+    ) -> bool:
+        s = self.settings
+        policy = container.get("imagePullPolicy", "IfNotPresent")
+        if image in s.images and policy != "Always":
+            self.event(runtime, "Pulled", f'Container image "{image}" already present on machine')
+            return True
+        backoff = s.pull_backoff
+        while True:
+            self.event(runtime, "Pulling", f'Pulling image "{image}"')
+            started = time.monotonic()
+            if await self.pause(runtime, s.pull_delay):
+                return False
+            if image in s.images:
+                ms = int((time.monotonic() - started) * 1000)
+                self.event(
+                    runtime,
+                    "Pulled",
+                    f'Successfully pulled image "{image}" in {ms}ms '
+                    f"({ms}ms including waiting). Image size: "
+                    "52428800 bytes.",
+                )
+                return True
+            ref = image_reference(image)
+            reason = (
+                f"rpc error: code = NotFound desc = failed to pull and unpack image "
+                f'"{ref}": failed to resolve reference "{ref}": {ref}: not found'
+            )
+            self.event(runtime, "Failed", f'Failed to pull image "{image}": {reason}', "Warning")
+            self.event(runtime, "Failed", "Error: ErrImagePull", "Warning")
+            runtime.waiting_reason = "ErrImagePull"
+            status["containerStatuses"] = [
+                self.container_status(
+                    cname, image, 0, {"waiting": {"reason": "ErrImagePull", "message": reason}}
+                )
+            ]
+            self.write_status(runtime, status)
+            if await self.pause(runtime, backoff / 2):
+                return False
+            self.event(runtime, "BackOff", f'Back-off pulling image "{image}"')
+            self.event(runtime, "Failed", "Error: ImagePullBackOff", "Warning")
+            runtime.waiting_reason = "ImagePullBackOff"
+            status["containerStatuses"] = [
+                self.container_status(
+                    cname,
+                    image,
+                    0,
+                    {
+                        "waiting": {
+                            "reason": "ImagePullBackOff",
+                            "message": f'Back-off pulling image "{image}"',
+                        }
+                    },
+                )
+            ]
+            self.write_status(runtime, status)
+            if await self.pause(runtime, backoff):
+                return False
+            backoff = min(backoff * 2, s.crash_backoff_max)
+
+    async def serve(
+        self,
+        runtime: PodRuntime,
+        status: dict[str, Any],
+        cname: str,
+        image: str,
+        restarts: int,
+        running: dict[str, Any],
+        last_state: dict[str, Any],
+        container: dict[str, Any],
+    ) -> None:
+        """The engine is up: pass or fail readiness until the pod is deleted."""
+        s = self.settings
+        if await self.pause(runtime, s.start_delay):
+            return
+        behaviour = s.images.get(image)
+        if behaviour is None or behaviour.ready:
+            for name in ("Ready", "ContainersReady"):
+                set_condition(status, name, "True")
+            status["containerStatuses"] = [
+                self.container_status(
+                    cname, image, restarts, running, last_state, started=True, ready=True
+                )
+            ]
+            self.write_status(runtime, status)
+            await runtime.deleting.wait()
+            return
+        period = (container.get("readinessProbe") or {}).get("periodSeconds", 10)
+        while True:
+            self.event(
+                runtime,
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                "Warning",
+            )
+            if await self.pause(runtime, min(period, s.probe_period_cap)):
+                return
+
+    async def finish(self, runtime: PodRuntime, started: bool) -> None:
+        """Stop the container (when one runs) and remove a pod that is being deleted."""
+        if not runtime.deleting.is_set():
+            return
+        pod = self.pod(runtime)
+        if pod is None:
+            return
+        cname = self.container_name(pod)
+        if started:
+            self.event(runtime, "Killing", f"Stopping container {cname}")
+            await asyncio.sleep(self.settings.stop_delay)
+        for run in runtime.runs:
+            run.close()
+        runtime.engine = None
+        with contextlib.suppress(ApiError):
+            self.api.delete(PODS, runtime.namespace, runtime.name, grace_seconds=0)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def allocate_ip(self) -> str:
+        self.next_ip += 1
+        return f"10.244.0.{self.next_ip % 250 + 2}"
+
+    @staticmethod
+    def container_status(
+        name: str,
+        image: str,
+        restarts: int,
+        state: dict[str, Any],
+        last_state: dict[str, Any] | None = None,
+        started: bool = False,
+        ready: bool = False,
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "image": image,
+            "imageID": "",
+            "ready": ready,
+            "restartCount": restarts,
+            "started": started,
+            "state": state,
+            "lastState": last_state or {},
+        }
+
+    def mount_problem(self, pod: dict[str, Any]) -> str | None:
+        """The first volume the kubelet cannot set up, worded as its FailedMount event."""
+        ns = pod["metadata"]["namespace"]
+        for volume in pod["spec"].get("volumes") or []:
+            for kind, source_key, resource in (
+                ("configmap", "configMap", CONFIGMAPS),
+                ("secret", "secret", SECRETS),
+            ):
+                source = volume.get(source_key)
+                if source is None:
+                    continue
+                name = source.get("name") if kind == "configmap" else source.get("secretName")
+                obj = self.store.find(resource, ns, name or "")
+                prefix = f'MountVolume.SetUp failed for volume "{volume["name"]}" : '
+                if obj is None:
+                    if not source.get("optional"):
+                        return f'{prefix}{kind} "{name}" not found'
+                    continue
+                keys = set(obj.get("data") or {}) | set(obj.get("binaryData") or {})
+                for item in source.get("items") or []:
+                    if item.get("key") not in keys and not source.get("optional"):
+                        return (
+                            f"{prefix}{kind} references non-existent config key: {item.get('key')}"
+                            if kind == "configmap"
+                            else f"{prefix}references non-existent secret key: {item.get('key')}"
+                        )
+        return None
+
+    def projected_files(self, pod: dict[str, Any]) -> dict[str, str]:
+        """The files the container sees below /app/workflow, fixed at container start."""
+        container = pod["spec"]["containers"][0]
+        mount = next(
+            (
+                m
+                for m in container.get("volumeMounts") or []
+                if m.get("mountPath", "").rstrip("/") == CODE_MOUNT
+            ),
+            None,
+        )
+        if mount is None:
+            return {}
+        volumes: list[dict[str, Any]] = pod["spec"].get("volumes") or []
+        volume = next((v for v in volumes if v.get("name") == mount["name"]), {})
+        source = volume.get("configMap")
+        if not source:
+            return {}
+        cm = self.store.find(CONFIGMAPS, pod["metadata"]["namespace"], source.get("name", ""))
+        data = (cm or {}).get("data") or {}
+        items = source.get("items")
+        if items is None:
+            return dict(data)
+        return {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
+
+    # --- logs -------------------------------------------------------------------------------
+
+    async def serve_log(
+        self, request: web.Request, ns: str, name: str, query: MultiMapping[str]
+    ) -> web.StreamResponse:
+        pod = self.store.find(PODS, ns, name)
+        if pod is None:
+            raise not_found(PODS, name)
+        cname = self.container_name(pod)
+        wanted = query.get("container") or cname
+        if wanted != cname:
+            raise bad_request(f"container {wanted} is not valid for pod {name}")
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        runs = runtime.runs if runtime else []
+        previous = query.get("previous") in ("true", "1")
+        if previous:
+            if len(runs) < 2:
+                raise bad_request(
+                    f'previous terminated container "{cname}" in pod "{name}" not found'
+                )
+            run = runs[-2]
+        elif not runs:
+            reason = runtime.waiting_reason if runtime else "ContainerCreating"
+            if reason in ("ErrImagePull", "ImagePullBackOff"):
+                detail = "trying and failing to pull image"
+            else:
+                detail = reason
+            raise bad_request(f'container "{cname}" in pod "{name}" is waiting to start: {detail}')
+        else:
+            run = runs[-1]
+        lines = list(run.lines)
+        since = query.get("sinceSeconds")
+        if since:
+            cutoff = time.time() - int(since)
+            lines = [line for line in lines if line.at >= cutoff]
+        tail = query.get("tailLines")
+        start_index = len(run.lines) - len(lines)
+        if tail is not None and tail.lstrip("-").isdigit() and int(tail) >= 0:
+            skip = max(0, len(lines) - int(tail))
+            lines = lines[skip:]
+            start_index += skip
+        stamps = query.get("timestamps") in ("true", "1")
+        limit = int(query.get("limitBytes") or 0)
+        follow = query.get("follow") in ("true", "1")
+
+        def render(line: LogLine) -> bytes:
+            text = line.text + "\n"
+            if stamps:
+                text = (
+                    time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.at))
+                    + f".{int((line.at % 1) * 1e9):09d}Z "
+                    + text
+                )
+            return text.encode()
+
+        if not follow:
+            body = b"".join(render(line) for line in lines)
+            if limit:
+                body = body[:limit]
+            return web.Response(body=body, content_type="text/plain")
+        response = await start_stream(request, self.faults, "text/plain")
+        sent = 0
+        position = start_index
+        try:
+            while True:
+                while position < len(run.lines):
+                    chunk = render(run.lines[position])
+                    if limit and sent + len(chunk) > limit:
+                        chunk = chunk[: limit - sent]
+                    await response.write(chunk)
+                    sent += len(chunk)
+                    position += 1
+                    if limit and sent >= limit:
+                        return response
+                if run.done:
+                    break
+                waiter = asyncio.ensure_future(run.wait(position))
+                dropped = asyncio.ensure_future(self._dropped(response))
+                done, pending = await asyncio.wait(
+                    {waiter, dropped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+                if dropped in done:
+                    response.force_close()
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.faults.streams.discard(response)
+        return response
+
+    async def _dropped(self, response: web.StreamResponse) -> None:
+        """Resolves when a fault hook drops this stream."""
+        while not self.faults.dropped(response):
+            await asyncio.sleep(0.05)
+
+    # --- service proxy ----------------------------------------------------------------------
+
+    async def proxy(
+        self, request: web.Request, ns: str, service_ref: str, subpath: str
+    ) -> web.StreamResponse:
+        parts = service_ref.split(":")
+        name = parts[1] if len(parts) == 3 else parts[0]
+        service = self.store.find(SERVICES, ns, name)
+        if service is None:
+            raise not_found(SERVICES, name)
+        selector = (service.get("spec") or {}).get("selector") or {}
+        endpoints = []
+        for pod in self.store.list(PODS, ns):
+            labels = pod["metadata"].get("labels") or {}
+            runtime = self.pods.get(pod["metadata"]["uid"])
+            if (
+                selector
+                and all(labels.get(k) == v for k, v in selector.items())
+                and not pod["metadata"].get("deletionTimestamp")
+                and runtime
+                and runtime.engine
+                and any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or []
+                )
+            ):
+                endpoints.append(runtime.engine)
+        if not endpoints:
+            raise ApiError(
+                503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
+            )
+        engine = random.choice(endpoints)
+        path = subpath.strip("/")
+        if path == "health" and request.method == "GET":
+            return web.Response(text="ok")
+        if path == "run" and request.method == "POST":
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                return web.Response(
+                    status=400,
+                    text='{"error":"invalid JSON body"}',
+                    content_type="application/json",
+                )
+            return web.Response(text=json.dumps(engine.run(body)), content_type="application/json")
+        return web.Response(status=404, text="404 page not found\n")
+
+
+def set_condition(status: dict[str, Any], type_: str, value: str) -> None:
+    for c in status.get("conditions") or []:
+        if c["type"] == type_:
+            if c["status"] != value:
+                c["lastTransitionTime"] = now_rfc3339()
+            c["status"] = value
+            if value == "True":
+                c.pop("reason", None)
+                c.pop("message", None)

@@ -1,0 +1,410 @@
+"""The embedded API server's HTTP face (aiohttp): REST paths, discovery, watch and log
+streams, the service proxy, and fault injection for reliability tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from devloop.sim import resources
+from devloop.sim.errors import ApiError, bad_request, method_not_supported
+from devloop.sim.faults import start_stream
+from devloop.sim.resources import Resource
+from devloop.sim.selectors import field_matcher, label_matcher
+
+if TYPE_CHECKING:
+    from devloop.sim.cluster import EmbeddedCluster
+
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "36",
+    "gitVersion": "v1.36.0+pdwatch-embedded",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-01T00:00:00Z",
+    "goVersion": "go1.25.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def error_response(err: ApiError) -> web.Response:
+    return json_response(err.status(), err.code)
+
+
+REASONS = {
+    500: "InternalError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+    429: "TooManyRequests",
+    401: "Unauthorized",
+    403: "Forbidden",
+}
+
+
+def make_app(cluster: EmbeddedCluster) -> web.Application:
+    faults = cluster.faults
+
+    @web.middleware
+    async def fault_middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if faults.latency_s:
+            await asyncio.sleep(faults.latency_s)
+        if faults.fail_next > 0:
+            faults.fail_next -= 1
+            code = faults.fail_status
+            return error_response(
+                ApiError(
+                    code,
+                    REASONS.get(code, "InternalError"),
+                    "injected fault (pdwatch embedded cluster)",
+                )
+            )
+        cluster.request_count += 1
+        try:
+            return await handler(request)
+        except ApiError as err:
+            return error_response(err)
+
+    app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", lambda request: dispatch(cluster, request))
+    return app
+
+
+async def dispatch(cluster: EmbeddedCluster, request: web.Request) -> web.StreamResponse:
+    path = request.path.rstrip("/") or "/"
+    if path in ("/healthz", "/livez", "/readyz"):
+        return web.Response(text="ok")
+    if path == "/version":
+        return json_response(SERVER_VERSION)
+    if path == "/api":
+        return json_response(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{cluster.port}"}
+                ],
+            }
+        )
+    if path == "/apis":
+        return json_response(api_group_list())
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 3:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    elif parts[0] == "apis" and len(parts) == 2:
+        return json_response(api_group(parts[1]))
+    else:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if not rest:
+        return json_response(resource_list(group, version))
+    return await resource_request(cluster, request, group, version, rest)
+
+
+# --- discovery -----------------------------------------------------------------------------
+
+
+def api_group(name: str) -> dict[str, Any]:
+    versions = resources.groups().get(name)
+    if not versions:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": name,
+        "versions": entries,
+        "preferredVersion": entries[0],
+    }
+
+
+def api_group_list() -> dict[str, Any]:
+    groups = [api_group(name) for name in resources.groups()]
+    for g in groups:
+        g.pop("kind")
+        g.pop("apiVersion")
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def resource_list(group: str, version: str) -> dict[str, Any]:
+    found = [r for r in resources.RESOURCES if r.group == group and r.version == version]
+    if not found:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    entries: list[dict[str, Any]] = []
+    for r in found:
+        entry: dict[str, Any] = {
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": list(r.verbs),
+        }
+        if r.short_names:
+            entry["shortNames"] = list(r.short_names)
+        entries.append(entry)
+        if r.has_status:
+            entries.append(
+                {
+                    "name": f"{r.plural}/status",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        for sub in r.subresources:
+            verbs = ["get"] if sub == "log" else ["create", "delete", "get", "patch", "update"]
+            entries.append(
+                {
+                    "name": f"{r.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": "Pod" if sub == "log" else "ServiceProxyOptions",
+                    "verbs": verbs,
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": entries,
+    }
+
+
+# --- resources -----------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    resource: Resource
+    namespace: str
+    name: str
+    subresource: str
+    subpath: str
+
+
+def parse_target(group: str, version: str, rest: list[str]) -> Target:
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+    resource = resources.lookup(group, version, rest[0])
+    if resource is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    name = rest[1] if len(rest) > 1 else ""
+    sub = rest[2] if len(rest) > 2 else ""
+    return Target(resource, namespace, name, sub, "/".join(rest[3:]))
+
+
+def manager_of(request: web.Request) -> str:
+    """Like the API server: fieldManager, else the user agent up to its first '/'."""
+    explicit = request.query.get("fieldManager")
+    if explicit:
+        return explicit
+    agent = request.headers.get("User-Agent", "unknown")
+    return agent.split("/")[0] or "unknown"
+
+
+def list_body(resource: Resource, items: list[dict[str, Any]], rv: int) -> dict[str, Any]:
+    for item in items:  # list items carry no kind/apiVersion on a real API server
+        item.pop("kind", None)
+        item.pop("apiVersion", None)
+    return {
+        "kind": f"{resource.kind}List",
+        "apiVersion": resource.api_version,
+        "metadata": {"resourceVersion": str(rv)},
+        "items": items,
+    }
+
+
+def success_status(resource: Resource, name: str, uid: str) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name, "kind": resource.plural, "uid": uid}
+    if resource.group:
+        details["group"] = resource.group
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise bad_request(f"Object 'Kind' is missing in '{raw[:80]!r}': {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("the body of the request must be a JSON object")
+    return body
+
+
+async def resource_request(
+    cluster: EmbeddedCluster, request: web.Request, group: str, version: str, rest: list[str]
+) -> web.StreamResponse:
+    t = parse_target(group, version, rest)
+    api, store = cluster.api, cluster.store
+    method = request.method
+    query = request.query
+    dry_run = "All" in query.getall("dryRun", [])
+    if t.resource.kind == "SelfSubjectAccessReview":
+        if method != "POST":
+            raise method_not_supported(t.resource, method.lower())
+        body = await read_json(request)
+        attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
+        allowed = api.allowed(attrs.get("verb", ""), attrs.get("resource", ""))
+        body["status"] = {"allowed": allowed}
+        if not allowed:
+            body["status"]["reason"] = "denied by the embedded cluster's test settings"
+        return json_response(body, 201)
+    if t.subresource == "log" and t.resource.kind == "Pod":
+        api.authorize("get", t.resource, t.namespace, t.name)
+        return await cluster.kubelet.serve_log(request, t.namespace, t.name, query)
+    if t.subresource == "proxy" and t.resource.kind == "Service":
+        return await cluster.kubelet.proxy(request, t.namespace, t.name, t.subpath)
+    if t.subresource and t.subresource != "status":
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if method == "GET":
+        if not t.name:
+            return await list_or_watch(cluster, request, t)
+        api.authorize("get", t.resource, t.namespace, t.name)
+        return json_response(store.get(t.resource, t.namespace, t.name))
+    if method == "POST":
+        if t.name:
+            raise method_not_supported(t.resource, "create")
+        api.authorize("create", t.resource, t.namespace, "")
+        obj = api.create(
+            t.resource, t.namespace, await read_json(request), manager_of(request), dry_run
+        )
+        return json_response(obj, 201)
+    if method == "PUT":
+        api.authorize("update", t.resource, t.namespace, t.name)
+        obj = api.update(
+            t.resource,
+            t.namespace,
+            t.name,
+            await read_json(request),
+            manager_of(request),
+            t.subresource,
+            dry_run,
+        )
+        return json_response(obj)
+    if method == "PATCH":
+        api.authorize("patch", t.resource, t.namespace, t.name)
+        content_type = request.headers.get("Content-Type", "")
+        is_apply = content_type.startswith("application/apply-patch")
+        existed = store.find(t.resource, t.namespace, t.name) is not None
+        if is_apply and not existed:
+            api.authorize("create", t.resource, t.namespace, t.name)
+        manager = query.get("fieldManager") if is_apply else manager_of(request)
+        obj = api.patch(
+            t.resource,
+            t.namespace,
+            t.name,
+            content_type,
+            await request.read(),
+            manager,
+            query.get("force") == "true",
+            t.subresource,
+            dry_run,
+        )
+        return json_response(obj, 201 if is_apply and not existed else 200)
+    if method == "DELETE":
+        if not t.name:
+            api.authorize("deletecollection", t.resource, t.namespace, "")
+            matches = label_matcher(query.get("labelSelector"))
+            for obj in store.list(t.resource, t.namespace, matches):
+                api.delete(t.resource, t.namespace, obj["metadata"]["name"])
+            return json_response(success_status(t.resource, "", ""))
+        api.authorize("delete", t.resource, t.namespace, t.name)
+        grace = query.get("gracePeriodSeconds")
+        if not grace:
+            raw = await request.read()
+            if raw:
+                try:
+                    grace = (json.loads(raw) or {}).get("gracePeriodSeconds")
+                except ValueError:
+                    grace = None
+        deleted = api.delete(
+            t.resource, t.namespace, t.name, int(grace) if grace is not None else None
+        )
+        if deleted["metadata"].get("deletionTimestamp") and t.resource.kind == "Pod":
+            return json_response(deleted)
+        return json_response(success_status(t.resource, t.name, deleted["metadata"]["uid"]))
+    raise method_not_supported(t.resource, method.lower())
+
+
+async def list_or_watch(
+    cluster: EmbeddedCluster, request: web.Request, t: Target
+) -> web.StreamResponse:
+    query = request.query
+    labels = label_matcher(query.get("labelSelector"))
+    fields = field_matcher(query.get("fieldSelector"))
+
+    def matches(obj: dict[str, Any]) -> bool:
+        return labels(obj) and fields(obj)
+
+    if query.get("watch") in ("true", "1"):
+        cluster.api.authorize("watch", t.resource, t.namespace, "")
+        return await watch(cluster, request, t, matches)
+    cluster.api.authorize("list", t.resource, t.namespace, "")
+    items = cluster.store.list(t.resource, t.namespace, matches)
+    return json_response(list_body(t.resource, items, cluster.store.rv))
+
+
+async def watch(
+    cluster: EmbeddedCluster,
+    request: web.Request,
+    t: Target,
+    matches: Callable[[dict[str, Any]], bool],
+) -> web.StreamResponse:
+    rv_text = request.query.get("resourceVersion", "")
+    since = int(rv_text) if rv_text.isdigit() else None
+    timeout = float(request.query.get("timeoutSeconds") or 1800)
+    try:
+        watcher = cluster.store.watch(t.resource, t.namespace, matches, since)
+    except ApiError as err:
+        if err.code != 410:
+            raise
+        # A real API server reports an expired resourceVersion inside the stream.
+        response = await start_stream(request, cluster.faults)
+        await response.write(json.dumps({"type": "ERROR", "object": err.status()}).encode() + b"\n")
+        cluster.faults.streams.discard(response)
+        return response
+    response = await start_stream(request, cluster.faults)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), remaining)
+            except TimeoutError:
+                break
+            if event is None:  # dropped by a fault or by shutdown
+                response.force_close()
+                break
+            line = json.dumps({"type": event.type, "object": event.object}) + "\n"
+            await response.write(line.encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        cluster.store.stop_watch(watcher)
+        cluster.faults.streams.discard(response)
+    return response

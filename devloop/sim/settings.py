@@ -1,0 +1,37 @@
+"""How the embedded cluster behaves: delays (short by default, zero for benchmarks),
+back-offs, and which images exist and how they behave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_IMAGE = "pipedreamer-engine:latest"
+
+
+@dataclass
+class ImageBehaviour:
+    """An image the node can run. `ready=False`: its /health answers 503 (readiness fails)."""
+
+    ready: bool = True
+
+
+@dataclass
+class SimSettings:
+    schedule_delay: float = 0.01  # pod created → bound to the node
+    mount_delay: float = 0.03  # volumes set up (ContainerCreating)
+    pull_delay: float = 0.03  # an image pull
+    start_delay: float = 0.05  # container started → engine listening (→ Ready)
+    stop_delay: float = 0.03  # SIGTERM → container gone
+    crash_backoff: float = 0.5  # first CrashLoopBackOff delay (10 s on a real kubelet)
+    crash_backoff_max: float = 4.0  # cap (5 min on a real kubelet)
+    pull_backoff: float = 0.5  # first ImagePullBackOff delay
+    mount_retry: float = 0.3  # FailedMount retry period
+    probe_period_cap: float = 0.5  # readiness failures are reported at most this far apart
+    images: dict[str, ImageBehaviour] = field(
+        default_factory=lambda: {DEFAULT_IMAGE: ImageBehaviour()}
+    )
+
+    @classmethod
+    def instant(cls) -> SimSettings:
+        """No simulated delays, so benchmarks see pdwatch's own cost."""
+        return cls(schedule_delay=0, mount_delay=0, pull_delay=0, start_delay=0, stop_delay=0)

@@ -1,0 +1,187 @@
+"""Objects in memory, one global resourceVersion counter, and watch fan-out with history.
+
+Runs on the embedded cluster's event loop only (no locks). A watch from resourceVersion N
+receives every change after N; one older than the kept history gets 410 Expired, as a
+compacted etcd gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devloop.sim.errors import ApiError, already_exists, gone, not_found
+from devloop.sim.resources import Resource
+from devloop.sim.selectors import Matcher
+
+Key = tuple[str, str, str, str]  # group, plural, namespace, name
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def key_of(resource: Resource, namespace: str, name: str) -> Key:
+    return (resource.group, resource.plural, namespace if resource.namespaced else "", name)
+
+
+@dataclass
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    resource: Resource
+    object: dict[str, Any]
+    rv: int
+
+
+@dataclass
+class Watcher:
+    resource: Resource
+    namespace: str
+    matches: Matcher
+    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+
+    def wants(self, event: WatchEvent) -> bool:
+        if event.resource is not self.resource:
+            return False
+        meta = event.object.get("metadata", {})
+        if self.namespace and meta.get("namespace") != self.namespace:
+            return False
+        return self.matches(event.object)
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+
+class Store:
+    def __init__(self, history: int = 20_000) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.rv = 0
+        self.history: deque[WatchEvent] = deque(maxlen=history)
+        self.watchers: set[Watcher] = set()
+        self.listeners: list[Callable[[WatchEvent], None]] = []
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.objects.get(key_of(resource, namespace, name))
+        if obj is None:
+            raise not_found(resource, name)
+        return copy.deepcopy(obj)
+
+    def find(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.objects.get(key_of(resource, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(
+        self, resource: Resource, namespace: str = "", matches: Matcher | None = None
+    ) -> list[dict[str, Any]]:
+        out = []
+        for (group, plural, ns, _), obj in sorted(self.objects.items()):
+            if (group, plural) != (resource.group, resource.plural):
+                continue
+            if namespace and resource.namespaced and ns != namespace:
+                continue
+            if matches is None or matches(obj):
+                out.append(copy.deepcopy(obj))
+        return out
+
+    # --- writes (the caller has validated) ---------------------------------------------------
+
+    def create(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj.setdefault("metadata", {})
+        key = key_of(resource, meta.get("namespace", ""), meta["name"])
+        if key in self.objects:
+            raise already_exists(resource, meta["name"])
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if resource.has_generation:
+            meta["generation"] = 1
+        return self._commit("ADDED", resource, key, obj)
+
+    def replace(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        key = key_of(resource, meta.get("namespace", ""), meta["name"])
+        if key not in self.objects:
+            raise not_found(resource, meta["name"])
+        return self._commit("MODIFIED", resource, key, obj)
+
+    def delete(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+        key = key_of(resource, namespace, name)
+        obj = self.objects.pop(key, None)
+        if obj is None:
+            raise not_found(resource, name)
+        self.rv += 1
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self._emit(WatchEvent("DELETED", resource, obj, self.rv))
+        return obj
+
+    def _commit(
+        self, kind: str, resource: Resource, key: Key, obj: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        stored = copy.deepcopy(obj)
+        self.objects[key] = stored
+        self._emit(WatchEvent(kind, resource, copy.deepcopy(stored), self.rv))
+        return obj
+
+    def _emit(self, event: WatchEvent) -> None:
+        self.history.append(event)
+        for watcher in list(self.watchers):
+            if watcher.wants(event):
+                watcher.queue.put_nowait(event)
+        for listener in list(self.listeners):
+            listener(event)
+
+    # --- watch -----------------------------------------------------------------------------
+
+    def watch(
+        self, resource: Resource, namespace: str, matches: Matcher, since: int | None
+    ) -> Watcher:
+        """A watcher that first receives the changes after `since` (None or 0: the current
+        objects as ADDED), then every change as it happens."""
+        watcher = Watcher(resource, namespace, matches)
+        if not since:
+            for obj in self.list(resource, namespace, matches):
+                watcher.queue.put_nowait(
+                    WatchEvent("ADDED", resource, obj, int(obj["metadata"]["resourceVersion"]))
+                )
+        else:
+            if since > self.rv:  # e.g. a client that outlived a recreated cluster
+                raise ApiError(
+                    504,
+                    "Timeout",
+                    f"Too large resource version: {since}, current: {self.rv}",
+                    {
+                        "causes": [
+                            {
+                                "reason": "ResourceVersionTooLarge",
+                                "message": "Too large resource version",
+                            }
+                        ],
+                        "retryAfterSeconds": 1,
+                    },
+                )
+            oldest = self.history[0].rv if self.history else self.rv + 1
+            if since < oldest - 1 and since < self.rv:
+                raise gone(f"too old resource version: {since} ({oldest - 1})")
+            for event in self.history:
+                if event.rv > since and watcher.wants(event):
+                    watcher.queue.put_nowait(event)
+        self.watchers.add(watcher)
+        return watcher
+
+    def stop_watch(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+
+    def drop_all_watches(self) -> None:
+        for watcher in list(self.watchers):
+            watcher.close()
+        self.watchers.clear()
