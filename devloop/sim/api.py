@@ -212,6 +212,8 @@ class Api:
     ) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         for key in SYSTEM_META:
+            if key == "managedFields" and applied:
+                continue  # computed by the apply itself
             if key in old["metadata"]:
                 meta[key] = copy.deepcopy(old["metadata"][key])
             else:

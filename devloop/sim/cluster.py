@@ -140,8 +140,16 @@ class EmbeddedCluster:
                         }
                     ],
                     "nodeInfo": {
-                        "kubeletVersion": "v1.36.0+pdwatch-embedded",
+                        "architecture": "amd64",
+                        "bootID": "0",
                         "containerRuntimeVersion": "simulated://1",
+                        "kernelVersion": "simulated",
+                        "kubeProxyVersion": "",
+                        "kubeletVersion": "v1.36.0",
+                        "machineID": "0",
+                        "operatingSystem": "linux",
+                        "osImage": "pdwatch embedded cluster",
+                        "systemUUID": "0",
                     },
                 },
             },

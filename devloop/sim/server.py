@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from devloop.sim import resources
+from devloop.sim import openapi, resources
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
 from devloop.sim.faults import start_stream
 from devloop.sim.resources import Resource
@@ -20,6 +21,8 @@ from devloop.sim.selectors import field_matcher, label_matcher
 
 if TYPE_CHECKING:
     from devloop.sim.cluster import EmbeddedCluster
+
+log = logging.getLogger("devloop.sim")
 
 SERVER_VERSION = {
     "major": "1",
@@ -77,9 +80,20 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
             return await handler(request)
         except ApiError as err:
             return error_response(err)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # a bug in the simulation: say so as the API server would
+            log.exception("embedded cluster: %s %s failed", request.method, request.path)
+            return error_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc!r}")
+            )
 
     app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", lambda request: dispatch(cluster, request))
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await dispatch(cluster, request)
+
+    app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
 
@@ -101,6 +115,13 @@ async def dispatch(cluster: EmbeddedCluster, request: web.Request) -> web.Stream
         )
     if path == "/apis":
         return json_response(api_group_list())
+    if path == "/openapi/v3":
+        return json_response(openapi.index())
+    if path.startswith("/openapi/v3/"):
+        found = openapi.group_versions().get(path.removeprefix("/openapi/v3/"))
+        if found is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(openapi.document(*found))
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, version, rest = "", "v1", parts[2:]

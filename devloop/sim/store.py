@@ -39,7 +39,7 @@ class WatchEvent:
     rv: int
 
 
-@dataclass
+@dataclass(eq=False)  # identity: watchers are kept in a set
 class Watcher:
     resource: Resource
     namespace: str

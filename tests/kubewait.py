@@ -1,0 +1,52 @@
+"""Waiting on the embedded cluster through watches (events, not sleeps)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+
+Predicate = Callable[[Any], bool]
+
+
+def wait_for(
+    list_fn: Callable[..., Any], predicate: Predicate, timeout: float = 15, **kwargs: Any
+) -> Any:
+    """The first object (from a list, then a watch from its resourceVersion) matching
+    `predicate`; fails after `timeout` seconds without one."""
+    listed = list_fn(**kwargs)
+    for item in listed.items:
+        if predicate(item):
+            return item
+    w = watch.Watch()
+    for event in w.stream(
+        list_fn,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=int(timeout),
+        **kwargs,
+    ):
+        if event["type"] != "DELETED" and predicate(event["object"]):
+            w.stop()
+            return event["object"]
+    raise AssertionError(f"nothing matched within {timeout}s")
+
+
+def wait_for_event(
+    api: client.ApiClient,
+    namespace: str,
+    reason: str,
+    involved_name_prefix: str = "",
+    timeout: float = 15,
+) -> Any:
+    core = client.CoreV1Api(api)
+    return wait_for(
+        core.list_namespaced_event,
+        lambda e: e.reason == reason and e.involved_object.name.startswith(involved_name_prefix),
+        timeout,
+        namespace=namespace,
+    )
+
+
+def is_ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
