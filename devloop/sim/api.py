@@ -103,6 +103,8 @@ class Api:
             meta.pop(key, None)
         if resource.has_status and resource.kind not in ("Namespace", "Node"):
             obj.pop("status", None)
+        if resource.kind == "Pod":  # the pod strategy's PrepareForCreate
+            obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
         if resource.kind == "Namespace":
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}
@@ -442,6 +444,20 @@ class Api:
             "reportingInstance": "pdwatch-embedded" if component == "kubelet" else "",
         }
         self.store.create(EVENTS, event)
+
+
+def qos_class(pod: dict[str, Any]) -> str:
+    """Guaranteed when every container's requests equal its limits, BestEffort with none."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    resources_ = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources_):
+        return "BestEffort"
+    if all(
+        r.get("limits") and r.get("requests", r.get("limits")) == r.get("limits")
+        for r in resources_
+    ):
+        return "Guaranteed"
+    return "Burstable"
 
 
 def _spec_of(obj: dict[str, Any]) -> Any:

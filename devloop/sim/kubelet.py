@@ -217,7 +217,7 @@ class Kubelet:
             "hostIP": "172.18.0.2",
             "hostIPs": [{"ip": "172.18.0.2"}],
             "startTime": now,
-            "qosClass": "Burstable",
+            "qosClass": pod["status"].get("qosClass", "BestEffort"),
             "containerStatuses": [
                 self.container_status(cname, image, 0, {"waiting": {"reason": "ContainerCreating"}})
             ],

@@ -394,9 +394,25 @@ async def watch(
     t: Target,
     matches: Callable[[dict[str, Any]], bool],
 ) -> web.StreamResponse:
-    rv_text = request.query.get("resourceVersion", "")
+    query = request.query
+    rv_text = query.get("resourceVersion", "")
     since = int(rv_text) if rv_text.isdigit() else None
-    timeout = float(request.query.get("timeoutSeconds") or 1800)
+    timeout = float(query.get("timeoutSeconds") or 1800)
+    # Streaming lists (client-go's WatchListClient, on in kubectl 1.37): the current objects
+    # as ADDED, then a BOOKMARK annotated k8s.io/initial-events-end, then changes.
+    initial_events = query.get("sendInitialEvents") == "true"
+    if initial_events:
+        if (
+            query.get("resourceVersionMatch") != "NotOlderThan"
+            or query.get("allowWatchBookmarks") != "true"
+        ):
+            raise ApiError(
+                422,
+                "Invalid",
+                "sendInitialEvents requires "
+                "resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
+            )
+        since = None
     try:
         watcher = cluster.store.watch(t.resource, t.namespace, matches, since)
     except ApiError as err:
@@ -410,6 +426,23 @@ async def watch(
     response = await start_stream(request, cluster.faults)
     deadline = time.monotonic() + timeout
     try:
+        if initial_events:
+            while not watcher.queue.empty():
+                event = watcher.queue.get_nowait()
+                if event is not None:
+                    line = json.dumps({"type": event.type, "object": event.object}) + "\n"
+                    await response.write(line.encode())
+            bookmark = {
+                "kind": t.resource.kind,
+                "apiVersion": t.resource.api_version,
+                "metadata": {
+                    "resourceVersion": str(cluster.store.rv),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }
+            await response.write(
+                json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n"
+            )
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
