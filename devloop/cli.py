@@ -30,8 +30,51 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print every manifest as one YAML stream (Secret values redacted) and exit",
     )
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="deploy once, wait until the new pod is Ready, print its first log lines, exit",
+    )
+    mode.add_argument(
+        "--down",
+        action="store_true",
+        help="delete everything pdwatch created for this workflow, and exit",
+    )
     parser.add_argument(
-        "-n", "--namespace", default="default", help="namespace to deploy to (default: default)"
+        "-n",
+        "--namespace",
+        help="namespace (default: the context's namespace, else default)",
+    )
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run against pdwatch's embedded cluster (no kubeconfig, nothing to install)",
+    )
+    cluster.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+    cluster.add_argument("--context", help="kubeconfig context (default: the current one)")
+    cluster.add_argument(
+        "--allow-context",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="deploy to this context although it does not look local (repeatable)",
+    )
+    cluster.add_argument(
+        "--create-namespace",
+        action="store_true",
+        help="create the namespace when it does not exist",
+    )
+    cluster.add_argument(
+        "--rollout-timeout",
+        type=float,
+        default=120,
+        metavar="SECONDS",
+        help="how long the new pod may take to become Ready (default: 120)",
     )
     parser.add_argument(
         "--image",
@@ -56,11 +99,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.render:
         return render_command(args)
+    if args.once or args.down:
+        return oneshot_command(args)
     print(
-        "pdwatch: only --render is available in this version; the watch loop is not built yet",
+        "pdwatch: the watch loop is not built yet; use --once (deploy once) or --render",
         file=sys.stderr,
     )
     return EXIT_USAGE
+
+
+def oneshot_command(args: argparse.Namespace) -> int:
+    from devloop import oneshot
+    from devloop.ui.plain import PlainOutput
+
+    opts = oneshot.ClusterOptions(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        embedded=args.embedded,
+        allow_contexts=set(args.allow_context),
+        create_namespace=args.create_namespace,
+        rollout_timeout=args.rollout_timeout,
+    )
+    out = PlainOutput()
+    if args.down:
+        return oneshot.run(oneshot.run_down(args.directory, opts, out))
+    return oneshot.run(oneshot.run_once(args.directory, args.image, args.runtime_class, opts, out))
 
 
 def render_command(args: argparse.Namespace) -> int:
@@ -68,7 +132,7 @@ def render_command(args: argparse.Namespace) -> int:
     from devloop.yamlout import dump_all
 
     options = RenderOptions(
-        namespace=args.namespace, image=args.image, runtime_class=args.runtime_class
+        namespace=args.namespace or "default", image=args.image, runtime_class=args.runtime_class
     )
     result = render(args.directory, options)
     if not isinstance(result, Bundle):

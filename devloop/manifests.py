@@ -18,6 +18,7 @@ Manifest = dict[str, Any]
 
 MANAGED_BY = "pipedreamer"
 CONTENT_HASH_ANNOTATION = "pdwatch/content-hash"
+SPEC_HASH_ANNOTATION = "pdwatch/spec-hash"
 ENGINE_PORT = 8080
 CODE_MOUNT = "/app/workflow"
 SECRETS_MOUNT = "/app/secrets"

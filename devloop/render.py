@@ -7,9 +7,11 @@ same files always give the same Bundle and the same content hash.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devloop import manifests, names
 from devloop.codefiles import CodeFile, list_code_paths, read_code_files
@@ -39,6 +41,7 @@ class Bundle:
     image: ImageChoice
     files: tuple[CodeFile, ...]
     content_hash: str
+    spec_hash: str
     config_map: Manifest
     deployment: Manifest
     service: Manifest
@@ -121,20 +124,30 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     digest = content_hash(files)
     data = {f.key: f.text for f in files}
     config_map = manifests.code_config_map(workflow, ns, data, digest)
+    deployment = manifests.deployment(workflow, ns, image.image, options.runtime_class, config_map)
+    service = manifests.service(workflow, ns)
+    cronjobs = tuple(manifests.cronjobs(workflow, ns))
+    spec = spec_hash([deployment, service, *cronjobs, manifests.labels(workflow)])
+    config_map["metadata"]["annotations"][manifests.SPEC_HASH_ANNOTATION] = spec
     return Bundle(
         workflow=workflow,
         namespace=ns,
         image=image,
         files=tuple(files),
         content_hash=digest,
+        spec_hash=spec,
         config_map=config_map,
-        deployment=manifests.deployment(
-            workflow, ns, image.image, options.runtime_class, config_map
-        ),
-        service=manifests.service(workflow, ns),
-        cronjobs=tuple(manifests.cronjobs(workflow, ns)),
+        deployment=deployment,
+        service=service,
+        cronjobs=cronjobs,
         secret=manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None,
     )
+
+
+def spec_hash(objects: list[Any]) -> str:
+    """SHA-256 of everything deployed except the code and the secrets: with the content
+    hash, it tells whether the cluster already runs exactly this bundle."""
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
 
 
 def _generated_name_problems(wf: Workflow, wf_file: str) -> list[Problem]:

@@ -1,0 +1,103 @@
+"""What happens in pdwatch, as typed events: the contract between the work (deploy cycle,
+loop) and the front ends (plain output, TUI), which only render them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devloop.problems import Problem
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class CycleStarted(Event):
+    cycle: int
+    changed: tuple[str, ...] = ()  # relative paths; empty for the first deploy or "redeploy"
+    reason: str = "change"  # "start", "change", "redeploy", "recovered"
+
+
+@dataclass(frozen=True)
+class Rendered(Event):
+    content_hash: str
+    code_bytes: int
+    files_changed: tuple[str, ...] = ()  # against the running deploy
+    ms: float = 0
+
+
+@dataclass(frozen=True)
+class RenderFailed(Event):
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class Unchanged(Event):
+    """The cluster already runs exactly this: nothing applied, nothing restarted."""
+
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Applied(Event):
+    objects: tuple[str, ...]  # "ConfigMap/x-code", …
+    ms: float
+    pruned: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestartTriggered(Event):
+    deployment: str
+    via: str  # "restartedAt" or "template" (the apply itself changed the pod template)
+    stamp: str = ""
+
+
+@dataclass(frozen=True)
+class PodProgress(Event):
+    pod: str
+    step: str  # "created", "scheduled", "pulled", "started", "waiting", "warning"
+    detail: str = ""
+    ms: float = 0  # since the cycle's restart
+
+
+@dataclass(frozen=True)
+class PodReady(Event):
+    pod: str
+    replica_set: str
+    ms: float  # restart → Ready
+    edit_to_ready_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RolloutFailed(Event):
+    pod: str
+    reason: str  # the cluster's own: CrashLoopBackOff, ErrImagePull, FailedMount, …
+    message: str
+    last_logs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    pod: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Warning(Event):
+    message: str
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    message: str
+    details: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Retrying(Event):
+    what: str
+    attempt: int
+    delay_s: float
+    error: str

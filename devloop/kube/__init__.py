@@ -1,0 +1,1 @@
+"""Everything that talks to a Kubernetes cluster. The only package that imports `kubernetes`."""

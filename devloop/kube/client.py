@@ -1,0 +1,369 @@
+"""A small async facade over the official `kubernetes` client.
+
+Blocking calls run in worker threads; long-lived streams (watches, followed logs) get
+threads of their own, so they never starve the shared executor. Objects travel as plain
+dicts (the raw JSON), never as the client's models: nothing is lost or rejected in
+translation, and the loop and UI need no client types. Every failure surfaces as a
+`KubeError` (errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+from devloop.kube.errors import KubeError, NotFound, from_exception
+
+T = TypeVar("T")
+APPLY = "application/apply-patch+yaml"
+FIELD_MANAGER = "pdwatch"
+
+
+@dataclass(frozen=True)
+class Kind:
+    api: str  # the client class: CoreV1Api, AppsV1Api, BatchV1Api
+    suffix: str  # method suffix: config_map → read_namespaced_config_map
+
+
+KINDS = {
+    "ConfigMap": Kind("CoreV1Api", "config_map"),
+    "Secret": Kind("CoreV1Api", "secret"),
+    "Service": Kind("CoreV1Api", "service"),
+    "Pod": Kind("CoreV1Api", "pod"),
+    "Event": Kind("CoreV1Api", "event"),
+    "Deployment": Kind("AppsV1Api", "deployment"),
+    "ReplicaSet": Kind("AppsV1Api", "replica_set"),
+    "CronJob": Kind("BatchV1Api", "cron_job"),
+}
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data) if response.data else None
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
+        self.api_client = api_client
+        self.namespace = namespace
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.auth = client.AuthorizationV1Api(api_client)
+        self.node = client.NodeV1Api(api_client)
+        self.request_timeout: float = 15
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def call(self, doing: str, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except Exception as exc:
+            raise from_exception(exc, doing) from None
+
+    def method(self, kind: str, verb: str) -> Callable[..., Any]:
+        spec = KINDS[kind]
+        api = {"CoreV1Api": self.core, "AppsV1Api": self.apps, "BatchV1Api": self.batch}[spec.api]
+        return getattr(api, f"{verb}_namespaced_{spec.suffix}")  # type: ignore[no-any-return]
+
+    # --- objects -----------------------------------------------------------------------------
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply, forced: pdwatch owns the objects it renders."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        patch = self.method(kind, "patch")
+        result: dict[str, Any] = await self.call(
+            f"apply {kind} {name}",
+            lambda: _json(
+                patch(
+                    name,
+                    self.namespace,
+                    manifest,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY,
+                    _preload_content=False,
+                    _request_timeout=self.request_timeout,
+                )
+            ),
+        )
+        return result
+
+    async def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        read = self.method(kind, "read")
+        try:
+            result: dict[str, Any] = await self.call(
+                f"get {kind} {name}",
+                lambda: _json(
+                    read(
+                        name,
+                        self.namespace,
+                        _preload_content=False,
+                        _request_timeout=self.request_timeout,
+                    )
+                ),
+            )
+        except NotFound:
+            return None
+        return result
+
+    async def list(
+        self, kind: str, label_selector: str = "", field_selector: str = ""
+    ) -> dict[str, Any]:
+        """The list body (items and metadata.resourceVersion)."""
+        list_fn = self.method(kind, "list")
+        result: dict[str, Any] = await self.call(
+            f"list {kind}",
+            lambda: _json(
+                list_fn(
+                    self.namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    _preload_content=False,
+                    _request_timeout=self.request_timeout,
+                )
+            ),
+        )
+        return result
+
+    async def delete(self, kind: str, name: str) -> bool:
+        """Delete; False when it was not there."""
+        delete = self.method(kind, "delete")
+        try:
+            await self.call(
+                f"delete {kind} {name}",
+                lambda: delete(
+                    name,
+                    self.namespace,
+                    _preload_content=False,
+                    _request_timeout=self.request_timeout,
+                ),
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def patch(
+        self, kind: str, name: str, body: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """A strategic merge patch (what `kubectl patch` sends)."""
+        patch = self.method(kind, "patch")
+        result: dict[str, Any] = await self.call(
+            f"patch {kind} {name}",
+            lambda: _json(
+                patch(
+                    name,
+                    self.namespace,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    _preload_content=False,
+                    _request_timeout=timeout or self.request_timeout,
+                )
+            ),
+        )
+        return result
+
+    # --- cluster-level -----------------------------------------------------------------------
+
+    async def server_version(self) -> str:
+        version = await self.call(
+            "reach the API server",
+            lambda: client.VersionApi(self.api_client).get_code(_request_timeout=5),
+        )
+        return str(version.git_version)
+
+    async def namespace_exists(self, name: str) -> bool:
+        try:
+            await self.call(
+                f"get namespace {name}",
+                lambda: self.core.read_namespace(name, _preload_content=False, _request_timeout=5),
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def create_namespace(self, name: str) -> None:
+        await self.call(
+            f"create namespace {name}",
+            lambda: self.core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=name)),
+                _preload_content=False,
+            ),
+        )
+
+    async def runtime_class_exists(self, name: str) -> bool:
+        try:
+            await self.call(
+                f"get RuntimeClass {name}",
+                lambda: self.node.read_runtime_class(
+                    name, _preload_content=False, _request_timeout=5
+                ),
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def can(self, verb: str, resource: str, group: str = "") -> bool:
+        body = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, resource=resource, group=group, namespace=self.namespace
+                )
+            )
+        )
+        review = await self.call(
+            f"check permission to {verb} {resource}",
+            lambda: _json(
+                self.auth.create_self_subject_access_review(
+                    body, _preload_content=False, _request_timeout=5
+                )
+            ),
+        )
+        return bool((review.get("status") or {}).get("allowed"))
+
+    # --- logs and the service proxy ------------------------------------------------------------
+
+    async def pod_log(self, pod: str, **params: Any) -> str:
+        def read() -> str:
+            response: Any = self.core.read_namespaced_pod_log(
+                pod,
+                self.namespace,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+                **params,
+            )
+            return bytes(response.data).decode("utf-8", "replace")
+
+        return await self.call(f"read the logs of {pod}", read)
+
+    async def proxy_post(self, service: str, port: int, path: str, body: Any) -> tuple[int, Any]:
+        """POST through the API server's service proxy; (status, parsed JSON or text)."""
+        resource = f"/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy/"
+        resource += path.lstrip("/")
+        url = f"{self.api_client.configuration.host}{resource}"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        self.api_client.update_params_for_auth(headers, [], ["BearerToken"], resource, "POST", body)
+
+        def post() -> tuple[int, Any]:
+            response = self.api_client.rest_client.pool_manager.request(
+                "POST", url, body=json.dumps(body), headers=headers, timeout=self.request_timeout
+            )
+            text = response.data.decode("utf-8", "replace")
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+        return await self.call(f"POST {path} to service {service}", post)
+
+    # --- streams -----------------------------------------------------------------------------
+
+    def stream_lines(self, open_response: Callable[[], Any], doing: str) -> LineStream:
+        return LineStream(open_response, doing)
+
+    def watch(
+        self,
+        kind: str,
+        resource_version: str,
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_seconds: int = 300,
+    ) -> LineStream:
+        list_fn = self.method(kind, "list")
+        return LineStream(
+            lambda: list_fn(
+                self.namespace,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+            ),
+            f"watch {kind}",
+        )
+
+    def follow_log(self, pod: str, **params: Any) -> LineStream:
+        return LineStream(
+            lambda: self.core.read_namespaced_pod_log(
+                pod, self.namespace, follow=True, _preload_content=False, **params
+            ),
+            f"follow the logs of {pod}",
+        )
+
+
+END = object()
+
+
+class LineStream:
+    """Lines of a long-lived HTTP response, read on a thread of their own.
+
+    `async for line in stream` yields decoded lines until the response ends; a failure to
+    open or a dropped connection raises KubeError. `close()` from anywhere ends it.
+    """
+
+    def __init__(self, open_response: Callable[[], Any], doing: str) -> None:
+        self.open_response = open_response
+        self.doing = doing
+        self.response: Any = None
+        self.closed = False
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.Thread(target=self._pump, daemon=True, name=doing)
+        self.thread.start()
+
+    def _put(self, item: object) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _pump(self) -> None:
+        try:
+            self.response = self.open_response()
+            if self.closed:
+                self.response.close()
+                return
+            pending = b""
+            for chunk in self.response.stream(4096, decode_content=False):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self._put(line.decode("utf-8", "replace"))
+            if pending:
+                self._put(pending.decode("utf-8", "replace"))
+            self._put(END)
+        except Exception as exc:
+            self._put(END if self.closed else from_exception(exc, self.doing))
+        finally:
+            if self.response is not None:
+                self.response.release_conn()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.response is not None:
+            try:
+                self.response.shutdown()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self.response.close()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is END:
+                    return
+                if isinstance(item, KubeError):
+                    raise item
+                assert isinstance(item, str)
+                yield item
+        finally:
+            self.close()

@@ -1,0 +1,99 @@
+"""Which cluster, context and namespace, resolved as users expect from kubectl.
+
+kubeconfig: `--kubeconfig`, else `KUBECONFIG` (several files, merged), else
+`~/.kube/config`; context: `--context`, else the current one; namespace: `-n`, else
+the context's, else `default`. `--embedded` starts the embedded cluster instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.config import kube_config
+from kubernetes.config.config_exception import ConfigException
+
+from devloop.sim import EmbeddedCluster, SimSettings
+from devloop.sim.cluster import CONTEXT as EMBEDDED_CONTEXT
+
+
+class ConnectionProblem(Exception):
+    """The kubeconfig or context cannot be used; the message says what to do."""
+
+
+@dataclass
+class Connection:
+    api_client: client.ApiClient
+    context: str
+    server: str
+    namespace: str
+    embedded: EmbeddedCluster | None = None
+
+    def close(self) -> None:
+        self.api_client.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def kubeconfig_paths(flag: Path | None, environ: dict[str, str] | None = None) -> list[Path]:
+    env = os.environ if environ is None else environ
+    if flag is not None:
+        return [flag]
+    if env.get("KUBECONFIG"):
+        return [Path(p) for p in env["KUBECONFIG"].split(os.pathsep) if p]
+    return [Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"]
+
+
+def connect(
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    embedded: bool = False,
+    sim_settings: SimSettings | None = None,
+) -> Connection:
+    if embedded:
+        cluster = EmbeddedCluster(sim_settings).start()
+        api = client.ApiClient(client.Configuration(host=cluster.url))
+        return Connection(api, EMBEDDED_CONTEXT, cluster.url, namespace or "default", cluster)
+    paths = [p for p in kubeconfig_paths(kubeconfig) if p.exists()]
+    if not paths:
+        shown = ", ".join(str(p) for p in kubeconfig_paths(kubeconfig))
+        raise ConnectionProblem(
+            f"no kubeconfig found ({shown}); point --kubeconfig or "
+            "KUBECONFIG at one, or try pdwatch with --embedded"
+        )
+    joined = kube_config.ENV_KUBECONFIG_PATH_SEPARATOR.join(str(p) for p in paths)
+    try:
+        contexts, active = kube_config.list_kube_config_contexts(joined)
+    except ConfigException as exc:
+        raise ConnectionProblem(f"kubeconfig {joined}: {exc}") from None
+    chosen = _choose(contexts, active, context)
+    configuration = client.Configuration()
+    try:
+        loader = kube_config.KubeConfigLoader(
+            config_dict=kube_config.KubeConfigMerger(joined).config,
+            active_context=chosen["name"],
+            config_base_path=str(paths[0].parent),
+        )
+        loader.load_and_set(configuration)
+    except ConfigException as exc:
+        raise ConnectionProblem(f"context {chosen['name']!r}: {exc}") from None
+    ns = namespace or chosen.get("context", {}).get("namespace") or "default"
+    return Connection(client.ApiClient(configuration), chosen["name"], configuration.host, ns)
+
+
+def _choose(
+    contexts: list[dict[str, Any]], active: dict[str, Any] | None, wanted: str | None
+) -> dict[str, Any]:
+    if wanted:
+        for c in contexts:
+            if c["name"] == wanted:
+                return c
+        names = ", ".join(c["name"] for c in contexts) or "none"
+        raise ConnectionProblem(f"context {wanted!r} is not in the kubeconfig (contexts: {names})")
+    if not active:
+        raise ConnectionProblem("the kubeconfig has no current context; pass --context")
+    return active

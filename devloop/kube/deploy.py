@@ -1,0 +1,187 @@
+"""One deploy cycle: apply what changed, roll out exactly once, follow the new pod.
+
+1. Skip everything when the cluster already runs this exact bundle (both hashes on the
+   ConfigMap match, the Deployment exists, the Secret holds the same data).
+2. Server-side apply (forced: pdwatch owns these objects) in order: Secret, ConfigMap,
+   Service, CronJobs, Deployment; the ConfigMap always before any restart. CronJobs and
+   the Secret that the workflow no longer renders are deleted, when they carry its labels.
+3. One rollout: when the apply changed the pod template, that is the rollout; otherwise,
+   when the code or secrets changed, a `kubectl.kubernetes.io/restartedAt` stamp that is
+   unique per call (microseconds, bumped on a tie) starts it.
+4. Follow the rollout to the new pod's Ready, or its failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from devloop import events
+from devloop.kube.client import Kube
+from devloop.kube.errors import KubeError, Timeout
+from devloop.kube.rollout import RolloutResult, follow_rollout
+from devloop.manifests import CONTENT_HASH_ANNOTATION, MANAGED_BY, SPEC_HASH_ANNOTATION
+from devloop.render import Bundle
+
+Emit = Callable[[events.Event], None]
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+RESTART_TIMEOUT_S = 30.0
+
+
+class RestartStamps:
+    """`restartedAt` values that differ on every call, even within the same microsecond
+    (the reference CLI's one-second stamps lost the second of two quick deploys)."""
+
+    def __init__(self) -> None:
+        self.last: datetime | None = None
+
+    def next(self, now: datetime | None = None) -> str:
+        moment = now or datetime.now(UTC)
+        if self.last is not None and moment <= self.last:
+            moment = self.last + timedelta(microseconds=1)
+        self.last = moment
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class CycleResult:
+    applied: bool
+    restarted: bool
+    rollout: RolloutResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.rollout is None or self.rollout.ok
+
+
+async def rollout_restart(
+    kube: Kube, deployment: str, stamp: str, timeout: float = RESTART_TIMEOUT_S
+) -> dict[str, Any]:
+    """Patch the pod-template annotation as `kubectl rollout restart` does. Retries while
+    the cluster is unreachable; after `timeout` seconds: a deadline error (seed 000)."""
+    body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    last: KubeError | None = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Timeout(
+                f"rollout restart of deployment {deployment}: context deadline "
+                f"exceeded after {timeout:g}s" + (f" ({last})" if last else "")
+            )
+        try:
+            return await asyncio.wait_for(
+                kube.patch("Deployment", deployment, body, timeout=remaining), remaining
+            )
+        except TimeoutError:
+            continue
+        except KubeError as exc:
+            if not exc.retryable:
+                raise
+            last = exc
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 2.0)
+
+
+async def cluster_runs(kube: Kube, bundle: Bundle) -> bool:
+    """Whether the cluster already runs exactly this bundle (so nothing needs doing)."""
+    cm = await kube.get("ConfigMap", bundle.config_map["metadata"]["name"])
+    annotations = ((cm or {}).get("metadata") or {}).get("annotations") or {}
+    if (
+        annotations.get(CONTENT_HASH_ANNOTATION) != bundle.content_hash
+        or annotations.get(SPEC_HASH_ANNOTATION) != bundle.spec_hash
+    ):
+        return False
+    if await kube.get("Deployment", bundle.deployment["metadata"]["name"]) is None:
+        return False
+    return await _secret_matches(kube, bundle)
+
+
+async def _secret_matches(kube: Kube, bundle: Bundle) -> bool:
+    name = f"{bundle.workflow.name}-secrets"
+    live = await kube.get("Secret", name)
+    if bundle.secret is None:
+        return live is None or not _ours(live, bundle)
+    return live is not None and (live.get("data") or {}) == bundle.secret["data"]
+
+
+def _ours(obj: dict[str, Any], bundle: Bundle) -> bool:
+    labels = obj["metadata"].get("labels") or {}
+    return (
+        labels.get("app.kubernetes.io/name") == bundle.workflow.name
+        and labels.get("app.kubernetes.io/managed-by") == MANAGED_BY
+    )
+
+
+async def deploy_cycle(
+    kube: Kube,
+    bundle: Bundle,
+    emit: Emit,
+    stamps: RestartStamps,
+    force_restart: bool = False,
+    rollout_timeout: float = 120,
+    restart_timeout: float = RESTART_TIMEOUT_S,
+    on_pod_started: Callable[[str], None] | None = None,
+) -> CycleResult:
+    if not force_restart and await cluster_runs(kube, bundle):
+        emit(events.Unchanged(bundle.content_hash))
+        return CycleResult(applied=False, restarted=False)
+    name = bundle.deployment["metadata"]["name"]
+    old_cm = await kube.get("ConfigMap", bundle.config_map["metadata"]["name"])
+    old_deploy = await kube.get("Deployment", name)
+    secret_changed = not await _secret_matches(kube, bundle)
+    t0 = time.monotonic()
+    applied = []
+    deployment: dict[str, Any] = {}
+    for manifest in bundle.manifests():
+        result = await kube.apply(manifest)
+        applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+        if manifest["kind"] == "Deployment":
+            deployment = result
+    pruned = await _prune(kube, bundle)
+    emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
+    old_hash = (((old_cm or {}).get("metadata") or {}).get("annotations") or {}).get(
+        CONTENT_HASH_ANNOTATION
+    )
+    code_changed = old_hash != bundle.content_hash
+    template_changed = old_deploy is None or (
+        old_deploy["spec"]["template"] != deployment["spec"]["template"]
+    )
+    restart_at = time.monotonic()
+    if template_changed:
+        emit(events.RestartTriggered(name, "template"))
+    elif code_changed or secret_changed or force_restart:
+        stamp = stamps.next()
+        deployment = await rollout_restart(kube, name, stamp, restart_timeout)
+        emit(events.RestartTriggered(name, "restartedAt", stamp))
+    else:
+        return CycleResult(applied=True, restarted=False)
+    rollout = await follow_rollout(
+        kube, deployment, emit, rollout_timeout, restart_at, on_pod_started
+    )
+    return CycleResult(applied=True, restarted=True, rollout=rollout)
+
+
+async def _prune(kube: Kube, bundle: Bundle) -> list[str]:
+    """Delete CronJobs (and the Secret) this workflow rendered before but no longer does."""
+    wanted = {c["metadata"]["name"] for c in bundle.cronjobs}
+    selector = (
+        f"app.kubernetes.io/name={bundle.workflow.name},app.kubernetes.io/managed-by={MANAGED_BY}"
+    )
+    pruned = []
+    listed = await kube.list("CronJob", label_selector=selector)
+    for cron in listed.get("items") or []:
+        cron_name = cron["metadata"]["name"]
+        if cron_name not in wanted and await kube.delete("CronJob", cron_name):
+            pruned.append(f"CronJob/{cron_name}")
+    if bundle.secret is None:
+        name = f"{bundle.workflow.name}-secrets"
+        live = await kube.get("Secret", name)
+        if live is not None and _ours(live, bundle) and await kube.delete("Secret", name):
+            pruned.append(f"Secret/{name}")
+    return pruned

@@ -1,0 +1,135 @@
+"""Why a cluster call failed, as a few typed exceptions mapped from HTTP in one place.
+
+The API server explains itself in a `Status` body (reason, message, causes); callers
+show that text, not a traceback. A body that is not a Status is truncated so that
+nothing large or sensitive floods the output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_BODY = 300
+
+
+@dataclass
+class KubeError(Exception):
+    message: str
+    status: int = 0
+    reason: str = ""
+    causes: list[dict[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class Unreachable(KubeError):
+    """No answer: connection refused, DNS, TLS, a read timeout."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class ServerError(KubeError):
+    """5xx or 429: the server is there but could not do it now."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    """422 (or 400): the object was refused; `causes` name the fields."""
+
+    def details(self) -> list[str]:
+        return [f"{c.get('field') or '(object)'}: {c.get('message', '')}" for c in self.causes]
+
+
+class Timeout(KubeError):
+    """A deadline of ours expired (e.g. the 30 s rollout restart)."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+def from_exception(exc: BaseException, doing: str = "") -> KubeError:
+    """Map anything the client raises to a KubeError (the one place that knows HTTP)."""
+    from kubernetes.client.exceptions import ApiException
+
+    prefix = f"{doing}: " if doing else ""
+    if isinstance(exc, KubeError):
+        return exc
+    if isinstance(exc, ApiException):
+        return _from_status(exc.status or 0, exc.body, prefix, exc.reason or "")
+    return Unreachable(f"{prefix}cluster unreachable: {_short(exc)}")
+
+
+def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeError:
+    parsed: dict[str, Any] = {}
+    if isinstance(body, (str, bytes)) and body:
+        try:
+            loaded = json.loads(body)
+            if isinstance(loaded, dict) and loaded.get("kind") == "Status":
+                parsed = loaded
+        except ValueError:
+            pass
+    message = parsed.get("message") or _truncate(body) or http_reason or f"HTTP {status}"
+    reason = parsed.get("reason", "")
+    causes = (parsed.get("details") or {}).get("causes") or []
+    text = f"{prefix}{message}"
+    kind: type[KubeError]
+    if status in (400, 422):
+        kind = Invalid
+    elif status == 403 or status == 401:
+        kind = Forbidden
+    elif status == 404:
+        kind = NotFound
+    elif status == 409:
+        kind = Conflict
+    elif status == 429 or status >= 500 or status == 0:
+        kind = ServerError
+    else:
+        kind = KubeError
+    return kind(text, status, reason, causes)
+
+
+def _truncate(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    text = str(body or "").strip()
+    return text if len(text) <= MAX_BODY else text[:MAX_BODY] + "…"
+
+
+def _short(exc: BaseException) -> str:
+    """urllib3 nests the useful part ("Connection refused") deep inside its message."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "Connection reset",
+        "Remote end closed",
+    ):
+        if marker in text:
+            return marker
+    return _truncate(text.split("(Caused by")[0]) or type(exc).__name__

@@ -1,0 +1,113 @@
+"""Before the first apply: can this cluster take the deploy? (seed 002, "cluster check")
+
+Each check is a line with ✓ or ✗; a ✗ carries the remediation. Checks after an
+unreachable API server are skipped: they could only repeat that failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devloop.kube.client import Kube
+from devloop.kube.errors import KubeError
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    title: str
+    remedy: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"  {'✓' if self.ok else '✗'} {self.title}"]
+        if self.remedy:
+            out.append(f"    -> {self.remedy}")
+        return out
+
+
+# (verb, resource, group): what a deploy cycle and its follow-up need.
+NEEDED = [
+    ("patch", "configmaps", ""),
+    ("get", "configmaps", ""),
+    ("patch", "services", ""),
+    ("patch", "deployments", "apps"),
+    ("get", "deployments", "apps"),
+    ("list", "replicasets", "apps"),
+    ("watch", "replicasets", "apps"),
+    ("list", "pods", ""),
+    ("watch", "pods", ""),
+    ("get", "pods/log", ""),
+    ("list", "events", ""),
+    ("watch", "events", ""),
+]
+
+
+async def preflight(
+    kube: Kube,
+    context: str,
+    runtime_class: str,
+    with_secret: bool,
+    with_cronjobs: bool,
+    create_namespace: bool,
+) -> list[Check]:
+    ns = kube.namespace
+    try:
+        version = await kube.server_version()
+    except KubeError as exc:
+        return [
+            Check(
+                False,
+                f"Kubernetes API not reachable: {exc}",
+                f"is the cluster running? kubectl --context {context} cluster-info",
+            )
+        ]
+    checks = [Check(True, f"Kubernetes API reachable ({version})")]
+    try:
+        if await kube.namespace_exists(ns):
+            checks.append(Check(True, f'Namespace "{ns}" exists'))
+        elif create_namespace:
+            await kube.create_namespace(ns)
+            checks.append(Check(True, f'Namespace "{ns}" created'))
+        else:
+            checks.append(
+                Check(
+                    False,
+                    f'Namespace "{ns}" not found',
+                    f"create it: kubectl create namespace {ns} "
+                    "(or run pdwatch with --create-namespace)",
+                )
+            )
+        if runtime_class:
+            if await kube.runtime_class_exists(runtime_class):
+                checks.append(Check(True, f'RuntimeClass "{runtime_class}" available'))
+            else:
+                checks.append(
+                    Check(
+                        False,
+                        f'RuntimeClass "{runtime_class}" not found',
+                        "install it in the cluster, or run pdwatch with "
+                        '--runtime-class "" to use the default runtime',
+                    )
+                )
+        needed = list(NEEDED)
+        if with_secret:
+            needed += [("patch", "secrets", ""), ("get", "secrets", "")]
+        if with_cronjobs:
+            needed += [("patch", "cronjobs", "batch"), ("list", "cronjobs", "batch")]
+        denied = [(v, r, g) for v, r, g in needed if not await kube.can(v, r, g)]
+    except KubeError as exc:
+        return [*checks, Check(False, f"cluster check failed: {exc}")]
+    if denied:
+        listed = ", ".join(f"{v} {r}{'.' + g if g else ''}" for v, r, g in denied)
+        verb, resource, _ = denied[0]
+        checks.append(
+            Check(
+                False,
+                f'not allowed in namespace "{ns}": {listed}',
+                f"ask for a Role granting these; check with: kubectl auth can-i "
+                f"{verb} {resource} -n {ns}",
+            )
+        )
+    else:
+        checks.append(Check(True, "permissions to deploy and follow the workflow"))
+    return checks

@@ -1,0 +1,62 @@
+"""List, then watch from the list's resourceVersion; start over when the stream ends,
+drops, or the resourceVersion is too old (410) or unknown (a recreated cluster).
+
+Consumers see ("ADDED" | "MODIFIED" | "DELETED", object). After a restart they may see
+an object ADDED again, so they must treat events as "this is the current state".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from devloop.kube.client import Kube
+from devloop.kube.errors import KubeError, from_exception
+
+MAX_BACKOFF = 5.0
+
+
+async def watch_objects(
+    kube: Kube, kind: str, label_selector: str = "", field_selector: str = ""
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    rv: str | None = None
+    backoff = 0.1
+    while True:
+        try:
+            if rv is None:
+                listed = await kube.list(kind, label_selector, field_selector)
+                rv = listed["metadata"]["resourceVersion"]
+                for item in listed.get("items") or []:
+                    yield "ADDED", item
+            stream = kube.watch(kind, rv, label_selector, field_selector)
+            async for line in stream:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:  # expired: relist
+                        rv = None
+                        stream.close()
+                        break
+                    raise from_exception(_status_error(obj), f"watch {kind}")
+                rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                if event.get("type") != "BOOKMARK":
+                    yield event["type"], obj
+            backoff = 0.1
+        except KubeError as exc:
+            if not exc.retryable:
+                raise
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            rv = None  # the server may be a new one: start from a fresh list
+
+
+def _status_error(status: dict[str, Any]) -> Exception:
+    from kubernetes.client.exceptions import ApiException
+
+    exc = ApiException(status=status.get("code") or 500, reason=status.get("reason"))
+    exc.body = json.dumps(status)
+    return exc

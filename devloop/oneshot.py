@@ -1,0 +1,178 @@
+"""`pdwatch DIR --once` and `pdwatch DIR --down`: one deploy (or teardown), then exit.
+
+Exit codes: 0 done; 1 the workflow does not render; 3 connection, context safety or
+preflight refused; 4 the deploy or its rollout failed or timed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from devloop import events
+from devloop.kube import safety
+from devloop.kube.client import Kube
+from devloop.kube.connection import Connection, ConnectionProblem, connect
+from devloop.kube.deploy import RestartStamps, deploy_cycle
+from devloop.kube.errors import KubeError
+from devloop.kube.preflight import preflight
+from devloop.manifests import MANAGED_BY
+from devloop.render import Bundle, RenderOptions, render
+from devloop.ui.plain import PlainOutput
+from devloop.workflow import NAME_RE, WORKFLOW_FILE
+
+EXIT_OK, EXIT_INVALID, EXIT_REFUSED, EXIT_FAILED = 0, 1, 3, 4
+FIRST_LOG_LINES = 20
+
+
+@dataclass
+class ClusterOptions:
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str | None = None
+    embedded: bool = False
+    allow_contexts: set[str] = field(default_factory=set)
+    create_namespace: bool = False
+    rollout_timeout: float = 120
+
+
+def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None:
+    try:
+        conn = connect(opts.kubeconfig, opts.context, opts.namespace, opts.embedded)
+    except ConnectionProblem as exc:
+        out(events.Error(str(exc)))
+        return None
+    refusal = safety.refusal(conn.context, conn.server, opts.allow_contexts)
+    if refusal:
+        out(events.Error(refusal))
+        conn.close()
+        return None
+    where = "the embedded cluster" if conn.embedded else f"context {conn.context}"
+    out.console.print(f"{where} ({conn.server}), namespace {conn.namespace}", highlight=False)
+    return conn
+
+
+async def run_once(
+    directory: Path, image: str | None, runtime_class: str, opts: ClusterOptions, out: PlainOutput
+) -> int:
+    conn = open_connection(opts, out)
+    if conn is None:
+        return EXIT_REFUSED
+    try:
+        result = render(directory, RenderOptions(conn.namespace, image, runtime_class))
+        if not isinstance(result, Bundle):
+            out(events.RenderFailed(tuple(result)))
+            return EXIT_INVALID
+        bundle = result
+        out(events.Rendered(bundle.content_hash, bundle.code_bytes))
+        kube = Kube(conn.api_client, conn.namespace)
+        checks = await preflight(
+            kube,
+            conn.context,
+            runtime_class,
+            bundle.secret is not None,
+            bool(bundle.cronjobs),
+            opts.create_namespace,
+        )
+        for check in checks:
+            for line in check.lines():
+                out.console.print(line, style=None if check.ok else "red", highlight=False)
+        if not all(c.ok for c in checks):
+            return EXIT_REFUSED
+        try:
+            cycle = await deploy_cycle(
+                kube, bundle, out, RestartStamps(), rollout_timeout=opts.rollout_timeout
+            )
+        except KubeError as exc:
+            out(events.Error(str(exc), tuple(_details(exc))))
+            return EXIT_FAILED
+        if not cycle.ok:
+            return EXIT_FAILED
+        if cycle.rollout and cycle.rollout.pod:
+            try:
+                logs = await kube.pod_log(cycle.rollout.pod, tail_lines=None)
+            except KubeError as exc:
+                out(events.Warning(f"could not read the new pod's logs: {exc}"))
+            else:
+                for line in logs.splitlines()[:FIRST_LOG_LINES]:
+                    out(events.LogLine(cycle.rollout.pod, line))
+        return EXIT_OK
+    finally:
+        conn.close()
+
+
+def _details(exc: KubeError) -> list[str]:
+    return [f"{c.get('field') or '(object)'}: {c.get('message', '')}" for c in exc.causes]
+
+
+def workflow_name(directory: Path) -> str | None:
+    """Just the name, so that --down works even when the rest of the workflow is broken."""
+    try:
+        data = yaml.safe_load((directory / WORKFLOW_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and NAME_RE.match(name) else None
+
+
+async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> int:
+    name = workflow_name(directory)
+    if name is None:
+        out(events.Error(f"{directory / WORKFLOW_FILE}: cannot read the workflow's name"))
+        return EXIT_INVALID
+    conn = open_connection(opts, out)
+    if conn is None:
+        return EXIT_REFUSED
+    kube = Kube(conn.api_client, conn.namespace)
+    try:
+        deleted = await teardown(kube, name)
+    except KubeError as exc:
+        out(events.Error(str(exc)))
+        return EXIT_FAILED
+    finally:
+        conn.close()
+    if deleted:
+        for item in deleted:
+            out.console.print(f"  deleted {item}", highlight=False)
+    else:
+        out.console.print(
+            f"  nothing of workflow {name} in namespace {kube.namespace}", highlight=False
+        )
+    return EXIT_OK
+
+
+async def teardown(kube: Kube, name: str) -> list[str]:
+    """Delete what pdwatch created for the workflow, and only what carries its labels."""
+    selector = f"app.kubernetes.io/name={name},app.kubernetes.io/managed-by={MANAGED_BY}"
+    deleted = []
+    for kind, object_name in (
+        ("Deployment", name),
+        ("Service", name),
+        ("ConfigMap", f"{name}-code"),
+        ("Secret", f"{name}-secrets"),
+    ):
+        obj = await kube.get(kind, object_name)
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        if (
+            obj is not None
+            and labels.get("app.kubernetes.io/name") == name
+            and labels.get("app.kubernetes.io/managed-by") == MANAGED_BY
+            and await kube.delete(kind, object_name)
+        ):
+            deleted.append(f"{kind}/{object_name}")
+    for cron in (await kube.list("CronJob", label_selector=selector)).get("items") or []:
+        if await kube.delete("CronJob", cron["metadata"]["name"]):
+            deleted.append(f"CronJob/{cron['metadata']['name']}")
+    return deleted
+
+
+def run(coro: object) -> int:
+    try:
+        return int(asyncio.run(coro))  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Front ends: they render the loop's events and never talk to the cluster."""

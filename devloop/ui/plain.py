@@ -1,0 +1,75 @@
+"""Events as one timestamped `rich` line each: the output when there is no terminal UI."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+
+from devloop import events
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.1f} s"
+
+
+def describe(event: events.Event) -> tuple[str, str] | None:
+    """(style, text) for an event; None for events this output does not show."""
+    match event:
+        case events.CycleStarted(changed=changed, reason=reason):
+            what = ", ".join(changed) + " changed" if changed else reason
+            return "bold", what
+        case events.Rendered(content_hash=h, code_bytes=size, files_changed=files):
+            listed = f" ({', '.join(files)})" if files else ""
+            return "dim", f"rendered {size:,} bytes, hash {h[:12]}{listed}"
+        case events.RenderFailed(problems=problems):
+            return "red", "\n".join(f"error: {p}" for p in problems)
+        case events.Unchanged():
+            return "dim", "unchanged: the cluster already runs this; nothing applied"
+        case events.Applied(objects=objects, ms=ms, pruned=pruned):
+            extra = f"; deleted {', '.join(pruned)}" if pruned else ""
+            return "", f"applied {len(objects)} objects in {_ms(ms)}{extra}"
+        case events.RestartTriggered(deployment=name, via=via):
+            how = "pod template changed" if via == "template" else "rollout restart"
+            return "", f"{how}: deployment/{name}"
+        case events.PodProgress(pod=pod, step="warning", detail=detail):
+            return "yellow", f"pod {pod}: {detail}"
+        case events.PodProgress(pod=pod, step=step, detail=detail, ms=ms):
+            shown = f" {detail}" if detail and step == "pulled" else ""
+            return "dim", f"pod {pod} {step}{shown} ({_ms(ms)})"
+        case events.PodReady(pod=pod, ms=ms, edit_to_ready_ms=edit):
+            total = f", {_ms(edit)} from the edit" if edit is not None else ""
+            return "green", f"pod {pod} Ready in {_ms(ms)}{total}"
+        case events.RolloutFailed(pod=pod, reason=reason, message=message, last_logs=logs):
+            text = f"rollout failed: {reason}: {message}" + (f" (pod {pod})" if pod else "")
+            if logs:
+                text += "\n" + "\n".join(f"  | {line}" for line in logs)
+            return "red", text
+        case events.LogLine(pod=pod, text=text):
+            return "", f"[{pod}] {text}"
+        case events.Warning(message=message):
+            return "yellow", message
+        case events.Error(message=message, details=details):
+            return "red", "\n".join([f"error: {message}", *(f"  {d}" for d in details)])
+        case events.Retrying(what=what, attempt=attempt, delay_s=delay, error=error):
+            return "yellow", f"{what} failed ({error}); retry {attempt} in {delay:.1f} s"
+    return None
+
+
+class PlainOutput:
+    """Callable sink for events: prints each as a timestamped line."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=True)
+
+    def __call__(self, event: events.Event) -> None:
+        shown = describe(event)
+        if shown is None:
+            return
+        style, text = shown
+        stamp = time.strftime("%H:%M:%S")
+        first, *rest = escape(text).split("\n")
+        self.console.print(f"[dim]{stamp}[/dim] {first}", style=style or None)
+        for line in rest:
+            self.console.print(f"         {line}", style=style or None)
