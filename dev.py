@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
         return 0 if task == "help" else 2
     ensure_venv()
     if task == "run":
-        args = rest or ["examples/uptime-prober", "--render"]
+        args = rest or ["examples/uptime-prober", "--once", "--embedded"]
         return run(str(BIN / "pdwatch"), *args)
     if task == "test":
         return run(str(PY), "-m", "pytest", *rest)

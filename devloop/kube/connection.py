@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
@@ -70,6 +71,10 @@ def connect(
         contexts, active = kube_config.list_kube_config_contexts(joined)
     except ConfigException as exc:
         raise ConnectionProblem(f"kubeconfig {joined}: {exc}") from None
+    # kubectl: with several files, the first one to set current-context wins (the
+    # Python client's merger lets the last one win).
+    first = _first_current_context(paths)
+    active = next((c for c in contexts if c["name"] == first), active)
     chosen = _choose(contexts, active, context)
     configuration = client.Configuration()
     try:
@@ -83,6 +88,17 @@ def connect(
         raise ConnectionProblem(f"context {chosen['name']!r}: {exc}") from None
     ns = namespace or chosen.get("context", {}).get("namespace") or "default"
     return Connection(client.ApiClient(configuration), chosen["name"], configuration.host, ns)
+
+
+def _first_current_context(paths: list[Path]) -> str | None:
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("current-context"):
+            return str(data["current-context"])
+    return None
 
 
 def _choose(

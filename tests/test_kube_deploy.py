@@ -1,0 +1,343 @@
+"""The cluster layer against the embedded cluster: deploy cycles, one rollout per change,
+following the new pod, failures with the cluster's own reasons, logs, teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from devloop import events
+from devloop.kube.client import Kube
+from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart
+from devloop.kube.errors import Timeout
+from devloop.kube.logs import tail_logs
+from devloop.oneshot import teardown
+from devloop.render import Bundle, RenderOptions, render
+from devloop.sim import EmbeddedCluster
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+NS = "default"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[events.Event] = []
+
+    def __call__(self, event: events.Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[events.Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def copy_example(tmp_path: Path, name: str = "hello") -> Path:
+    target = tmp_path / name
+    shutil.copytree(EXAMPLES / name, target)
+    return target
+
+
+def bundle_of(directory: Path, **options: Any) -> Bundle:
+    result = render(directory, RenderOptions(**options))
+    assert isinstance(result, Bundle), result
+    return result
+
+
+@pytest.fixture
+def kube(api_client: client.ApiClient) -> Kube:
+    return Kube(api_client, NS)
+
+
+async def replica_sets(kube: Kube, app: str) -> list[dict[str, Any]]:
+    listed = await kube.list("ReplicaSet", label_selector=f"app.kubernetes.io/name={app}")
+    return list(listed["items"])
+
+
+async def test_first_deploy_follows_the_new_pod_to_ready(tmp_path: Path, kube: Kube) -> None:
+    rec = Recorder()
+    result = await deploy_cycle(kube, bundle_of(copy_example(tmp_path)), rec, RestartStamps())
+    assert result.ok and result.applied and result.restarted
+    (applied,) = rec.of(events.Applied)
+    assert applied.objects == ("ConfigMap/hello-code", "Service/hello", "Deployment/hello")
+    (restart,) = rec.of(events.RestartTriggered)
+    assert restart.via == "template"  # a new Deployment rolls out by itself
+    steps = [e.step for e in rec.of(events.PodProgress)]
+    assert steps[:2] == ["created", "scheduled"] and "started" in steps
+    (ready,) = rec.of(events.PodReady)
+    assert result.rollout is not None and ready.pod == result.rollout.pod
+
+
+async def test_code_change_restarts_once_with_a_new_replicaset(tmp_path: Path, kube: Kube) -> None:
+    directory = copy_example(tmp_path)
+    stamps = RestartStamps()
+    first = await deploy_cycle(kube, bundle_of(directory), Recorder(), stamps)
+    (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+    rec = Recorder()
+    second = await deploy_cycle(kube, bundle_of(directory), rec, stamps)
+    assert second.ok
+    (restart,) = rec.of(events.RestartTriggered)
+    assert restart.via == "restartedAt" and restart.stamp
+    assert len(await replica_sets(kube, "hello")) == 2
+    assert second.rollout and first.rollout
+    assert second.rollout.pod != first.rollout.pod
+    assert second.rollout.replica_set != first.rollout.replica_set
+    logs = await kube.pod_log(second.rollout.pod)
+    assert "v2" in logs.splitlines()
+
+
+async def test_unchanged_redeploy_applies_and_restarts_nothing(tmp_path: Path, kube: Kube) -> None:
+    bundle = bundle_of(copy_example(tmp_path))
+    await deploy_cycle(kube, bundle, Recorder(), RestartStamps())
+    before = await kube.get("ConfigMap", "hello-code")
+    rec = Recorder()
+    result = await deploy_cycle(kube, bundle, rec, RestartStamps())
+    assert not result.applied and not result.restarted
+    assert [type(e) for e in rec.events] == [events.Unchanged]
+    after = await kube.get("ConfigMap", "hello-code")
+    assert before and after
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert len(await replica_sets(kube, "hello")) == 1
+
+
+async def test_two_deploys_within_one_second_give_two_rollouts(tmp_path: Path, kube: Kube) -> None:
+    directory = copy_example(tmp_path)
+    stamps = RestartStamps()
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), stamps)
+    for n in (2, 3):
+        (directory / "nodes" / "greet.ts").write_text(f'console.log("v{n}");\n')
+        result = await deploy_cycle(kube, bundle_of(directory), Recorder(), stamps)
+        assert result.ok
+    assert len(await replica_sets(kube, "hello")) == 3
+
+
+def test_restart_stamps_are_unique_within_the_same_instant() -> None:
+    stamps = RestartStamps()
+    moment = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+    values = [stamps.next(moment) for _ in range(3)]
+    assert values == [
+        "2026-11-24T12:00:00.000000Z",
+        "2026-11-24T12:00:00.000001Z",
+        "2026-11-24T12:00:00.000002Z",
+    ]
+
+
+async def test_image_change_rolls_once_without_a_restart_patch(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    directory = copy_example(tmp_path)
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    cluster.set_image("pipedreamer-engine:2")
+    rec = Recorder()
+    result = await deploy_cycle(
+        kube, bundle_of(directory, image="pipedreamer-engine:2"), rec, RestartStamps()
+    )
+    assert result.ok
+    assert [e.via for e in rec.of(events.RestartTriggered)] == ["template"]
+    deployment = await kube.get("Deployment", "hello")
+    assert deployment is not None
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    assert "kubectl.kubernetes.io/restartedAt" not in annotations
+    assert len(await replica_sets(kube, "hello")) == 2
+
+
+async def test_field_changed_by_another_manager_is_taken_back(tmp_path: Path, kube: Kube) -> None:
+    directory = copy_example(tmp_path)
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    await kube.patch("Deployment", "hello", {"spec": {"replicas": 3}})  # someone's kubectl
+    (directory / "nodes" / "greet.ts").write_text("// edit\n")
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    deployment = await kube.get("Deployment", "hello")
+    assert deployment is not None and deployment["spec"]["replicas"] == 1
+
+
+async def test_removed_cron_trigger_and_secret_are_pruned(tmp_path: Path, kube: Kube) -> None:
+    directory = copy_example(tmp_path, "uptime-prober")
+    (directory / ".secrets.yaml").write_text("slack:\n  webhook_url: https://hooks/x\n")
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    assert await kube.get("CronJob", "uptime-prober-cron") is not None
+    text = (directory / "workflow.yaml").read_text()
+    (directory / "workflow.yaml").write_text(
+        text.replace(
+            '  - type: cron\n    name: every-five-minutes\n    schedule: "*/5 * * * *"\n', ""
+        )
+    )
+    (directory / ".secrets.yaml").unlink()
+    rec = Recorder()
+    await deploy_cycle(kube, bundle_of(directory), rec, RestartStamps())
+    (applied,) = rec.of(events.Applied)
+    assert set(applied.pruned) == {"CronJob/uptime-prober-cron", "Secret/uptime-prober-secrets"}
+    assert await kube.get("CronJob", "uptime-prober-cron") is None
+
+
+async def test_secret_change_alone_restarts(tmp_path: Path, kube: Kube) -> None:
+    directory = copy_example(tmp_path)
+    (directory / ".secrets.yaml").write_text("token: one\n")
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    (directory / ".secrets.yaml").write_text("token: two\n")
+    rec = Recorder()
+    result = await deploy_cycle(kube, bundle_of(directory), rec, RestartStamps())
+    assert result.restarted and [e.via for e in rec.of(events.RestartTriggered)] == ["restartedAt"]
+
+
+# --- failures, with the cluster's own reasons ------------------------------------------------
+
+
+async def test_unknown_image_fails_with_err_image_pull(tmp_path: Path, kube: Kube) -> None:
+    rec = Recorder()
+    result = await deploy_cycle(
+        kube, bundle_of(copy_example(tmp_path), image="nope:1"), rec, RestartStamps()
+    )
+    assert not result.ok
+    (failure,) = rec.of(events.RolloutFailed)
+    assert failure.reason in ("ErrImagePull", "ImagePullBackOff")
+    assert "nope:1" in failure.message
+
+
+async def test_crash_loop_reports_the_last_log_lines(tmp_path: Path, kube: Kube) -> None:
+    directory = copy_example(tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(
+        'console.log("about to fail");\nthrow new Error("boom at load");\n'
+    )
+    rec = Recorder()
+    result = await deploy_cycle(kube, bundle_of(directory), rec, RestartStamps())
+    assert not result.ok
+    (failure,) = rec.of(events.RolloutFailed)
+    assert failure.reason == "CrashLoopBackOff"
+    assert "about to fail" in failure.last_logs
+    assert "error: Uncaught (in promise) Error: boom at load" in failure.last_logs
+
+
+async def test_missing_runtime_class_fails_with_failed_create(tmp_path: Path, kube: Kube) -> None:
+    rec = Recorder()
+    result = await deploy_cycle(
+        kube, bundle_of(copy_example(tmp_path), runtime_class="kata"), rec, RestartStamps()
+    )
+    assert not result.ok
+    (failure,) = rec.of(events.RolloutFailed)
+    assert failure.reason == "FailedCreate"
+    assert failure.message.endswith('pod rejected: RuntimeClass "kata" not found')
+
+
+async def test_failing_readiness_times_out_naming_the_probe(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    cluster.set_image("engine:unhealthy", ready=False)
+    rec = Recorder()
+    result = await deploy_cycle(
+        kube,
+        bundle_of(copy_example(tmp_path), image="engine:unhealthy"),
+        rec,
+        RestartStamps(),
+        rollout_timeout=1.5,
+    )
+    assert not result.ok
+    warnings = [e.detail for e in rec.of(events.PodProgress) if e.step == "warning"]
+    assert warnings and warnings[0] == (
+        "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503"
+    )
+    (failure,) = rec.of(events.RolloutFailed)
+    assert failure.reason == "Timeout"
+
+
+async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:
+    from devloop.kube.rollout import follow_rollout
+
+    bundle = bundle_of(copy_example(tmp_path))
+    deployment = await kube.apply(bundle.deployment)  # the ConfigMap was never applied
+    rec = Recorder()
+    result = await follow_rollout(kube, deployment, rec, timeout=10)
+    assert not result.ok and result.failure is not None
+    assert result.failure.reason == "FailedMount"
+    assert result.failure.message == (
+        'MountVolume.SetUp failed for volume "code" : configmap "hello-code" not found'
+    )
+
+
+async def test_restart_deadline_when_the_api_is_unreachable(
+    cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    cluster.stop_server()
+    with pytest.raises(Timeout) as info:
+        await rollout_restart(kube, "hello", "stamp", timeout=0.5)
+    assert "context deadline exceeded after 0.5s" in str(info.value)
+    assert "cluster unreachable" in str(info.value)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+async def test_tail_from_the_first_line_survives_dropped_streams(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    result = await deploy_cycle(
+        kube, bundle_of(copy_example(tmp_path, "uptime-prober")), Recorder(), RestartStamps()
+    )
+    assert result.rollout is not None
+    pod = result.rollout.pod
+    lines: list[str] = []
+    got_line = asyncio.Event()
+
+    def emit(event: events.Event) -> None:
+        if isinstance(event, events.LogLine):
+            lines.append(event.text)
+            got_line.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(tail_logs(kube, pod, emit, stop, retry_s=0.05))
+    while "Listening on http://0.0.0.0:8080/" not in lines:
+        got_line.clear()
+        await asyncio.wait_for(got_line.wait(), 10)
+    start_lines = list(lines)
+    assert start_lines[0] == "Pipedreamer Engine starting..."
+    cluster.drop_streams()
+    for n in range(2):
+        status, _ = await kube.proxy_post("uptime-prober", 8080, "run", {"n": n})
+        assert status == 200
+    while sum(line.startswith("POST /run") for line in lines) < 2:
+        got_line.clear()
+        await asyncio.wait_for(got_line.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert lines[: len(start_lines)] == start_lines
+    assert len(lines) == len(start_lines) + 2  # nothing repeated after the reconnect
+
+
+async def test_trigger_through_the_service_proxy(tmp_path: Path, kube: Kube) -> None:
+    await deploy_cycle(
+        kube, bundle_of(copy_example(tmp_path, "uptime-prober")), Recorder(), RestartStamps()
+    )
+    status, body = await kube.proxy_post("uptime-prober", 8080, "run", {"trigger": "manual"})
+    assert status == 200
+    assert body["nodes"] == ["probe-endpoints", "analyze-results", "format-report", "notify"]
+
+
+# --- teardown --------------------------------------------------------------------------------
+
+
+async def test_down_removes_exactly_the_labelled_objects(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient
+) -> None:
+    directory = copy_example(tmp_path, "uptime-prober")
+    (directory / ".secrets.yaml").write_text("a: b\n")
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "unrelated"}, "data": {}})
+    core.create_namespaced_secret(NS, {"metadata": {"name": "hello-secrets"}, "data": {}})
+    deleted = await teardown(kube, "uptime-prober")
+    assert sorted(deleted) == [
+        "ConfigMap/uptime-prober-code",
+        "CronJob/uptime-prober-cron",
+        "Deployment/uptime-prober",
+        "Secret/uptime-prober-secrets",
+        "Service/uptime-prober",
+    ]
+    assert await teardown(kube, "uptime-prober") == []  # missing objects are skipped
+    # same name, no labels: not pdwatch's, never deleted
+    assert await teardown(kube, "hello") == []
+    assert await kube.get("Secret", "hello-secrets") is not None
+    assert await kube.get("ConfigMap", "unrelated") is not None

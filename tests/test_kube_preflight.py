@@ -1,0 +1,235 @@
+"""Connection resolution, context safety, preflight, and the one-shot commands' exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from devloop.kube import safety
+from devloop.kube.client import Kube
+from devloop.kube.connection import ConnectionProblem, connect, kubeconfig_paths
+from devloop.kube.preflight import preflight
+from devloop.sim import EmbeddedCluster
+from tests.helpers import MINIMAL_WORKFLOW, write_tree
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+# --- context safety ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("context", "server"),
+    [
+        ("kind-dev", "https://10.0.0.5:6443"),
+        ("k3d-x", "https://10.0.0.5:6443"),
+        ("minikube", "https://192.168.49.2:8443"),
+        ("docker-desktop", "https://kubernetes.docker"),
+        ("rancher-desktop", "https://10.1.1.1:6443"),
+        ("k0s", "https://10.1.1.1:6443"),
+        ("k0s-lab", "https://10.1.1.1:6443"),
+        ("pdwatch-embedded", "http://127.0.0.1:1"),
+        ("anything", "https://127.0.0.1:6443"),
+        ("anything", "https://localhost:6443"),
+        ("anything", "https://[::1]:6443"),
+    ],
+)
+def test_local_contexts_are_allowed(context: str, server: str) -> None:
+    assert safety.refusal(context, server, set()) is None
+
+
+def test_remote_context_is_refused_with_how_to_allow_it() -> None:
+    reason = safety.refusal("prod-eu", "https://api.prod.example.com", set())
+    assert reason is not None
+    assert "context 'prod-eu' (server https://api.prod.example.com) does not look like" in reason
+    assert reason.endswith("run again with --allow-context prod-eu")
+    assert safety.refusal("prod-eu", "https://api.prod.example.com", {"prod-eu"}) is None
+
+
+# --- connection ----------------------------------------------------------------------------
+
+
+def kubeconfig(path: Path, contexts: dict[str, tuple[str, str | None]], current: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": current,
+        "clusters": [{"name": n, "cluster": {"server": s}} for n, (s, _) in contexts.items()],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [
+            {"name": n, "context": {"cluster": n, "user": "u", **({"namespace": ns} if ns else {})}}
+            for n, (_, ns) in contexts.items()
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_kubeconfig_sources_in_order(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    assert kubeconfig_paths(flag, {"KUBECONFIG": "/a:/b"}) == [flag]
+    assert kubeconfig_paths(None, {"KUBECONFIG": "/a:/b"}) == [Path("/a"), Path("/b")]
+    assert kubeconfig_paths(None, {"HOME": "/home/u"}) == [Path("/home/u/.kube/config")]
+
+
+def test_context_and_namespace_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = kubeconfig(tmp_path / "one", {"kind-a": ("http://127.0.0.1:1", "team")}, "kind-a")
+    two = kubeconfig(tmp_path / "two", {"k3d-b": ("http://127.0.0.1:2", None)}, "k3d-b")
+    monkeypatch.setenv("KUBECONFIG", f"{one}:{two}")
+    conn = connect()
+    assert (conn.context, conn.server, conn.namespace) == ("kind-a", "http://127.0.0.1:1", "team")
+    conn = connect(context="k3d-b")  # from the second file of KUBECONFIG
+    assert (conn.context, conn.namespace) == ("k3d-b", "default")
+    assert connect(context="kind-a", namespace="mine").namespace == "mine"
+    with pytest.raises(ConnectionProblem) as info:
+        connect(context="nope")
+    assert "context 'nope' is not in the kubeconfig (contexts: kind-a, k3d-b)" in str(info.value)
+
+
+def test_missing_kubeconfig_suggests_embedded(tmp_path: Path) -> None:
+    with pytest.raises(ConnectionProblem) as info:
+        connect(kubeconfig=tmp_path / "none")
+    assert "try pdwatch with --embedded" in str(info.value)
+
+
+# --- preflight -----------------------------------------------------------------------------
+
+
+async def checks_for(
+    api: client.ApiClient, namespace: str = "default", runtime: str = "gvisor", create: bool = False
+) -> list[str]:
+    kube = Kube(api, namespace)
+    found = await preflight(
+        kube,
+        "pdwatch-embedded",
+        runtime,
+        with_secret=True,
+        with_cronjobs=True,
+        create_namespace=create,
+    )
+    return [line for check in found for line in check.lines()]
+
+
+async def test_preflight_passes_on_the_embedded_cluster(api_client: client.ApiClient) -> None:
+    lines = await checks_for(api_client)
+    assert lines == [
+        "  ✓ Kubernetes API reachable (v1.36.0+pdwatch-embedded)",
+        '  ✓ Namespace "default" exists',
+        '  ✓ RuntimeClass "gvisor" available',
+        "  ✓ permissions to deploy and follow the workflow",
+    ]
+
+
+async def test_preflight_missing_namespace_and_create(api_client: client.ApiClient) -> None:
+    lines = await checks_for(api_client, namespace="team")
+    assert '  ✗ Namespace "team" not found' in lines
+    assert (
+        "    -> create it: kubectl create namespace team (or run pdwatch with --create-namespace)"
+    ) in lines
+    assert '  ✓ Namespace "team" created' in await checks_for(api_client, "team", create=True)
+    assert '  ✓ Namespace "team" exists' in await checks_for(api_client, "team")
+
+
+async def test_preflight_missing_runtime_class(api_client: client.ApiClient) -> None:
+    lines = await checks_for(api_client, runtime="kata")
+    assert '  ✗ RuntimeClass "kata" not found' in lines
+    assert (
+        '    -> install it in the cluster, or run pdwatch with --runtime-class "" to use '
+        "the default runtime"
+    ) in lines
+
+
+async def test_preflight_missing_permissions(
+    cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    cluster.forbid("patch", "deployments")
+    cluster.forbid("watch", "pods")
+    lines = await checks_for(api_client)
+    assert '  ✗ not allowed in namespace "default": patch deployments.apps, watch pods' in lines
+    assert (
+        "    -> ask for a Role granting these; check with: kubectl auth can-i patch "
+        "deployments -n default" in lines
+    )
+
+
+async def test_preflight_unreachable(
+    cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    cluster.stop_server()
+    lines = await checks_for(api_client)
+    assert len(lines) == 2
+    assert (
+        lines[0] == "  ✗ Kubernetes API not reachable: reach the API server: cluster "
+        "unreachable: Connection refused"
+    )
+    assert (
+        lines[1] == "    -> is the cluster running? kubectl --context pdwatch-embedded cluster-info"
+    )
+
+
+# --- the one-shot commands as processes ----------------------------------------------------
+
+
+def pdwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devloop", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_once_embedded_deploys_and_prints_the_first_log_lines() -> None:
+    proc = pdwatch(str(EXAMPLES / "uptime-prober"), "--once", "--embedded")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "✓ permissions to deploy and follow the workflow" in proc.stdout
+    assert " Ready in " in proc.stdout
+    assert "] Pipedreamer Engine starting..." in proc.stdout
+    assert "]   Stage 4: [notify]" in proc.stdout
+
+
+def test_once_invalid_workflow_exits_1(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"workflow.yaml": MINIMAL_WORKFLOW.replace('"1.0"', "one")})
+    proc = pdwatch(str(tmp_path), "--once", "--embedded")
+    assert proc.returncode == 1
+    assert "version 'one' must be MAJOR.MINOR" in proc.stdout
+
+
+def test_once_refuses_a_remote_context_with_exit_3(tmp_path: Path) -> None:
+    config = kubeconfig(tmp_path / "kc", {"prod": ("https://k8s.example.com:6443", None)}, "prod")
+    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config))
+    assert proc.returncode == 3
+    assert "run again with --allow-context prod" in proc.stdout.replace("\n", " ")
+
+
+def test_once_preflight_failure_exits_3(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    config = cluster.write_kubeconfig(tmp_path / "kc")
+    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "-n", "team")
+    assert proc.returncode == 3
+    assert '✗ Namespace "team" not found' in proc.stdout
+
+
+def test_once_rollout_failure_exits_4(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    config = cluster.write_kubeconfig(tmp_path / "kc")
+    proc = pdwatch(
+        str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "--image", "missing:1"
+    )
+    assert proc.returncode == 4
+    assert (
+        "rollout failed: ErrImagePull" in proc.stdout
+        or "rollout failed: ImagePullBackOff" in proc.stdout
+    )
+
+
+def test_down_then_down_again(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    config = cluster.write_kubeconfig(tmp_path / "kc")
+    assert pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config)).returncode == 0
+    down = pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
+    assert down.returncode == 0
+    assert (
+        "deleted Deployment/hello" in down.stdout and "deleted ConfigMap/hello-code" in down.stdout
+    )
+    again = pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
+    assert again.returncode == 0 and "nothing of workflow hello" in again.stdout
