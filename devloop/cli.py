@@ -7,8 +7,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devloop import __version__
+
+if TYPE_CHECKING:
+    from devloop.oneshot import ClusterOptions
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # the workflow does not render
@@ -41,40 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete everything pdwatch created for this workflow, and exit",
     )
     parser.add_argument(
-        "-n",
-        "--namespace",
-        help="namespace (default: the context's namespace, else default)",
-    )
-    cluster = parser.add_argument_group("cluster")
-    cluster.add_argument(
-        "--embedded",
-        action="store_true",
-        help="run against pdwatch's embedded cluster (no kubeconfig, nothing to install)",
-    )
-    cluster.add_argument(
-        "--kubeconfig",
-        type=Path,
-        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
-    )
-    cluster.add_argument("--context", help="kubeconfig context (default: the current one)")
-    cluster.add_argument(
-        "--allow-context",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="deploy to this context although it does not look local (repeatable)",
-    )
-    cluster.add_argument(
-        "--create-namespace",
-        action="store_true",
-        help="create the namespace when it does not exist",
-    )
-    cluster.add_argument(
-        "--rollout-timeout",
-        type=float,
-        default=120,
-        metavar="SECONDS",
-        help="how long the new pod may take to become Ready (default: 120)",
+        "-n", "--namespace", help="namespace (default: the context's namespace, else default)"
     )
     parser.add_argument(
         "--image",
@@ -85,6 +56,56 @@ def build_parser() -> argparse.ArgumentParser:
         default="gvisor",
         metavar="NAME",
         help='pod RuntimeClass (default: gvisor; "" for none)',
+    )
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use pdwatch's embedded cluster (no kubeconfig, nothing to install)",
+    )
+    cluster.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    cluster.add_argument("--context", help="kubeconfig context (default: the current one)")
+    cluster.add_argument(
+        "--allow-context",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="deploy to this context although it does not look local (repeatable)",
+    )
+    cluster.add_argument(
+        "--create-namespace", action="store_true", help="create the namespace if missing"
+    )
+    cluster.add_argument(
+        "--rollout-timeout",
+        type=float,
+        default=120,
+        metavar="SECONDS",
+        help="how long the new pod may take to become Ready (default: 120)",
+    )
+    watching = parser.add_argument_group("watching")
+    watching.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="plain output, one line per event (the default without a terminal)",
+    )
+    watching.add_argument(
+        "--debounce-ms",
+        type=int,
+        default=150,
+        metavar="MS",
+        help="deploy this long after the last save (default: 150)",
+    )
+    watching.add_argument(
+        "--max-wait-ms",
+        type=int,
+        default=2000,
+        metavar="MS",
+        help="deploy at the latest this long after a burst's first change (default: 2000)",
+    )
+    watching.add_argument(
+        "--cleanup-on-exit", action="store_true", help="run --down when pdwatch exits"
     )
     return parser
 
@@ -101,30 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return render_command(args)
     if args.once or args.down:
         return oneshot_command(args)
-    print(
-        "pdwatch: the watch loop is not built yet; use --once (deploy once) or --render",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
-
-
-def oneshot_command(args: argparse.Namespace) -> int:
-    from devloop import oneshot
-    from devloop.ui.plain import PlainOutput
-
-    opts = oneshot.ClusterOptions(
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        namespace=args.namespace,
-        embedded=args.embedded,
-        allow_contexts=set(args.allow_context),
-        create_namespace=args.create_namespace,
-        rollout_timeout=args.rollout_timeout,
-    )
-    out = PlainOutput()
-    if args.down:
-        return oneshot.run(oneshot.run_down(args.directory, opts, out))
-    return oneshot.run(oneshot.run_once(args.directory, args.image, args.runtime_class, opts, out))
+    return daemon_command(args)
 
 
 def render_command(args: argparse.Namespace) -> int:
@@ -142,3 +140,48 @@ def render_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     sys.stdout.write(dump_all(result.printable_manifests()))
     return EXIT_OK
+
+
+def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    from devloop.oneshot import ClusterOptions
+
+    return ClusterOptions(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        embedded=args.embedded,
+        allow_contexts=set(args.allow_context),
+        create_namespace=args.create_namespace,
+        rollout_timeout=args.rollout_timeout,
+    )
+
+
+def oneshot_command(args: argparse.Namespace) -> int:
+    from devloop import oneshot
+    from devloop.ui.plain import PlainOutput
+
+    opts, out = cluster_options(args), PlainOutput()
+    if args.down:
+        return oneshot.run(oneshot.run_down(args.directory, opts, out))
+    return oneshot.run(oneshot.run_once(args.directory, args.image, args.runtime_class, opts, out))
+
+
+def daemon_command(args: argparse.Namespace) -> int:
+    from devloop import daemon, oneshot
+    from devloop.ui.plain import PlainOutput
+
+    if not args.directory.is_dir():
+        print(f"pdwatch: {args.directory} is not a directory", file=sys.stderr)
+        return EXIT_INVALID
+    return oneshot.run(
+        daemon.run_daemon(
+            args.directory,
+            args.image,
+            args.runtime_class,
+            cluster_options(args),
+            PlainOutput(),
+            args.debounce_ms,
+            args.max_wait_ms,
+            args.cleanup_on_exit,
+        )
+    )

@@ -101,3 +101,30 @@ class Retrying(Event):
     attempt: int
     delay_s: float
     error: str
+
+
+@dataclass(frozen=True)
+class PreflightReport(Event):
+    lines: tuple[str, ...]
+    ok: bool
+
+
+@dataclass(frozen=True)
+class CycleFinished(Event):
+    cycle: int
+    outcome: str  # "ready", "unchanged", "invalid", "failed", "applied", "superseded"
+    edit_to_ready_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LoopState(Event):
+    """What the loop is doing now: watching, deploying, paused, error, retrying, waiting."""
+
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult(Event):
+    status: int
+    body: object

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from rich.console import Console
@@ -54,16 +55,65 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             return "red", "\n".join([f"error: {message}", *(f"  {d}" for d in details)])
         case events.Retrying(what=what, attempt=attempt, delay_s=delay, error=error):
             return "yellow", f"{what} failed ({error}); retry {attempt} in {delay:.1f} s"
+        case events.PreflightReport(lines=lines):
+            return "", "cluster check\n" + "\n".join(lines)
+        case events.LoopState(state=state, detail=detail) if state in ("paused", "waiting"):
+            return "yellow", f"{state}: {detail}" if detail else state
+        case events.RunResult(status=status, body=body):
+            shown = json.dumps(body) if not isinstance(body, str) else body
+            return ("green" if status == 200 else "red"), f"run → {status}: {shown}"
     return None
 
 
+class CycleSummary:
+    """Collects one cycle's milestones into the compact timeline line printed at its end:
+    `nodes/format.ts changed → applied in 12 ms → pod x Ready in 1.4 s`."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def add(self, event: events.Event) -> str | None:
+        match event:
+            case events.CycleStarted(changed=changed, reason=reason):
+                self.parts = [(", ".join(changed) + " changed") if changed else reason]
+            case events.Applied(ms=ms):
+                self.parts.append(f"applied in {_ms(ms)}")
+            case events.PodReady(pod=pod, ms=ms):
+                self.parts.append(f"pod {pod} Ready in {_ms(ms)}")
+            case events.RolloutFailed(reason=reason):
+                self.parts.append(f"failed: {reason}")
+            case events.Unchanged():
+                self.parts.append("unchanged, nothing deployed")
+            case events.RenderFailed(problems=problems):
+                self.parts.append(f"{len(problems)} problem(s); the running deploy stays")
+            case events.CycleFinished(edit_to_ready_ms=edit):
+                if edit is not None:
+                    self.parts.append(f"{_ms(edit)} from save to Ready")
+                line = " → ".join(self.parts)
+                self.parts = []
+                return line or None
+        return None
+
+
 class PlainOutput:
-    """Callable sink for events: prints each as a timestamped line."""
+    """Callable sink for events: prints each as a timestamped line, and each cycle's
+    timeline when it ends."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True)
+        self.summary = CycleSummary()
 
     def __call__(self, event: events.Event) -> None:
+        line = self.summary.add(event)
+        if line:
+            outcome = getattr(event, "outcome", "")
+            style = {"ready": "bold green", "failed": "bold red", "invalid": "bold red"}.get(
+                outcome, "bold"
+            )
+            self.console.print(
+                f"[dim]{time.strftime('%H:%M:%S')}[/dim] {escape(line)}", style=style
+            )
+            return
         shown = describe(event)
         if shown is None:
             return

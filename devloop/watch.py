@@ -1,0 +1,98 @@
+"""Which file changes start a deploy cycle, and debounced batches of them (watchfiles).
+
+Relevant: `workflow.yaml`, `nodes/**/*.ts`, `.secrets.yaml`, `.secrets/**`,
+`.pipedreamer/base-image.txt`. Never: editor swap, backup and temp files (`*.swp`, `*~`,
+`4913`, `.#*`, `*.tmp`, JetBrains `___jb_tmp___`), hidden files below nodes/, `.git/`,
+`node_modules/`. Batches carry paths, not event kinds: the cycle renders what is on disk
+when it runs, so every way an editor saves (in place, temp-then-rename, delete-then-
+create) ends up as "this file changed".
+
+watchfiles' `step` is our debounce (a sliding window after the last event) and its
+`debounce` our maximum wait, so a tool that writes continuously still deploys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import watchfiles
+
+from devloop.codefiles import NODES_DIR, SKIPPED_DIRS
+from devloop.image import IMAGE_FILE
+from devloop.secrets import SECRETS_DIR, SECRETS_FILE
+from devloop.workflow import WORKFLOW_FILE
+
+DEFAULT_DEBOUNCE_MS = 150
+DEFAULT_MAX_WAIT_MS = 2000
+EDITOR_TEMP = re.compile(r"(\.sw.|~|\.tmp|___jb_(tmp|old|bak)___|\.orig|\.bak)$|^4913$|^\.#")
+
+
+def relevant(relative: str) -> bool:
+    """Whether a change to this path (relative to the workflow directory, '/'-separated)
+    can change what is deployed."""
+    parts = PurePosixPath(relative).parts
+    if not parts or any(p in SKIPPED_DIRS or p == ".git" for p in parts):
+        return False
+    name = parts[-1]
+    if EDITOR_TEMP.search(name):
+        return False
+    if relative in (WORKFLOW_FILE, SECRETS_FILE, str(IMAGE_FILE)):
+        return True
+    if parts[0] == SECRETS_DIR:
+        return len(parts) > 1 and not name.startswith(".")
+    if parts[0] == NODES_DIR:
+        return name.endswith(".ts") and not any(p.startswith(".") for p in parts[1:])
+    return False
+
+
+class RelevantFilter(watchfiles.BaseFilter):
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root.resolve()
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        try:
+            rel = Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            try:
+                rel = Path(path).relative_to(self.root).as_posix()
+            except ValueError:
+                return False
+        return relevant(rel)
+
+
+@dataclass(frozen=True)
+class Batch:
+    paths: frozenset[str]  # relative, '/'-separated
+
+
+async def batches(
+    root: Path,
+    debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+    max_wait_ms: int = DEFAULT_MAX_WAIT_MS,
+    stop: asyncio.Event | None = None,
+) -> AsyncIterator[Batch]:
+    """Debounced batches of relevant changed paths below root, until `stop` is set."""
+    resolved = root.resolve()
+    async for changes in watchfiles.awatch(
+        resolved,
+        watch_filter=RelevantFilter(resolved),
+        step=debounce_ms,
+        debounce=max(max_wait_ms, debounce_ms),
+        stop_event=stop,
+        rust_timeout=500,
+        yield_on_timeout=False,
+        raise_interrupt=False,
+    ):
+        paths = set()
+        for _, path in changes:
+            try:
+                paths.add(Path(path).resolve().relative_to(resolved).as_posix())
+            except ValueError:
+                paths.add(Path(path).as_posix())
+        if paths:
+            yield Batch(frozenset(paths))
