@@ -181,18 +181,27 @@ class DevLoop:
                     if await self._sleep(self.settings.missing_dir_poll_s):
                         return
                 self.emit(events.Warning(f"{root} is back"))
+                self._set_state("watching")
                 self._request(set(), "recovered")
+            session_over = asyncio.Event()
+            guard = asyncio.create_task(self._guard_directory(session_over))
             try:
                 async for batch in batches(
-                    root, self.settings.debounce_ms, self.settings.max_wait_ms, self.stopping
+                    root, self.settings.debounce_ms, self.settings.max_wait_ms, session_over
                 ):
                     self._request(set(batch.paths), "change")
-                    if not root.is_dir():
-                        break
-            except (FileNotFoundError, RuntimeError, OSError):
+            except OSError:
                 pass  # the directory went away under the watcher
-            if not self.stopping.is_set() and root.is_dir():
-                await self._sleep(self.settings.missing_dir_poll_s)
+            finally:
+                guard.cancel()
+
+    async def _guard_directory(self, session_over: asyncio.Event) -> None:
+        """End the watch session when quitting or when the directory disappears (a watch
+        on a moved or deleted directory reports nothing more)."""
+        root = self.settings.directory
+        while root.is_dir() and not await self._sleep(self.settings.missing_dir_poll_s):
+            pass
+        session_over.set()
 
     async def _work(self) -> None:
         while True:

@@ -14,6 +14,7 @@ watchfiles' `step` is our debounce (a sliding window after the last event) and i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -70,29 +71,72 @@ class Batch:
     paths: frozenset[str]  # relative, '/'-separated
 
 
+RAW_STEP_MS = 10
+
+
 async def batches(
     root: Path,
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
     max_wait_ms: int = DEFAULT_MAX_WAIT_MS,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Batch]:
-    """Debounced batches of relevant changed paths below root, until `stop` is set."""
+    """Debounced batches of relevant changed paths below root, until `stop` is set.
+
+    watchfiles' own grouping only waits while the set of distinct (change, path) pairs
+    grows, so 200 writes to the same 4 files would be yielded mid-burst. It is therefore
+    asked for raw changes every few milliseconds, and the debounce is done here: a batch
+    is released after `debounce_ms` without changes, or `max_wait_ms` after its first.
+    """
     resolved = root.resolve()
-    async for changes in watchfiles.awatch(
-        resolved,
-        watch_filter=RelevantFilter(resolved),
-        step=debounce_ms,
-        debounce=max(max_wait_ms, debounce_ms),
-        stop_event=stop,
-        rust_timeout=500,
-        yield_on_timeout=False,
-        raise_interrupt=False,
-    ):
-        paths = set()
-        for _, path in changes:
+    raw: asyncio.Queue[set[str] | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for changes in watchfiles.awatch(
+                resolved,
+                watch_filter=RelevantFilter(resolved),
+                step=min(RAW_STEP_MS, debounce_ms),
+                debounce=max(max_wait_ms, debounce_ms),
+                stop_event=stop,
+                rust_timeout=500,
+            ):
+                await raw.put({_relative(path, resolved) for _, path in changes})
+        finally:
+            await raw.put(None)
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(pump())
+    pending: set[str] = set()
+    first_at = last_at = 0.0
+    try:
+        while True:
+            timeout = None
+            if pending:
+                due = min(last_at + debounce_ms / 1000, first_at + max_wait_ms / 1000)
+                timeout = max(0.0, due - loop.time())
             try:
-                paths.add(Path(path).resolve().relative_to(resolved).as_posix())
-            except ValueError:
-                paths.add(Path(path).as_posix())
-        if paths:
-            yield Batch(frozenset(paths))
+                changes = await asyncio.wait_for(raw.get(), timeout)
+            except TimeoutError:
+                yield Batch(frozenset(pending))
+                pending = set()
+                continue
+            if changes is None:
+                if pending:
+                    yield Batch(frozenset(pending))
+                return
+            now = loop.time()
+            if not pending:
+                first_at = now
+            pending |= changes
+            last_at = now
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

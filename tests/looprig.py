@@ -1,0 +1,90 @@
+"""A DevLoop running against the embedded cluster, with its events captured so tests can
+wait on them (never on sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+from devloop import events
+from devloop.kube.client import Kube
+from devloop.loop import DevLoop, LoopSettings
+from devloop.render import RenderOptions
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+E = TypeVar("E", bound=events.Event)
+
+
+class Rig:
+    def __init__(self, directory: Path, kube: Kube, **settings: Any) -> None:
+        self.directory = directory
+        self.kube = kube
+        self.events: list[events.Event] = []
+        self.changed = asyncio.Condition()
+        self.loop = DevLoop(
+            LoopSettings(
+                directory, RenderOptions("default"), context="pdwatch-embedded", **settings
+            ),
+            kube,
+            self.emit,
+        )
+
+    def emit(self, event: events.Event) -> None:
+        self.events.append(event)
+
+        async def notify() -> None:
+            async with self.changed:
+                self.changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    def of(self, kind: type[E], since: int = 0) -> list[E]:
+        return [e for e in self.events[since:] if isinstance(e, kind)]
+
+    async def wait_for(
+        self,
+        kind: type[E],
+        predicate: Callable[[E], bool] = lambda e: True,
+        since: int = 0,
+        timeout: float = 20,
+    ) -> E:
+        """The first event of `kind` matching `predicate` at or after index `since`."""
+
+        async def find() -> E:
+            async with self.changed:
+                while True:
+                    for event in self.events[since:]:
+                        if isinstance(event, kind) and predicate(event):
+                            return event
+                    await self.changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def cycle_done(self, since: int = 0, timeout: float = 20) -> events.CycleFinished:
+        return await self.wait_for(events.CycleFinished, since=since, timeout=timeout)
+
+    def mark(self) -> int:
+        return len(self.events)
+
+
+@contextlib.asynccontextmanager
+async def running_loop(
+    tmp_path: Path, api_client: client.ApiClient, example: str = "hello", **settings: Any
+) -> AsyncIterator[Rig]:
+    directory = tmp_path / example
+    shutil.copytree(EXAMPLES / example, directory)
+    rig = Rig(directory, Kube(api_client, "default"), **settings)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        first = await rig.cycle_done()
+        assert first.outcome == "ready", rig.events
+        yield rig
+    finally:
+        rig.loop.quit()
+        await asyncio.wait_for(task, 10)

@@ -1,0 +1,85 @@
+"""`pdwatch DIR --embedded` as a process: plain output without a terminal, an edit goes
+live, SIGTERM ends it cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from queue import Empty, Queue
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+class Lines:
+    """The process's stdout, line by line, readable with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.queue: Queue[str | None] = Queue()
+        self.seen: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+
+        def pump() -> None:
+            for line in stream:
+                self.queue.put(line.rstrip("\n"))
+            self.queue.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def until(self, needle: str, timeout: float = 30) -> str:
+        while True:
+            try:
+                line = self.queue.get(timeout=timeout)
+            except Empty:
+                raise AssertionError(
+                    f"{needle!r} not seen; got:\n" + "\n".join(self.seen)
+                ) from None
+            if line is None:
+                raise AssertionError(f"output ended before {needle!r}:\n" + "\n".join(self.seen))
+            self.seen.append(line)
+            if needle in line:
+                return line
+
+
+def test_daemon_plain_output_edit_and_sigterm(tmp_path: Path) -> None:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devloop", str(directory), "--embedded"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = Lines(proc)
+        lines.until("✓ permissions to deploy and follow the workflow")
+        lines.until("start → applied in")
+        (directory / "nodes" / "greet.ts").write_text('console.log("from the edit");\n')
+        timeline = lines.until("nodes/greet.ts changed → applied in")
+        assert " Ready in " in timeline and "from save to Ready" in timeline
+        log = next(line for line in lines.seen if line.endswith("] from the edit"))
+        assert log.split()[1].startswith("[hello-")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "devloop", str(tmp_path / "nope"), "--embedded"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert "is not a directory" in proc.stderr

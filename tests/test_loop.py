@@ -1,0 +1,285 @@
+"""The dev loop with real files, real watchfiles and the embedded cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from kubernetes import client
+
+from devloop import events
+from devloop.sim import EmbeddedCluster
+from devloop.watch import relevant
+from tests.looprig import running_loop
+
+GREET = Path("nodes") / "greet.ts"
+
+
+def test_relevant_paths() -> None:
+    for path in (
+        "workflow.yaml",
+        "nodes/a.ts",
+        "nodes/lib/b.ts",
+        ".secrets.yaml",
+        ".secrets/token",
+        ".pipedreamer/base-image.txt",
+    ):
+        assert relevant(path), path
+    for path in (
+        "README.md",
+        "nodes/a.ts.swp",
+        "nodes/.a.ts.swp",
+        "nodes/a.ts~",
+        "nodes/4913",
+        "nodes/.#a.ts",
+        "nodes/a.tmp",
+        "nodes/a.ts___jb_tmp___",
+        "nodes/a.ts___jb_old___",
+        ".git/index",
+        "nodes/node_modules/x/y.ts",
+        "nodes/.hidden/x.ts",
+        ".secrets/.token.swp",
+        ".secrets/token~",
+        "nodes/a.js",
+        "workflow.yaml~",
+        ".workflow.yaml.swp",
+    ):
+        assert not relevant(path), path
+
+
+async def test_edit_goes_live_and_the_new_pod_logs_it(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        mark = rig.mark()
+        (rig.directory / GREET).write_text('console.log("hello v2");\n')
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "ready" and done.edit_to_ready_ms is not None
+        (started,) = rig.of(events.CycleStarted, mark)
+        assert started.changed == ("nodes/greet.ts",)
+        ready = rig.of(events.PodReady, mark)[0]
+        line = await rig.wait_for(events.LogLine, lambda e: e.text == "hello v2", mark)
+        assert line.pod == ready.pod
+
+
+async def test_burst_of_writes_is_one_cycle_with_the_final_bytes(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client, debounce_ms=400) as rig:
+        mark = rig.mark()
+        files = [rig.directory / "nodes" / f"part{i}.ts" for i in range(4)]
+        for n in range(200):
+            files[n % 4].write_text(f"// write {n}\n")
+            await asyncio.sleep(0.004)
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "ready"
+        assert len(rig.of(events.CycleStarted, mark)) == 1
+        cm = await rig.kube.get("ConfigMap", "hello-code")
+        assert cm is not None
+        assert {k: v for k, v in cm["data"].items() if k.startswith("nodes__part")} == {
+            "nodes__part0.ts": "// write 196\n",
+            "nodes__part1.ts": "// write 197\n",
+            "nodes__part2.ts": "// write 198\n",
+            "nodes__part3.ts": "// write 199\n",
+        }
+
+
+def save_in_place(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def save_temp_then_rename(path: Path, text: str) -> None:  # VS Code, atomic writers
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def save_vim_backupcopy_no(path: Path, text: str) -> None:
+    (path.parent / "4913").write_text("")  # vim probes the directory
+    (path.parent / "4913").unlink()
+    backup = path.with_name(path.name + "~")
+    os.rename(path, backup)
+    path.write_text(text)
+    backup.unlink()
+
+
+def save_jetbrains(path: Path, text: str) -> None:
+    temp = path.with_name(path.name + "___jb_tmp___")
+    old = path.with_name(path.name + "___jb_old___")
+    temp.write_text(text)
+    os.rename(path, old)
+    os.rename(temp, path)
+    old.unlink()
+
+
+def save_delete_then_create(path: Path, text: str) -> None:
+    path.unlink()
+    path.write_text(text)
+
+
+async def test_every_editor_save_pattern_deploys_once(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        for n, save in enumerate(
+            [
+                save_in_place,
+                save_temp_then_rename,
+                save_vim_backupcopy_no,
+                save_jetbrains,
+                save_delete_then_create,
+            ]
+        ):
+            mark = rig.mark()
+            save(rig.directory / GREET, f'console.log("{save.__name__} {n}");\n')
+            done = await rig.cycle_done(mark)
+            assert done.outcome == "ready", (save.__name__, rig.events[mark:])
+            (started,) = rig.of(events.CycleStarted, mark)
+            assert started.changed == ("nodes/greet.ts",), save.__name__
+            await rig.wait_for(
+                events.LogLine, lambda e, t=f"{save.__name__} {n}": e.text == t, mark
+            )
+
+
+async def test_temp_files_alone_start_no_cycle(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        mark = rig.mark()
+        nodes = rig.directory / "nodes"
+        for name in (
+            "greet.ts.swp",
+            ".greet.ts.swx",
+            "greet.ts~",
+            "4913",
+            ".#greet.ts",
+            "scratch.tmp",
+            "greet.ts___jb_tmp___",
+            "README.md",
+        ):
+            (nodes / name).write_text("junk")
+        (rig.directory / "notes.txt").write_text("junk")
+        (rig.directory / GREET).write_text("// the marker edit\n")
+        await rig.cycle_done(mark)
+        started = rig.of(events.CycleStarted, mark)
+        assert [s.changed for s in started] == [("nodes/greet.ts",)]
+
+
+async def test_edit_during_a_cycle_gives_exactly_one_more_with_the_newest_content(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        mark = rig.mark()
+        cluster.set_latency(0.05)  # every API call slower: the cycle takes a while
+        (rig.directory / GREET).write_text('console.log("first");\n')
+        await rig.wait_for(events.Applied, since=mark)  # the first cycle is in flight
+        for n in range(3):
+            (rig.directory / GREET).write_text(f'console.log("newer {n}");\n')
+            await asyncio.sleep(0.05)
+        first = await rig.cycle_done(mark)
+        second = await rig.cycle_done(rig.events.index(first) + 1)
+        cluster.set_latency(0)
+        assert [first.outcome, second.outcome] == ["ready", "ready"]
+        assert len(rig.of(events.CycleStarted, mark)) == 2
+        await rig.wait_for(events.LogLine, lambda e: e.text == "newer 2", mark)
+        assert "newer 0" not in [e.text for e in rig.of(events.LogLine, mark)]
+
+
+async def test_invalid_edit_then_fix(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        pod_before = rig.loop.current_pod
+        good = (rig.directory / "workflow.yaml").read_text()
+        mark = rig.mark()
+        (rig.directory / "workflow.yaml").write_text(
+            good.replace('version: "1.0"', "version: [1.0")
+        )
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "invalid"
+        (failed,) = rig.of(events.RenderFailed, mark)
+        assert failed.problems[0].file.endswith("workflow.yaml")
+        assert failed.problems[0].line is not None
+        assert not rig.of(events.Applied, mark)
+        pods = await rig.kube.list("Pod", label_selector="app.kubernetes.io/name=hello")
+        assert [p["metadata"]["name"] for p in pods["items"]] == [pod_before]
+        mark = rig.mark()
+        (rig.directory / "workflow.yaml").write_text(good.replace('"1.0"', '"1.1"'))
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+
+
+async def test_unchanged_save_deploys_nothing(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        mark = rig.mark()
+        text = (rig.directory / GREET).read_text()
+        (rig.directory / GREET).write_text(text)
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "unchanged"
+        assert rig.of(events.Unchanged, mark) and not rig.of(events.Applied, mark)
+
+
+async def test_api_server_down_for_a_while_then_converges(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client, retry_initial_s=0.1, retry_max_s=0.4) as rig:
+        mark = rig.mark()
+        await asyncio.to_thread(cluster.stop_server)
+        (rig.directory / GREET).write_text('console.log("during the outage");\n')
+        await rig.wait_for(events.Retrying, since=mark)
+        (rig.directory / GREET).write_text('console.log("after the outage");\n')
+        await rig.wait_for(events.Retrying, lambda e: e.attempt >= 3, since=mark)
+        await asyncio.to_thread(cluster.start_server)
+        done = await rig.cycle_done(mark, timeout=30)
+        assert done.outcome == "ready"
+        await rig.wait_for(events.LogLine, lambda e: e.text == "after the outage", mark)
+        cm = await rig.kube.get("ConfigMap", "hello-code")
+        assert cm is not None and "after the outage" in cm["data"]["nodes__greet.ts"]
+
+
+async def test_workflow_yaml_deleted_then_restored(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        saved = (rig.directory / "workflow.yaml").read_text()
+        mark = rig.mark()
+        (rig.directory / "workflow.yaml").unlink()
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "invalid"
+        assert "not found" in rig.of(events.RenderFailed, mark)[0].problems[0].message
+        mark = rig.mark()
+        (rig.directory / "workflow.yaml").write_text(saved.replace('"1.0"', '"1.2"'))
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+
+
+async def test_directory_moved_away_and_back(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with running_loop(tmp_path, api_client, missing_dir_poll_s=0.05) as rig:
+        mark = rig.mark()
+        aside = tmp_path / "aside"
+        shutil.move(str(rig.directory), aside)
+        await rig.wait_for(events.LoopState, lambda e: e.state == "waiting", mark)
+        (aside / GREET).write_text('console.log("while away");\n')
+        shutil.move(str(aside), rig.directory)
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "ready"
+        await rig.wait_for(events.LogLine, lambda e: e.text == "while away", mark)
+
+
+async def test_control_api_redeploy_pause_resume_trigger(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client) as rig:
+        mark = rig.mark()
+        rig.loop.redeploy()
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "ready"
+        assert [e.via for e in rig.of(events.RestartTriggered, mark)] == ["restartedAt"]
+        rig.loop.pause()
+        mark = rig.mark()
+        (rig.directory / GREET).write_text('console.log("while paused");\n')
+        result = await rig.loop.trigger_run({"trigger": "manual"})  # the loop still answers
+        assert result.status == 200 and result.body["nodes"] == ["greet"]  # type: ignore[index]
+        assert not rig.of(events.CycleStarted, mark)
+        rig.loop.resume()
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+        await rig.wait_for(events.LogLine, lambda e: e.text == "while paused", mark)
