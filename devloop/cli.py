@@ -183,5 +183,6 @@ def daemon_command(args: argparse.Namespace) -> int:
             args.debounce_ms,
             args.max_wait_ms,
             args.cleanup_on_exit,
+            tui=sys.stdout.isatty() and not args.no_tui,
         )
     )

@@ -1,11 +1,10 @@
-"""`pdwatch DIR`: the long-running dev loop with a front end, until Ctrl-C or SIGTERM."""
+"""`pdwatch DIR`: the long-running dev loop with a front end, until quit, Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 from devloop import events
@@ -27,7 +26,7 @@ async def run_daemon(
     debounce_ms: int,
     max_wait_ms: int,
     cleanup_on_exit: bool,
-    front_end: Callable[[DevLoop], object] | None = None,
+    tui: bool = False,
 ) -> int:
     conn = open_connection(opts, out)
     if conn is None:
@@ -47,7 +46,19 @@ async def run_daemon(
     for sig in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(sig, loop.quit)
     try:
-        await loop.run()
+        if tui:
+            from devloop.ui.tui import PdwatchApp
+            from devloop.ui.widgets import Session
+
+            session = Session(
+                str(directory), conn.context, conn.embedded is not None, conn.namespace
+            )
+            app = PdwatchApp(loop, session)
+            loop.emit = app.emit
+            await app.run_async()
+            loop.emit = out
+        else:
+            await loop.run()
         if cleanup_on_exit and loop.deployed is not None:
             name = loop.deployed.workflow.name
             with contextlib.suppress(Exception):

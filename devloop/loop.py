@@ -96,6 +96,7 @@ class DevLoop:
         self.paused = False
         self.cycle_number = 0
         self.deployed: Bundle | None = None
+        self.previous_deployed: Bundle | None = None
         self.current_pod = ""
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.state = ""
@@ -313,6 +314,8 @@ class DevLoop:
                     self.pending = _Pending()
                 continue
             break
+        if self.deployed is not None and self.deployed.content_hash != bundle.content_hash:
+            self.previous_deployed = self.deployed
         self.deployed = bundle
         outcome = "applied" if cycle.applied else "unchanged"
         edit_to_ready = None

@@ -1,0 +1,339 @@
+"""`pdwatch DIR` in a terminal: a live dashboard of the dev loop (Textual).
+
+A consumer of the loop's events and a caller of its control methods; it never talks to
+the cluster. Log lines are buffered and written in batches every 100 ms, so a flood of
+them costs one widget update per tick, not one per line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState
+
+from devloop import events
+from devloop.render import Bundle
+from devloop.ui.screens import TextScreen
+from devloop.ui.timeline import CycleRow, update
+from devloop.ui.widgets import (
+    HeaderBar,
+    LogView,
+    PodPanel,
+    ProblemsPanel,
+    Session,
+    Timeline,
+)
+
+SECRET_FILES = (".secrets.yaml", "/.secrets/")
+
+
+class Controller(Protocol):
+    """What the TUI needs from the loop (DevLoop provides it)."""
+
+    paused: bool
+    deployed: Bundle | None
+    previous_deployed: Bundle | None
+
+    async def run(self) -> None: ...
+    def redeploy(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    async def trigger_run(self, body: object = None) -> events.RunResult: ...
+    def quit(self) -> None: ...
+
+
+class LoopEvent(Message):
+    def __init__(self, event: events.Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+def offending_text(problem_file: str, line: int | None) -> str:
+    """The source line a problem points at; never from a secrets file."""
+    if line is None or any(s in problem_file for s in SECRET_FILES):
+        return ""
+    try:
+        return Path(problem_file).read_text(encoding="utf-8").splitlines()[line - 1].strip()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return ""
+
+
+def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
+    if after is None:
+        return "Nothing deployed yet."
+    if before is None:
+        return "The running deploy is the first one: there is nothing to compare it with."
+    old = {f.path: f.text for f in before.files}
+    new = {f.path: f.text for f in after.files}
+    chunks: list[str] = []
+    for path in sorted(old.keys() | new.keys()):
+        if old.get(path) != new.get(path):
+            chunks.extend(
+                difflib.unified_diff(
+                    (old.get(path) or "").splitlines(keepends=True),
+                    (new.get(path) or "").splitlines(keepends=True),
+                    fromfile=f"previous/{path}",
+                    tofile=f"running/{path}",
+                )
+            )
+    return "".join(chunks) or "The code is the same; the deploy differs elsewhere."
+
+
+HELP = """\
+r   redeploy now (restarts the pod even when nothing changed)
+p   pause / resume watching (changes made while paused deploy on resume)
+t   trigger a run of the workflow (POST /run) and show its JSON result
+d   diff: what changed between the running deploy and the previous one
+c   clear the logs
+/   filter the logs (Esc to close the filter)
+?   this help
+q   quit (with --cleanup-on-exit, the workflow is removed first)
+
+The deploys table has a row per cycle: what changed, how long rendering and applying
+took, the rollout's progress, and its outcome: ✓ with the time from your save to the
+new pod being Ready, or ✗ with the reason.
+
+Ctrl+P opens the command palette with the same actions."""
+
+
+class PdwatchApp(App[int]):
+    TITLE = "pdwatch"
+    CSS = """
+    #top { height: 1fr; min-height: 6; }
+    Timeline { width: 2fr; border: round $primary; }
+    PodPanel { width: 1fr; border: round $primary; padding: 0 1; }
+    ProblemsPanel { height: auto; max-height: 10; border: round $error; padding: 0 1; }
+    LogView { height: 2fr; border: round $primary; }
+    #filter { display: none; }
+    """
+    BINDINGS = [
+        Binding("r", "redeploy", "Redeploy"),
+        Binding("p", "pause", "Pause"),
+        Binding("t", "trigger", "Run"),
+        Binding("d", "diff", "Diff"),
+        Binding("c", "clear", "Clear logs"),
+        Binding("slash", "filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_pdwatch", "Quit"),
+        Binding("ctrl+c", "quit_pdwatch", "Quit", show=False, priority=True),
+        Binding("escape", "close_filter", "Close filter", show=False),
+    ]
+
+    def __init__(
+        self,
+        controller: Controller,
+        session: Session,
+        clock: Callable[[], str] = lambda: time.strftime("%H:%M:%S"),
+    ) -> None:
+        super().__init__()
+        self.controller = controller
+        self.session = session
+        self.clock = clock
+        self.rows: dict[int, CycleRow] = {}
+        self.current = 0
+        self.state, self.state_detail = "starting", ""
+        self.pod, self.pod_status, self.previous_pod = "", "", ""
+        self.pod_notes: list[str] = []
+        self.problems: list[str] = []
+        self.pending_logs: list[str] = []
+        self.log_pod = ""
+        self.loop_worker: Worker[None] | None = None
+
+    # --- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        with Horizontal(id="top"):
+            yield Timeline(id="timeline")
+            yield PodPanel(id="pod")
+        yield ProblemsPanel(id="problems")
+        yield LogView(id="logs")
+        yield Input(placeholder="filter the logs (Esc closes)", id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(Timeline).border_title = "deploys"
+        self.query_one(PodPanel).border_title = "pod"
+        self.query_one(LogView).border_title = "logs"
+        self.query_one(ProblemsPanel).border_title = "problems"
+        self.query_one(ProblemsPanel).show([])
+        self.refresh_header()
+        self.refresh_pod()
+        self.set_interval(0.1, self.flush_logs)
+        self.loop_worker = self.run_worker(self.controller.run(), name="loop", exit_on_error=False)
+
+    # --- events in ---------------------------------------------------------------------------
+
+    def emit(self, event: events.Event) -> None:
+        """The loop's sink. Log lines are only queued here; everything else is a message."""
+        if isinstance(event, events.LogLine):
+            if event.pod != self.log_pod:
+                self.log_pod = event.pod
+                self.pending_logs.append(f"──── {event.pod} ────")
+            self.pending_logs.append(f"[{event.pod[-5:]}] {event.text}")
+            return
+        self.post_message(LoopEvent(event))
+
+    def flush_logs(self) -> None:
+        if self.pending_logs:
+            lines, self.pending_logs = self.pending_logs, []
+            self.query_one(LogView).add(lines)
+
+    def on_loop_event(self, message: LoopEvent) -> None:
+        event = message.event
+        match event:
+            case events.CycleStarted(cycle=number, changed=changed, reason=reason):
+                self.current = number
+                change = ", ".join(changed) if changed else reason
+                self.rows[number] = CycleRow(number, self.clock(), change)
+            case events.LoopState(state=state, detail=detail):
+                self.state, self.state_detail = state, detail
+            case events.PreflightReport(lines=lines, ok=ok):
+                self.problems = (
+                    []
+                    if ok
+                    else [line.strip() for line in lines if not line.strip().startswith("✓")]
+                )
+            case events.RenderFailed(problems=problems):
+                self.problems = []
+                for p in problems:
+                    self.problems.append(str(p))
+                    source = offending_text(p.file, p.line)
+                    if source:
+                        self.problems.append(f"    {source}")
+            case events.Error(message=text, details=details):
+                self.problems = [text, *details]
+            case events.RolloutFailed(reason=reason, message=text, last_logs=logs):
+                self.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
+            case events.Retrying(what=what, attempt=attempt, error=error, delay_s=delay):
+                self.problems = [f"{what} failed: {error}; retry {attempt} in {delay:.1f} s"]
+            case events.PodProgress(pod=pod, step=step, detail=detail):
+                if pod != self.pod and step == "created":
+                    self.pod_notes = []
+                if step == "warning":
+                    self.pod_notes.append(detail)
+                else:
+                    self.pod_status = step
+            case events.PodReady(pod=pod, ms=took):
+                if pod != self.pod:
+                    self.previous_pod, self.pod = self.pod, pod
+                self.pod_status = f"Ready in {took / 1000:.1f} s"
+            case events.CycleFinished(outcome=outcome):
+                if outcome in ("ready", "unchanged", "applied"):
+                    self.problems = []
+            case events.RunResult(status=status, body=body):
+                shown = body if isinstance(body, str) else json.dumps(body, indent=2)
+                self.push_screen(
+                    TextScreen(
+                        f"run → HTTP {status}", shown, "" if isinstance(body, str) else "json"
+                    )
+                )
+        if self.current in self.rows:
+            row = update(self.rows[self.current], event)
+            self.query_one(Timeline).show(row)
+        self.refresh_header()
+        self.refresh_pod()
+        self.query_one(ProblemsPanel).show(self.problems)
+
+    def refresh_header(self) -> None:
+        deployed = self.controller.deployed
+        if deployed is not None:
+            self.session.workflow = f"{deployed.workflow.name} v{deployed.workflow.version}"
+            self.session.image = deployed.image.image
+        self.query_one(HeaderBar).show(self.session, self.state, self.state_detail)
+
+    def refresh_pod(self) -> None:
+        deployed = self.controller.deployed
+        files = (
+            [f.path.removeprefix("nodes/") for f in deployed.files if f.path.startswith("nodes/")]
+            if deployed
+            else []
+        )
+        previous = self.previous_pod if self.previous_pod != self.pod else ""
+        self.query_one(PodPanel).show(self.pod, self.pod_status, previous, files, self.pod_notes)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.loop_worker and event.state in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            self.exit(0)
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def action_redeploy(self) -> None:
+        self.controller.redeploy()
+        self.notify("redeploying")
+
+    def action_pause(self) -> None:
+        if self.controller.paused:
+            self.controller.resume()
+            self.notify("watching again")
+        else:
+            self.controller.pause()
+            self.notify("paused: changes are deployed on resume")
+
+    def action_trigger(self) -> None:
+        self.run_worker(self.controller.trigger_run({}), name="trigger", exit_on_error=False)
+
+    def action_diff(self) -> None:
+        body = bundle_diff(self.controller.previous_deployed, self.controller.deployed)
+        self.push_screen(TextScreen("running deploy vs the previous one", body, "diff"))
+
+    def action_clear(self) -> None:
+        self.query_one(LogView).clear_all()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_close_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.value = ""
+        field.display = False
+        self.query_one(LogView).set_filter("")
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(LogView).set_filter(event.value)
+
+    def action_help(self) -> None:
+        self.push_screen(TextScreen("pdwatch keys", HELP))
+
+    def action_quit_pdwatch(self) -> None:
+        self.state, self.state_detail = "stopping", ""
+        self.refresh_header()
+        self.controller.quit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Redeploy now", "Restart the pod even if nothing changed", self.action_redeploy
+        )
+        yield SystemCommand(
+            "Pause / resume watching", "Hold deploys; resume deploys once", self.action_pause
+        )
+        yield SystemCommand(
+            "Trigger a run", "POST /run and show the JSON result", self.action_trigger
+        )
+        yield SystemCommand(
+            "Diff with the previous deploy", "Unified diff of the code", self.action_diff
+        )
+        yield SystemCommand("Clear logs", "Empty the log panel", self.action_clear)
+        yield SystemCommand(
+            "Quit pdwatch", "Stop watching (cleanup if asked)", self.action_quit_pdwatch
+        )

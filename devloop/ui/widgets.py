@@ -1,0 +1,151 @@
+"""The TUI's panels. Each renders state it is given; none talks to the loop or cluster."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import DataTable, Log, Static
+
+from devloop.ui.timeline import CycleRow
+
+MAX_LOG_LINES = 10_000
+STATE_STYLE = {
+    "watching": "green",
+    "deploying": "yellow",
+    "paused": "magenta",
+    "error": "red",
+    "retrying": "red",
+    "waiting": "yellow",
+}
+ROW_STYLE = {
+    "ready": "green",
+    "failed": "red",
+    "invalid": "red",
+    "unchanged": "dim",
+    "running": "yellow",
+    "applied": "",
+}
+
+
+@dataclass
+class Session:
+    """Facts about where pdwatch deploys, for the header."""
+
+    directory: str
+    context: str
+    embedded: bool
+    namespace: str
+    image: str = ""
+    workflow: str = ""
+
+
+class HeaderBar(Static):
+    DEFAULT_CSS = "HeaderBar { height: 1; background: $panel; padding: 0 1; }"
+
+    def show(self, session: Session, state: str, detail: str = "") -> None:
+        text = Text()
+        text.append(session.workflow or session.directory, style="bold")
+        cluster = "embedded cluster" if session.embedded else session.context
+        text.append(f"  {cluster}", style="cyan")
+        text.append(f"  ns/{session.namespace}")
+        if session.image:
+            text.append(f"  {session.image}", style="dim")
+        text.append(f"  {session.directory}", style="dim")
+        text.append(f"  ● {state}", style=f"bold {STATE_STYLE.get(state, '')}")
+        if detail:
+            text.append(f" {detail}", style=STATE_STYLE.get(state, ""))
+        self.update(text)
+
+
+class Timeline(DataTable[Text]):
+    DEFAULT_CSS = "Timeline { height: 100%; }"
+    WIDTHS = {
+        "#": 2,
+        "time": 8,
+        "change": 16,
+        "render": 6,
+        "apply": 6,
+        "rollout": 12,
+        "outcome": 14,
+    }
+    COLUMNS = tuple(WIDTHS)
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for column, width in self.WIDTHS.items():
+            self.add_column(column, key=column, width=width)
+
+    def show(self, row: CycleRow) -> None:
+        style = ROW_STYLE.get(row.state, "")
+        cells = [
+            Text(str(row.number)),
+            Text(row.time),
+            Text(row.change),
+            Text(row.render),
+            Text(row.apply),
+            Text(row.rollout),
+            Text(row.result, style=style),
+        ]
+        key = str(row.number)
+        if key in self.rows:
+            for column, cell in zip(self.COLUMNS, cells, strict=True):
+                self.update_cell(key, column, cell)
+        else:
+            self.add_row(*cells, key=key)
+            if self.row_count > 200:
+                self.remove_row(next(iter(self.rows)))
+            self.move_cursor(row=self.row_count - 1)
+
+
+class PodPanel(Static):
+    def show(
+        self, pod: str, status: str, previous: str, files: list[str], notes: list[str]
+    ) -> None:
+        text = Text()
+        text.append("pod ", style="dim")
+        text.append(pod or "—", style="bold")
+        text.append(f"  {status}\n", style="green" if status.startswith("Ready") else "yellow")
+        if previous:
+            text.append(f"replaced {previous}\n", style="dim")
+        if files:
+            text.append("serves " + ", ".join(files) + "\n", style="dim")
+        for note in notes[-4:]:
+            text.append(f"• {note}\n", style="yellow")
+        self.update(text)
+
+
+class ProblemsPanel(Static):
+    def show(self, lines: list[str]) -> None:
+        self.display = bool(lines)
+        self.update(Text("\n".join(lines), style="red"))
+
+
+class LogView(Log):
+    """The pods' logs: bounded, with a filter, following the end unless scrolled up."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_lines=MAX_LOG_LINES, auto_scroll=True, **kwargs)  # type: ignore[arg-type]
+        self.lines_kept: deque[str] = deque(maxlen=MAX_LOG_LINES)
+        self.pattern: re.Pattern[str] | None = None
+
+    def add(self, lines: list[str]) -> None:
+        self.lines_kept.extend(lines)
+        shown = [line for line in lines if self.matches(line)]
+        if shown:
+            self.write_lines(shown, scroll_end=self.is_vertical_scroll_end or None)
+
+    def matches(self, line: str) -> bool:
+        return self.pattern is None or bool(self.pattern.search(line))
+
+    def set_filter(self, text: str) -> None:
+        self.pattern = re.compile(re.escape(text), re.I) if text else None
+        self.clear()
+        self.write_lines([line for line in self.lines_kept if self.matches(line)])
+
+    def clear_all(self) -> None:
+        self.lines_kept.clear()
+        self.clear()
