@@ -31,6 +31,7 @@ from devloop.ui.widgets import (
     HeaderBar,
     LogView,
     PodPanel,
+    PodView,
     ProblemsPanel,
     Session,
     Timeline,
@@ -65,9 +66,13 @@ def offending_text(problem_file: str, line: int | None) -> str:
     if line is None or any(s in problem_file for s in SECRET_FILES):
         return ""
     try:
-        return Path(problem_file).read_text(encoding="utf-8").splitlines()[line - 1].strip()
-    except (OSError, IndexError, UnicodeDecodeError):
+        lines = Path(problem_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
         return ""
+    if not lines:
+        return ""
+    # YAML reports an unclosed bracket at the end of the file: show the last line then.
+    return lines[min(line, len(lines)) - 1].strip()
 
 
 def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
@@ -110,10 +115,12 @@ Ctrl+P opens the command palette with the same actions."""
 
 class PdwatchApp(App[int]):
     TITLE = "pdwatch"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     CSS = """
     #top { height: 1fr; min-height: 6; }
-    Timeline { width: 2fr; border: round $primary; }
-    PodPanel { width: 1fr; border: round $primary; padding: 0 1; }
+    Timeline { width: 1fr; border: round $primary; }
+    PodPanel { width: 38; border: round $primary; padding: 0 1; }
+    .-narrow PodPanel { width: 28; }
     ProblemsPanel { height: auto; max-height: 10; border: round $error; padding: 0 1; }
     LogView { height: 2fr; border: round $primary; }
     #filter { display: none; }
@@ -144,8 +151,7 @@ class PdwatchApp(App[int]):
         self.rows: dict[int, CycleRow] = {}
         self.current = 0
         self.state, self.state_detail = "starting", ""
-        self.pod, self.pod_status, self.previous_pod = "", "", ""
-        self.pod_notes: list[str] = []
+        self.pods = PodView()
         self.problems: list[str] = []
         self.pending_logs: list[str] = []
         self.log_pod = ""
@@ -215,21 +221,24 @@ class PdwatchApp(App[int]):
                         self.problems.append(f"    {source}")
             case events.Error(message=text, details=details):
                 self.problems = [text, *details]
-            case events.RolloutFailed(reason=reason, message=text, last_logs=logs):
+            case events.RolloutFailed(pod=pod, reason=reason, message=text, last_logs=logs):
                 self.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
+                self.pods.rolling = pod or self.pods.rolling
+                self.pods.rolling_status = f"✗ {reason}"
             case events.Retrying(what=what, attempt=attempt, error=error, delay_s=delay):
                 self.problems = [f"{what} failed: {error}; retry {attempt} in {delay:.1f} s"]
             case events.PodProgress(pod=pod, step=step, detail=detail):
-                if pod != self.pod and step == "created":
-                    self.pod_notes = []
+                if pod != self.pods.rolling:
+                    self.pods.rolling, self.pods.notes = pod, []
                 if step == "warning":
-                    self.pod_notes.append(detail)
+                    self.pods.notes.append(detail)
                 else:
-                    self.pod_status = step
+                    self.pods.rolling_status = step
             case events.PodReady(pod=pod, ms=took):
-                if pod != self.pod:
-                    self.previous_pod, self.pod = self.pod, pod
-                self.pod_status = f"Ready in {took / 1000:.1f} s"
+                if pod != self.pods.serving:
+                    self.pods.replaced, self.pods.serving = self.pods.serving, pod
+                self.pods.serving_status = f"Ready in {took / 1000:.1f} s"
+                self.pods.rolling = self.pods.rolling_status = ""
             case events.CycleFinished(outcome=outcome):
                 if outcome in ("ready", "unchanged", "applied"):
                     self.problems = []
@@ -261,8 +270,7 @@ class PdwatchApp(App[int]):
             if deployed
             else []
         )
-        previous = self.previous_pod if self.previous_pod != self.pod else ""
-        self.query_one(PodPanel).show(self.pod, self.pod_status, previous, files, self.pod_notes)
+        self.query_one(PodPanel).show(self.pods, files)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is self.loop_worker and event.state in (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.widgets import DataTable, Log, Static
@@ -65,11 +65,11 @@ class Timeline(DataTable[Text]):
     WIDTHS = {
         "#": 2,
         "time": 8,
-        "change": 16,
-        "render": 6,
+        "change": 12,
+        "outcome": 18,
+        "rollout": 13,
         "apply": 6,
-        "rollout": 12,
-        "outcome": 14,
+        "render": 6,
     }
     COLUMNS = tuple(WIDTHS)
 
@@ -85,10 +85,10 @@ class Timeline(DataTable[Text]):
             Text(str(row.number)),
             Text(row.time),
             Text(row.change),
-            Text(row.render),
-            Text(row.apply),
-            Text(row.rollout),
             Text(row.result, style=style),
+            Text(row.rollout),
+            Text(row.apply),
+            Text(row.render),
         ]
         key = str(row.number)
         if key in self.rows:
@@ -101,19 +101,36 @@ class Timeline(DataTable[Text]):
             self.move_cursor(row=self.row_count - 1)
 
 
+@dataclass
+class PodView:
+    """The pod that serves now, and the one this cycle rolls out (until it is Ready)."""
+
+    serving: str = ""
+    serving_status: str = ""
+    rolling: str = ""
+    rolling_status: str = ""
+    replaced: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
 class PodPanel(Static):
-    def show(
-        self, pod: str, status: str, previous: str, files: list[str], notes: list[str]
-    ) -> None:
+    def show(self, view: PodView, files: list[str]) -> None:
         text = Text()
-        text.append("pod ", style="dim")
-        text.append(pod or "—", style="bold")
-        text.append(f"  {status}\n", style="green" if status.startswith("Ready") else "yellow")
-        if previous:
-            text.append(f"replaced {previous}\n", style="dim")
+        text.append("serving  ", style="dim")
+        text.append(view.serving or "—", style="bold")
+        if view.serving_status:
+            text.append(f"  {view.serving_status}", style="green")
+        text.append("\n")
+        if view.rolling:
+            failed = view.rolling_status.startswith("✗")
+            text.append("rolling  ", style="dim")
+            text.append(view.rolling, style="bold")
+            text.append(f"  {view.rolling_status}\n", style="red" if failed else "yellow")
+        if view.replaced:
+            text.append(f"replaced {view.replaced}\n", style="dim")
         if files:
-            text.append("serves " + ", ".join(files) + "\n", style="dim")
-        for note in notes[-4:]:
+            text.append("code     " + ", ".join(files) + "\n", style="dim")
+        for note in view.notes[-4:]:
             text.append(f"• {note}\n", style="yellow")
         self.update(text)
 
