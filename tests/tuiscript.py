@@ -39,10 +39,16 @@ FIRST_DEPLOY: list[events.Event] = [
 READY: list[events.Event] = [
     *FIRST_DEPLOY,
     events.PodProgress(POD1, "started", "", 35.0),
-    *(events.LogLine(POD1, line) for line in (
-        "Pipedreamer Engine starting...", "Workflow: hello v1.0",
-        "DAG compiled: 1 stage(s), 1 node(s)", "  Stage 1: [greet]",
-        "Listening on http://0.0.0.0:8080/")),
+    *(
+        events.LogLine(POD1, line)
+        for line in (
+            "Pipedreamer Engine starting...",
+            "Workflow: hello v1.0",
+            "DAG compiled: 1 stage(s), 1 node(s)",
+            "  Stage 1: [greet]",
+            "Listening on http://0.0.0.0:8080/",
+        )
+    ),
     events.PodReady(POD1, "hello-6d5f7c9b8", 98.0),
     events.CycleFinished(1, "ready", 412.0),
     events.LoopState("watching"),
@@ -51,9 +57,17 @@ INVALID: list[events.Event] = [
     *READY,
     events.CycleStarted(2, ("workflow.yaml",), "change"),
     events.LoopState("deploying"),
-    events.RenderFailed((Problem(str(BROKEN), "YAML syntax error: while parsing a flow "
-                                              "sequence: did not find expected ',' or ']'",
-                                 8, 1),)),
+    events.RenderFailed(
+        (
+            Problem(
+                str(BROKEN),
+                "YAML syntax error: while parsing a flow "
+                "sequence: did not find expected ',' or ']'",
+                8,
+                1,
+            ),
+        )
+    ),
     events.CycleFinished(2, "invalid"),
     events.LoopState("error", "1 problem(s) in the workflow"),
 ]
@@ -66,16 +80,24 @@ CRASHED: list[events.Event] = [
     events.RestartTriggered("hello", "restartedAt", "2026-11-24T12:00:05.000001Z"),
     events.PodProgress(POD2, "created", "", 12.0),
     events.PodProgress(POD2, "started", "", 40.0),
-    events.RolloutFailed(POD2, "CrashLoopBackOff",
-                         "back-off 10s restarting failed container=engine",
-                         ("Pipedreamer Engine starting...", "Workflow: hello v1.0",
-                          "error: Uncaught (in promise) Error: boom at load",
-                          "    at file:///app/workflow/nodes/greet.ts:2:7")),
+    events.RolloutFailed(
+        POD2,
+        "CrashLoopBackOff",
+        "back-off 10s restarting failed container=engine",
+        (
+            "Pipedreamer Engine starting...",
+            "Workflow: hello v1.0",
+            "error: Uncaught (in promise) Error: boom at load",
+            "    at file:///app/workflow/nodes/greet.ts:2:7",
+        ),
+    ),
     events.CycleFinished(2, "failed"),
     events.LoopState("error", "the new pod failed; the previous one keeps running"),
 ]
-PAUSED: list[events.Event] = [*READY, events.LoopState("paused", "changes are collected and "
-                                                                 "deployed on resume")]
+PAUSED: list[events.Event] = [
+    *READY,
+    events.LoopState("paused", "changes are collected and deployed on resume"),
+]
 
 
 class ScriptedLoop:

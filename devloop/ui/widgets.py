@@ -46,17 +46,18 @@ class HeaderBar(Static):
     DEFAULT_CSS = "HeaderBar { height: 1; background: $panel; padding: 0 1; }"
 
     def show(self, session: Session, state: str, detail: str = "") -> None:
+        # Most important first: a narrow terminal cuts the end of the line.
         text = Text()
         text.append(session.workflow or session.directory, style="bold")
+        text.append(f"  ● {state}", style=f"bold {STATE_STYLE.get(state, '')}")
+        if detail:
+            text.append(f" {detail}", style=STATE_STYLE.get(state, ""))
         cluster = "embedded cluster" if session.embedded else session.context
         text.append(f"  {cluster}", style="cyan")
         text.append(f"  ns/{session.namespace}")
         if session.image:
             text.append(f"  {session.image}", style="dim")
         text.append(f"  {session.directory}", style="dim")
-        text.append(f"  ● {state}", style=f"bold {STATE_STYLE.get(state, '')}")
-        if detail:
-            text.append(f" {detail}", style=STATE_STYLE.get(state, ""))
         self.update(text)
 
 

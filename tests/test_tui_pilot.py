@@ -1,0 +1,233 @@
+"""The TUI driven by Textual's Pilot, with the real loop on the embedded cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from textual.pilot import Pilot
+
+from devloop import events
+from devloop.kube.client import Kube
+from devloop.loop import DevLoop, LoopSettings
+from devloop.render import RenderOptions
+from devloop.ui.screens import TextScreen
+from devloop.ui.tui import PdwatchApp
+from devloop.ui.widgets import HeaderBar, LogView, PodPanel, ProblemsPanel, Session, Timeline
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+class Seen:
+    """Every event the loop emitted, so the test can wait for one."""
+
+    def __init__(self, app: PdwatchApp) -> None:
+        self.events: list[events.Event] = []
+        self.app_emit = app.emit
+        self.new = asyncio.Event()
+
+    def __call__(self, event: events.Event) -> None:
+        self.events.append(event)
+        self.new.set()
+        self.app_emit(event)
+
+    async def until(
+        self, predicate: Callable[[events.Event], bool], since: int = 0, timeout: float = 20
+    ) -> events.Event:
+        async def find() -> events.Event:
+            while True:
+                for event in self.events[since:]:
+                    if predicate(event):
+                        return event
+                self.new.clear()
+                await self.new.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+
+@asynccontextmanager
+async def tui(
+    tmp_path: Path, api_client: client.ApiClient
+) -> AsyncIterator[tuple[PdwatchApp, Pilot[Any], Seen, Path]]:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    loop = DevLoop(
+        LoopSettings(directory, RenderOptions("default"), "pdwatch-embedded"),
+        Kube(api_client, "default"),
+        lambda e: None,
+    )
+    app = PdwatchApp(loop, Session(str(directory), "pdwatch-embedded", True, "default"))
+    seen = Seen(app)
+    loop.emit = seen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await seen.until(lambda e: isinstance(e, events.CycleFinished))
+        await pilot.pause(0.2)
+        yield app, pilot, seen, directory
+
+
+def text_of(widget: Any) -> str:
+    return str(widget.render())
+
+
+async def test_first_deploy_shows_header_timeline_pod_and_logs(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+        header = text_of(app.query_one(HeaderBar))
+        assert "hello v1.0" in header and "embedded cluster" in header and "● watching" in header
+        table = app.query_one(Timeline)
+        assert table.row_count == 1
+        assert str(table.get_cell("1", "outcome")).startswith("✓")
+        pod = next(e.pod for e in seen.events if isinstance(e, events.PodReady))
+        assert pod in text_of(app.query_one(PodPanel))
+        await pilot.pause(0.3)
+        logs = list(app.query_one(LogView).lines_kept)
+        assert f"──── {pod} ────" in logs
+        assert f"[{pod[-5:]}] Pipedreamer Engine starting..." in logs
+
+
+async def test_r_redeploys(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+        mark = len(seen.events)
+        await pilot.press("r")
+        restart = await seen.until(lambda e: isinstance(e, events.RestartTriggered), mark)
+        assert isinstance(restart, events.RestartTriggered) and restart.via == "restartedAt"
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await pilot.pause(0.1)
+        assert app.query_one(Timeline).row_count == 2
+
+
+async def test_p_pauses_and_resumes(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert "● paused" in text_of(app.query_one(HeaderBar))
+        mark = len(seen.events)
+        (directory / "nodes" / "greet.ts").write_text('console.log("held back");\n')
+        await pilot.press("p")
+        finished = await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        assert isinstance(finished, events.CycleFinished) and finished.outcome == "ready"
+        await seen.until(lambda e: isinstance(e, events.LogLine) and e.text == "held back", mark)
+
+
+async def test_t_triggers_a_run_and_shows_its_json(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+        mark = len(seen.events)
+        await pilot.press("t")
+        await seen.until(lambda e: isinstance(e, events.RunResult), mark)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, TextScreen)
+        assert app.screen.title_text == "run → HTTP 200"
+        assert '"nodes": [\n    "greet"\n  ]' in app.screen.body
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TextScreen)
+
+
+async def test_d_shows_the_diff_against_the_previous_deploy(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+        await pilot.press("d")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TextScreen)
+        assert "first one" in app.screen.body
+        await pilot.press("escape")
+        mark = len(seen.events)
+        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await pilot.press("d")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TextScreen)
+        body = app.screen.body
+        assert "--- previous/nodes/greet.ts" in body and "+++ running/nodes/greet.ts" in body
+        assert '+console.log("v2");' in body
+
+
+async def test_c_clears_and_slash_filters_logs(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+        await pilot.pause(0.3)
+        log = app.query_one(LogView)
+        await pilot.press("slash")
+        await pilot.press(*"stage")
+        await pilot.pause(0.1)
+        assert log.pattern is not None
+        shown = [str(line) for line in log.lines]
+        assert shown and all("stage" in line.lower() for line in shown)
+        await pilot.press("escape")
+        assert log.pattern is None and len(log.lines) == len(log.lines_kept)
+        app.set_focus(None)
+        await pilot.press("c")
+        assert not log.lines_kept and log.line_count == 0
+
+
+async def test_validation_error_then_fix_in_the_problems_panel(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+        good = (directory / "workflow.yaml").read_text()
+        mark = len(seen.events)
+        (directory / "workflow.yaml").write_text(
+            good.replace("path: ./nodes/greet.ts", "path: ./nodes/missing.ts")
+        )
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await pilot.pause(0.1)
+        panel = app.query_one(ProblemsPanel)
+        assert panel.display
+        text = text_of(panel)
+        assert "workflow.yaml:8:11: node 'greet'" in text
+        assert "path: ./nodes/missing.ts" in text  # the offending source line
+        assert "● error" in text_of(app.query_one(HeaderBar))
+        mark = len(seen.events)
+        (directory / "workflow.yaml").write_text(good.replace('"1.0"', '"1.1"'))
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await pilot.pause(0.1)
+        assert not panel.display
+
+
+async def test_rollout_failure_in_the_problems_panel(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+        mark = len(seen.events)
+        (directory / "nodes" / "greet.ts").write_text('throw new Error("nope");\n')
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await pilot.pause(0.1)
+        text = text_of(app.query_one(ProblemsPanel))
+        assert text.startswith("CrashLoopBackOff:")
+        assert "error: Uncaught (in promise) Error: nope" in text
+        assert "✗ CrashLoopBackOff" in text_of(app.query_one(PodPanel))
+
+
+async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+        await pilot.press("question_mark")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TextScreen) and "r   redeploy now" in app.screen.body
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in (
+            "Redeploy now",
+            "Pause / resume watching",
+            "Trigger a run",
+            "Diff with the previous deploy",
+            "Clear logs",
+            "Quit pdwatch",
+        ):
+            assert title in titles
+
+
+async def test_q_quits_and_stops_the_loop(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+        await pilot.press("q")
+        await pilot.pause(0.5)
+        assert app.controller.stopping.is_set()  # type: ignore[attr-defined]
+    assert app.return_code == 0

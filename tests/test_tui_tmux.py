@@ -1,0 +1,103 @@
+"""The TUI in a real terminal: tmux runs `pdwatch DIR --embedded` at 120x40."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+TMUX = shutil.which("tmux")
+PROMPT = "pdwatch-test$"
+
+if TMUX is None and not os.environ.get("CI"):
+    pytest.skip("tmux is not installed (CI installs it)", allow_module_level=True)
+
+
+class Terminal:
+    def __init__(self) -> None:
+        assert TMUX is not None, "tmux is required"
+        self.socket = f"pdwatch-{uuid.uuid4().hex[:8]}"
+        self.tmux(
+            [
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                f"env PS1='{PROMPT} ' TERM=xterm-256color bash --norc --noprofile",
+            ]
+        )
+
+    def tmux(self, args: list[str]) -> str:
+        return subprocess.run(
+            [TMUX or "tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+
+    def type(self, text: str) -> None:
+        self.tmux(["send-keys", "-t", "t", text, "Enter"])
+
+    def key(self, key: str) -> None:
+        self.tmux(["send-keys", "-t", "t", key])
+
+    def screen(self) -> str:
+        return self.tmux(["capture-pane", "-p", "-t", "t"])
+
+    def wait_for(self, *needles: str, timeout: float = 40) -> str:
+        """The screen once it shows every needle (a terminal has no events to wait on)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if all(n in screen for n in needles):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needles} not on screen:\n{screen}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        subprocess.run(
+            [TMUX or "tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10
+        )
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    term = Terminal()
+    try:
+        yield term
+    finally:
+        term.close()
+
+
+def test_edit_shows_up_in_the_tui_and_q_returns_to_the_shell(
+    tmp_path: Path, terminal: Terminal
+) -> None:
+    directory = tmp_path / "uptime-prober"
+    shutil.copytree(EXAMPLES / "uptime-prober", directory)
+    terminal.wait_for(PROMPT)
+    terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
+    terminal.wait_for("deploys", "● watching", "✓", "Listening on http://0.0.0.0:8080/")
+    (directory / "nodes" / "format-report.ts").write_text(
+        'console.log("report format v2 is live");\nexport default () => ({ text: "" });\n'
+    )
+    screen = terminal.wait_for("report format v2 is live", "nodes/format")
+    rows = [line for line in screen.splitlines() if "nodes/format" in line]
+    assert rows and "✓" in rows[0], screen
+    terminal.key("q")
+    screen = terminal.wait_for(PROMPT)
+    last = [line for line in screen.splitlines() if line.strip()][-1]
+    assert last.strip() == PROMPT, screen  # the prompt is back, the TUI is gone
