@@ -153,7 +153,7 @@ async def test_d_shows_the_diff_against_the_previous_deploy(
 async def test_c_clears_and_slash_filters_logs(
     tmp_path: Path, api_client: client.ApiClient
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
         await pilot.pause(0.3)
         log = app.query_one(LogView)
         await pilot.press("slash")
@@ -208,7 +208,7 @@ async def test_rollout_failure_in_the_problems_panel(
 
 
 async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
         await pilot.press("question_mark")
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen) and "r   redeploy now" in app.screen.body
@@ -226,7 +226,7 @@ async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiCl
 
 
 async def test_q_quits_and_stops_the_loop(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
         await pilot.press("q")
         await pilot.pause(0.5)
         assert app.controller.stopping.is_set()  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,16 +57,19 @@ class Terminal:
     def screen(self) -> str:
         return self.tmux(["capture-pane", "-p", "-t", "t"])
 
-    def wait_for(self, *needles: str, timeout: float = 40) -> str:
-        """The screen once it shows every needle (a terminal has no events to wait on)."""
+    def wait_until(self, ready: Callable[[str], bool], timeout: float = 40) -> str:
+        """The screen once `ready(screen)` (a terminal has no events to wait on)."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if all(n in screen for n in needles):
+            if ready(screen):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"{needles} not on screen:\n{screen}")
+                raise AssertionError(f"not as expected within {timeout}s:\n{screen}")
             time.sleep(0.2)
+
+    def wait_for(self, *needles: str, timeout: float = 40) -> str:
+        return self.wait_until(lambda screen: all(n in screen for n in needles), timeout)
 
     def close(self) -> None:
         subprocess.run(
@@ -98,6 +101,10 @@ def test_edit_shows_up_in_the_tui_and_q_returns_to_the_shell(
     rows = [line for line in screen.splitlines() if "nodes/format" in line]
     assert rows and "✓" in rows[0], screen
     terminal.key("q")
-    screen = terminal.wait_for(PROMPT)
-    last = [line for line in screen.splitlines() if line.strip()][-1]
-    assert last.strip() == PROMPT, screen  # the prompt is back, the TUI is gone
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)  # the TUI is gone
+    assert "Traceback" not in screen
+
+
+def last_line(screen: str) -> str:
+    lines = [line.strip() for line in screen.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
