@@ -231,3 +231,22 @@ async def test_q_quits_and_stops_the_loop(tmp_path: Path, api_client: client.Api
         await pilot.pause(0.5)
         assert app.controller.stopping.is_set()  # type: ignore[attr-defined]
     assert app.return_code == 0
+
+
+async def test_deploys_continue_while_a_modal_is_open(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+        await pilot.press("question_mark")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TextScreen)
+        mark = len(seen.events)
+        (directory / "nodes" / "greet.ts").write_text('console.log("behind the modal");\n')
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await seen.until(
+            lambda e: isinstance(e, events.LogLine) and e.text == "behind the modal", mark
+        )
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        assert app.query_one(Timeline).row_count == 2
+        assert any("behind the modal" in line for line in app.query_one(LogView).lines_kept)

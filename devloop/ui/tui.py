@@ -170,11 +170,19 @@ class PdwatchApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(Timeline).border_title = "deploys"
-        self.query_one(PodPanel).border_title = "pod"
-        self.query_one(LogView).border_title = "logs"
-        self.query_one(ProblemsPanel).border_title = "problems"
-        self.query_one(ProblemsPanel).show([])
+        # The main screen's panels, kept: App.query_one searches the *current* screen, and
+        # events keep arriving while a modal (help, diff, run result) is on top.
+        self.header = self.query_one(HeaderBar)
+        self.timeline = self.query_one(Timeline)
+        self.pod_panel = self.query_one(PodPanel)
+        self.problems_panel = self.query_one(ProblemsPanel)
+        self.log_view = self.query_one(LogView)
+        self.filter_field = self.query_one("#filter", Input)
+        self.timeline.border_title = "deploys"
+        self.pod_panel.border_title = "pod"
+        self.log_view.border_title = "logs"
+        self.problems_panel.border_title = "problems"
+        self.problems_panel.show([])
         self.refresh_header()
         self.refresh_pod()
         self.set_interval(0.1, self.flush_logs)
@@ -195,7 +203,7 @@ class PdwatchApp(App[int]):
     def flush_logs(self) -> None:
         if self.pending_logs:
             lines, self.pending_logs = self.pending_logs, []
-            self.query_one(LogView).add(lines)
+            self.log_view.add(lines)
 
     def on_loop_event(self, message: LoopEvent) -> None:
         event = message.event
@@ -251,17 +259,17 @@ class PdwatchApp(App[int]):
                 )
         if self.current in self.rows:
             row = update(self.rows[self.current], event)
-            self.query_one(Timeline).show(row)
+            self.timeline.show(row)
         self.refresh_header()
         self.refresh_pod()
-        self.query_one(ProblemsPanel).show(self.problems)
+        self.problems_panel.show(self.problems)
 
     def refresh_header(self) -> None:
         deployed = self.controller.deployed
         if deployed is not None:
             self.session.workflow = f"{deployed.workflow.name} v{deployed.workflow.version}"
             self.session.image = deployed.image.image
-        self.query_one(HeaderBar).show(self.session, self.state, self.state_detail)
+        self.header.show(self.session, self.state, self.state_detail)
 
     def refresh_pod(self) -> None:
         deployed = self.controller.deployed
@@ -270,7 +278,7 @@ class PdwatchApp(App[int]):
             if deployed
             else []
         )
-        self.query_one(PodPanel).show(self.pods, files)
+        self.pod_panel.show(self.pods, files)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is self.loop_worker and event.state in (
@@ -302,22 +310,22 @@ class PdwatchApp(App[int]):
         self.push_screen(TextScreen("running deploy vs the previous one", body, "diff"))
 
     def action_clear(self) -> None:
-        self.query_one(LogView).clear_all()
+        self.log_view.clear_all()
 
     def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
+        field = self.filter_field
         field.display = True
         field.focus()
 
     def action_close_filter(self) -> None:
-        field = self.query_one("#filter", Input)
+        field = self.filter_field
         field.value = ""
         field.display = False
-        self.query_one(LogView).set_filter("")
+        self.log_view.set_filter("")
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
-        self.query_one(LogView).set_filter(event.value)
+        self.log_view.set_filter(event.value)
 
     def action_help(self) -> None:
         self.push_screen(TextScreen("pdwatch keys", HELP))
