@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Developer tasks that work on a fresh machine with nothing but Python 3.11+.
 
-    python3 dev.py run     # pdwatch on an example workflow
+    python3 dev.py run     # pdwatch on an example workflow (embedded cluster; Ctrl-C or q ends it)
     python3 dev.py test    # the whole test suite
     python3 dev.py lint    # ruff + mypy
     python3 dev.py bench   # benchmarks
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
         return 0 if task == "help" else 2
     ensure_venv()
     if task == "run":
-        args = rest or ["examples/uptime-prober", "--once", "--embedded"]
+        args = rest or ["examples/uptime-prober", "--embedded"]
         return run(str(BIN / "pdwatch"), *args)
     if task == "test":
         return run(str(PY), "-m", "pytest", *rest)
