@@ -1,25 +1,453 @@
-"""Benchmarks (`python3 dev.py bench`). The suite grows with the issues; today: render + hash.
+"""pdwatch's benchmarks (`python3 dev.py bench`): figures, never pass/fail.
 
-Prints a table and writes bench/results.json. Figures are measured here, never asserted in tests.
+pdwatch runs as a separate process, as a user runs it, against the embedded cluster hosted
+by this process with its simulated delays set to zero, so what is measured is pdwatch's
+own cost. Times are CLOCK_MONOTONIC, shared by both processes on Linux: a file write's
+end (here), a request's arrival at the API server (the cluster's request log), a line's
+arrival on pdwatch's stdout (here).
+
+Writes bench/results.json and BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import platform
+import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from devloop.render import Bundle, render  # noqa: E402
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from devloop.render import Bundle, render  # noqa: E402
+from devloop.sim import EmbeddedCluster, SimSettings  # noqa: E402
+
+EXAMPLES = ROOT / "examples"
+PY = sys.executable
+BIN = Path(PY).parent
+READY_SUMMARY = re.compile(r" Ready in .* → .* from save to Ready")
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(ordered), 1),
+        "p95": round(p95, 1),
+        "max": round(ordered[-1], 1),
+    }
+
+
+class Process:
+    """A pdwatch process whose stdout lines are kept with their arrival times."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [PY, "-m", "devloop", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "COLUMNS": "250", **(env or {})},
+        )
+        self.lines: list[tuple[float, str]] = []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.changed:
+                self.lines.append((time.monotonic(), line.rstrip("\n")))
+                self.changed.notify_all()
+
+    def wait(
+        self, match: Callable[[str], bool], since: int = 0, timeout: float = 30
+    ) -> tuple[float, str, int]:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for i in range(since, len(self.lines)):
+                    if match(self.lines[i][1]):
+                        return self.lines[i][0], self.lines[i][1], i
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = "\n".join(line for _, line in self.lines[-15:])
+                    raise TimeoutError(f"no matching line within {timeout}s; last lines:\n{tail}")
+                self.changed.wait(left)
+
+    def stop(self) -> float:
+        """SIGTERM; returns the seconds until it exited."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return time.monotonic() - t0
+
+
+def copy_example(tmp: Path, name: str = "hello", as_name: str | None = None) -> Path:
+    target = tmp / (as_name or name)
+    shutil.copytree(EXAMPLES / name, target)
+    return target
+
+
+def requests_since(cluster: EmbeddedCluster, index: int) -> list[tuple[float, str, str, str]]:
+    assert cluster.request_log is not None
+    return list(cluster.request_log[index:])
+
+
+def first(
+    requests: list[tuple[float, str, str, str]],
+    method: str,
+    path_end: str,
+    apply: bool | None = None,
+) -> float | None:
+    for t, m, path, query in requests:
+        if m == method and path.endswith(path_end):
+            is_apply = "force=true" in query
+            if apply is None or apply == is_apply:
+                return t
+    return None
+
+
+# --- 1. edit-to-live latency ---------------------------------------------------------------
+
+
+def bench_latency(
+    cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, debounce_ms: int, edits: int
+) -> dict[str, Any]:
+    directory = copy_example(tmp, "hello", f"latency-{debounce_ms}")
+    namespace = f"lat{debounce_ms}"
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            namespace,
+            "--create-namespace",
+            "--debounce-ms",
+            str(debounce_ms),
+        ]
+    )
+    try:
+        proc.wait(lambda line: "start → " in line)
+        cluster.request_log = []
+        figures: dict[str, list[float]] = {
+            "a_configmap_applied_ms": [],
+            "b_restart_reached_ms": [],
+            "c_ready_seen_ms": [],
+            "d_first_log_line_ms": [],
+        }
+        pods_seen = set()
+        for i in range(edits):
+            mark, log_mark = len(proc.lines), len(cluster.request_log)
+            (directory / "nodes" / "greet.ts").write_text(f'console.log("edit {i}");\n')
+            t0 = time.monotonic()
+            t_ready, _, _ = proc.wait(lambda line: " Ready in " in line and "→" not in line, mark)
+            t_log, line, _ = proc.wait(
+                lambda line: (
+                    line.endswith("] Pipedreamer Engine starting...")
+                    and line.split("[")[1].split("]")[0] not in pods_seen
+                ),
+                mark,
+            )
+            pods_seen.add(line.split("[")[1].split("]")[0])
+            proc.wait(lambda line: "from save to Ready" in line, mark)
+            requests = requests_since(cluster, log_mark)
+            t_cm = first(
+                requests, "PATCH", f"/namespaces/{namespace}/configmaps/hello-code", apply=True
+            )
+            t_restart = first(
+                requests, "PATCH", f"/namespaces/{namespace}/deployments/hello", apply=False
+            )
+            if t_cm is not None:
+                figures["a_configmap_applied_ms"].append((t_cm - t0) * 1000)
+            if t_restart is not None:
+                figures["b_restart_reached_ms"].append((t_restart - t0) * 1000)
+            figures["c_ready_seen_ms"].append((t_ready - t0) * 1000)
+            figures["d_first_log_line_ms"].append((t_log - t0) * 1000)
+            time.sleep(0.3)
+        return {k: stats(v) for k, v in figures.items()}
+    finally:
+        proc.stop()
+        cluster.request_log = None
+
+
+# --- 2. the baseline: watchfiles CLI + kubectl ----------------------------------------------
+
+
+def bench_baseline(
+    cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, edits: int
+) -> dict[str, Any]:
+    directory = copy_example(tmp, "hello", "baseline")
+    namespace = "baseline"
+    kubectl = str(BIN / "kubectl")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    subprocess.run(
+        [kubectl, "create", "namespace", namespace], env=env, check=True, capture_output=True
+    )
+    rendered = subprocess.run(
+        [
+            PY,
+            "-m",
+            "devloop",
+            str(directory),
+            "--render",
+            "-n",
+            namespace,
+            "--runtime-class",
+            "gvisor",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    subprocess.run(
+        [kubectl, "apply", "--server-side", "-f", "-"],
+        input=rendered,
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    script = (
+        f"{kubectl} create configmap hello-code -n {namespace} "
+        f"--from-file=workflow.yaml={directory}/workflow.yaml "
+        f"--from-file=nodes__greet.ts={directory}/nodes/greet.ts "
+        f"--dry-run=client -o yaml | {kubectl} apply --server-side -f - && "
+        f"{kubectl} rollout restart deployment/hello -n {namespace}"
+    )
+    watcher = subprocess.Popen(
+        [
+            str(BIN / "watchfiles"),
+            "--target-type",
+            "command",
+            f"sh -c '{script}'",
+            str(directory / "nodes"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    figures: dict[str, list[float]] = {"a_configmap_applied_ms": [], "b_restart_reached_ms": []}
+    try:
+        time.sleep(4)  # watchfiles runs the command once at start; let it finish
+        cluster.request_log = []
+        for i in range(edits):
+            log_mark = len(cluster.request_log)
+            (directory / "nodes" / "greet.ts").write_text(f'console.log("edit {i}");\n')
+            t0 = time.monotonic()
+            deadline = t0 + 20
+            t_restart = None
+            while t_restart is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                requests = requests_since(cluster, log_mark)
+                t_restart = first(
+                    requests, "PATCH", f"/namespaces/{namespace}/deployments/hello", apply=False
+                )
+            requests = requests_since(cluster, log_mark)
+            t_cm = first(
+                requests, "PATCH", f"/namespaces/{namespace}/configmaps/hello-code", apply=True
+            )
+            if t_cm is not None:
+                figures["a_configmap_applied_ms"].append((t_cm - t0) * 1000)
+            if t_restart is not None:
+                figures["b_restart_reached_ms"].append((t_restart - t0) * 1000)
+            time.sleep(0.5)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        try:
+            watcher.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+        cluster.request_log = None
+    return {k: stats(v) for k, v in figures.items()}
+
+
+# --- 3. a burst of writes --------------------------------------------------------------------
+
+
+def bench_burst(cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path) -> dict[str, Any]:
+    directory = copy_example(tmp, "hello", "burst")
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            "burst",
+            "--create-namespace",
+        ]
+    )
+    try:
+        proc.wait(lambda line: "start → " in line)
+        mark = len(proc.lines)
+        files = [directory / "nodes" / f"part{i}.ts" for i in range(4)]
+        start = time.monotonic()
+        for n in range(200):
+            files[n % 4].write_text(f"// write {n}\n")
+            time.sleep(max(0.0, start + (n + 1) * 0.005 - time.monotonic()))
+        t_last = time.monotonic()
+        final = {f"nodes__part{i}.ts": f"// write {196 + i}\n" for i in range(4)}
+
+        def live() -> bool:
+            cm = cluster.call(
+                lambda: cluster.store.find(
+                    cluster.api.store.objects
+                    and __import__("devloop.sim.resources", fromlist=["x"]).of_kind(
+                        "v1", "ConfigMap"
+                    ),
+                    "burst",
+                    "hello-code",
+                )
+            )
+            data = (cm or {}).get("data") or {}
+            return all(data.get(k) == v for k, v in final.items())
+
+        index = mark
+        t_live = None
+        while t_live is None:
+            t, _, index = proc.wait(lambda line: "from save to Ready" in line, index, 30)
+            index += 1
+            if live():
+                t_live = t
+        time.sleep(2.5)  # would another cycle follow? (debounce + max wait have passed)
+        cycles = sum(1 for _, line in proc.lines[mark:] if " changed → " in line)
+        return {
+            "writes": 200,
+            "burst_ms": round((t_last - start) * 1000),
+            "cycles": cycles,
+            "final_live_after_last_write_ms": round((t_live - t_last) * 1000),
+        }
+    finally:
+        proc.stop()
+
+
+# --- 4. idle cost ----------------------------------------------------------------------------
+
+
+def measure_idle(pid: int, seconds: float) -> dict[str, float]:
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    time.sleep(seconds)
+    after = process.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    peak_kb = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak_kb = int(line.split()[1])
+    return {
+        "seconds": seconds,
+        "cpu_seconds": round(cpu, 3),
+        "cpu_percent_of_one_core": round(100 * cpu / seconds, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+
+
+def bench_idle(kubeconfig: Path, tmp: Path, seconds: float) -> dict[str, Any]:
+    directory = copy_example(tmp, "hello", "idle")
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            "idle",
+            "--create-namespace",
+        ]
+    )
+    try:
+        proc.wait(lambda line: "start → " in line)
+        time.sleep(1)
+        headless = measure_idle(proc.proc.pid, seconds)
+    finally:
+        proc.stop()
+    tui: dict[str, Any] = {"skipped": "tmux not installed"}
+    tmux = shutil.which("tmux")
+    if tmux:
+        socket = f"pdwatch-bench-{os.getpid()}"
+        command = f"cd {ROOT} && exec {PY} -m devloop {directory} --kubeconfig {kubeconfig} -n idle"
+        subprocess.run(
+            [tmux, "-L", socket, "new-session", "-d", "-s", "b", "-x", "120", "-y", "40", command],
+            check=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                screen = subprocess.run(
+                    [tmux, "-L", socket, "capture-pane", "-p", "-t", "b"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                if "✓" in screen and "● watching" in screen:
+                    break
+                time.sleep(0.2)
+            pid = int(
+                subprocess.run(
+                    [tmux, "-L", socket, "list-panes", "-t", "b", "-F", "#{pane_pid}"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()[0]
+            )
+            time.sleep(1)
+            tui = measure_idle(pid, seconds)
+        finally:
+            subprocess.run([tmux, "-L", socket, "kill-server"], capture_output=True)
+    return {"headless": headless, "tui_in_tmux": tui}
+
+
+# --- 5. start-up -------------------------------------------------------------------------------
+
+
+def bench_startup(tmp: Path) -> dict[str, Any]:
+    help_ms = []
+    for _ in range(10):
+        t0 = time.monotonic()
+        subprocess.run([PY, "-m", "devloop", "--help"], capture_output=True, check=True)
+        help_ms.append((time.monotonic() - t0) * 1000)
+    ready_ms, stop_ms = [], []
+    for i in range(3):
+        directory = copy_example(tmp, "hello", f"startup{i}")
+        proc = Process([str(directory), "--embedded", "--no-tui"])
+        t, _, _ = proc.wait(lambda line: "start → " in line)
+        ready_ms.append((t - proc.started) * 1000)
+        stop_ms.append(proc.stop() * 1000)
+    return {
+        "help_ms": stats(help_ms),
+        "process_start_to_first_ready_embedded_ms": stats(ready_ms),
+        "sigterm_to_exit_ms": stats(stop_ms),
+    }
+
+
+# --- 6. scale ------------------------------------------------------------------------------------
 
 
 def make_workflow(root: Path, n_files: int, bytes_per_file: int) -> Path:
@@ -34,38 +462,243 @@ def make_workflow(root: Path, n_files: int, bytes_per_file: int) -> Path:
     return root
 
 
-def time_render(root: Path, repeat: int = 15) -> dict[str, float]:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = render(root)
-        samples.append((time.perf_counter() - t0) * 1000)
-        assert isinstance(result, Bundle), result
-    return {"p50_ms": round(statistics.median(samples), 2), "max_ms": round(max(samples), 2),
-            "code_bytes": result.code_bytes}
+def bench_scale(cluster: EmbeddedCluster, tmp: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    largest: Bundle | None = None
+    for n, size in [(10, 1000), (100, 1000), (500, 1700)]:
+        root = make_workflow(tmp / f"scale{n}", n, size)
+        samples = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            result = render(root)
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert isinstance(result, Bundle), result
+        out[f"render_and_hash_{n}_files"] = {**stats(samples), "code_bytes": result.code_bytes}
+        largest = result
+    assert largest is not None
+
+    async def apply_largest() -> list[float]:
+        from kubernetes import client
+
+        from devloop.kube.client import Kube
+
+        api = client.ApiClient(client.Configuration(host=cluster.url))
+        kube = Kube(api, "default")
+        times = []
+        for i in range(5):
+            cm = json.loads(json.dumps(largest.config_map))
+            cm["data"]["workflow.yaml"] += f"# {i}\n"
+            t0 = time.perf_counter()
+            await kube.apply(cm)
+            times.append((time.perf_counter() - t0) * 1000)
+        api.close()
+        return times
+
+    out["apply_largest_configmap_ms"] = {
+        **stats(asyncio.run(apply_largest())),
+        "code_bytes": largest.code_bytes,
+    }
+    return out
+
+
+# --- 7. log throughput ----------------------------------------------------------------------------
+
+
+def flood(cluster: EmbeddedCluster, namespace: str, pod_prefix: str, lines: int) -> None:
+    def write() -> None:
+        for runtime in cluster.kubelet.pods.values():
+            if (
+                runtime.namespace == namespace
+                and runtime.name.startswith(pod_prefix)
+                and runtime.engine is not None
+            ):
+                run = runtime.runs[-1]
+                for i in range(lines):
+                    run.append(f"flood line {i}")
+                run.append("flood-end")
+                return
+        raise RuntimeError("no running pod to flood")
+
+    cluster.call(write)
+
+
+def bench_logs_plain(
+    cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, lines: int
+) -> dict[str, Any]:
+    directory = copy_example(tmp, "hello", "logs")
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            "logs",
+            "--create-namespace",
+        ]
+    )
+    try:
+        proc.wait(lambda line: "start → " in line)
+        mark = len(proc.lines)
+        t0 = time.monotonic()
+        flood(cluster, "logs", "hello-", lines)
+        t_end, _, _ = proc.wait(lambda line: line.endswith("] flood-end"), mark, 120)
+        printed = sum(1 for _, line in proc.lines[mark:] if "] flood line " in line)
+        return {"lines": lines, "printed": printed, "lines_per_second": round(lines / (t_end - t0))}
+    finally:
+        proc.stop()
+
+
+def bench_logs_tui(cluster: EmbeddedCluster, tmp: Path, lines: int) -> dict[str, Any]:
+    from kubernetes import client
+
+    from devloop import events
+    from devloop.kube.client import Kube
+    from devloop.loop import DevLoop, LoopSettings
+    from devloop.render import RenderOptions
+    from devloop.ui.tui import PdwatchApp
+    from devloop.ui.widgets import LogView, Session
+
+    directory = copy_example(tmp, "hello", "logs-tui")
+
+    async def run() -> dict[str, Any]:
+        api = client.ApiClient(client.Configuration(host=cluster.url))
+        loop = DevLoop(
+            LoopSettings(
+                directory, RenderOptions("logstui"), "pdwatch-embedded", create_namespace=True
+            ),
+            Kube(api, "logstui"),
+            lambda e: None,
+        )
+        app = PdwatchApp(loop, Session(str(directory), "pdwatch-embedded", True, "logstui"))
+        ready = asyncio.Event()
+
+        def emit(event: events.Event) -> None:
+            if isinstance(event, events.CycleFinished):
+                ready.set()
+            app.emit(event)
+
+        loop.emit = emit
+        gaps: list[float] = []
+        async with app.run_test(size=(120, 40)) as pilot:
+            await asyncio.wait_for(ready.wait(), 30)
+            await pilot.pause(0.5)
+            last = [time.monotonic()]
+
+            def tick() -> None:
+                now = time.monotonic()
+                gaps.append(now - last[0])
+                last[0] = now
+
+            app.set_interval(0.01, tick)
+            await pilot.pause(0.2)
+            gaps.clear()
+            t0 = time.monotonic()
+            await asyncio.to_thread(flood, cluster, "logstui", "hello-", lines)
+            view = app.query_one(LogView)
+            while not view.lines_kept or view.lines_kept[-1].endswith("flood-end") is False:
+                await asyncio.sleep(0.01)
+            t_end = time.monotonic()
+            loop.quit()
+        api.close()
+        return {
+            "lines": lines,
+            "lines_per_second": round(lines / (t_end - t0)),
+            "longest_ui_stall_ms": round(max(gaps) * 1000, 1) if gaps else None,
+        }
+
+    return asyncio.run(run())
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def main() -> None:
-    figures: dict[str, object] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n, size in [(10, 1000), (100, 1000), (500, 1700)]:
-            root = make_workflow(Path(tmp) / f"wf{n}", n, size)
-            figures[f"render_{n}_files"] = time_render(root)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "devloop", "--help"], capture_output=True, check=True)
-    figures["help_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
-    results = {
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--edits", type=int, default=30)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--log-lines", type=int, default=20_000)
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    wanted = set(args.only) if args.only else None
+
+    def section(name: str, fn: Callable[[], Any]) -> None:
+        if wanted is not None and name not in wanted:
+            return
+        print(f"== {name}", flush=True)
+        t0 = time.monotonic()
+        results[name] = fn()
+        print(json.dumps(results[name], indent=2), f"({time.monotonic() - t0:.0f} s)", flush=True)
+
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        EmbeddedCluster(SimSettings.instant()) as cluster,
+    ):
+        tmp = Path(tmp_name)
+        kubeconfig = cluster.write_kubeconfig(tmp / "kubeconfig")
+        section(
+            "latency_default_debounce",
+            lambda: bench_latency(cluster, kubeconfig, tmp, 150, args.edits),
+        )
+        section(
+            "latency_debounce_20ms", lambda: bench_latency(cluster, kubeconfig, tmp, 20, args.edits)
+        )
+        section(
+            "baseline_watchfiles_kubectl",
+            lambda: bench_baseline(cluster, kubeconfig, tmp, args.edits),
+        )
+        section("burst", lambda: bench_burst(cluster, kubeconfig, tmp))
+        section("startup", lambda: bench_startup(tmp))
+        section("scale", lambda: bench_scale(cluster, tmp))
+        section("logs_plain", lambda: bench_logs_plain(cluster, kubeconfig, tmp, args.log_lines))
+        section("logs_tui", lambda: bench_logs_tui(cluster, tmp, args.log_lines))
+        section("idle", lambda: bench_idle(kubeconfig, tmp, args.idle_seconds))
+    if "latency_default_debounce" in results and "baseline_watchfiles_kubectl" in results:
+        base, ours = results["baseline_watchfiles_kubectl"], results["latency_default_debounce"]
+        results["baseline_over_pdwatch_p50"] = {
+            key: round(base[key]["p50"] / ours[key]["p50"], 1)
+            for key in ("a_configmap_applied_ms", "b_restart_reached_ms")
+            if base[key].get("p50") and ours[key].get("p50")
+        }
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    document = {
         "commit": commit,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
-        "figures": figures,
+        "machine": machine(),
+        "results": results,
     }
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    for name, value in figures.items():
-        print(f"{name:24} {value}")
+    path = ROOT / "bench" / "results.json"
+    if wanted is not None and path.exists():  # a partial run updates the sections it ran
+        previous = json.loads(path.read_text())
+        previous.setdefault("results", {}).update(results)
+        document = {
+            **previous,
+            "commit": commit,
+            "date": document["date"],
+            "machine": document["machine"],
+        }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ async def test_code_change_restarts_once_with_a_new_replicaset(tmp_path: Path, k
     rec = Recorder()
     second = await deploy_cycle(kube, bundle_of(directory), rec, stamps)
     assert second.ok
+    (applied,) = rec.of(events.Applied)
+    assert applied.objects == ("ConfigMap/hello-code",)  # only what changed
     (restart,) = rec.of(events.RestartTriggered)
     assert restart.via == "restartedAt" and restart.stamp
     assert len(await replica_sets(kube, "hello")) == 2
@@ -145,10 +147,16 @@ async def test_image_change_rolls_once_without_a_restart_patch(
     assert len(await replica_sets(kube, "hello")) == 2
 
 
-async def test_field_changed_by_another_manager_is_taken_back(tmp_path: Path, kube: Kube) -> None:
+async def test_field_changed_by_another_manager_is_taken_back(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient
+) -> None:
     directory = copy_example(tmp_path)
     await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
-    await kube.patch("Deployment", "hello", {"spec": {"replicas": 3}})  # someone's kubectl
+    # someone's `kubectl scale`: another field manager than pdwatch
+    apps = client.AppsV1Api(api_client)
+    await asyncio.to_thread(
+        apps.patch_namespaced_deployment, "hello", NS, {"spec": {"replicas": 3}}
+    )
     (directory / "nodes" / "greet.ts").write_text("// edit\n")
     await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
     deployment = await kube.get("Deployment", "hello")

@@ -1,10 +1,12 @@
 """One deploy cycle: apply what changed, roll out exactly once, follow the new pod.
 
-1. Skip everything when the cluster already runs this exact bundle (both hashes on the
-   ConfigMap match, the Deployment exists, the Secret holds the same data).
+1. Read the ConfigMap, Deployment and Secret in one parallel round. Skip everything when
+   the cluster already runs this exact bundle (both hashes on the ConfigMap match, the
+   Deployment exists, the Secret holds the same data).
 2. Server-side apply (forced: pdwatch owns these objects) in order: Secret, ConfigMap,
-   Service, CronJobs, Deployment; the ConfigMap always before any restart. CronJobs and
-   the Secret that the workflow no longer renders are deleted, when they carry its labels.
+   Service, CronJobs, Deployment; the ConfigMap always before any restart. When only code
+   (or secrets) changed, only those are applied: the rest is known to be in place. CronJobs
+   and a Secret the workflow no longer renders are deleted, when they carry its labels.
 3. One rollout: when the apply changed the pod template, that is the rollout; otherwise,
    when the code or secrets changed, a `kubectl.kubernetes.io/restartedAt` stamp that is
    unique per call (microseconds, bumped on a tie) starts it.
@@ -21,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devloop import events
-from devloop.kube.client import Kube
+from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import KubeError, Timeout
 from devloop.kube.rollout import RolloutResult, follow_rollout
 from devloop.manifests import CONTENT_HASH_ANNOTATION, MANAGED_BY, SPEC_HASH_ANNOTATION
@@ -88,26 +90,42 @@ async def rollout_restart(
         delay = min(delay * 2, 2.0)
 
 
-async def cluster_runs(kube: Kube, bundle: Bundle) -> bool:
-    """Whether the cluster already runs exactly this bundle (so nothing needs doing)."""
-    cm = await kube.get("ConfigMap", bundle.config_map["metadata"]["name"])
-    annotations = ((cm or {}).get("metadata") or {}).get("annotations") or {}
-    if (
-        annotations.get(CONTENT_HASH_ANNOTATION) != bundle.content_hash
-        or annotations.get(SPEC_HASH_ANNOTATION) != bundle.spec_hash
-    ):
-        return False
-    if await kube.get("Deployment", bundle.deployment["metadata"]["name"]) is None:
-        return False
-    return await _secret_matches(kube, bundle)
+@dataclass
+class LiveState:
+    """What the cluster runs now, read in one parallel round before a cycle."""
+
+    config_map: dict[str, Any] | None
+    deployment: dict[str, Any] | None
+    secret: dict[str, Any] | None
+
+    def annotation(self, key: str) -> str | None:
+        meta = (self.config_map or {}).get("metadata") or {}
+        return (meta.get("annotations") or {}).get(key)
 
 
-async def _secret_matches(kube: Kube, bundle: Bundle) -> bool:
-    name = f"{bundle.workflow.name}-secrets"
-    live = await kube.get("Secret", name)
+async def read_live(kube: Kube, bundle: Bundle) -> LiveState:
+    cm, deployment, secret = await asyncio.gather(
+        kube.get("ConfigMap", bundle.config_map["metadata"]["name"]),
+        kube.get("Deployment", bundle.deployment["metadata"]["name"]),
+        kube.get("Secret", f"{bundle.workflow.name}-secrets"),
+    )
+    return LiveState(cm, deployment, secret)
+
+
+def drifted(deployment: dict[str, Any] | None) -> bool:
+    """Whether someone else wrote the Deployment's spec or metadata (kubectl edit, scale,
+    set image …): then the full apply runs, taking those fields back. Status writers (the
+    controller) and pdwatch itself do not count."""
+    if deployment is None:
+        return True
+    entries = deployment["metadata"].get("managedFields") or []
+    return any(e.get("manager") != FIELD_MANAGER and not e.get("subresource") for e in entries)
+
+
+def secret_matches(live: LiveState, bundle: Bundle) -> bool:
     if bundle.secret is None:
-        return live is None or not _ours(live, bundle)
-    return live is not None and (live.get("data") or {}) == bundle.secret["data"]
+        return live.secret is None or not _ours(live.secret, bundle)
+    return live.secret is not None and (live.secret.get("data") or {}) == bundle.secret["data"]
 
 
 def _ours(obj: dict[str, Any], bundle: Bundle) -> bool:
@@ -128,29 +146,38 @@ async def deploy_cycle(
     restart_timeout: float = RESTART_TIMEOUT_S,
     on_pod_started: Callable[[str], None] | None = None,
 ) -> CycleResult:
-    if not force_restart and await cluster_runs(kube, bundle):
+    live = await read_live(kube, bundle)
+    code_changed = live.annotation(CONTENT_HASH_ANNOTATION) != bundle.content_hash
+    spec_changed = live.annotation(SPEC_HASH_ANNOTATION) != bundle.spec_hash or drifted(
+        live.deployment
+    )
+    secret_changed = not secret_matches(live, bundle)
+    if not (force_restart or code_changed or spec_changed or secret_changed):
         emit(events.Unchanged(bundle.content_hash))
         return CycleResult(applied=False, restarted=False)
     name = bundle.deployment["metadata"]["name"]
-    old_cm = await kube.get("ConfigMap", bundle.config_map["metadata"]["name"])
-    old_deploy = await kube.get("Deployment", name)
-    secret_changed = not await _secret_matches(kube, bundle)
+    # Only what changed: a code edit applies the ConfigMap (and Secret) and restarts.
+    manifests = (
+        bundle.manifests()
+        if spec_changed
+        else [
+            m
+            for m in bundle.manifests()
+            if m["kind"] == "ConfigMap" or (m["kind"] == "Secret" and secret_changed)
+        ]
+    )
     t0 = time.monotonic()
     applied = []
-    deployment: dict[str, Any] = {}
-    for manifest in bundle.manifests():
+    deployment: dict[str, Any] = live.deployment or {}
+    for manifest in manifests:
         result = await kube.apply(manifest)
         applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
         if manifest["kind"] == "Deployment":
             deployment = result
-    pruned = await _prune(kube, bundle)
+    pruned = await _prune(kube, bundle, live) if spec_changed or secret_changed else []
     emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
-    old_hash = (((old_cm or {}).get("metadata") or {}).get("annotations") or {}).get(
-        CONTENT_HASH_ANNOTATION
-    )
-    code_changed = old_hash != bundle.content_hash
-    template_changed = old_deploy is None or (
-        old_deploy["spec"]["template"] != deployment["spec"]["template"]
+    template_changed = live.deployment is None or (
+        live.deployment["spec"]["template"] != deployment["spec"]["template"]
     )
     restart_at = time.monotonic()
     if template_changed:
@@ -167,7 +194,7 @@ async def deploy_cycle(
     return CycleResult(applied=True, restarted=True, rollout=rollout)
 
 
-async def _prune(kube: Kube, bundle: Bundle) -> list[str]:
+async def _prune(kube: Kube, bundle: Bundle, live: LiveState) -> list[str]:
     """Delete CronJobs (and the Secret) this workflow rendered before but no longer does."""
     wanted = {c["metadata"]["name"] for c in bundle.cronjobs}
     selector = (
@@ -179,9 +206,8 @@ async def _prune(kube: Kube, bundle: Bundle) -> list[str]:
         cron_name = cron["metadata"]["name"]
         if cron_name not in wanted and await kube.delete("CronJob", cron_name):
             pruned.append(f"CronJob/{cron_name}")
-    if bundle.secret is None:
+    if bundle.secret is None and live.secret is not None and _ours(live.secret, bundle):
         name = f"{bundle.workflow.name}-secrets"
-        live = await kube.get("Secret", name)
-        if live is not None and _ours(live, bundle) and await kube.delete("Secret", name):
+        if await kube.delete("Secret", name):
             pruned.append(f"Secret/{name}")
     return pruned

@@ -38,6 +38,8 @@ class EmbeddedCluster:
         self.port = port
         self.faults = Faults()
         self.request_count = 0
+        # (monotonic time, method, path, query) of every request, when a benchmark asks
+        self.request_log: list[tuple[float, str, str, str]] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None

@@ -76,6 +76,10 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
                 )
             )
         cluster.request_count += 1
+        if cluster.request_log is not None:  # benchmarks: when each request arrived
+            cluster.request_log.append(
+                (time.monotonic(), request.method, request.path, request.query_string)
+            )
         try:
             return await handler(request)
         except ApiError as err:
