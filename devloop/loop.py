@@ -288,6 +288,7 @@ class DevLoop:
                     force_restart=force,
                     rollout_timeout=self.settings.rollout_timeout,
                     on_pod_started=self._start_tail,
+                    edited_at=edit_time,
                 )
             except KubeError as exc:
                 if not exc.retryable:

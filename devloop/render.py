@@ -80,7 +80,8 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     wf_file = os.path.join(shown, WORKFLOW_FILE)
     problems: list[Problem] = []
 
-    files, file_problems = read_code_files(workflow_dir, shown)
+    paths = list_code_paths(workflow_dir)
+    files, file_problems = read_code_files(workflow_dir, shown, paths)
     problems += file_problems
     wf_text = next((f.text for f in files if f.path == WORKFLOW_FILE), None)
     workflow: Workflow | None = None
@@ -88,8 +89,8 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         parsed = parse_workflow_partial(wf_text, wf_file)
         workflow = parsed.workflow
         problems += parsed.problems
-        deployable = set(list_code_paths(workflow_dir))
-        problems += check_node_paths(parsed.nodes, workflow_dir, wf_file, deployable)
+        carried = {f.path for f in files}  # read fine: existing regular files inside
+        problems += check_node_paths(parsed.nodes, workflow_dir, wf_file, set(paths), carried)
     if workflow is not None:
         problems += _generated_name_problems(workflow, wf_file)
 

@@ -380,13 +380,20 @@ def normalise_node_path(written: str) -> tuple[str, str | None]:
 
 
 def check_node_paths(
-    nodes: tuple[WorkflowNode, ...], root: Path, file: str, deployable: set[str]
+    nodes: tuple[WorkflowNode, ...],
+    root: Path,
+    file: str,
+    deployable: set[str],
+    carried: frozenset[str] | set[str] = frozenset(),
 ) -> list[Problem]:
     """Each node path must be an existing regular .ts file inside the directory, and one of
-    the files that are deployed (`deployable`), or the engine could not load it."""
+    the files that are deployed (`deployable`), or the engine could not load it. Paths in
+    `carried` were already read as such and need no further checks."""
     problems = []
     top = root.resolve()
     for node in nodes:
+        if node.path in carried:
+            continue
         target = root / node.path
         where = f"node {node.name!r}: path {node.written_path!r}"
         reason = None

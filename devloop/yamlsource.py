@@ -87,5 +87,8 @@ def is_sequence(node: Node) -> bool:
     return isinstance(node, SequenceNode)
 
 
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
 def is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and to_python(node) is None
+    return isinstance(node, ScalarNode) and node.tag == NULL_TAG

@@ -12,6 +12,10 @@ import threading
 from pathlib import Path
 from queue import Empty, Queue
 
+from kubernetes import client
+
+from devloop.sim import EmbeddedCluster
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -83,3 +87,45 @@ def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "is not a directory" in proc.stderr
+
+
+def test_cleanup_on_exit_removes_the_workflow(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devloop",
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--cleanup-on-exit",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = Lines(proc)
+        lines.until("start → applied in")
+        apps = client.AppsV1Api(api_client)
+        assert [d.metadata.name for d in apps.list_namespaced_deployment("default").items] == [
+            "hello"
+        ]
+        proc.send_signal(signal.SIGTERM)
+        lines.until("cleaned up: Deployment/hello, Service/hello, ConfigMap/hello-code")
+        assert proc.wait(timeout=20) == 0
+        assert apps.list_namespaced_deployment("default").items == []
+        names = [
+            c.metadata.name
+            for c in client.CoreV1Api(api_client).list_namespaced_config_map("default").items
+        ]
+        assert "hello-code" not in names
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

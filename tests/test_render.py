@@ -524,3 +524,10 @@ def test_leading_underscore_names_round_trip(tmp_path: Path) -> None:
     assert {"key": "nodes___private___util.ts", "path": "nodes/_private/_util.ts"} in volume[
         "configMap"
     ]["items"]
+
+
+def test_fifo_named_ts_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    wf = minimal(tmp_path)
+    os.mkfifo(wf / "nodes" / "pipe.ts")
+    (message,) = errors(wf)
+    assert message == f"{wf}/nodes/pipe.ts: is not a regular file"

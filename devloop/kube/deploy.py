@@ -145,6 +145,7 @@ async def deploy_cycle(
     rollout_timeout: float = 120,
     restart_timeout: float = RESTART_TIMEOUT_S,
     on_pod_started: Callable[[str], None] | None = None,
+    edited_at: float | None = None,
 ) -> CycleResult:
     live = await read_live(kube, bundle)
     code_changed = live.annotation(CONTENT_HASH_ANNOTATION) != bundle.content_hash
@@ -189,7 +190,7 @@ async def deploy_cycle(
     else:
         return CycleResult(applied=True, restarted=False)
     rollout = await follow_rollout(
-        kube, deployment, emit, rollout_timeout, restart_at, on_pod_started
+        kube, deployment, emit, rollout_timeout, restart_at, on_pod_started, edited_at
     )
     return CycleResult(applied=True, restarted=True, rollout=rollout)
 

@@ -30,6 +30,8 @@ async def tail_logs(
         if current is None:
             return  # the pod is gone
         if current != run:
+            if current > max(run, 0):  # the container restarted (or had before we came)
+                emit(events.PodProgress(pod, "restarted", f"{current} restart(s)"))
             run, delivered = current, 0
         stream = kube.follow_log(pod)
         stopper = asyncio.create_task(stop.wait())

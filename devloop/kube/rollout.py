@@ -120,11 +120,15 @@ async def follow_rollout(
     timeout: float = 120,
     started: float | None = None,
     on_started: Callable[[str], None] | None = None,
+    edited_at: float | None = None,
 ) -> RolloutResult:
-    """Report the new pod's progress until Ready, a failure, or `timeout` seconds."""
+    """Report the new pod's progress until Ready, a failure, or `timeout` seconds.
+    `edited_at` (wall clock) is when the save that caused it happened, if known."""
     t0 = started if started is not None else time.monotonic()
     try:
-        return await asyncio.wait_for(_follow(kube, deployment, emit, t0, on_started), timeout)
+        return await asyncio.wait_for(
+            _follow(kube, deployment, emit, t0, on_started, edited_at), timeout
+        )
     except TimeoutError:
         failure = events.RolloutFailed(
             "", "Timeout", f"the new pod was not Ready after {timeout:g}s"
@@ -139,6 +143,7 @@ async def _follow(
     emit: Emit,
     t0: float,
     on_started: Callable[[str], None] | None,
+    edited_at: float | None = None,
 ) -> RolloutResult:
     rs = await find_new_replica_set(kube, deployment)
     rs_name = rs["metadata"]["name"]
@@ -200,7 +205,8 @@ async def _follow(
                     )
             if conditions.get("Ready") == "True":
                 elapsed = ms()
-                emit(events.PodReady(name, rs_name, elapsed))
+                since_edit = (time.time() - edited_at) * 1000 if edited_at else None
+                emit(events.PodReady(name, rs_name, elapsed, since_edit))
                 return RolloutResult(True, name, rs_name, elapsed)
         else:
             involved = obj.get("involvedObject") or {}

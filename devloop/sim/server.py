@@ -268,7 +268,15 @@ def success_status(resource: Resource, name: str, uid: str) -> dict[str, Any]:
     }
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.headers.get("Content-Type", "").startswith(PROTOBUF):
+        # A real API server decodes protobuf too; this one only JSON (and YAML for apply).
+        raise ApiError(
+            415, "UnsupportedMediaType", f"the embedded cluster accepts JSON bodies, not {PROTOBUF}"
+        )
     raw = await request.read()
     try:
         body = json.loads(raw or b"{}")

@@ -235,6 +235,9 @@ class PdwatchApp(App[int]):
                 self.pods.rolling_status = f"✗ {reason}"
             case events.Retrying(what=what, attempt=attempt, error=error, delay_s=delay):
                 self.problems = [f"{what} failed: {error}; retry {attempt} in {delay:.1f} s"]
+            case events.PodProgress(pod=pod, step="restarted", detail=detail):
+                if pod == self.pods.serving:
+                    self.pods.serving_restarts = detail
             case events.PodProgress(pod=pod, step=step, detail=detail):
                 if pod != self.pods.rolling:
                     self.pods.rolling, self.pods.notes = pod, []
@@ -245,7 +248,8 @@ class PdwatchApp(App[int]):
             case events.PodReady(pod=pod, ms=took):
                 if pod != self.pods.serving:
                     self.pods.replaced, self.pods.serving = self.pods.serving, pod
-                self.pods.serving_status = f"Ready in {took / 1000:.1f} s"
+                    self.pods.serving_restarts = ""
+                self.pods.serving_status = f"Ready since {self.clock()} ({took / 1000:.1f} s)"
                 self.pods.rolling = self.pods.rolling_status = ""
             case events.CycleFinished(outcome=outcome):
                 if outcome in ("ready", "unchanged", "applied"):

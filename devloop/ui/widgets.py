@@ -108,6 +108,7 @@ class PodView:
 
     serving: str = ""
     serving_status: str = ""
+    serving_restarts: str = ""
     rolling: str = ""
     rolling_status: str = ""
     replaced: str = ""
@@ -121,6 +122,8 @@ class PodPanel(Static):
         text.append(view.serving or "—", style="bold")
         if view.serving_status:
             text.append(f"  {view.serving_status}", style="green")
+        if view.serving_restarts:
+            text.append(f", {view.serving_restarts}", style="yellow")
         text.append("\n")
         if view.rolling:
             failed = view.rolling_status.startswith("✗")

@@ -1,0 +1,282 @@
+"""bench/results.json → BENCHMARKS.md (tables, method, targets). Run by bench/run.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+METHOD = """\
+pdwatch runs as its own process (`pdwatch DIR --kubeconfig … --no-tui`, or the TUI in
+tmux) against the embedded cluster hosted by the benchmark process, with the cluster's
+simulated delays (scheduling, mounts, pulls, engine start) set to zero, so the figures are
+pdwatch's own cost. Times are CLOCK_MONOTONIC, shared by both processes: the end of a file
+write, the arrival of a request at the API server (the cluster's request log), the arrival
+of a line on pdwatch's stdout. Edits are spaced: each waits for the previous one to be
+live, plus 0.3 s. CPU is psutil's user+system time of the pdwatch process; peak RSS is
+its VmHWM. A real cluster adds its own scheduling, image and start-up time to (c) and (d),
+not to (a) and (b)."""
+
+TARGETS = [
+    (
+        "edit → restart p50 ≤ debounce + 30 ms (150 ms debounce)",
+        "latency_default_debounce",
+        "b_restart_reached_ms",
+        "p50",
+        180.0,
+    ),
+    (
+        "edit → restart p50 ≤ debounce + 30 ms (20 ms debounce)",
+        "latency_debounce_20ms",
+        "b_restart_reached_ms",
+        "p50",
+        50.0,
+    ),
+]
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _stats_table(section: dict[str, Any], label: str = "measure") -> list[str]:
+    lines = [_row([label, "n", "p50 ms", "p95 ms", "max ms"]), _row(["---"] * 5)]
+    for key, value in section.items():
+        if isinstance(value, dict) and "p50" in value:
+            lines.append(_row([key, value["n"], value["p50"], value["p95"], value["max"]]))
+    return lines
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    r = doc.get("results", {})
+    m = doc.get("machine", {})
+    out = [
+        "# Benchmarks",
+        "",
+        f"Measured {doc.get('date', '?')} at commit `{doc.get('commit', '?')[:12]}` on "
+        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, Python {m.get('python', '?')}.",
+        "",
+        "Reproduce: `python3 dev.py bench` (or `make bench`); about 6 minutes; "
+        "`--only SECTION …` reruns sections, `--edits`, `--idle-seconds`, `--log-lines` "
+        "change the sizes. Every figure below is in `bench/results.json`.",
+        "",
+        "## Method",
+        "",
+        METHOD,
+        "",
+    ]
+    for key, title in (
+        ("latency_default_debounce", "Edit to live, default 150 ms debounce"),
+        ("latency_debounce_20ms", "Edit to live, --debounce-ms 20"),
+    ):
+        if key in r:
+            out += [
+                f"## {title}",
+                "",
+                "(a) the ConfigMap apply reaches the API server, (b) the restart reaches "
+                "it, (c) pdwatch prints the new pod Ready, (d) pdwatch prints the new "
+                "pod's first log line; each from the end of the file write.",
+                "",
+                *_stats_table(r[key]),
+                "",
+            ]
+    if "baseline_watchfiles_kubectl" in r:
+        out += [
+            "## Baseline: watchfiles CLI + kubectl",
+            "",
+            "`watchfiles --target-type command \"sh -c 'kubectl create configmap … "
+            "--dry-run=client -o yaml | kubectl apply --server-side -f - && kubectl "
+            "rollout restart …'\" nodes/` with watchfiles' defaults, against the same "
+            "cluster in the same run.",
+            "",
+            *_stats_table(r["baseline_watchfiles_kubectl"]),
+            "",
+        ]
+        lost = r["baseline_watchfiles_kubectl"].get("edits_without_restart")
+        if lost:
+            out += [
+                f"Edits whose restart never reached the server: {lost} of "
+                f"{r['baseline_watchfiles_kubectl'].get('edits')} (kubectl stamps "
+                "restartedAt to the second; a second restart within the same second is an "
+                "empty patch and kubectl skips it, so that edit never goes live).",
+                "",
+            ]
+        ratio = r.get("baseline_over_pdwatch_p50", {})
+        if ratio:
+            out += [
+                "Baseline p50 / pdwatch p50 (150 ms debounce): "
+                + ", ".join(f"{k.split('_')[0]} {v}×" for k, v in ratio.items()),
+                "",
+            ]
+    if "burst" in r:
+        b = r["burst"]
+        out += [
+            "## Burst",
+            "",
+            _row(["writes", "over ms", "deploy cycles", "last write → final content Ready (ms)"]),
+            _row(["---"] * 4),
+            _row([b["writes"], b["burst_ms"], b["cycles"], b["final_live_after_last_write_ms"]]),
+            "",
+        ]
+    if "idle" in r:
+        out += [
+            "## Idle (nothing changes)",
+            "",
+            _row(["front end", "seconds", "CPU s", "% of one core", "peak RSS MB"]),
+            _row(["---"] * 5),
+        ]
+        for name, v in r["idle"].items():
+            if "cpu_seconds" in v:
+                out.append(
+                    _row(
+                        [
+                            name,
+                            v["seconds"],
+                            v["cpu_seconds"],
+                            v["cpu_percent_of_one_core"],
+                            v["peak_rss_mb"],
+                        ]
+                    )
+                )
+            else:
+                out.append(_row([name, "—", "—", "—", v.get("skipped", "")]))
+        out.append("")
+    if "startup" in r:
+        out += ["## Start-up and shutdown", "", *_stats_table(r["startup"]), ""]
+    if "scale" in r:
+        out += [
+            "## Scale",
+            "",
+            _row(["measure", "code bytes", "p50 ms", "p95 ms", "max ms"]),
+            _row(["---"] * 5),
+        ]
+        for name, v in r["scale"].items():
+            out.append(_row([name, v.get("code_bytes", ""), v["p50"], v["p95"], v["max"]]))
+        out.append("")
+    if "logs_plain" in r or "logs_tui" in r:
+        out += [
+            "## Log throughput",
+            "",
+            _row(["front end", "lines", "lines/s", "longest UI stall ms"]),
+            _row(["---"] * 4),
+        ]
+        if "logs_plain" in r:
+            p = r["logs_plain"]
+            out.append(_row(["plain (stdout pipe)", p["lines"], p["lines_per_second"], "—"]))
+        if "logs_tui" in r:
+            t = r["logs_tui"]
+            out.append(
+                _row(
+                    [
+                        "TUI (headless Textual)",
+                        t["lines"],
+                        t["lines_per_second"],
+                        t["longest_ui_stall_ms"],
+                    ]
+                )
+            )
+        out.append("")
+    out += ["## Targets", "", _row(["target", "measured", "met"]), _row(["---"] * 3)]
+    for label, section, key, stat, limit in TARGETS:
+        value = r.get(section, {}).get(key, {}).get(stat)
+        met = "—" if value is None else ("yes" if value <= limit else "no")
+        out.append(_row([label, value if value is not None else "not run", met]))
+    extra = _more_targets(r)
+    out += [*extra, ""]
+    return "\n".join(out)
+
+
+def _more_targets(r: dict[str, Any]) -> list[str]:
+    rows = []
+    ratio = r.get("baseline_over_pdwatch_p50", {})
+    for key in ("a_configmap_applied_ms", "b_restart_reached_ms"):
+        if key in ratio:
+            rows.append(
+                _row(
+                    [
+                        f"≥ 10× faster than the baseline on ({key[0]})",
+                        f"{ratio[key]}×",
+                        "yes" if ratio[key] >= 10 else "no",
+                    ]
+                )
+            )
+    if "burst" in r:
+        b = r["burst"]
+        rows.append(
+            _row(
+                [
+                    "burst: one cycle, final content live",
+                    f"{b['cycles']} cycle(s)",
+                    "yes" if b["cycles"] == 1 else "no",
+                ]
+            )
+        )
+    idle = r.get("idle", {})
+    if "cpu_percent_of_one_core" in idle.get("headless", {}):
+        v = idle["headless"]["cpu_percent_of_one_core"]
+        rows.append(_row(["idle ≤ 1 % of a core, headless", f"{v} %", "yes" if v <= 1 else "no"]))
+    if "cpu_percent_of_one_core" in idle.get("tui_in_tmux", {}):
+        t = idle["tui_in_tmux"]
+        rows.append(
+            _row(
+                [
+                    "idle ≤ 2 % of a core with the TUI",
+                    f"{t['cpu_percent_of_one_core']} %",
+                    "yes" if t["cpu_percent_of_one_core"] <= 2 else "no",
+                ]
+            )
+        )
+        rows.append(
+            _row(
+                [
+                    "peak RSS ≤ 120 MB with the TUI",
+                    f"{t['peak_rss_mb']} MB",
+                    "yes" if t["peak_rss_mb"] <= 120 else "no",
+                ]
+            )
+        )
+    help_p50 = r.get("startup", {}).get("help_ms", {}).get("p50")
+    if help_p50 is not None:
+        rows.append(
+            _row(["pdwatch --help ≤ 300 ms", f"{help_p50} ms", "yes" if help_p50 <= 300 else "no"])
+        )
+    scale = r.get("scale", {}).get("render_and_hash_500_files", {})
+    if "p50" in scale:
+        rows.append(
+            _row(
+                [
+                    "render + hash of 500 files / ~850 KB ≤ 50 ms",
+                    f"{scale['p50']} ms",
+                    "yes" if scale["p50"] <= 50 else "no",
+                ]
+            )
+        )
+    if "logs_plain" in r:
+        v = r["logs_plain"]["lines_per_second"]
+        rows.append(_row(["≥ 5,000 log lines/s plain", v, "yes" if v >= 5000 else "no"]))
+    if "logs_tui" in r:
+        t = r["logs_tui"]
+        rows.append(
+            _row(
+                [
+                    "≥ 2,000 log lines/s in the TUI, no stall > 100 ms",
+                    f"{t['lines_per_second']}/s, stall {t['longest_ui_stall_ms']} ms",
+                    "yes"
+                    if t["lines_per_second"] >= 2000 and (t["longest_ui_stall_ms"] or 0) <= 100
+                    else "no",
+                ]
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    doc = json.loads((ROOT / "bench" / "results.json").read_text())
+    (ROOT / "BENCHMARKS.md").write_text(render_markdown(doc))
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
