@@ -161,7 +161,7 @@ class DevLoop:
             self.wake.set()
 
     def _set_state(self, state: str, detail: str = "") -> None:
-        if (state, detail) != (self.state, ""):
+        if state != self.state or detail:  # repeat a state only to update its detail
             self.state = state
             self.emit(events.LoopState(state, detail))
 

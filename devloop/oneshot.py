@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -170,9 +172,9 @@ async def teardown(kube: Kube, name: str) -> list[str]:
     return deleted
 
 
-def run(coro: object) -> int:
+def run(coro: Coroutine[Any, Any, int]) -> int:
     try:
-        return int(asyncio.run(coro))  # type: ignore[arg-type]
+        return asyncio.run(coro)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True, order=True)
@@ -22,8 +21,3 @@ class Problem:
             if self.column is not None:
                 where += f":{self.column}"
         return f"{where}: {self.message}"
-
-
-def display_path(path: Path) -> str:
-    """How a path is named in messages: as the user would type it from here."""
-    return str(path)

@@ -8,16 +8,14 @@ text and point at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from devloop.problems import Problem
 
-STR_TAG = "tag:yaml.org,2002:str"
 # libyaml when present: the same nodes and marks, several times faster on large files.
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -52,11 +50,6 @@ def compose(text: str, source: Source) -> tuple[Node | None, list[Problem]]:
     return node, []
 
 
-def mapping_items(node: MappingNode) -> Iterator[tuple[ScalarNode | Node, Node]]:
-    """The (key, value) pairs of a mapping node, in the order written."""
-    yield from node.value
-
-
 def duplicate_keys(node: MappingNode, source: Source) -> list[Problem]:
     """YAML allows duplicate keys silently; a later one would hide the earlier one."""
     seen: set[str] = set()
@@ -73,18 +66,6 @@ def to_python(node: Node) -> Any:
     """The plain Python value of a subtree (ints, floats, lists, dicts) as safe_load gives it."""
     constructor = yaml.SafeLoader("")
     return constructor.construct_object(node, deep=True)
-
-
-def is_scalar(node: Node) -> bool:
-    return isinstance(node, ScalarNode)
-
-
-def is_mapping(node: Node) -> bool:
-    return isinstance(node, MappingNode)
-
-
-def is_sequence(node: Node) -> bool:
-    return isinstance(node, SequenceNode)
 
 
 NULL_TAG = "tag:yaml.org,2002:null"

@@ -264,9 +264,6 @@ class Kube:
 
     # --- streams -----------------------------------------------------------------------------
 
-    def stream_lines(self, open_response: Callable[[], Any], doing: str) -> LineStream:
-        return LineStream(open_response, doing)
-
     def watch(
         self,
         kind: str,
