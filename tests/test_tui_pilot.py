@@ -250,3 +250,24 @@ async def test_deploys_continue_while_a_modal_is_open(
         await pilot.press("escape")
         assert app.query_one(Timeline).row_count == 2
         assert any("behind the modal" in line for line in app.query_one(LogView).lines_kept)
+
+
+async def test_logs_follow_unless_scrolled_up(tmp_path: Path, api_client: client.ApiClient) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+        log = app.query_one(LogView)
+        for i in range(60):
+            app.emit(events.LogLine("hello-abc-x1y2z", f"line {i}"))
+        await pilot.pause(0.3)
+        assert log.is_vertical_scroll_end and log.max_scroll_y > 0  # following the end
+        log.scroll_home(animate=False)
+        await pilot.pause(0.1)
+        for i in range(60, 80):
+            app.emit(events.LogLine("hello-abc-x1y2z", f"line {i}"))
+        await pilot.pause(0.3)
+        assert log.scroll_y == 0  # scrolled up: new lines do not pull the view down
+        assert log.lines_kept[-1].endswith("line 79")
+        log.scroll_end(animate=False)
+        await pilot.pause(0.1)
+        app.emit(events.LogLine("hello-abc-x1y2z", "line 80"))
+        await pilot.pause(0.3)
+        assert log.is_vertical_scroll_end  # back at the bottom: following again

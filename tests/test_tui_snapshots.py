@@ -26,3 +26,13 @@ def test_main_screen(state: str, snap_compare: Any) -> None:
 def test_main_screen_at_80x24(snap_compare: Any) -> None:
     app = tuiscript.scripted_app(tuiscript.CRASHED)
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_main_screen_light_theme(snap_compare: Any) -> None:
+    app = tuiscript.scripted_app(tuiscript.CRASHED)
+
+    async def light(pilot: Pilot[Any]) -> None:
+        app.theme = "textual-light"
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=light)

@@ -108,3 +108,25 @@ def test_edit_shows_up_in_the_tui_and_q_returns_to_the_shell(
 def last_line(screen: str) -> str:
     lines = [line.strip() for line in screen.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def test_sigterm_restores_the_terminal(tmp_path: Path, terminal: Terminal) -> None:
+    import signal
+
+    import psutil
+
+    directory = tmp_path / "hello-sigterm"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded; echo exit=$?"
+    )
+    terminal.wait_for("● watching", "✓")
+    (pdwatch,) = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(directory) in " ".join(p.info["cmdline"] or [])
+    ]
+    pdwatch.send_signal(signal.SIGTERM)
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "exit=0" in screen and "Traceback" not in screen

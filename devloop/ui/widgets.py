@@ -14,18 +14,18 @@ from devloop.ui.timeline import CycleRow
 MAX_LOG_LINES = 10_000
 STATE_STYLE = {
     "watching": "green",
-    "deploying": "yellow",
+    "deploying": "dark_orange",
     "paused": "magenta",
     "error": "red",
     "retrying": "red",
-    "waiting": "yellow",
+    "waiting": "dark_orange",
 }
 ROW_STYLE = {
     "ready": "green",
     "failed": "red",
     "invalid": "red",
     "unchanged": "dim",
-    "running": "yellow",
+    "running": "dark_orange",
     "applied": "",
 }
 
@@ -123,19 +123,19 @@ class PodPanel(Static):
         if view.serving_status:
             text.append(f"  {view.serving_status}", style="green")
         if view.serving_restarts:
-            text.append(f", {view.serving_restarts}", style="yellow")
+            text.append(f", {view.serving_restarts}", style="dark_orange")
         text.append("\n")
         if view.rolling:
             failed = view.rolling_status.startswith("✗")
             text.append("rolling  ", style="dim")
             text.append(view.rolling, style="bold")
-            text.append(f"  {view.rolling_status}\n", style="red" if failed else "yellow")
+            text.append(f"  {view.rolling_status}\n", style="red" if failed else "dark_orange")
         if view.replaced:
             text.append(f"replaced {view.replaced}\n", style="dim")
         if files:
             text.append("code     " + ", ".join(files) + "\n", style="dim")
         for note in view.notes[-4:]:
-            text.append(f"• {note}\n", style="yellow")
+            text.append(f"• {note}\n", style="dark_orange")
         self.update(text)
 
 
@@ -157,7 +157,8 @@ class LogView(Log):
         self.lines_kept.extend(lines)
         shown = [line for line in lines if self.matches(line)]
         if shown:
-            self.write_lines(shown, scroll_end=self.is_vertical_scroll_end or None)
+            # Textual's Log scrolls only when the view was at the end: scrolled up, it stays.
+            self.write_lines(shown)
 
     def matches(self, line: str) -> bool:
         return self.pattern is None or bool(self.pattern.search(line))
