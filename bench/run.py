@@ -113,6 +113,28 @@ def copy_example(tmp: Path, name: str = "hello", as_name: str | None = None) -> 
     return target
 
 
+def start_headless(
+    tmp: Path, kubeconfig: Path, name: str, namespace: str, *extra: str
+) -> tuple[Path, Process]:
+    """A copy of examples/hello watched by a headless pdwatch in its own namespace, once its
+    first deploy is Ready."""
+    directory = copy_example(tmp, "hello", name)
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            namespace,
+            "--create-namespace",
+            *extra,
+        ]
+    )
+    proc.wait(lambda line: "start → " in line)
+    return directory, proc
+
+
 def requests_since(cluster: EmbeddedCluster, index: int) -> list[tuple[float, str, str, str]]:
     assert cluster.request_log is not None
     return list(cluster.request_log[index:])
@@ -138,23 +160,11 @@ def first(
 def bench_latency(
     cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, debounce_ms: int, edits: int
 ) -> dict[str, Any]:
-    directory = copy_example(tmp, "hello", f"latency-{debounce_ms}")
     namespace = f"lat{debounce_ms}"
-    proc = Process(
-        [
-            str(directory),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-tui",
-            "-n",
-            namespace,
-            "--create-namespace",
-            "--debounce-ms",
-            str(debounce_ms),
-        ]
+    directory, proc = start_headless(
+        tmp, kubeconfig, f"latency-{debounce_ms}", namespace, "--debounce-ms", str(debounce_ms)
     )
     try:
-        proc.wait(lambda line: "start → " in line)
         cluster.request_log = []
         figures: dict[str, list[float]] = {
             "a_configmap_applied_ms": [],
@@ -293,20 +303,8 @@ def bench_baseline(
 
 
 def bench_burst(cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path) -> dict[str, Any]:
-    directory = copy_example(tmp, "hello", "burst")
-    proc = Process(
-        [
-            str(directory),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-tui",
-            "-n",
-            "burst",
-            "--create-namespace",
-        ]
-    )
+    directory, proc = start_headless(tmp, kubeconfig, "burst", "burst")
     try:
-        proc.wait(lambda line: "start → " in line)
         mark = len(proc.lines)
         files = [directory / "nodes" / f"part{i}.ts" for i in range(4)]
         start = time.monotonic()
@@ -365,20 +363,8 @@ def measure_idle(pid: int, seconds: float) -> dict[str, float]:
 
 
 def bench_idle(kubeconfig: Path, tmp: Path, seconds: float) -> dict[str, Any]:
-    directory = copy_example(tmp, "hello", "idle")
-    proc = Process(
-        [
-            str(directory),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-tui",
-            "-n",
-            "idle",
-            "--create-namespace",
-        ]
-    )
+    directory, proc = start_headless(tmp, kubeconfig, "idle", "idle")
     try:
-        proc.wait(lambda line: "start → " in line)
         time.sleep(1)
         headless = measure_idle(proc.proc.pid, seconds)
     finally:
@@ -519,20 +505,8 @@ def flood(cluster: EmbeddedCluster, namespace: str, pod_prefix: str, lines: int)
 def bench_logs_plain(
     cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, lines: int
 ) -> dict[str, Any]:
-    directory = copy_example(tmp, "hello", "logs")
-    proc = Process(
-        [
-            str(directory),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-tui",
-            "-n",
-            "logs",
-            "--create-namespace",
-        ]
-    )
+    _, proc = start_headless(tmp, kubeconfig, "logs", "logs")
     try:
-        proc.wait(lambda line: "start → " in line)
         mark = len(proc.lines)
         t0 = time.monotonic()
         flood(cluster, "logs", "hello-", lines)
