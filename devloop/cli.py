@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from devloop import __version__
 
 if TYPE_CHECKING:
-    from devloop.oneshot import ClusterOptions
+    from devloop.settings import ClusterOptions
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # the workflow does not render
@@ -143,7 +143,7 @@ def render_command(args: argparse.Namespace) -> int:
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions:
-    from devloop.oneshot import ClusterOptions
+    from devloop.settings import ClusterOptions
 
     return ClusterOptions(
         kubeconfig=args.kubeconfig,
@@ -167,22 +167,24 @@ def oneshot_command(args: argparse.Namespace) -> int:
 
 
 def daemon_command(args: argparse.Namespace) -> int:
-    from devloop import daemon, oneshot
-    from devloop.ui.plain import PlainOutput
+    import asyncio
+
+    from devloop import daemon
 
     if not args.directory.is_dir():
         print(f"pdwatch: {args.directory} is not a directory", file=sys.stderr)
         return EXIT_INVALID
-    return oneshot.run(
-        daemon.run_daemon(
-            args.directory,
-            args.image,
-            args.runtime_class,
-            cluster_options(args),
-            PlainOutput(),
-            args.debounce_ms,
-            args.max_wait_ms,
-            args.cleanup_on_exit,
-            tui=sys.stdout.isatty() and not args.no_tui,
-        )
+    coroutine = daemon.run_daemon(
+        args.directory,
+        args.image,
+        args.runtime_class,
+        cluster_options(args),
+        args.debounce_ms,
+        args.max_wait_ms,
+        args.cleanup_on_exit,
+        tui=sys.stdout.isatty() and not args.no_tui,
     )
+    try:
+        return asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        return 130

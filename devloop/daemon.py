@@ -1,37 +1,45 @@
-"""`pdwatch DIR`: the long-running dev loop with a front end, until quit, Ctrl-C or SIGTERM."""
+"""`pdwatch DIR`: the long-running dev loop with a front end, until quit, Ctrl-C or SIGTERM.
+
+With the terminal UI, the screen comes first: the cluster layer (the Kubernetes client is
+most of pdwatch's start-up time) is imported and connected in a worker thread behind it,
+so something shows within a fraction of a second even when the cluster never answers.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devloop import events
-from devloop.kube.client import Kube
-from devloop.loop import DevLoop, LoopSettings
-from devloop.oneshot import EXIT_OK, EXIT_REFUSED, ClusterOptions, open_connection, teardown
-from devloop.render import RenderOptions
-from devloop.ui.plain import PlainOutput
+from devloop.render import Bundle, RenderOptions
+from devloop.settings import ClusterOptions
 
+if TYPE_CHECKING:
+    from devloop.kube.connection import Connection
+    from devloop.loop import DevLoop
+    from devloop.ui.plain import PlainOutput
+
+EXIT_OK, EXIT_REFUSED = 0, 3
 CLEANUP_TIMEOUT_S = 15
 
 
-async def run_daemon(
+def make_loop(
     directory: Path,
     image: str | None,
     runtime_class: str,
     opts: ClusterOptions,
-    out: PlainOutput,
+    conn: Connection,
     debounce_ms: int,
     max_wait_ms: int,
-    cleanup_on_exit: bool,
-    tui: bool = False,
-) -> int:
-    conn = open_connection(opts, out)
-    if conn is None:
-        return EXIT_REFUSED
-    kube = Kube(conn.api_client, conn.namespace)
+    emit: Callable[[events.Event], None],
+) -> DevLoop:
+    from devloop.kube.client import Kube
+    from devloop.loop import DevLoop, LoopSettings
+
     settings = LoopSettings(
         directory=directory,
         render=RenderOptions(conn.namespace, image, runtime_class),
@@ -41,31 +49,143 @@ async def run_daemon(
         rollout_timeout=opts.rollout_timeout,
         create_namespace=opts.create_namespace,
     )
-    loop = DevLoop(settings, kube, out)
+    return DevLoop(settings, Kube(conn.api_client, conn.namespace), emit)
+
+
+class Starting:
+    """The TUI's controller until the loop exists; then it hands every call to the loop."""
+
+    def __init__(self, build: Callable[[], Awaitable[DevLoop | None]]) -> None:
+        self.build = build
+        self.loop: DevLoop | None = None
+        self.quitting = asyncio.Event()
+
+    @property
+    def paused(self) -> bool:
+        return self.loop.paused if self.loop else False
+
+    @property
+    def deployed(self) -> Bundle | None:
+        return self.loop.deployed if self.loop else None
+
+    @property
+    def previous_deployed(self) -> Bundle | None:
+        return self.loop.previous_deployed if self.loop else None
+
+    async def run(self) -> None:
+        self.loop = await self.build()
+        if self.loop is None or self.quitting.is_set():
+            await self.quitting.wait()  # refused: the reason is on screen until quit
+            return
+        await self.loop.run()
+
+    def redeploy(self) -> None:
+        if self.loop:
+            self.loop.redeploy()
+
+    def pause(self) -> None:
+        if self.loop:
+            self.loop.pause()
+
+    def resume(self) -> None:
+        if self.loop:
+            self.loop.resume()
+
+    async def trigger_run(self, body: object = None) -> events.RunResult:
+        if self.loop:
+            return await self.loop.trigger_run(body)
+        return events.RunResult(0, "not connected yet")
+
+    def quit(self) -> None:
+        self.quitting.set()
+        if self.loop:
+            self.loop.quit()
+
+
+async def run_daemon(
+    directory: Path,
+    image: str | None,
+    runtime_class: str,
+    opts: ClusterOptions,
+    debounce_ms: int,
+    max_wait_ms: int,
+    cleanup_on_exit: bool,
+    tui: bool = False,
+) -> int:
     running = asyncio.get_running_loop()
+    quit_now: list[Callable[[], None]] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        running.add_signal_handler(sig, loop.quit)
+        running.add_signal_handler(sig, lambda: [q() for q in quit_now])
+    conn: Connection | None = None
+    loop: DevLoop | None = None
     try:
         if tui:
             from devloop.ui.tui import PdwatchApp
             from devloop.ui.widgets import Session
 
+            refused = False
+
+            async def build() -> DevLoop | None:
+                nonlocal conn, refused
+
+                def connect() -> tuple[Connection | None, str]:
+                    from devloop.oneshot import connect_checked  # the heavy imports
+
+                    return connect_checked(opts)
+
+                conn, problem = await asyncio.to_thread(connect)
+                if conn is None:
+                    refused = True
+                    app.emit(events.Error(problem))
+                    app.emit(events.LoopState("error", "cannot deploy; q quits"))
+                    return None
+                app.emit(
+                    events.Connected(
+                        conn.context, conn.server, conn.namespace, conn.embedded is not None
+                    )
+                )
+                return make_loop(
+                    directory, image, runtime_class, opts, conn, debounce_ms, max_wait_ms, app.emit
+                )
+
+            starting = Starting(build)
             session = Session(
-                str(directory), conn.context, conn.embedded is not None, conn.namespace
+                str(directory), opts.context or "connecting…", opts.embedded, opts.namespace or "…"
             )
-            app = PdwatchApp(loop, session)
-            loop.emit = app.emit
+            app = PdwatchApp(starting, session)
+            quit_now.append(starting.quit)
             await app.run_async()
-            loop.emit = out
+            loop = starting.loop
+            if refused:
+                return EXIT_REFUSED
         else:
+            from devloop.oneshot import open_connection
+            from devloop.ui.plain import PlainOutput
+
+            out: PlainOutput = PlainOutput()
+            conn = open_connection(opts, out)
+            if conn is None:
+                return EXIT_REFUSED
+            loop = make_loop(
+                directory, image, runtime_class, opts, conn, debounce_ms, max_wait_ms, out
+            )
+            quit_now.append(loop.quit)
             await loop.run()
-        if cleanup_on_exit and loop.deployed is not None:
-            name = loop.deployed.workflow.name
-            with contextlib.suppress(Exception):
-                deleted = await asyncio.wait_for(teardown(kube, name), CLEANUP_TIMEOUT_S)
-                out(events.Warning(f"cleaned up: {', '.join(deleted) or 'nothing to delete'}"))
+        if cleanup_on_exit and loop is not None and loop.deployed is not None:
+            await _cleanup(loop)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.remove_signal_handler(sig)
-        conn.close()
+        if conn is not None:
+            conn.close()
     return EXIT_OK
+
+
+async def _cleanup(loop: Any) -> None:
+    from devloop.oneshot import teardown
+    from devloop.ui.plain import PlainOutput
+
+    name = loop.deployed.workflow.name
+    with contextlib.suppress(Exception):
+        deleted = await asyncio.wait_for(teardown(loop.kube, name), CLEANUP_TIMEOUT_S)
+        PlainOutput()(events.Warning(f"cleaned up: {', '.join(deleted) or 'nothing to delete'}"))

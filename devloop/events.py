@@ -128,3 +128,11 @@ class LoopState(Event):
 class RunResult(Event):
     status: int
     body: object
+
+
+@dataclass(frozen=True)
+class Connected(Event):
+    context: str
+    server: str
+    namespace: str
+    embedded: bool

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from devloop.kube.errors import KubeError
 from devloop.kube.preflight import preflight
 from devloop.manifests import MANAGED_BY
 from devloop.render import Bundle, RenderOptions, render
+from devloop.settings import ClusterOptions
 from devloop.ui.plain import PlainOutput
 from devloop.workflow import NAME_RE, WORKFLOW_FILE
 
@@ -31,27 +31,23 @@ EXIT_OK, EXIT_INVALID, EXIT_REFUSED, EXIT_FAILED = 0, 1, 3, 4
 FIRST_LOG_LINES = 20
 
 
-@dataclass
-class ClusterOptions:
-    kubeconfig: Path | None = None
-    context: str | None = None
-    namespace: str | None = None
-    embedded: bool = False
-    allow_contexts: set[str] = field(default_factory=set)
-    create_namespace: bool = False
-    rollout_timeout: float = 120
-
-
-def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None:
+def connect_checked(opts: ClusterOptions) -> tuple[Connection | None, str]:
+    """A connection to a cluster pdwatch may deploy to, or why not."""
     try:
         conn = connect(opts.kubeconfig, opts.context, opts.namespace, opts.embedded)
     except ConnectionProblem as exc:
-        out(events.Error(str(exc)))
-        return None
+        return None, str(exc)
     refusal = safety.refusal(conn.context, conn.server, opts.allow_contexts)
     if refusal:
-        out(events.Error(refusal))
         conn.close()
+        return None, refusal
+    return conn, ""
+
+
+def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None:
+    conn, problem = connect_checked(opts)
+    if conn is None:
+        out(events.Error(problem))
         return None
     where = "the embedded cluster" if conn.embedded else f"context {conn.context}"
     out.console.print(f"{where} ({conn.server}), namespace {conn.namespace}", highlight=False)

@@ -130,3 +130,45 @@ def test_sigterm_restores_the_terminal(tmp_path: Path, terminal: Terminal) -> No
     pdwatch.send_signal(signal.SIGTERM)
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=0" in screen and "Traceback" not in screen
+
+
+def test_unreachable_cluster_shows_in_the_tui_not_as_a_traceback(
+    tmp_path: Path, terminal: Terminal
+) -> None:
+    directory = tmp_path / "hello-offline"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kind-gone\n"
+        "clusters: [{name: kind-gone, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: kind-gone, context: {cluster: kind-gone, user: u}}]\n"
+    )
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --kubeconfig {kubeconfig}"
+    )
+    screen = terminal.wait_for("● retrying", "cluster check failed", "Connection refused")
+    assert "Traceback" not in screen
+    terminal.key("q")
+    terminal.wait_until(lambda s: last_line(s) == PROMPT)
+
+
+def test_refused_context_is_shown_and_exits_3(tmp_path: Path, terminal: Terminal) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: prod\n"
+        "clusters: [{name: prod, cluster: {server: 'https://k8s.example.com:6443'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: prod, context: {cluster: prod, user: u}}]\n"
+    )
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {EXAMPLES / 'hello'} "
+        f"--kubeconfig {kubeconfig}; echo exit=$?"
+    )
+    screen = terminal.wait_for("does not look like a local", "● error")
+    assert "Traceback" not in screen
+    terminal.key("q")
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "exit=3" in screen

@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from kubernetes import client
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from devloop.sim import EmbeddedCluster, SimSettings
-from devloop.sim.cluster import CONTEXT as EMBEDDED_CONTEXT
+if TYPE_CHECKING:  # the embedded cluster (aiohttp and all) is imported only when used
+    from devloop.sim import EmbeddedCluster, SimSettings
 
 
 class ConnectionProblem(Exception):
@@ -56,6 +56,9 @@ def connect(
     sim_settings: SimSettings | None = None,
 ) -> Connection:
     if embedded:
+        from devloop.sim.cluster import CONTEXT as EMBEDDED_CONTEXT
+        from devloop.sim.cluster import EmbeddedCluster
+
         cluster = EmbeddedCluster(sim_settings).start()
         api = client.ApiClient(client.Configuration(host=cluster.url))
         return Connection(api, EMBEDDED_CONTEXT, cluster.url, namespace or "default", cluster)

@@ -43,9 +43,12 @@ SECRET_FILES = (".secrets.yaml", "/.secrets/")
 class Controller(Protocol):
     """What the TUI needs from the loop (DevLoop provides it)."""
 
-    paused: bool
-    deployed: Bundle | None
-    previous_deployed: Bundle | None
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def deployed(self) -> Bundle | None: ...
+    @property
+    def previous_deployed(self) -> Bundle | None: ...
 
     async def run(self) -> None: ...
     def redeploy(self) -> None: ...
@@ -212,6 +215,9 @@ class PdwatchApp(App[int]):
                 self.current = number
                 change = ", ".join(changed) if changed else reason
                 self.rows[number] = CycleRow(number, self.clock(), change)
+            case events.Connected(context=context, namespace=namespace, embedded=embedded):
+                self.session.context, self.session.namespace = context, namespace
+                self.session.embedded = embedded
             case events.LoopState(state=state, detail=detail):
                 self.state, self.state_detail = state, detail
             case events.PreflightReport(lines=lines, ok=ok):
