@@ -326,13 +326,13 @@ class LineStream:
                 self.response.close()
                 return
             pending = b""
-            for chunk in self.response.stream(4096, decode_content=False):
+            for chunk in self.response.stream(65536, decode_content=False):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    self._put(line.decode("utf-8", "replace"))
+                if lines:  # one loop callback per chunk, not per line: floods stay cheap
+                    self._put([line.decode("utf-8", "replace") for line in lines])
             if pending:
-                self._put(pending.decode("utf-8", "replace"))
+                self._put([pending.decode("utf-8", "replace")])
             self._put(END)
         except Exception as exc:
             self._put(END if self.closed else from_exception(exc, self.doing))
@@ -360,7 +360,10 @@ class LineStream:
                     return
                 if isinstance(item, KubeError):
                     raise item
-                assert isinstance(item, str)
-                yield item
+                assert isinstance(item, list)
+                for n, line in enumerate(item, 1):
+                    yield line
+                    if n % 500 == 0:
+                        await asyncio.sleep(0)  # let the UI breathe inside a long batch
         finally:
             self.close()

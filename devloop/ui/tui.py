@@ -28,6 +28,7 @@ from devloop.render import Bundle
 from devloop.ui.screens import TextScreen
 from devloop.ui.timeline import CycleRow, update
 from devloop.ui.widgets import (
+    MAX_LOG_LINES,
     HeaderBar,
     LogView,
     PodPanel,
@@ -38,6 +39,7 @@ from devloop.ui.widgets import (
 )
 
 SECRET_FILES = (".secrets.yaml", "/.secrets/")
+FLUSH_MAX = 2_500  # log lines written per 100 ms tick: 25,000 lines/s
 
 
 class Controller(Protocol):
@@ -204,8 +206,11 @@ class PdwatchApp(App[int]):
         self.post_message(LoopEvent(event))
 
     def flush_logs(self) -> None:
+        """Every 100 ms: at most FLUSH_MAX lines, so a flood never stalls the screen; lines
+        the 10,000-line bound would prune at once are not written at all."""
         if self.pending_logs:
-            lines, self.pending_logs = self.pending_logs, []
+            backlog = self.pending_logs[-MAX_LOG_LINES:]
+            lines, self.pending_logs = backlog[:FLUSH_MAX], backlog[FLUSH_MAX:]
             self.log_view.add(lines)
 
     def on_loop_event(self, message: LoopEvent) -> None:
