@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from textual import on
+from textual._context import NoActiveAppError, active_app
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -203,7 +204,14 @@ class PdwatchApp(App[int]):
                 self.pending_logs.append(f"──── {event.pod} ────")
             self.pending_logs.append(f"[{event.pod[-5:]}] {event.text}")
             return
-        self.post_message(LoopEvent(event))
+        try:
+            message = LoopEvent(event)
+        except NoActiveAppError:
+            # A Message needs Textual's active_app context variable; code reached through a
+            # thread's callback can run without it (seen as a rare flaky test failure).
+            active_app.set(self)
+            message = LoopEvent(event)
+        self.post_message(message)
 
     def flush_logs(self) -> None:
         """Every 100 ms: at most FLUSH_MAX lines, so a flood never stalls the screen; lines
