@@ -172,3 +172,16 @@ def test_refused_context_is_shown_and_exits_3(tmp_path: Path, terminal: Terminal
     terminal.key("q")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=3" in screen
+
+
+def test_ctrl_c_quits_and_restores_the_terminal(tmp_path: Path, terminal: Terminal) -> None:
+    directory = tmp_path / "hello-ctrl-c"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded; echo exit=$?"
+    )
+    terminal.wait_for("● watching", "✓")
+    terminal.key("C-c")
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "exit=0" in screen and "Traceback" not in screen
