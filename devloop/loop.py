@@ -292,11 +292,7 @@ class DevLoop:
                 )
             except KubeError as exc:
                 if not exc.retryable:
-                    details = tuple(
-                        f"{c.get('field') or '(object)'}: {c.get('message', '')}"
-                        for c in exc.causes
-                    )
-                    self.emit(events.Error(str(exc), details))
+                    self.emit(events.Error(str(exc), tuple(exc.details())))
                     self.emit(events.CycleFinished(number, "failed"))
                     self._set_state("error", str(exc))
                     return

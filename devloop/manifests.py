@@ -33,6 +33,20 @@ def labels(wf: Workflow) -> dict[str, str]:
     }
 
 
+def ownership_selector(workflow_name: str) -> str:
+    """The label selector of everything pdwatch deploys for a workflow."""
+    return f"app.kubernetes.io/name={workflow_name},app.kubernetes.io/managed-by={MANAGED_BY}"
+
+
+def owned_by_workflow(obj: dict[str, Any] | None, workflow_name: str) -> bool:
+    """Whether a live object carries the workflow's labels: only those are pdwatch's to delete."""
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get("app.kubernetes.io/name") == workflow_name
+        and labels.get("app.kubernetes.io/managed-by") == MANAGED_BY
+    )
+
+
 def selector(wf: Workflow) -> dict[str, str]:
     """Only the name: the selector is immutable, so it must not carry the version."""
     return {"app.kubernetes.io/name": wf.name}

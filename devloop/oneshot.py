@@ -21,7 +21,7 @@ from devloop.kube.connection import Connection, ConnectionProblem, connect
 from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.kube.errors import KubeError
 from devloop.kube.preflight import preflight
-from devloop.manifests import MANAGED_BY
+from devloop.manifests import owned_by_workflow, ownership_selector
 from devloop.render import Bundle, RenderOptions, render
 from devloop.settings import ClusterOptions
 from devloop.ui.plain import PlainOutput
@@ -86,7 +86,7 @@ async def run_once(
                 kube, bundle, out, RestartStamps(), rollout_timeout=opts.rollout_timeout
             )
         except KubeError as exc:
-            out(events.Error(str(exc), tuple(_details(exc))))
+            out(events.Error(str(exc), tuple(exc.details())))
             return EXIT_FAILED
         if not cycle.ok:
             return EXIT_FAILED
@@ -101,10 +101,6 @@ async def run_once(
         return EXIT_OK
     finally:
         conn.close()
-
-
-def _details(exc: KubeError) -> list[str]:
-    return [f"{c.get('field') or '(object)'}: {c.get('message', '')}" for c in exc.causes]
 
 
 def workflow_name(directory: Path) -> str | None:
@@ -145,7 +141,7 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
 
 async def teardown(kube: Kube, name: str) -> list[str]:
     """Delete what pdwatch created for the workflow, and only what carries its labels."""
-    selector = f"app.kubernetes.io/name={name},app.kubernetes.io/managed-by={MANAGED_BY}"
+    selector = ownership_selector(name)
     deleted = []
     for kind, object_name in (
         ("Deployment", name),
@@ -154,13 +150,7 @@ async def teardown(kube: Kube, name: str) -> list[str]:
         ("Secret", f"{name}-secrets"),
     ):
         obj = await kube.get(kind, object_name)
-        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-        if (
-            obj is not None
-            and labels.get("app.kubernetes.io/name") == name
-            and labels.get("app.kubernetes.io/managed-by") == MANAGED_BY
-            and await kube.delete(kind, object_name)
-        ):
+        if owned_by_workflow(obj, name) and await kube.delete(kind, object_name):
             deleted.append(f"{kind}/{object_name}")
     for cron in (await kube.list("CronJob", label_selector=selector)).get("items") or []:
         if await kube.delete("CronJob", cron["metadata"]["name"]):

@@ -26,7 +26,12 @@ from devloop import events
 from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import KubeError, Timeout
 from devloop.kube.rollout import RolloutResult, follow_rollout
-from devloop.manifests import CONTENT_HASH_ANNOTATION, MANAGED_BY, SPEC_HASH_ANNOTATION
+from devloop.manifests import (
+    CONTENT_HASH_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+    owned_by_workflow,
+    ownership_selector,
+)
 from devloop.render import Bundle
 
 Emit = Callable[[events.Event], None]
@@ -124,16 +129,8 @@ def drifted(deployment: dict[str, Any] | None) -> bool:
 
 def secret_matches(live: LiveState, bundle: Bundle) -> bool:
     if bundle.secret is None:
-        return live.secret is None or not _ours(live.secret, bundle)
+        return live.secret is None or not owned_by_workflow(live.secret, bundle.workflow.name)
     return live.secret is not None and (live.secret.get("data") or {}) == bundle.secret["data"]
-
-
-def _ours(obj: dict[str, Any], bundle: Bundle) -> bool:
-    labels = obj["metadata"].get("labels") or {}
-    return (
-        labels.get("app.kubernetes.io/name") == bundle.workflow.name
-        and labels.get("app.kubernetes.io/managed-by") == MANAGED_BY
-    )
 
 
 async def deploy_cycle(
@@ -198,16 +195,18 @@ async def deploy_cycle(
 async def _prune(kube: Kube, bundle: Bundle, live: LiveState) -> list[str]:
     """Delete CronJobs (and the Secret) this workflow rendered before but no longer does."""
     wanted = {c["metadata"]["name"] for c in bundle.cronjobs}
-    selector = (
-        f"app.kubernetes.io/name={bundle.workflow.name},app.kubernetes.io/managed-by={MANAGED_BY}"
-    )
+    selector = ownership_selector(bundle.workflow.name)
     pruned = []
     listed = await kube.list("CronJob", label_selector=selector)
     for cron in listed.get("items") or []:
         cron_name = cron["metadata"]["name"]
         if cron_name not in wanted and await kube.delete("CronJob", cron_name):
             pruned.append(f"CronJob/{cron_name}")
-    if bundle.secret is None and live.secret is not None and _ours(live.secret, bundle):
+    if (
+        bundle.secret is None
+        and live.secret is not None
+        and owned_by_workflow(live.secret, bundle.workflow.name)
+    ):
         name = f"{bundle.workflow.name}-secrets"
         if await kube.delete("Secret", name):
             pruned.append(f"Secret/{name}")

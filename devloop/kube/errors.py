@@ -28,6 +28,10 @@ class KubeError(Exception):
     def retryable(self) -> bool:
         return False
 
+    def details(self) -> list[str]:
+        """The server's causes (422 field errors, 409 apply conflicts) as "field: message"."""
+        return [f"{c.get('field') or '(object)'}: {c.get('message', '')}" for c in self.causes]
+
 
 class Unreachable(KubeError):
     """No answer: connection refused, DNS, TLS, a read timeout."""
@@ -59,9 +63,6 @@ class Conflict(KubeError):
 
 class Invalid(KubeError):
     """422 (or 400): the object was refused; `causes` name the fields."""
-
-    def details(self) -> list[str]:
-        return [f"{c.get('field') or '(object)'}: {c.get('message', '')}" for c in self.causes]
 
 
 class Timeout(KubeError):
