@@ -526,6 +526,7 @@ def bench_logs_tui(tmp: Path, lines: int) -> dict[str, Any]:
     from kubernetes import client
 
     from devloop import events
+    from devloop.daemon import settle_heap
     from devloop.kube.client import Kube
     from devloop.loop import DevLoop, LoopSettings
     from devloop.render import RenderOptions
@@ -552,6 +553,7 @@ def bench_logs_tui(tmp: Path, lines: int) -> dict[str, Any]:
             Kube(api, "default"),
             lambda e: None,
         )
+        settle_heap()  # as run_daemon does once the loop exists
         app = PdwatchApp(loop, Session(str(directory), "pdwatch-embedded", True, "default"))
         finished = asyncio.Event()
 
