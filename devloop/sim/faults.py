@@ -22,6 +22,18 @@ class Faults:
         return response not in self.streams
 
 
+def cut(request: web.Request) -> None:
+    """End a stream as a dropped connection ends: no terminating chunk, the socket closed.
+
+    A clean end (the last chunk, then a close) let the client put the connection back in
+    its pool and lose a race with the close on the next request ("Remote end closed
+    connection without response" on a POST, which is not retried). A dropped connection
+    is a broken read, and a broken connection is never reused.
+    """
+    if request.transport is not None:
+        request.transport.abort()
+
+
 async def start_stream(
     request: web.Request, faults: Faults, content_type: str = "application/json"
 ) -> web.StreamResponse:

@@ -26,7 +26,7 @@ from devloop.sim import resources
 from devloop.sim.api import Api
 from devloop.sim.engine import Engine
 from devloop.sim.errors import ApiError, bad_request, not_found
-from devloop.sim.faults import Faults, start_stream
+from devloop.sim.faults import Faults, cut, start_stream
 from devloop.sim.settings import SimSettings
 from devloop.sim.store import Store, WatchEvent, now_rfc3339
 
@@ -604,7 +604,7 @@ class Kubelet:
                 for task in pending:
                     task.cancel()
                 if dropped in done:
-                    response.force_close()
+                    cut(request)
                     break
         except (ConnectionResetError, asyncio.CancelledError):
             pass

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from devloop.sim import openapi, resources
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
-from devloop.sim.faults import start_stream
+from devloop.sim.faults import cut, start_stream
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import field_matcher, label_matcher
 
@@ -464,7 +464,7 @@ async def watch(
             except TimeoutError:
                 break
             if event is None:  # dropped by a fault or by shutdown
-                response.force_close()
+                cut(request)
                 break
             line = json.dumps({"type": event.type, "object": event.object}) + "\n"
             await response.write(line.encode())
