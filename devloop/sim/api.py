@@ -373,11 +373,15 @@ class Api:
         for resource in resources.RESOURCES:
             if not resource.namespaced:
                 continue
-            for obj in self.store.list(resource, owner["metadata"].get("namespace", "")):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if any(r.get("uid") == uid for r in refs):
-                    with contextlib.suppress(ApiError):
-                        self.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+            for obj in self.store.list(
+                resource,
+                owner["metadata"].get("namespace", ""),
+                lambda o: any(
+                    r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []
+                ),
+            ):
+                with contextlib.suppress(ApiError):
+                    self.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     def _empty_namespace(self, namespace: str) -> None:
         for resource in resources.RESOURCES:
@@ -400,17 +404,19 @@ class Api:
         """A v1 Event about `involved`; repeats of the same reason and message count up."""
         meta = involved["metadata"]
         namespace = meta.get("namespace", "default")
-        for existing in self.store.list(EVENTS, namespace):
-            io = existing.get("involvedObject", {})
-            if (
-                io.get("uid") == meta.get("uid")
-                and existing.get("reason") == reason
-                and existing.get("message") == message
-            ):
-                existing["count"] = existing.get("count", 1) + 1
-                existing["lastTimestamp"] = now_rfc3339()
-                self.store.replace(EVENTS, existing)
-                return
+
+        def same(event: dict[str, Any]) -> bool:
+            return (
+                event.get("involvedObject", {}).get("uid") == meta.get("uid")
+                and event.get("reason") == reason
+                and event.get("message") == message
+            )
+
+        for existing in self.store.list(EVENTS, namespace, same):
+            existing["count"] = existing.get("count", 1) + 1
+            existing["lastTimestamp"] = now_rfc3339()
+            self.store.replace(EVENTS, existing)
+            return
         now = now_rfc3339()
         involved_ref: dict[str, Any] = {
             "kind": involved.get("kind"),

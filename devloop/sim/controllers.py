@@ -127,7 +127,7 @@ class Controllers:
         if d is None or d["metadata"].get("deletionTimestamp"):
             return
         spec = d["spec"]
-        rses = [rs for rs in self.store.list(REPLICASETS, ns) if owned_by(rs, d)]
+        rses = self.store.list(REPLICASETS, ns, lambda rs: owned_by(rs, d))
         template_hash_value = template_hash(spec["template"])
         new = next(
             (rs for rs in rses if without_hash(rs["spec"]["template"]) == spec["template"]), None
@@ -247,9 +247,10 @@ class Controllers:
         limit = d["spec"].get("revisionHistoryLimit", 10)
         idle = [
             rs
-            for rs in self.store.list(REPLICASETS, d["metadata"]["namespace"])
-            if owned_by(rs, d)
-            and rs["metadata"]["uid"] != new["metadata"]["uid"]
+            for rs in self.store.list(
+                REPLICASETS, d["metadata"]["namespace"], lambda rs: owned_by(rs, d)
+            )
+            if rs["metadata"]["uid"] != new["metadata"]["uid"]
             and rs["spec"].get("replicas", 0) == 0
             and (rs.get("status") or {}).get("replicas", 0) == 0
         ]
@@ -271,7 +272,7 @@ class Controllers:
 
     def update_status(self, ns: str, name: str, new_name: str) -> None:
         d = self.store.get(DEPLOYMENTS, ns, name)
-        rses = [rs for rs in self.store.list(REPLICASETS, ns) if owned_by(rs, d)]
+        rses = self.store.list(REPLICASETS, ns, lambda rs: owned_by(rs, d))
         new = next(rs for rs in rses if rs["metadata"]["name"] == new_name)
         replicas = d["spec"].get("replicas", 1)
 
@@ -351,10 +352,11 @@ class Controllers:
     # --- replica sets -----------------------------------------------------------------------
 
     def sync_replicaset(self, ns: str, name: str) -> None:
-        rs = self.store.find(REPLICASETS, ns, name)
-        if rs is None:
+        found = self.store.find(REPLICASETS, ns, name)
+        if found is None:
             return
-        pods = [p for p in self.store.list(PODS, ns) if owned_by(p, rs)]
+        rs = found
+        pods = self.store.list(PODS, ns, lambda p: owned_by(p, rs))
         active = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         want = rs["spec"].get("replicas", 0)
         failure: str | None = None

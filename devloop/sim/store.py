@@ -81,15 +81,17 @@ class Store:
     def list(
         self, resource: Resource, namespace: str = "", matches: Matcher | None = None
     ) -> list[dict[str, Any]]:
-        out = []
-        for (group, plural, ns, _), obj in sorted(self.objects.items()):
-            if (group, plural) != (resource.group, resource.plural):
-                continue
-            if namespace and resource.namespaced and ns != namespace:
-                continue
-            if matches is None or matches(obj):
-                out.append(copy.deepcopy(obj))
-        return out
+        """Copies of the matching objects, in key order. `matches` sees the stored objects
+        (it must not change them), so only what matches is copied: controllers scan often."""
+        found = [
+            (key, obj)
+            for key, obj in self.objects.items()
+            if (key[0], key[1]) == (resource.group, resource.plural)
+            and not (namespace and resource.namespaced and key[2] != namespace)
+            and (matches is None or matches(obj))
+        ]
+        found.sort(key=lambda item: item[0])
+        return [copy.deepcopy(obj) for _, obj in found]
 
     # --- writes (the caller has validated) ---------------------------------------------------
 
