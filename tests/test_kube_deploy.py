@@ -17,6 +17,7 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart
 from devloop.kube.errors import Timeout
 from devloop.kube.logs import tail_logs
+from devloop.kube.rollout import RolloutWatch
 from devloop.oneshot import teardown
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
@@ -264,6 +265,90 @@ async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:
     assert result.failure.message == (
         'MountVolume.SetUp failed for volume "code" : configmap "hello-code" not found'
     )
+
+
+class ScriptedWatch(RolloutWatch):
+    """The follower's input in a chosen order: the orders two real watches can interleave
+    in, which the embedded cluster (one process, one loop) cannot be made to produce."""
+
+    def __init__(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        self.queue = asyncio.Queue()
+        self.tasks = []
+        for item in items:
+            self.queue.put_nowait(item)
+
+
+TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c"}]}}
+DEPLOYMENT = {
+    "metadata": {"name": "x", "uid": "d-uid"},
+    "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE},
+}
+
+
+def new_rs(hash_: str = "abc") -> dict[str, Any]:
+    template = {**TEMPLATE, "metadata": {"labels": {"app": "x", "pod-template-hash": hash_}}}
+    return {
+        "metadata": {
+            "name": f"x-{hash_}",
+            "uid": "rs-uid",
+            "labels": {"app": "x", "pod-template-hash": hash_},
+            "ownerReferences": [{"uid": "d-uid", "controller": True}],
+        },
+        "spec": {"template": template},
+    }
+
+
+def pod(name: str, hash_: str, ready: bool = False) -> dict[str, Any]:
+    conditions = [{"type": "PodScheduled", "status": "True"}]
+    if ready:
+        conditions.append({"type": "Ready", "status": "True"})
+    return {
+        "metadata": {"name": name, "uid": f"{name}-uid", "labels": {"pod-template-hash": hash_}},
+        "spec": {"nodeName": "node"},
+        "status": {"conditions": conditions},
+    }
+
+
+def event(pod_name: str, reason: str, message: str, type_: str = "Warning") -> dict[str, Any]:
+    return {
+        "involvedObject": {"name": pod_name, "uid": f"{pod_name}-uid"},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+    }
+
+
+async def test_what_arrives_before_the_new_replica_set_is_not_lost(kube: Kube) -> None:
+    from devloop.kube.rollout import follow_rollout
+
+    script = [
+        ("pod", "ADDED", pod("x-old-1", "old", ready=True)),  # the pod being replaced
+        ("event", "ADDED", event("x-abc-1", "FailedMount", "configmap gone")),
+        ("pod", "ADDED", pod("x-abc-1", "abc")),
+        ("rs", "ADDED", new_rs()),
+    ]
+    rec = Recorder()
+    result = await follow_rollout(kube, DEPLOYMENT, rec, 5, watch=ScriptedWatch(script))
+    assert result.failure is not None
+    assert (result.failure.pod, result.failure.reason) == ("x-abc-1", "FailedMount")
+    steps = [(e.pod, e.step) for e in rec.of(events.PodProgress)]
+    assert steps == [("x-abc-1", "created"), ("x-abc-1", "scheduled")]  # never the old pod
+
+
+async def test_an_event_before_its_pod_is_kept_until_the_pod_is_seen(kube: Kube) -> None:
+    from devloop.kube.rollout import follow_rollout
+
+    script = [
+        ("rs", "ADDED", new_rs()),
+        ("event", "ADDED", event("x-abc-1", "Pulled", "already present", "Normal")),
+        ("pod", "ADDED", pod("x-abc-1", "abc")),
+        ("pod", "MODIFIED", pod("x-abc-1", "abc", ready=True)),
+    ]
+    rec = Recorder()
+    result = await follow_rollout(kube, DEPLOYMENT, rec, 5, watch=ScriptedWatch(script))
+    assert result.ok and result.pod == "x-abc-1" and result.replica_set == "x-abc"
+    steps = [e.step for e in rec.of(events.PodProgress)]
+    assert steps == ["created", "scheduled", "pulled"]
 
 
 async def test_restart_deadline_when_the_api_is_unreachable(

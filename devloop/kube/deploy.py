@@ -25,7 +25,7 @@ from typing import Any
 from devloop import events
 from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import KubeError, Timeout
-from devloop.kube.rollout import RolloutResult, follow_rollout
+from devloop.kube.rollout import RolloutResult, RolloutWatch, follow_rollout
 from devloop.manifests import (
     CONTENT_HASH_ANNOTATION,
     SPEC_HASH_ANNOTATION,
@@ -164,32 +164,47 @@ async def deploy_cycle(
             if m["kind"] == "ConfigMap" or (m["kind"] == "Secret" and secret_changed)
         ]
     )
-    t0 = time.monotonic()
-    applied = []
-    deployment: dict[str, Any] = live.deployment or {}
-    for manifest in manifests:
-        result = await kube.apply(manifest)
-        applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
-        if manifest["kind"] == "Deployment":
-            deployment = result
-    pruned = await _prune(kube, bundle, live) if spec_changed or secret_changed else []
-    emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
-    template_changed = live.deployment is None or (
-        live.deployment["spec"]["template"] != deployment["spec"]["template"]
-    )
-    restart_at = time.monotonic()
-    if template_changed:
-        emit(events.RestartTriggered(name, "template"))
-    elif code_changed or secret_changed or force_restart:
-        stamp = stamps.next()
-        deployment = await rollout_restart(kube, name, stamp, restart_timeout)
-        emit(events.RestartTriggered(name, "restartedAt", stamp))
-    else:
-        return CycleResult(applied=True, restarted=False)
-    rollout = await follow_rollout(
-        kube, deployment, emit, rollout_timeout, restart_at, on_pod_started, edited_at
-    )
-    return CycleResult(applied=True, restarted=True, rollout=rollout)
+    watch: RolloutWatch | None = None
+    try:
+        t0 = time.monotonic()
+        applied = []
+        deployment: dict[str, Any] = live.deployment or {}
+        for manifest in manifests:
+            result = await kube.apply(manifest)
+            applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+            if manifest["kind"] == "Deployment":
+                deployment = result
+        pruned = await _prune(kube, bundle, live) if spec_changed or secret_changed else []
+        emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
+        template_changed = live.deployment is None or (
+            live.deployment["spec"]["template"] != deployment["spec"]["template"]
+        )
+        restart_at = time.monotonic()
+        if template_changed:
+            emit(events.RestartTriggered(name, "template"))
+        elif code_changed or secret_changed or force_restart:
+            stamp = stamps.next()
+            # The restart request goes out first; the rollout's watches open while it is
+            # applied, so the new pod is seen as it appears instead of looked up afterwards.
+            restarting = asyncio.create_task(rollout_restart(kube, name, stamp, restart_timeout))
+            await asyncio.sleep(0)
+            watch = open_rollout_watch(kube, bundle)
+            deployment = await restarting
+            emit(events.RestartTriggered(name, "restartedAt", stamp))
+        else:
+            return CycleResult(applied=True, restarted=False)
+        watch = watch or open_rollout_watch(kube, bundle)
+        rollout = await follow_rollout(
+            kube, deployment, emit, rollout_timeout, restart_at, on_pod_started, edited_at, watch
+        )
+        return CycleResult(applied=True, restarted=True, rollout=rollout)
+    finally:
+        if watch is not None:
+            await watch.close()
+
+
+def open_rollout_watch(kube: Kube, bundle: Bundle) -> RolloutWatch:
+    return RolloutWatch(kube, bundle.deployment["spec"]["selector"]["matchLabels"])
 
 
 async def _prune(kube: Kube, bundle: Bundle, live: LiveState) -> list[str]:
