@@ -132,6 +132,10 @@ class EmbeddedCluster:
             {
                 "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
                 "status": {
+                    "addresses": [
+                        {"type": "InternalIP", "address": "127.0.0.1"},
+                        {"type": "Hostname", "address": NODE_NAME},
+                    ],
                     "conditions": [
                         {
                             "type": "Ready",

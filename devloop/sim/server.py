@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from devloop.sim import openapi, resources
+from devloop.sim import openapi, resources, tables
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
 from devloop.sim.faults import cut, start_stream
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import field_matcher, label_matcher
+from devloop.sim.store import WatchEvent
 
 if TYPE_CHECKING:
     from devloop.sim.cluster import EmbeddedCluster
@@ -316,7 +317,13 @@ async def resource_request(
         if not t.name:
             return await list_or_watch(cluster, request, t)
         api.authorize("get", t.resource, t.namespace, t.name)
-        return json_response(store.get(t.resource, t.namespace, t.name))
+        obj = store.get(t.resource, t.namespace, t.name)
+        table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
+        if table_version:
+            rv = obj["metadata"]["resourceVersion"]
+            include = query.get("includeObject", "Metadata")
+            return json_response(tables.table(t.resource.kind, [obj], table_version, rv, include))
+        return json_response(obj)
     if method == "POST":
         if t.name:
             raise method_not_supported(t.resource, "create")
@@ -397,6 +404,11 @@ async def list_or_watch(
         return await watch(cluster, request, t, matches)
     cluster.api.authorize("list", t.resource, t.namespace, "")
     items = cluster.store.list(t.resource, t.namespace, matches)
+    table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
+    if table_version:
+        include = query.get("includeObject", "Metadata")
+        rv = str(cluster.store.rv)
+        return json_response(tables.table(t.resource.kind, items, table_version, rv, include))
     return json_response(list_body(t.resource, items, cluster.store.rv))
 
 
@@ -437,13 +449,27 @@ async def watch(
         return response
     response = await start_stream(request, cluster.faults)
     deadline = time.monotonic() + timeout
+    table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
+    sent_columns = False
+
+    def encode(event: WatchEvent) -> bytes:
+        """One watch line; for `kubectl get -w` each object is a one-row Table, the column
+        definitions only in the first (apiserver's watch encoder sets NoHeaders after it)."""
+        nonlocal sent_columns
+        obj = event.object
+        if table_version and event.type in ("ADDED", "MODIFIED", "DELETED"):
+            include = request.query.get("includeObject", "Metadata")
+            rv = obj["metadata"].get("resourceVersion", "")
+            obj = tables.table(t.resource.kind, [obj], table_version, rv, include, not sent_columns)
+            sent_columns = True
+        return (json.dumps({"type": event.type, "object": obj}) + "\n").encode()
+
     try:
         if initial_events:
             while not watcher.queue.empty():
                 event = watcher.queue.get_nowait()
                 if event is not None:
-                    line = json.dumps({"type": event.type, "object": event.object}) + "\n"
-                    await response.write(line.encode())
+                    await response.write(encode(event))
             bookmark = {
                 "kind": t.resource.kind,
                 "apiVersion": t.resource.api_version,
@@ -466,8 +492,7 @@ async def watch(
             if event is None:  # dropped by a fault or by shutdown
                 cut(request)
                 break
-            line = json.dumps({"type": event.type, "object": event.object}) + "\n"
-            await response.write(line.encode())
+            await response.write(encode(event))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
