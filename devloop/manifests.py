@@ -47,6 +47,20 @@ def owned_by_workflow(obj: dict[str, Any] | None, workflow_name: str) -> bool:
     )
 
 
+def trigger_labels(wf: Workflow, cronjob_name: str) -> dict[str, str]:
+    """The labels of a CronJob's Jobs and pods: part of the workflow, but not named after
+    it. With the workflow's name they matched the Service's selector, and a running
+    trigger pod (Ready: it has no probe) became one of the Service's endpoints, so its
+    own POST to /run could be sent to itself and be refused."""
+    return {
+        "app.kubernetes.io/name": cronjob_name,
+        "app.kubernetes.io/part-of": wf.name,
+        "app.kubernetes.io/component": "trigger",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/version": wf.version,
+    }
+
+
 def selector(wf: Workflow) -> dict[str, str]:
     """Only the name: the selector is immutable, so it must not carry the version."""
     return {"app.kubernetes.io/name": wf.name}
@@ -176,10 +190,10 @@ def cronjobs(wf: Workflow, namespace: str) -> list[Manifest]:
                     "successfulJobsHistoryLimit": 3,
                     "failedJobsHistoryLimit": 3,
                     "jobTemplate": {
-                        "metadata": {"labels": labels(wf)},
+                        "metadata": {"labels": trigger_labels(wf, name)},
                         "spec": {
                             "template": {
-                                "metadata": {"labels": labels(wf)},
+                                "metadata": {"labels": trigger_labels(wf, name)},
                                 "spec": {
                                     "restartPolicy": "Never",
                                     "containers": [

@@ -347,6 +347,21 @@ def test_several_cron_triggers_are_numbered_and_unnamed_posts_empty_object(tmp_p
     assert bodies == ["{}", '{"trigger":"hourly"}']
 
 
+def test_trigger_pods_are_never_endpoints_of_the_workflows_service(tmp_path: Path) -> None:
+    """A trigger pod the Service selects would be sent its own POST /run now and then."""
+    wf = _with_triggers(tmp_path, "  - type: cron\n    schedule: '@hourly'\n")
+    bundle = ok(wf)
+    (cron,) = bundle.cronjobs
+    pod_labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    service_selector = bundle.service["spec"]["selector"]
+    deployment_selector = bundle.deployment["spec"]["selector"]["matchLabels"]
+    for chosen in (service_selector, deployment_selector):
+        assert not chosen.items() <= pod_labels.items()
+    assert pod_labels["app.kubernetes.io/part-of"] == "my-workflow"
+    assert pod_labels["app.kubernetes.io/name"] == "my-workflow-cron"
+    assert cron["metadata"]["labels"]["app.kubernetes.io/name"] == "my-workflow"  # --down finds it
+
+
 def test_cronjob_name_too_long_is_an_error(tmp_path: Path) -> None:
     # 46 + len("-cron-0") = 53 > 52; 45 + 7 = 52 is the longest allowed.
     wf = _with_triggers(
