@@ -123,6 +123,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
             + ". The baseline also loses edits (above) and does none of the checks or the "
             "rollout following that pdwatch does.",
             "",
+            "Why it cannot be met as stated: pdwatch waits its debounce after the last save "
+            "before it reads anything (the other target asks for restart ≤ debounce + 30 ms), "
+            "so 10× the baseline would need the baseline's (b) to be ten times the debounce: "
+            "1.5 s at 150 ms. Against this local, plain-HTTP cluster each kubectl call is "
+            "about 60 ms. Against a remote cluster every kubectl run also pays TLS, "
+            "authentication and discovery (the reference CLI's authors measured 5–10 s a "
+            "deploy), which pdwatch pays once per session; that was not measured here.",
+            "",
         ]
     if "burst" in r:
         b = r["burst"]
