@@ -13,6 +13,7 @@ import contextlib
 import copy
 import json
 import random
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +102,7 @@ class Api:
             meta["name"] = meta["generateName"] + random_suffix()
         for key in SYSTEM_META:
             meta.pop(key, None)
+        meta["uid"] = str(uuid.uuid4())  # FillObjectMetaSystemFields: before defaulting
         if resource.has_status and resource.kind not in ("Namespace", "Node"):
             obj.pop("status", None)
         if resource.kind == "Pod":  # the pod strategy's PrepareForCreate
@@ -332,6 +334,7 @@ class Api:
             created = self._prepare_body(resource, namespace, obj)
             for key in SYSTEM_META:
                 created["metadata"].pop(key, None)
+            created["metadata"]["uid"] = str(uuid.uuid4())
             apply_defaults(resource.kind, created)
             causes = validate(resource, created, None)
             if causes:

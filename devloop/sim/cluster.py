@@ -19,6 +19,7 @@ from aiohttp import web
 
 from devloop.sim import resources
 from devloop.sim.api import Api
+from devloop.sim.batch import Batch
 from devloop.sim.controllers import Controllers
 from devloop.sim.faults import Faults
 from devloop.sim.kubelet import NODE_NAME, Kubelet
@@ -46,6 +47,7 @@ class EmbeddedCluster:
         self.store = Store()
         self.api = Api(self.store)
         self.controllers: Controllers | None = None
+        self.batch: Batch | None = None
         self.kubelet: Kubelet = None  # type: ignore[assignment]  # set on start
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -90,6 +92,8 @@ class EmbeddedCluster:
         self.kubelet = Kubelet(self.api, self.store, self.settings, self.faults)
         self.controllers = Controllers(self.api, self.store)
         self.controllers.start()
+        self.batch = Batch(self.api, self.store, self.settings)
+        self.batch.start()
         self._bootstrap()
         await self._serve()
 
@@ -114,6 +118,8 @@ class EmbeddedCluster:
         await self.kubelet.stop()
         if self.controllers:
             await self.controllers.stop()
+        if self.batch:
+            await self.batch.stop()
 
     def _bootstrap(self) -> None:
         namespaces = resources.of_kind("v1", "Namespace")

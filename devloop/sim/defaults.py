@@ -42,6 +42,23 @@ def apply_defaults(kind: str, obj: dict[str, Any]) -> None:
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+    elif kind == "Job":
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("completions", 1)
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("suspend", False)
+        uid = obj.get("metadata", {}).get("uid", "")
+        if uid and "selector" not in spec and not spec.get("manualSelector"):
+            # the Job controller's own labels (batch/v1 defaulting of an auto-selector)
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+            template = spec.setdefault("template", {})
+            labels = template.setdefault("metadata", {}).setdefault("labels", {})
+            name = obj["metadata"].get("name", "")
+            for prefix in ("batch.kubernetes.io/", ""):
+                labels.setdefault(f"{prefix}controller-uid", uid)
+                labels.setdefault(f"{prefix}job-name", name)
+        pod_template(spec.get("template"))
     elif kind == "CronJob":
         spec.setdefault("suspend", False)
         spec.setdefault("concurrencyPolicy", "Allow")

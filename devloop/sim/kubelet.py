@@ -250,6 +250,9 @@ class Kubelet:
         # image
         if not await self.pull(runtime, status, cname, image, container):
             return await self.finish(runtime, started=False)
+        behaviour = s.images.get(image)
+        if behaviour is not None and behaviour.program == "curl":
+            return await self.run_to_completion(runtime, status, cname, image, container)
         # run, restarting with back-off when the engine exits
         backoff = s.crash_backoff
         restarts = 0
@@ -422,6 +425,131 @@ class Kubelet:
             )
             if await self.pause(runtime, min(period, s.probe_period_cap)):
                 return
+
+    async def run_to_completion(
+        self,
+        runtime: PodRuntime,
+        status: dict[str, Any],
+        cname: str,
+        image: str,
+        container: dict[str, Any],
+    ) -> None:
+        """A container that does one thing and exits: a cron trigger's curl. The pod ends
+        Succeeded or Failed (restartPolicy Never, as the triggers pdwatch renders use)."""
+        run = ContainerLog()
+        runtime.runs.append(run)
+        started_at = now_rfc3339()
+        self.event(runtime, "Created", f"Created container: {cname}")
+        self.event(runtime, "Started", f"Started container {cname}")
+        status["phase"] = "Running"
+        status["podIP"] = status.get("podIP") or self.allocate_ip()
+        status["podIPs"] = [{"ip": status["podIP"]}]
+        running = {"running": {"startedAt": started_at}}
+        for name in ("Ready", "ContainersReady"):
+            set_condition(status, name, "True")
+        status["containerStatuses"] = [
+            self.container_status(cname, image, 0, running, started=True, ready=True)
+        ]
+        self.write_status(runtime, status)
+        if await self.pause(runtime, self.settings.start_delay):
+            return await self.finish(runtime, started=True)
+        command = container.get("command") or []  # curlimages/curl's entrypoint is curl
+        code, output = self.curl(runtime.namespace, [*command[1:], *(container.get("args") or [])])
+        for line in output:
+            run.append(line)
+        run.close()
+        status["phase"] = "Succeeded" if code == 0 else "Failed"
+        for name in ("Ready", "ContainersReady"):
+            set_condition(status, name, "False")
+            for c in status["conditions"]:
+                if c["type"] == name:
+                    c["reason"] = "PodCompleted"
+        terminated = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started_at,
+                "finishedAt": now_rfc3339(),
+                "containerID": f"containerd://{runtime.uid[:12]}",
+            }
+        }
+        status["containerStatuses"] = [self.container_status(cname, image, 0, terminated)]
+        self.write_status(runtime, status)
+        await runtime.deleting.wait()
+        await self.finish(runtime, started=False)
+
+    def curl(self, namespace: str, args: list[str]) -> tuple[int, list[str]]:
+        """curl against the cluster's Services: (exit code, what it printed). Knows the
+        options the cron triggers use: -X, -d, -H, -f/--fail, -s, -S, -sS."""
+        method, body, fail, url = "", None, False, ""
+        words = iter(args)
+        for word in words:
+            if word in ("-X", "--request"):
+                method = next(words, "")
+            elif word in ("-d", "--data", "--data-raw"):
+                body = next(words, "")
+            elif word in ("-H", "--header"):
+                next(words, "")
+            elif word in ("-f", "--fail") or (
+                word.startswith("-") and "f" in word[1:] and not word.startswith("--")
+            ):
+                fail = True
+            elif not word.startswith("-"):
+                url = word
+        method = method or ("POST" if body is not None else "GET")
+        rest = url.split("://", 1)[-1]
+        hostport, _, path = rest.partition("/")
+        host, _, port = hostport.partition(":")
+        parts = host.split(".")
+        service_ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else namespace
+        engines = self.ready_engines(service_ns, parts[0])
+        if engines is None or (len(parts) > 2 and parts[2] != "svc"):
+            return 6, [f"curl: (6) Could not resolve host: {host}"]
+        if not engines:
+            return 7, [
+                f"curl: (7) Failed to connect to {host} port {port or 80} after 0 ms: "
+                "Couldn't connect to server"
+            ]
+        engine = random.choice(engines)
+        path = path.split("?", 1)[0].strip("/")
+        if path == "run" and method == "POST":
+            try:
+                payload = json.loads(body) if body and body.strip() else {}
+            except ValueError:
+                code, text = 400, '{"error":"invalid JSON body"}'
+            else:
+                code, text = 200, json.dumps(engine.run(payload))
+        elif path == "health" and method == "GET":
+            code, text = 200, "ok"
+        else:
+            code, text = 404, "404 page not found"
+        if fail and code >= 400:
+            return 22, [f"curl: (22) The requested URL returned error: {code}"]
+        return 0, [text]
+
+    def ready_engines(self, namespace: str, service_name: str) -> list[Engine] | None:
+        """The engines behind a Service's ready endpoints; None when there is no Service."""
+        service = self.store.find(SERVICES, namespace, service_name)
+        if service is None:
+            return None
+        selector = (service.get("spec") or {}).get("selector") or {}
+        engines = []
+        for pod in self.store.list(PODS, namespace):
+            labels = pod["metadata"].get("labels") or {}
+            runtime = self.pods.get(pod["metadata"]["uid"])
+            if (
+                selector
+                and all(labels.get(k) == v for k, v in selector.items())
+                and not pod["metadata"].get("deletionTimestamp")
+                and runtime
+                and runtime.engine
+                and any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or []
+                )
+            ):
+                engines.append(runtime.engine)
+        return engines
 
     async def finish(self, runtime: PodRuntime, started: bool) -> None:
         """Stop the container (when one runs) and remove a pod that is being deleted."""
@@ -624,26 +752,9 @@ class Kubelet:
     ) -> web.StreamResponse:
         parts = service_ref.split(":")
         name = parts[1] if len(parts) == 3 else parts[0]
-        service = self.store.find(SERVICES, ns, name)
-        if service is None:
+        endpoints = self.ready_engines(ns, name)
+        if endpoints is None:
             raise not_found(SERVICES, name)
-        selector = (service.get("spec") or {}).get("selector") or {}
-        endpoints = []
-        for pod in self.store.list(PODS, ns):
-            labels = pod["metadata"].get("labels") or {}
-            runtime = self.pods.get(pod["metadata"]["uid"])
-            if (
-                selector
-                and all(labels.get(k) == v for k, v in selector.items())
-                and not pod["metadata"].get("deletionTimestamp")
-                and runtime
-                and runtime.engine
-                and any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in (pod.get("status") or {}).get("conditions") or []
-                )
-            ):
-                endpoints.append(runtime.engine)
         if not endpoints:
             raise ApiError(
                 503, "ServiceUnavailable", f'no endpoints available for service "{name}"'

@@ -77,6 +77,7 @@ RESOURCES = (
         has_status=True,
         has_generation=True,
     ),
+    Resource("batch", "v1", "Job", "jobs", has_status=True),
     Resource(
         "batch",
         "v1",

@@ -3,9 +3,12 @@ back-offs, and which images exist and how they behave."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DEFAULT_IMAGE = "pipedreamer-engine:latest"
+CURL_IMAGE = "curlimages/curl:latest"  # what cron triggers run
 
 
 @dataclass
@@ -13,6 +16,7 @@ class ImageBehaviour:
     """An image the node can run. `ready=False`: its /health answers 503 (readiness fails)."""
 
     ready: bool = True
+    program: str = "engine"  # or "curl": runs its command once and exits (cron triggers)
 
 
 @dataclass
@@ -28,8 +32,13 @@ class SimSettings:
     mount_retry: float = 0.3  # FailedMount retry period
     probe_period_cap: float = 0.5  # readiness failures are reported at most this far apart
     images: dict[str, ImageBehaviour] = field(
-        default_factory=lambda: {DEFAULT_IMAGE: ImageBehaviour()}
+        default_factory=lambda: {
+            DEFAULT_IMAGE: ImageBehaviour(),
+            CURL_IMAGE: ImageBehaviour(program="curl"),
+        }
     )
+    cron_tick: float = 1.0  # how often the CronJob controller looks at its schedules
+    clock: Callable[[], float] = time.time  # the CronJob controller's wall clock
 
     @classmethod
     def instant(cls) -> SimSettings:

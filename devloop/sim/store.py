@@ -100,7 +100,7 @@ class Store:
         key = key_of(resource, meta.get("namespace", ""), meta["name"])
         if key in self.objects:
             raise already_exists(resource, meta["name"])
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # the API may have set it
         meta["creationTimestamp"] = now_rfc3339()
         if resource.has_generation:
             meta["generation"] = 1

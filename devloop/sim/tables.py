@@ -233,6 +233,52 @@ def cronjob_cells(cj: Obj) -> list[Any]:
     ]
 
 
+def job_cells(job: Obj) -> list[Any]:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    completions = spec.get("completions")
+    parallelism = spec.get("parallelism", 1)
+    succeeded = status.get("succeeded", 0)
+    if completions is not None:
+        done = f"{succeeded}/{completions}"
+    elif parallelism > 1:
+        done = f"{succeeded}/1 of {parallelism}"
+    else:
+        done = f"{succeeded}/1"
+    started, ended = status.get("startTime"), status.get("completionTime")
+    duration = ""
+    if started and ended:
+        seconds = calendar.timegm(time.strptime(ended[:19], "%Y-%m-%dT%H:%M:%S")) - (
+            calendar.timegm(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S"))
+        )
+        duration = human_duration(seconds)
+    elif started:
+        duration = since(started)
+    conditions = {
+        c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"
+    }
+    if "Complete" in conditions:
+        state = "Complete"
+    elif "Failed" in conditions:
+        state = "Failed"
+    elif job["metadata"].get("deletionTimestamp"):
+        state = "Terminating"
+    elif "Suspended" in conditions:
+        state = "Suspended"
+    elif "FailureTarget" in conditions:
+        state = "FailureTarget"
+    else:
+        state = "Running"
+    return [
+        job["metadata"]["name"],
+        state,
+        done,
+        duration,
+        age(job),
+        *containers_and_images(spec.get("template") or {}),
+        format_selector(spec.get("selector")),
+    ]
+
+
 def event_cells(ev: Obj) -> list[Any]:
     first = since(ev.get("firstTimestamp") or ev.get("eventTime"))
     last = since(ev["lastTimestamp"]) if ev.get("lastTimestamp") else first
@@ -351,6 +397,17 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "Secret": (
         [NAME, ("Type", "string", 0), ("Data", "string", 0), AGE],
         lambda s: [s["metadata"]["name"], s.get("type", ""), len(s.get("data") or {}), age(s)],
+    ),
+    "Job": (
+        [
+            NAME,
+            ("Status", "string", 0),
+            ("Completions", "string", 0),
+            ("Duration", "string", 0),
+            AGE,
+            *WIDE_TEMPLATE,
+        ],
+        job_cells,
     ),
     "CronJob": (
         [

@@ -1,0 +1,279 @@
+"""Cron triggers in the embedded cluster: schedules, Jobs, the trigger's curl reaching the
+workflow's engine, history and concurrency, with the CronJob controller's clock moved
+forward by the test (the embedded cluster's own clock; everything else is real)."""
+
+from __future__ import annotations
+
+import calendar
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from devloop.render import Bundle, RenderOptions, render
+from devloop.sim import EmbeddedCluster, SimSettings
+from devloop.sim.cron import next_run
+from tests.helpers import write_tree
+from tests.test_sim_faults import EXAMPLES, kubectl
+
+
+def at(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "fires"),
+    [
+        ("*/5 * * * *", "2026-11-24 12:03:10", "2026-11-24 12:05:00"),
+        ("*/5 * * * *", "2026-11-24 12:05:00", "2026-11-24 12:10:00"),  # strictly after
+        ("0 9 * * *", "2026-11-24 09:00:01", "2026-11-25 09:00:00"),
+        ("@hourly", "2026-11-24 23:59:59", "2026-11-25 00:00:00"),
+        ("@weekly", "2026-11-24 00:00:00", "2026-11-29 00:00:00"),  # a Sunday
+        ("0 0 29 2 *", "2026-03-01 00:00:00", "2028-02-29 00:00:00"),
+        ("0 0 1 * mon", "2026-11-24 00:00:00", "2026-11-30 00:00:00"),  # either day field
+        ("30 6 * jan-mar sat,sun", "2026-11-24 00:00:00", "2027-01-02 06:30:00"),
+        ("10-20/5 * * * *", "2026-11-24 12:16:00", "2026-11-24 12:20:00"),
+        ("0 0 * * 7", "2026-11-24 00:00:00", "2026-11-29 00:00:00"),  # 7 is Sunday too
+        ("@every 90s", "2026-11-24 12:00:00", "2026-11-24 12:01:30"),
+    ],
+)
+def test_next_run(schedule: str, after: str, fires: str) -> None:
+    assert next_run(schedule, at(after)) == at(fires)
+
+
+class Clock:
+    """The CronJob controller's wall clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def next_minute(self) -> None:
+        self.now = (int(self.now) // 60 + 1) * 60 + 1
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def batch_cluster(clock: Clock) -> Iterator[EmbeddedCluster]:
+    with EmbeddedCluster(SimSettings(cron_tick=0.05, clock=clock)) as running:
+        yield running
+
+
+@pytest.fixture
+def api(batch_cluster: EmbeddedCluster) -> Iterator[client.ApiClient]:
+    with client.ApiClient(client.Configuration(host=batch_cluster.url)) as api_client:
+        yield api_client
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {check}")
+
+
+def deploy_with_cron(tmp_path: Path, api: client.ApiClient) -> Bundle:
+    """The hello example with a named every-minute cron trigger, applied as pdwatch does."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    text = (directory / "workflow.yaml").read_text()
+    text = text.replace(
+        "triggers:\n", "triggers:\n  - type: cron\n    name: tick\n    schedule: '* * * * *'\n", 1
+    )
+    write_tree(directory, {"workflow.yaml": text})
+    bundle = render(directory, RenderOptions("default"))
+    assert isinstance(bundle, Bundle), bundle
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+    core.create_namespaced_config_map("default", bundle.config_map)
+    core.create_namespaced_service("default", bundle.service)
+    apps.create_namespaced_deployment("default", bundle.deployment)
+    (cron,) = bundle.cronjobs
+    batch.create_namespaced_cron_job("default", cron)
+    wait_for(
+        lambda: (
+            (apps.read_namespaced_deployment("hello", "default").status.ready_replicas or 0) == 1
+        )
+    )
+    return bundle
+
+
+def engine_log(api: client.ApiClient) -> str:
+    core = client.CoreV1Api(api)
+    pods = core.list_namespaced_pod("default", label_selector="app.kubernetes.io/name=hello").items
+    return "".join(core.read_namespaced_pod_log(p.metadata.name, "default") for p in pods)
+
+
+def test_a_cron_trigger_posts_to_the_workflow_at_its_minute(
+    tmp_path: Path, api: client.ApiClient, clock: Clock
+) -> None:
+    deploy_with_cron(tmp_path, api)
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    time.sleep(0.3)
+    assert batch.list_namespaced_job("default").items == []  # not before its minute
+    clock.next_minute()
+    job = wait_for(lambda: next(iter(batch.list_namespaced_job("default").items), None))
+    assert job.metadata.name == f"hello-cron-{int(clock.now // 60)}"
+    assert job.metadata.labels["app.kubernetes.io/part-of"] == "hello"
+    done = wait_for(
+        lambda: (
+            (j := batch.read_namespaced_job(job.metadata.name, "default")).status.succeeded and j
+        )
+    )
+    assert [c.type for c in done.status.conditions] == ["SuccessCriteriaMet", "Complete"]
+    assert 'POST /run {"trigger":"tick"}' in engine_log(api)
+    (trigger_pod,) = core.list_namespaced_pod(
+        "default", label_selector=f"job-name={job.metadata.name}"
+    ).items
+    assert trigger_pod.status.phase == "Succeeded"
+    printed = core.read_namespaced_pod_log(trigger_pod.metadata.name, "default")
+    assert '"trigger": "tick"' in printed and '"workflow": "hello"' in printed
+    cron = wait_for(
+        lambda: (
+            (
+                c := batch.read_namespaced_cron_job("hello-cron", "default")
+            ).status.last_successful_time
+            and c
+        )
+    )
+    assert cron.status.last_schedule_time.timestamp() == (int(clock.now) // 60) * 60
+    assert not cron.status.active
+    reasons = {
+        e.reason
+        for e in core.list_namespaced_event("default").items
+        if e.involved_object.name == "hello-cron"
+    }
+    assert {"SuccessfulCreate", "SawCompletedJob"} <= reasons
+
+
+def test_kubectl_get_jobs_shows_a_completed_trigger(
+    tmp_path: Path, api: client.ApiClient, clock: Clock, batch_cluster: EmbeddedCluster
+) -> None:
+    deploy_with_cron(tmp_path, api)
+    clock.next_minute()
+    batch = client.BatchV1Api(api)
+    wait_for(lambda: any(j.status.succeeded for j in batch.list_namespaced_job("default").items))
+    kubeconfig = batch_cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    got = kubectl(kubeconfig, "get", "jobs")
+    assert got.returncode == 0, got.stderr
+    header, row = (line.split() for line in got.stdout.strip().splitlines())
+    assert header == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert row[1:3] == ["Complete", "1/1"]
+
+
+def test_history_keeps_the_newest_successful_jobs(
+    tmp_path: Path, api: client.ApiClient, clock: Clock
+) -> None:
+    deploy_with_cron(tmp_path, api)
+    batch = client.BatchV1Api(api)
+    names = []
+    for _ in range(4):
+        clock.next_minute()
+        name = f"hello-cron-{int(clock.now // 60)}"
+        wait_for(
+            lambda n=name: any(
+                j.metadata.name == n and j.status.succeeded
+                for j in batch.list_namespaced_job("default").items
+            )
+        )
+        names.append(name)
+    kept = wait_for(lambda: len(jobs := batch.list_namespaced_job("default").items) == 3 and jobs)
+    assert sorted(j.metadata.name for j in kept) == sorted(
+        names[1:]
+    )  # successfulJobsHistoryLimit 3
+
+
+def test_forbid_skips_a_run_while_the_last_one_still_runs(
+    api: client.ApiClient, clock: Clock
+) -> None:
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    stuck = {
+        "metadata": {"name": "stuck"},
+        "spec": {
+            "schedule": "* * * * *",
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "example.invalid/never:1"}],
+                        }
+                    }
+                }
+            },
+        },
+    }
+    batch.create_namespaced_cron_job("default", stuck)
+    clock.next_minute()
+    wait_for(lambda: len(batch.list_namespaced_job("default").items) == 1)
+    clock.next_minute()
+    wait_for(
+        lambda: any(
+            e.reason == "JobAlreadyActive" for e in core.list_namespaced_event("default").items
+        )
+    )
+    assert len(batch.list_namespaced_job("default").items) == 1
+
+
+def test_a_trigger_that_cannot_reach_its_service_fails_the_job(
+    api: client.ApiClient, clock: Clock
+) -> None:
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    orphan = {
+        "metadata": {"name": "orphan"},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 1,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "trigger",
+                                    "image": "curlimages/curl:latest",
+                                    "command": [
+                                        "curl",
+                                        "-sS",
+                                        "--fail",
+                                        "-X",
+                                        "POST",
+                                        "http://gone.default.svc.cluster.local:8080/run",
+                                    ],
+                                }
+                            ],
+                        }
+                    },
+                }
+            },
+        },
+    }
+    batch.create_namespaced_cron_job("default", orphan)
+    clock.next_minute()
+    job = wait_for(
+        lambda: next(
+            (j for j in batch.list_namespaced_job("default").items if j.status.conditions), None
+        )
+    )
+    assert [(c.type, c.reason) for c in job.status.conditions] == [
+        ("FailureTarget", "BackoffLimitExceeded"),
+        ("Failed", "BackoffLimitExceeded"),
+    ]
+    pods = core.list_namespaced_pod("default", label_selector=f"job-name={job.metadata.name}").items
+    assert len(pods) == 2 and {p.status.phase for p in pods} == {"Failed"}  # backoffLimit 1
+    log = core.read_namespaced_pod_log(pods[0].metadata.name, "default")
+    assert log == "curl: (6) Could not resolve host: gone.default.svc.cluster.local\n"
