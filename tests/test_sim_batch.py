@@ -195,27 +195,24 @@ def test_history_keeps_the_newest_successful_jobs(
     )  # successfulJobsHistoryLimit 3
 
 
+def every_minute(name: str, container: dict[str, Any]) -> dict[str, Any]:
+    """A CronJob running `container` every minute."""
+    pod = {"restartPolicy": "Never", "containers": [container]}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": pod}}},
+        },
+    }
+
+
 def test_forbid_skips_a_run_while_the_last_one_still_runs(
     api: client.ApiClient, clock: Clock
 ) -> None:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
-    stuck = {
-        "metadata": {"name": "stuck"},
-        "spec": {
-            "schedule": "* * * * *",
-            "concurrencyPolicy": "Forbid",
-            "jobTemplate": {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "c", "image": "example.invalid/never:1"}],
-                        }
-                    }
-                }
-            },
-        },
-    }
+    stuck = every_minute("stuck", {"name": "c", "image": "example.invalid/never:1"})
+    stuck["spec"]["concurrencyPolicy"] = "Forbid"
     batch.create_namespaced_cron_job("default", stuck)
     clock.next_minute()
     wait_for(lambda: len(batch.list_namespaced_job("default").items) == 1)
@@ -232,36 +229,11 @@ def test_a_trigger_that_cannot_reach_its_service_fails_the_job(
     api: client.ApiClient, clock: Clock
 ) -> None:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
-    orphan = {
-        "metadata": {"name": "orphan"},
-        "spec": {
-            "schedule": "* * * * *",
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 1,
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "trigger",
-                                    "image": "curlimages/curl:latest",
-                                    "command": [
-                                        "curl",
-                                        "-sS",
-                                        "--fail",
-                                        "-X",
-                                        "POST",
-                                        "http://gone.default.svc.cluster.local:8080/run",
-                                    ],
-                                }
-                            ],
-                        }
-                    },
-                }
-            },
-        },
-    }
+    curl = ["curl", "-sS", "--fail", "-X", "POST", "http://gone.default.svc.cluster.local:8080/run"]
+    orphan = every_minute(
+        "orphan", {"name": "trigger", "image": "curlimages/curl:latest", "command": curl}
+    )
+    orphan["spec"]["jobTemplate"]["spec"]["backoffLimit"] = 1
     batch.create_namespaced_cron_job("default", orphan)
     clock.next_minute()
     job = wait_for(

@@ -17,7 +17,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from devloop.sim.controllers import MANAGER, owned_by, owner_ref
+from devloop.sim.controllers import MANAGER, owned_by, owner_ref, pod_for
 from devloop.sim.cron import next_run
 from devloop.sim.errors import ApiError
 from devloop.sim.resources import of_kind
@@ -130,7 +130,7 @@ class Batch:
                 job, "BackoffLimitExceeded", message, "Warning", component="job-controller"
             )
         elif not active:
-            pod = self.api.create(PODS, ns, self.pod_for(job), MANAGER)
+            pod = self.api.create(PODS, ns, pod_for(job), MANAGER)
             active.append(pod)
             self.api.record_event(
                 job,
@@ -165,23 +165,6 @@ class Batch:
                 "lastTransitionTime": now,
             }
         )
-
-    @staticmethod
-    def pod_for(job: dict[str, Any]) -> dict[str, Any]:
-        template = job["spec"]["template"]
-        meta = dict(template.get("metadata") or {})
-        meta.pop("creationTimestamp", None)
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                **meta,
-                "generateName": f"{job['metadata']['name']}-",
-                "namespace": job["metadata"]["namespace"],
-                "ownerReferences": [owner_ref(job)],
-            },
-            "spec": template.get("spec") or {},
-        }
 
     # --- cron jobs --------------------------------------------------------------------------
 

@@ -42,6 +42,24 @@ def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
     return any(r.get("uid") == owner["metadata"]["uid"] and r.get("controller") for r in refs)
 
 
+def pod_for(owner: dict[str, Any]) -> dict[str, Any]:
+    """A pod from the template of its controller (a ReplicaSet or a Job)."""
+    template = copy.deepcopy(owner["spec"]["template"])
+    meta = template.get("metadata") or {}
+    meta.pop("creationTimestamp", None)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            **meta,
+            "generateName": f"{owner['metadata']['name']}-",
+            "namespace": owner["metadata"]["namespace"],
+            "ownerReferences": [owner_ref(owner)],
+        },
+        "spec": template.get("spec") or {},
+    }
+
+
 def owner_ref(owner: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": owner["apiVersion"],
@@ -362,7 +380,7 @@ class Controllers:
         failure: str | None = None
         for _ in range(want - len(active)):
             try:
-                pod = self.api.create(PODS, ns, self.pod_for(rs), MANAGER)
+                pod = self.api.create(PODS, ns, pod_for(rs), MANAGER)
             except ApiError as err:
                 failure = f"Error creating: {err.message}"
                 self.api.record_event(
@@ -420,22 +438,6 @@ class Controllers:
             status["conditions"] = conditions
         rs["status"] = status
         self.api.update(REPLICASETS, ns, name, rs, MANAGER, "status")
-
-    def pod_for(self, rs: dict[str, Any]) -> dict[str, Any]:
-        template = copy.deepcopy(rs["spec"]["template"])
-        meta = template.get("metadata") or {}
-        meta.pop("creationTimestamp", None)
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                **meta,
-                "generateName": f"{rs['metadata']['name']}-",
-                "namespace": rs["metadata"]["namespace"],
-                "ownerReferences": [owner_ref(rs)],
-            },
-            "spec": template.get("spec") or {},
-        }
 
 
 def set_condition(obj: dict[str, Any], type_: str, status: str, reason: str, message: str) -> None:
