@@ -164,43 +164,45 @@ async def deploy_cycle(
             if m["kind"] == "ConfigMap" or (m["kind"] == "Secret" and secret_changed)
         ]
     )
-    watch: RolloutWatch | None = None
-    try:
-        t0 = time.monotonic()
-        applied = []
-        deployment: dict[str, Any] = live.deployment or {}
-        for manifest in manifests:
-            result = await kube.apply(manifest)
-            applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
-            if manifest["kind"] == "Deployment":
-                deployment = result
-        pruned = await _prune(kube, bundle, live) if spec_changed or secret_changed else []
-        emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
-        template_changed = live.deployment is None or (
-            live.deployment["spec"]["template"] != deployment["spec"]["template"]
-        )
-        restart_at = time.monotonic()
-        if template_changed:
-            emit(events.RestartTriggered(name, "template"))
-        elif code_changed or secret_changed or force_restart:
-            stamp = stamps.next()
-            # The restart request goes out first; the rollout's watches open while it is
-            # applied, so the new pod is seen as it appears instead of looked up afterwards.
-            restarting = asyncio.create_task(rollout_restart(kube, name, stamp, restart_timeout))
-            await asyncio.sleep(0)
-            watch = open_rollout_watch(kube, bundle)
+    t0 = time.monotonic()
+    applied = []
+    deployment: dict[str, Any] = live.deployment or {}
+    for manifest in manifests:
+        result = await kube.apply(manifest)
+        applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+        if manifest["kind"] == "Deployment":
+            deployment = result
+    pruned = await _prune(kube, bundle, live) if spec_changed or secret_changed else []
+    emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
+    template_changed = live.deployment is None or (
+        live.deployment["spec"]["template"] != deployment["spec"]["template"]
+    )
+    restart_at = time.monotonic()
+    if template_changed:
+        emit(events.RestartTriggered(name, "template"))
+        watch = open_rollout_watch(kube, bundle)
+    elif code_changed or secret_changed or force_restart:
+        stamp = stamps.next()
+        # The restart request goes out first; the rollout's watches open while it is
+        # applied, so the new pod is seen as it appears instead of looked up afterwards.
+        restarting = asyncio.create_task(rollout_restart(kube, name, stamp, restart_timeout))
+        await asyncio.sleep(0)
+        watch = open_rollout_watch(kube, bundle)
+        try:
             deployment = await restarting
-            emit(events.RestartTriggered(name, "restartedAt", stamp))
-        else:
-            return CycleResult(applied=True, restarted=False)
-        watch = watch or open_rollout_watch(kube, bundle)
+        except BaseException:
+            await watch.close()
+            raise
+        emit(events.RestartTriggered(name, "restartedAt", stamp))
+    else:
+        return CycleResult(applied=True, restarted=False)
+    try:
         rollout = await follow_rollout(
             kube, deployment, emit, rollout_timeout, restart_at, on_pod_started, edited_at, watch
         )
-        return CycleResult(applied=True, restarted=True, rollout=rollout)
     finally:
-        if watch is not None:
-            await watch.close()
+        await watch.close()
+    return CycleResult(applied=True, restarted=True, rollout=rollout)
 
 
 def open_rollout_watch(kube: Kube, bundle: Bundle) -> RolloutWatch:
