@@ -129,7 +129,9 @@ def test_a_cron_trigger_posts_to_the_workflow_at_its_minute(
     assert job.metadata.labels["app.kubernetes.io/part-of"] == "hello"
     done = wait_for(
         lambda: (
-            (j := batch.read_namespaced_job(job.metadata.name, "default")).status.succeeded and j
+            (j := batch.read_namespaced_job(job.metadata.name, "default")).status
+            and j.status.succeeded
+            and j
         )
     )
     assert [c.type for c in done.status.conditions] == ["SuccessCriteriaMet", "Complete"]
@@ -164,7 +166,11 @@ def test_kubectl_get_jobs_shows_a_completed_trigger(
     deploy_with_cron(tmp_path, api)
     clock.next_minute()
     batch = client.BatchV1Api(api)
-    wait_for(lambda: any(j.status.succeeded for j in batch.list_namespaced_job("default").items))
+    wait_for(
+        lambda: any(
+            j.status and j.status.succeeded for j in batch.list_namespaced_job("default").items
+        )
+    )
     kubeconfig = batch_cluster.write_kubeconfig(tmp_path / "kubeconfig")
     got = kubectl(kubeconfig, "get", "jobs")
     assert got.returncode == 0, got.stderr
@@ -184,7 +190,7 @@ def test_history_keeps_the_newest_successful_jobs(
         name = f"hello-cron-{int(clock.now // 60)}"
         wait_for(
             lambda n=name: any(
-                j.metadata.name == n and j.status.succeeded
+                j.metadata.name == n and j.status and j.status.succeeded
                 for j in batch.list_namespaced_job("default").items
             )
         )
@@ -238,7 +244,12 @@ def test_a_trigger_that_cannot_reach_its_service_fails_the_job(
     clock.next_minute()
     job = wait_for(
         lambda: next(
-            (j for j in batch.list_namespaced_job("default").items if j.status.conditions), None
+            (
+                j
+                for j in batch.list_namespaced_job("default").items
+                if j.status and j.status.conditions
+            ),
+            None,
         )
     )
     assert [(c.type, c.reason) for c in job.status.conditions] == [

@@ -104,7 +104,7 @@ class Api:
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())  # FillObjectMetaSystemFields: before defaulting
         if resource.has_status and resource.kind not in ("Namespace", "Node"):
-            obj.pop("status", None)
+            obj["status"] = {}  # PrepareForCreate resets it; an empty struct is still sent
         if resource.kind == "Pod":  # the pod strategy's PrepareForCreate
             obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
         if resource.kind == "Namespace":
@@ -335,6 +335,8 @@ class Api:
             for key in SYSTEM_META:
                 created["metadata"].pop(key, None)
             created["metadata"]["uid"] = str(uuid.uuid4())
+            if resource.has_status and resource.kind not in ("Namespace", "Node"):
+                created.setdefault("status", {})
             apply_defaults(resource.kind, created)
             causes = validate(resource, created, None)
             if causes:
