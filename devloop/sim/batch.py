@@ -254,12 +254,16 @@ class Batch:
     def _create_job(self, cj: dict[str, Any], scheduled: float) -> dict[str, Any]:
         template = cj["spec"].get("jobTemplate") or {}
         meta = template.get("metadata") or {}
+        ns, name = cj["metadata"]["namespace"], f"{cj['metadata']['name']}-{int(scheduled // 60)}"
+        existing = self.store.find(JOBS, ns, name)
+        if existing is not None:  # created on an earlier tick whose status write was lost
+            return existing
         job = {
             "apiVersion": "batch/v1",
             "kind": "Job",
             "metadata": {
-                "name": f"{cj['metadata']['name']}-{int(scheduled // 60)}",
-                "namespace": cj["metadata"]["namespace"],
+                "name": name,
+                "namespace": ns,
                 "labels": dict(meta.get("labels") or {}),
                 "annotations": {
                     **(meta.get("annotations") or {}),
@@ -269,7 +273,7 @@ class Batch:
             },
             "spec": template.get("spec") or {},
         }
-        created = self.api.create(JOBS, cj["metadata"]["namespace"], job, MANAGER)
+        created = self.api.create(JOBS, ns, job, MANAGER)
         self.api.record_event(
             cj,
             "SuccessfulCreate",
