@@ -68,46 +68,46 @@ def unmappable_reason(path: str) -> str | None:
     )
 
 
-def list_code_paths(root: Path) -> list[str]:
-    """Relative paths of the code files, sorted: workflow.yaml first, then nodes/**/*.ts.
+@dataclass(frozen=True)
+class Listing:
+    """What one walk of nodes/ finds: the code files, and the linked folders among the
+    folders that would be deployed (os.walk does not enter links, so they are reported
+    rather than silently not deployed)."""
 
-    Hidden files and directories (editor locks such as `.#a.ts`, `.git`) and
-    `node_modules` are not code; neither is anything that does not end in `.ts`.
-    """
-    paths = [WORKFLOW_FILE]
+    paths: list[str]  # workflow.yaml first, then nodes/**/*.ts sorted
+    linked_dirs: list[str]
+
+
+def list_code(root: Path) -> Listing:
+    """Hidden files and folders (editor locks such as `.#a.ts`, `.git`) and `node_modules`
+    are not code, nor is anything that does not end in `.ts`; a linked folder among them
+    (pnpm fills node_modules with links) is not a problem either."""
+    found: list[str] = []
+    linked: list[str] = []
     nodes = root / NODES_DIR
-    if not nodes.is_dir():
-        return paths
-    found = []
-    for dirpath, dirnames, filenames in os.walk(nodes, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS)
-        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
-        for name in filenames:
-            if name.startswith(".") or not name.endswith(".ts"):
-                continue
-            found.append(str(rel_dir / name))
-    return paths + sorted(found)
-
-
-def linked_dirs(root: Path) -> list[str]:
-    """Directories below nodes/ that are symbolic links: os.walk does not enter them,
-    so they are reported rather than silently not deployed."""
-    nodes = root / NODES_DIR
-    out = []
     if nodes.is_dir():
-        for dirpath, dirnames, _ in os.walk(nodes, followlinks=False):
-            for d in dirnames:
-                full = Path(dirpath) / d
-                if full.is_symlink() and not d.startswith("."):
-                    out.append(full.relative_to(root).as_posix())
-    return sorted(out)
+        for dirpath, dirnames, filenames in os.walk(nodes, followlinks=False):
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS
+            )
+            rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+            linked += [
+                str(rel_dir / d) for d in dirnames if os.path.islink(os.path.join(dirpath, d))
+            ]
+            found += [
+                str(rel_dir / name)
+                for name in filenames
+                if not name.startswith(".") and name.endswith(".ts")
+            ]
+    return Listing([WORKFLOW_FILE, *sorted(found)], sorted(linked))
 
 
 def read_code_files(
-    root: Path, display_root: str, paths: list[str] | None = None
+    root: Path, display_root: str, listing: Listing | None = None
 ) -> tuple[list[CodeFile], list[Problem]]:
-    """Read every code file (`paths`, default: list_code_paths), reporting each one that
+    """Read every code file (of `listing`, default: list_code), reporting each one that
     cannot be carried in a ConfigMap."""
+    listing = listing or list_code(root)
     files: list[CodeFile] = []
     problems: list[Problem] = []
     top = os.path.realpath(root)
@@ -118,14 +118,14 @@ def read_code_files(
     def shown(rel: str) -> str:
         return os.path.join(display_root, rel)
 
-    for rel in linked_dirs(root):
+    for rel in listing.linked_dirs:
         problems.append(
             Problem(
                 shown(rel),
                 "is a symbolic link to a directory; link the files or copy the directory instead",
             )
         )
-    for rel in list_code_paths(root) if paths is None else paths:
+    for rel in listing.paths:
         full = root / rel
         if rel == WORKFLOW_FILE and not full.exists():
             problems.append(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devloop import manifests, names
-from devloop.codefiles import CodeFile, list_code_paths, read_code_files
+from devloop.codefiles import CodeFile, list_code, read_code_files
 from devloop.image import ImageChoice, resolve_image
 from devloop.manifests import Manifest
 from devloop.problems import Problem
@@ -80,8 +80,8 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     wf_file = os.path.join(shown, WORKFLOW_FILE)
     problems: list[Problem] = []
 
-    paths = list_code_paths(workflow_dir)
-    files, file_problems = read_code_files(workflow_dir, shown, paths)
+    listing = list_code(workflow_dir)
+    files, file_problems = read_code_files(workflow_dir, shown, listing)
     problems += file_problems
     wf_text = next((f.text for f in files if f.path == WORKFLOW_FILE), None)
     workflow: Workflow | None = None
@@ -90,7 +90,9 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         workflow = parsed.workflow
         problems += parsed.problems
         carried = {f.path for f in files}  # read fine: existing regular files inside
-        problems += check_node_paths(parsed.nodes, workflow_dir, wf_file, set(paths), carried)
+        problems += check_node_paths(
+            parsed.nodes, workflow_dir, wf_file, set(listing.paths), carried
+        )
     if workflow is not None:
         problems += _generated_name_problems(workflow, wf_file)
 

@@ -118,6 +118,26 @@ def test_non_ts_files_in_nodes_excluded(tmp_path: Path) -> None:
     assert sorted(ok(minimal(tmp_path)).config_map["data"]) == ["nodes__fetch.ts", "workflow.yaml"]
 
 
+def test_linked_folders_in_node_modules_and_hidden_folders_are_not_problems(
+    tmp_path: Path,
+) -> None:
+    """pnpm fills node_modules with links to folders; they are not deployed, so not errors."""
+    wf = minimal(tmp_path)
+    write_tree(wf, {"store/pkg/index.ts": "x", "elsewhere/x.ts": "x"})
+    os.makedirs(wf / "nodes" / "node_modules")
+    os.symlink(wf / "store" / "pkg", wf / "nodes" / "node_modules" / "pkg")
+    os.makedirs(wf / "nodes" / ".cache")
+    os.symlink(wf / "elsewhere", wf / "nodes" / ".cache" / "linked")
+    assert sorted(ok(wf).config_map["data"]) == ["nodes__fetch.ts", "workflow.yaml"]
+
+
+def test_a_linked_node_modules_is_not_a_problem_either(tmp_path: Path) -> None:
+    wf = minimal(tmp_path)
+    write_tree(wf, {"deps/pkg/index.ts": "x"})
+    os.symlink(wf / "deps", wf / "nodes" / "node_modules")
+    assert sorted(ok(wf).config_map["data"]) == ["nodes__fetch.ts", "workflow.yaml"]
+
+
 def test_missing_nodes_directory_still_renders_configmap(tmp_path: Path) -> None:
     # seed 000 says the ConfigMap alone succeeds; a node path with no file is still an error
     # for the whole render (REFERENCE §4: it would give a pod that never starts).
