@@ -434,3 +434,39 @@ async def test_down_removes_exactly_the_labelled_objects(
     assert await teardown(kube, "hello") == []
     assert await kube.get("Secret", "hello-secrets") is not None
     assert await kube.get("ConfigMap", "unrelated") is not None
+
+
+def test_a_line_read_after_the_loop_closed_ends_the_reader_quietly() -> None:
+    """pdwatch exiting closes its event loop while stream threads may still be reading: a
+    late line must not end its thread with a traceback on the terminal (seen as a pytest
+    unhandled-thread-exception warning under load)."""
+    import threading
+
+    from devloop.kube.client import LineStream
+
+    release = threading.Event()
+
+    class LateResponse:  # stands in for urllib3's response: one line, after the loop closed
+        def stream(self, *_: object, **__: object) -> Any:
+            release.wait(5)
+            yield b"a late line\n"
+
+        def release_conn(self) -> None:
+            pass
+
+    async def open_stream() -> LineStream:
+        return LineStream(LateResponse, "read a late line")
+
+    loop = asyncio.new_event_loop()
+    stream = loop.run_until_complete(open_stream())
+    loop.close()
+    errors: list[BaseException | None] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda info: errors.append(info.exc_value)
+    try:
+        release.set()
+        stream.thread.join(5)
+    finally:
+        threading.excepthook = previous
+    assert not stream.thread.is_alive()
+    assert errors == []

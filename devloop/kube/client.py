@@ -317,7 +317,10 @@ class LineStream:
         self.thread.start()
 
     def _put(self, item: object) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        # After the event loop has closed (pdwatch is exiting) nobody is listening: a line
+        # read in that moment is dropped instead of ending the thread with a traceback.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def _pump(self) -> None:
         try:
