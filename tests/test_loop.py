@@ -173,7 +173,10 @@ async def test_edit_during_a_cycle_gives_exactly_one_more_with_the_newest_conten
 ) -> None:
     async with running_loop(tmp_path, api_client) as rig:
         mark = rig.mark()
-        cluster.set_latency(0.05)  # every API call slower: the cycle takes a while
+        # Every API call slower, so the rest of the first cycle (restart, watches, Ready:
+        # several calls) outlasts the three saves below by far (0.05 s was not always
+        # enough once the rollout follower made its calls in parallel).
+        cluster.set_latency(0.2)
         (rig.directory / GREET).write_text('console.log("first");\n')
         await rig.wait_for(events.Applied, since=mark)  # the first cycle is in flight
         for n in range(3):
