@@ -12,16 +12,14 @@ schedule runs, as the controller does after a downtime.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
 
 from devloop.sim.controllers import MANAGER, owned_by, owner_ref, pod_for
 from devloop.sim.cron import next_run
 from devloop.sim.errors import ApiError
 from devloop.sim.resources import of_kind
-from devloop.sim.store import WatchEvent, now_rfc3339
+from devloop.sim.store import WatchEvent, now_rfc3339, parse_rfc3339, rfc3339
 
 if TYPE_CHECKING:
     from devloop.sim.api import Api
@@ -35,14 +33,8 @@ SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 MISSED_LOOKBACK = 100  # schedules looked at after a downtime, as the controller's limit
 
 
-def rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
 def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
+    return parse_rfc3339(text) if text else None
 
 
 def condition(obj: dict[str, Any], type_: str) -> bool:

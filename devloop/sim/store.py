@@ -8,6 +8,7 @@ compacted etcd gives.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import copy
 import time
 import uuid
@@ -23,8 +24,18 @@ from devloop.sim.selectors import Matcher
 Key = tuple[str, str, str, str]  # group, plural, namespace, name
 
 
+def rfc3339(t: float) -> str:
+    """A timestamp as the API server writes them (whole seconds, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return rfc3339(time.time())
+
+
+def parse_rfc3339(text: str) -> float:
+    """Seconds since the epoch of an API server timestamp (fractions ignored)."""
+    return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
 
 
 def key_of(resource: Resource, namespace: str, name: str) -> Key:

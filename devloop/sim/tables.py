@@ -10,10 +10,11 @@ Ages are formatted as apimachinery's duration.HumanDuration does.
 
 from __future__ import annotations
 
-import calendar
 import time
 from collections.abc import Callable
 from typing import Any
+
+from devloop.sim.store import parse_rfc3339
 
 Obj = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority (1: only with -o wide)
@@ -72,8 +73,7 @@ def human_duration(seconds: float) -> str:
 def since(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    parsed = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    return human_duration(time.time() - parsed)
+    return human_duration(time.time() - parse_rfc3339(timestamp))
 
 
 def age(obj: Obj) -> str:
@@ -247,10 +247,7 @@ def job_cells(job: Obj) -> list[Any]:
     started, ended = status.get("startTime"), status.get("completionTime")
     duration = ""
     if started and ended:
-        seconds = calendar.timegm(time.strptime(ended[:19], "%Y-%m-%dT%H:%M:%S")) - (
-            calendar.timegm(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S"))
-        )
-        duration = human_duration(seconds)
+        duration = human_duration(parse_rfc3339(ended) - parse_rfc3339(started))
     elif started:
         duration = since(started)
     conditions = {
