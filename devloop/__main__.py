@@ -1,3 +1,3 @@
-from devloop.cli import main
+from devloop.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -4,6 +4,8 @@ so `pdwatch --help` stays fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--cleanup-on-exit", action="store_true", help="run --down when pdwatch exits"
     )
     return parser
+
+
+def entry() -> None:
+    """The `pdwatch` command: main's exit code, at once.
+
+    A normal interpreter exit force-stops daemon threads that are still blocked on the
+    network (pdwatch never waits for them: see waits.DaemonThreads); one stopped inside
+    the Kubernetes client's pydantic validation (Rust) aborted the process with SIGABRT.
+    Output is flushed first; nothing else of pdwatch's runs at interpreter exit.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from devloop import events
 from devloop.render import Bundle, RenderOptions
 from devloop.settings import ClusterOptions
+from devloop.waits import install_daemon_threads, within
 
 if TYPE_CHECKING:
     from devloop.kube.connection import Connection
@@ -128,6 +129,7 @@ async def run_daemon(
     tui: bool = False,
 ) -> int:
     running = asyncio.get_running_loop()
+    install_daemon_threads(running)
     quit_now: list[Callable[[], None]] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(sig, lambda: [q() for q in quit_now])
@@ -202,5 +204,5 @@ async def _cleanup(loop: Any) -> None:
 
     name = loop.deployed.workflow.name
     with contextlib.suppress(Exception):
-        deleted = await asyncio.wait_for(teardown(loop.kube, name), CLEANUP_TIMEOUT_S)
+        deleted = await within(teardown(loop.kube, name), CLEANUP_TIMEOUT_S)
         PlainOutput()(events.Warning(f"cleaned up: {', '.join(deleted) or 'nothing to delete'}"))

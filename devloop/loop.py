@@ -33,9 +33,11 @@ from devloop.kube.preflight import preflight
 from devloop.kube.rollout import find_new_replica_set, selector_string
 from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
+from devloop.waits import event_or_timeout, finish, within
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, batches
 
 Emit = Callable[[events.Event], None]
+QUIT_GRACE_S = 1.0  # how long a task may take to end once told to
 
 
 @dataclass
@@ -147,10 +149,7 @@ class DevLoop:
             await self.stopping.wait()
         finally:
             for task in (watcher, worker):
-                task.cancel()
-            for task in (watcher, worker):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await finish(task, QUIT_GRACE_S)
             await self._stop_tails(keep=None)
 
     def _request(self, paths: set[str], reason: str, force: bool = False) -> None:
@@ -167,11 +166,7 @@ class DevLoop:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless quitting; True when quitting."""
-        try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await event_or_timeout(self.stopping, seconds)
 
     async def _watch_files(self) -> None:
         root = self.settings.directory
@@ -355,8 +350,8 @@ class DevLoop:
         for pod in [p for p in self.tails if p != keep]:
             task, stop = self.tails.pop(pod)
             stop.set()
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 2)
+            await asyncio.wait({task}, timeout=QUIT_GRACE_S)
+            await finish(task, QUIT_GRACE_S)
 
     async def _attach_to_running(self, bundle: Bundle) -> None:
         """pdwatch restarted on unchanged code: follow the pod that already runs it."""
@@ -364,7 +359,7 @@ class DevLoop:
         if deployment is None:
             return
         try:
-            rs = await asyncio.wait_for(find_new_replica_set(self.kube, deployment), 5)
+            rs = await within(find_new_replica_set(self.kube, deployment), 5)
         except (TimeoutError, KubeError):
             return
         selector = selector_string(

@@ -25,6 +25,7 @@ from devloop.manifests import owned_by_workflow, ownership_selector
 from devloop.render import Bundle, RenderOptions, render
 from devloop.settings import ClusterOptions
 from devloop.ui.plain import PlainOutput
+from devloop.waits import install_daemon_threads
 from devloop.workflow import NAME_RE, WORKFLOW_FILE
 
 EXIT_OK, EXIT_INVALID, EXIT_REFUSED, EXIT_FAILED = 0, 1, 3, 4
@@ -159,8 +160,12 @@ async def teardown(kube: Kube, name: str) -> list[str]:
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:
+    async def main() -> int:
+        install_daemon_threads()
+        return await coro
+
     try:
-        return asyncio.run(coro)
+        return asyncio.run(main())
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

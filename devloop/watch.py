@@ -25,6 +25,7 @@ import watchfiles
 from devloop.codefiles import NODES_DIR, SKIPPED_DIRS
 from devloop.image import IMAGE_FILE
 from devloop.secrets import SECRETS_DIR, SECRETS_FILE
+from devloop.waits import within
 from devloop.workflow import WORKFLOW_FILE
 
 DEFAULT_DEBOUNCE_MS = 150
@@ -115,7 +116,7 @@ async def batches(
                 due = min(last_at + debounce_ms / 1000, first_at + max_wait_ms / 1000)
                 timeout = max(0.0, due - loop.time())
             try:
-                changes = await asyncio.wait_for(raw.get(), timeout)
+                changes = await within(raw.get(), timeout)
             except TimeoutError:
                 yield Batch(frozenset(pending))
                 pending = set()

@@ -16,10 +16,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from devloop.kube.errors import KubeError, NotFound, from_exception
+from devloop.kube.wire import apply_body
 
 T = TypeVar("T")
 APPLY = "application/apply-patch+yaml"
@@ -30,17 +33,29 @@ FIELD_MANAGER = "pdwatch"
 class Kind:
     api: str  # the client class: CoreV1Api, AppsV1Api, BatchV1Api
     suffix: str  # method suffix: config_map → read_namespaced_config_map
+    path: str  # the REST path of one object, for requests the typed methods cannot send
+
+    def object_path(self, namespace: str, name: str) -> str:
+        return self.path.format(namespace=quote(namespace, safe=""), name=quote(name, safe=""))
+
+
+def _core(plural: str) -> str:
+    return f"/api/v1/namespaces/{{namespace}}/{plural}/{{name}}"
+
+
+def _group(group_version: str, plural: str) -> str:
+    return f"/apis/{group_version}/namespaces/{{namespace}}/{plural}/{{name}}"
 
 
 KINDS = {
-    "ConfigMap": Kind("CoreV1Api", "config_map"),
-    "Secret": Kind("CoreV1Api", "secret"),
-    "Service": Kind("CoreV1Api", "service"),
-    "Pod": Kind("CoreV1Api", "pod"),
-    "Event": Kind("CoreV1Api", "event"),
-    "Deployment": Kind("AppsV1Api", "deployment"),
-    "ReplicaSet": Kind("AppsV1Api", "replica_set"),
-    "CronJob": Kind("BatchV1Api", "cron_job"),
+    "ConfigMap": Kind("CoreV1Api", "config_map", _core("configmaps")),
+    "Secret": Kind("CoreV1Api", "secret", _core("secrets")),
+    "Service": Kind("CoreV1Api", "service", _core("services")),
+    "Pod": Kind("CoreV1Api", "pod", _core("pods")),
+    "Event": Kind("CoreV1Api", "event", _core("events")),
+    "Deployment": Kind("AppsV1Api", "deployment", _group("apps/v1", "deployments")),
+    "ReplicaSet": Kind("AppsV1Api", "replica_set", _group("apps/v1", "replicasets")),
+    "CronJob": Kind("BatchV1Api", "cron_job", _group("batch/v1", "cronjobs")),
 }
 
 
@@ -75,24 +90,30 @@ class Kube:
     # --- objects -----------------------------------------------------------------------------
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply, forced: pdwatch owns the objects it renders."""
+        """Server-side apply, forced: pdwatch owns the objects it renders.
+
+        The body is sent as bytes written by wire.apply_body (the typed patch methods take
+        only a dict, which the client would escape into what go-yaml refuses)."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        patch = self.method(kind, "patch")
-        result: dict[str, Any] = await self.call(
-            f"apply {kind} {name}",
-            lambda: _json(
-                patch(
-                    name,
-                    self.namespace,
-                    manifest,
-                    field_manager=FIELD_MANAGER,
-                    force=True,
-                    _content_type=APPLY,
-                    _preload_content=False,
-                    _request_timeout=self.request_timeout,
-                )
-            ),
-        )
+        path = KINDS[kind].object_path(self.namespace, name)
+        body = apply_body(manifest)
+
+        def send() -> Any:
+            request = self.api_client.param_serialize(
+                method="PATCH",
+                resource_path=path,
+                query_params=[("fieldManager", FIELD_MANAGER), ("force", True)],
+                header_params={"Content-Type": APPLY, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api_client.call_api(*request, _request_timeout=self.request_timeout)
+            response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException.from_response(http_resp=response, body=None, data=None)
+            return _json(response)
+
+        result: dict[str, Any] = await self.call(f"apply {kind} {name}", send)
         return result
 
     async def get(self, kind: str, name: str) -> dict[str, Any] | None:

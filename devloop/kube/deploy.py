@@ -33,6 +33,7 @@ from devloop.manifests import (
     ownership_selector,
 )
 from devloop.render import Bundle
+from devloop.waits import within
 
 Emit = Callable[[events.Event], None]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -82,7 +83,7 @@ async def rollout_restart(
                 f"exceeded after {timeout:g}s" + (f" ({last})" if last else "")
             )
         try:
-            return await asyncio.wait_for(
+            return await within(
                 kube.patch("Deployment", deployment, body, timeout=remaining), remaining
             )
         except TimeoutError:

@@ -9,12 +9,12 @@ When the container restarts, the new run is followed from its first line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from devloop import events
 from devloop.kube.client import Kube, LineStream
 from devloop.kube.errors import KubeError, NotFound
+from devloop.waits import event_or_timeout
 
 Emit = Callable[[events.Event], None]
 
@@ -53,8 +53,7 @@ async def tail_logs(
             stream.close()
         if stop.is_set():
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff)
+        await event_or_timeout(stop, backoff)
         backoff = min(backoff * 2, 2.0)
 
 

@@ -20,6 +20,7 @@ from devloop import events
 from devloop.kube.client import Kube
 from devloop.kube.errors import KubeError
 from devloop.kube.watching import watch_objects
+from devloop.waits import within
 
 Emit = Callable[[events.Event], None]
 FAILING_WAIT_REASONS = {
@@ -142,7 +143,7 @@ async def follow_rollout(
     if watch is None:
         watch = RolloutWatch(kube, deployment["spec"]["selector"].get("matchLabels") or {})
     try:
-        return await asyncio.wait_for(
+        return await within(
             _follow(kube, deployment, emit, t0, watch, on_started, edited_at), timeout
         )
     except TimeoutError:

@@ -17,9 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
-from devloop.sim import fieldmanager, patch, resources
+from devloop.sim import fieldmanager, patch, resources, yamlbody
 from devloop.sim.defaults import apply_defaults
 from devloop.sim.errors import (
     MODIFIED,
@@ -302,10 +300,7 @@ class Api:
     ) -> dict[str, Any]:
         if not manager:
             raise bad_request("fieldManager is required for apply requests")
-        try:
-            config = yaml.safe_load(raw.decode("utf-8")) if raw else None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise bad_request(f"error decoding YAML: {exc}") from None
+        config = yamlbody.decode(raw) if raw else None
         if not isinstance(config, dict):
             raise bad_request("the body of an apply patch must be an object")
         config = self._prepare_body(resource, namespace, config)

@@ -1,0 +1,99 @@
+"""Quitting works in every state of the daemon, as a process: SIGINT and SIGTERM end it
+with exit code 0 whether it is applying, retrying against a cluster that went away,
+following a rollout that does not finish, or tailing logs.
+
+On Python 3.11, `asyncio.wait_for` swallowed a cancellation that arrived just as its
+inner wait finished: the retry back-off's sleep was one, so a quit during retries left
+the worker running and pdwatch alive for good. The bound below is a liveness check (it
+would be forever), not a performance figure: `make bench` measures how fast quit is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from devloop.sim import EmbeddedCluster
+from tests.processes import Lines, start_pdwatch, stop
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+QUIT_BOUND_S = 8
+
+
+def hello(tmp_path: Path) -> Path:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    return directory
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_quit_during_retry_back_off_with_the_cluster_gone(
+    tmp_path: Path, cluster: EmbeddedCluster, sig: signal.Signals
+) -> None:
+    directory = hello(tmp_path)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui")
+    try:
+        lines = Lines(proc)
+        lines.until("Ready in")
+        cluster.stop_server()
+        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        lines.until("retry 2 in")  # the back-off sleep has run at least once
+        proc.send_signal(sig)
+        assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+    finally:
+        stop(proc)
+
+
+def test_quit_while_applying_against_a_slow_cluster(
+    tmp_path: Path, cluster: EmbeddedCluster
+) -> None:
+    directory = hello(tmp_path)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui")
+    try:
+        lines = Lines(proc)
+        lines.until("Ready in")
+        cluster.set_latency(30)  # every request now hangs far longer than the bound
+        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        lines.until("nodes/greet.ts changed")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+    finally:
+        cluster.set_latency(0)
+        stop(proc)
+
+
+def test_quit_while_following_a_rollout_that_never_gets_ready(
+    tmp_path: Path, cluster: EmbeddedCluster
+) -> None:
+    directory = hello(tmp_path)
+    cluster.set_image("engine:never-ready", ready=False)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(
+        directory, "--kubeconfig", kubeconfig, "--no-tui", "--image", "engine:never-ready"
+    )
+    try:
+        lines = Lines(proc)
+        lines.until(" started")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+    finally:
+        stop(proc)
+
+
+def test_quit_while_tailing_logs(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    directory = hello(tmp_path)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui")
+    try:
+        lines = Lines(proc)
+        lines.until("] Pipedreamer Engine starting")  # the tail is open
+        lines.until("Ready in")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+    finally:
+        stop(proc)
