@@ -55,7 +55,9 @@ async def test_every_class_of_code_point_round_trips(kube: Kube, name: str) -> N
     assert read is not None and read["data"]["nodes__x.ts"] == text
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(max_size=200))
 def test_any_text_round_trips(api_client: client.ApiClient, text: str) -> None:
     """Any string without surrogates (which UTF-8 files cannot hold) arrives as it was."""
