@@ -143,29 +143,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render_command(args: argparse.Namespace) -> int:
-    from devloop.render import Bundle, RenderOptions, render
+    from devloop.render import Bundle, RenderOptions, declared_namespace, render
     from devloop.yamlout import dump_all
 
-    options = RenderOptions(
-        namespace=args.namespace or "default", image=args.image, runtime_class=args.runtime_class
-    )
+    namespace = args.namespace or declared_namespace(args.directory) or "default"
+    options = RenderOptions(namespace=namespace, image=args.image, runtime_class=args.runtime_class)
     result = render(args.directory, options)
+    problems = result.warnings if isinstance(result, Bundle) else result
+    for problem in problems:
+        print(f"{problem.severity}: {problem}", file=sys.stderr)
     if not isinstance(result, Bundle):
-        for problem in result:
-            print(f"error: {problem}", file=sys.stderr)
-        print(f"pdwatch: {len(result)} problem(s); nothing rendered", file=sys.stderr)
+        count = sum(p.is_error for p in result)
+        print(f"pdwatch: {count} problem(s); nothing rendered", file=sys.stderr)
         return EXIT_INVALID
     sys.stdout.write(dump_all(result.printable_manifests()))
     return EXIT_OK
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    from devloop.render import declared_namespace
     from devloop.settings import ClusterOptions
 
     return ClusterOptions(
         kubeconfig=args.kubeconfig,
         context=args.context,
-        namespace=args.namespace,
+        namespace=args.namespace or declared_namespace(args.directory),
         embedded=args.embedded,
         allow_contexts=set(args.allow_context),
         create_namespace=args.create_namespace,

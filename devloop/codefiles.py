@@ -16,11 +16,16 @@ from pathlib import Path, PurePosixPath
 
 from devloop import names
 from devloop.problems import Problem
+from devloop.safefiles import Refusal, identity, inside, read_inside
+from devloop.secrets import SECRETS_DIR, SECRETS_FILE, secret_identities
 from devloop.workflow import WORKFLOW_FILE
 
 NODES_DIR = "nodes"
 KEY_SEPARATOR = "__"
 SKIPPED_DIRS = {"node_modules"}
+# One file may not be larger than the whole ConfigMap may be (render.CODE_LIMIT_BYTES);
+# a larger one is refused with its size before it is read.
+CODE_FILE_MAX = 900 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,11 @@ class CodeFile:
     def size(self) -> int:
         return len(self.text.encode("utf-8"))
 
+    @property
+    def stored_size(self) -> int:
+        """What the API server counts toward the object's 1 MiB: key and value."""
+        return len(self.key) + self.size
+
 
 def path_to_key(path: str) -> str:
     return path.replace("/", KEY_SEPARATOR)
@@ -43,10 +53,6 @@ def path_to_key(path: str) -> str:
 
 def key_to_path(key: str) -> str:
     return key.replace(KEY_SEPARATOR, "/")
-
-
-def _inside(path: str, top: str) -> bool:
-    return path == top or path.startswith(top + os.sep)
 
 
 def unmappable_reason(path: str) -> str | None:
@@ -106,14 +112,15 @@ def read_code_files(
     root: Path, display_root: str, listing: Listing | None = None
 ) -> tuple[list[CodeFile], list[Problem]]:
     """Read every code file (of `listing`, default: list_code), reporting each one that
-    cannot be carried in a ConfigMap."""
+    cannot be carried in a ConfigMap. Reads go through safefiles (inside the directory,
+    regular files, bounded); a file that is, or leads to, a secrets file is refused."""
     listing = listing or list_code(root)
     files: list[CodeFile] = []
     problems: list[Problem] = []
     top = os.path.realpath(root)
-    # The walk never enters linked folders, so a file can only lead outside through a link
-    # of its own or a linked nodes/ itself; only those are resolved (it is 500 files' lstats).
-    nodes_outside = not _inside(os.path.realpath(root / NODES_DIR), top)
+    secret_file = os.path.join(top, SECRETS_FILE)
+    secret_dir = os.path.join(top, SECRETS_DIR)
+    secret_ids = secret_identities(root)
 
     def shown(rel: str) -> str:
         return os.path.join(display_root, rel)
@@ -127,7 +134,7 @@ def read_code_files(
         )
     for rel in listing.paths:
         full = root / rel
-        if rel == WORKFLOW_FILE and not full.exists():
+        if rel == WORKFLOW_FILE and not os.path.lexists(full):
             problems.append(
                 Problem(shown(rel), "not found: a workflow directory needs a workflow.yaml")
             )
@@ -145,22 +152,23 @@ def read_code_files(
                 )
             )
             continue
-        resolved = str(full)
-        if os.path.islink(full) or (nodes_outside and rel != WORKFLOW_FILE):
-            resolved = os.path.realpath(full)
-            if not _inside(resolved, top):
-                problems.append(
-                    Problem(shown(rel), f"is a link to {resolved}, outside the workflow directory")
+        resolved = os.path.realpath(full)
+        if (
+            resolved == secret_file
+            or inside(resolved, secret_dir)
+            or (secret_ids and identity(full) in secret_ids)
+        ):
+            problems.append(
+                Problem(
+                    shown(rel),
+                    "leads to the workflow's secrets; secrets are never shipped in the "
+                    "ConfigMap (they go to the Secret)",
                 )
-                continue
-        if not os.path.isfile(resolved):  # a FIFO or device would block the read
-            problems.append(Problem(shown(rel), "is not a regular file"))
+            )
             continue
-        try:
-            with open(resolved, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            problems.append(Problem(shown(rel), f"cannot be read: {exc.strerror}"))
+        data = read_inside(full, top, CODE_FILE_MAX)
+        if isinstance(data, Refusal):
+            problems.append(Problem(shown(rel), data.reason))
             continue
         try:
             text = data.decode("utf-8")

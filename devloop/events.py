@@ -26,6 +26,7 @@ class Rendered(Event):
     code_bytes: int
     files_changed: tuple[str, ...] = ()  # against the running deploy
     ms: float = 0
+    warnings: tuple[Problem, ...] = ()  # and notes: the deploy goes on
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Unchanged(Event):
     """The cluster already runs exactly this: nothing applied, nothing restarted."""
 
     content_hash: str
+    pod: str = ""  # the pod serving it, when there is one
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class Applied(Event):
 @dataclass(frozen=True)
 class RestartTriggered(Event):
     deployment: str
-    via: str  # "restartedAt" or "template" (the apply itself changed the pod template)
+    # "template" (the apply changed the pod template), "restartedAt" (a restart asked for),
+    # or "in-progress" (a rollout already under way, e.g. of a cycle cut short, followed)
+    via: str
     stamp: str = ""
 
 

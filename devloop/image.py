@@ -1,20 +1,41 @@
 """Which engine image the Deployment runs (seed 001, decision 5).
 
-`--image` > `.pipedreamer/base-image.txt` (in the workflow directory, else its
-nearest parent that has one, stopping at the enclosing git repository's root
-or the filesystem root) > `pipedreamer-engine:latest`. It depends only on the
-workflow directory, never on the current directory.
+`--image` > `.pipedreamer/base-image.txt` (or `.tentacular/base-image.txt`, the marker of
+the reference's later releases; `.pipedreamer` wins when a directory has both) in the
+workflow directory, else its nearest parent that has one, stopping at the enclosing git
+repository's root or the filesystem root > `pipedreamer-engine:latest`. It depends only
+on the workflow directory, never on the current directory.
+
+An image reference is checked against the grammar of distribution/reference (the one
+container runtimes parse): a NUL, a space or a stray character would otherwise reach the
+kubelet and fail there as InvalidImageName.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from devloop.problems import Problem
+from devloop.problems import Problem, source_line
+from devloop.safefiles import Refusal, read_inside
 
 DEFAULT_IMAGE = "pipedreamer-engine:latest"
-IMAGE_FILE = Path(".pipedreamer") / "base-image.txt"
+MARKER_DIRS = (".pipedreamer", ".tentacular")
+IMAGE_FILE_NAME = "base-image.txt"
+IMAGE_FILE = Path(MARKER_DIRS[0]) / IMAGE_FILE_NAME
+IMAGE_FILES = tuple(Path(d) / IMAGE_FILE_NAME for d in MARKER_DIRS)
+IMAGE_FILE_MAX = 4096
+
+# distribution/reference regexp.go: domain, path components, tag, digest.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -23,25 +44,62 @@ class ImageChoice:
     source: str  # "--image", the file's path, or "default"
 
 
+def reference_problem(image: str) -> str | None:
+    """Why `image` is not an image reference a container runtime would pull, or None."""
+    if not image:
+        return "is empty"
+    bad = next((c for c in image if ord(c) < 0x20 or c.isspace() or ord(c) == 0x7F), None)
+    if bad is not None:
+        return f"contains {'a space' if bad == ' ' else f'the control character U+{ord(bad):04X}'}"
+    match = REFERENCE.fullmatch(image)
+    if not match:
+        return (
+            "is not an image reference ([registry[:port]/]name[:tag][@digest], "
+            "lowercase name, e.g. registry.local:5000/pipedreamer-engine:1.2)"
+        )
+    if len(match.group("name")) > NAME_MAX:
+        return f"has a name longer than {NAME_MAX} characters"
+    return None
+
+
 def resolve_image(workflow_dir: Path, flag: str | None) -> tuple[ImageChoice | None, list[Problem]]:
     if flag is not None:
-        if not flag.strip() or any(c.isspace() for c in flag.strip()):
-            return None, [Problem("--image", f"{flag!r} is not an image reference")]
-        return ImageChoice(flag.strip(), "--image"), []
+        reason = reference_problem(flag)
+        if reason:
+            return None, [Problem("--image", f"{flag!r} {reason}")]
+        return ImageChoice(flag, "--image"), []
     for directory in _search_path(workflow_dir.resolve()):
-        candidate = directory / IMAGE_FILE
-        if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8", errors="replace").strip()
-            if not text or any(c.isspace() for c in text):
-                return None, [
-                    Problem(
-                        str(candidate),
-                        "must contain one image reference, e.g. "
-                        "registry.local:5000/pipedreamer-engine:1.2",
-                    )
-                ]
-            return ImageChoice(text, str(candidate)), []
+        for relative in IMAGE_FILES:
+            candidate = directory / relative
+            if not candidate.exists():
+                continue
+            return _read_image_file(candidate)
     return ImageChoice(DEFAULT_IMAGE, "default"), []
+
+
+def _read_image_file(candidate: Path) -> tuple[ImageChoice | None, list[Problem]]:
+    shown = str(candidate)
+    raw = read_inside(candidate, None, IMAGE_FILE_MAX)
+    if isinstance(raw, Refusal):
+        return None, [Problem(shown, raw.reason)]
+    text = raw.decode("utf-8", errors="replace")
+    lines = [(n, line.strip()) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+    if len(lines) != 1:
+        return None, [
+            Problem(
+                shown,
+                "must contain one image reference on one line, e.g. "
+                "registry.local:5000/pipedreamer-engine:1.2",
+                lines[1][0] if len(lines) > 1 else None,
+            )
+        ]
+    number, image = lines[0]
+    reason = reference_problem(image)
+    if reason:
+        return None, [
+            Problem(shown, f"the image {reason}", number, source=source_line(text, number))
+        ]
+    return ImageChoice(image, shown), []
 
 
 def _search_path(start: Path) -> list[Path]:

@@ -3,11 +3,17 @@ what is on disk.
 
 - Single flight: at most one cycle runs. Changes that arrive meanwhile are coalesced
   into exactly one follow-up cycle, which renders what is on disk when it starts.
-- A save that renders to what runs already deploys nothing, and says so.
+- Whether anything must be applied or rolled out is decided by one rule, from what the
+  cluster runs (kube/plan.py): a save that renders to what runs deploys nothing and says
+  so; a cycle cut short by a fault is finished by the next one, with one rollout.
 - An invalid edit reports file:line and leaves the running deploy alone; the next valid
-  save recovers.
+  save recovers. An unexpected exception in a cycle is an error event, not the end of
+  the loop: the next save deploys.
 - Cluster faults are retried with capped, jittered exponential back-off; changes made
   meanwhile join the retried cycle, so recovery deploys the latest state once.
+- While idle, the Deployment and its pods are watched: a Deployment deleted behind
+  pdwatch (or a cluster recreated empty) is redeployed; a rollout someone else started
+  (kubectl rollout restart/undo, a deleted pod) is followed and shown, not fought.
 - A missing workflow directory is waited for; watching resumes when it returns.
 
 The loop emits typed events and knows nothing about how they are shown. Front ends drive
@@ -23,21 +29,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devloop import events
 from devloop.kube.client import Kube
-from devloop.kube.deploy import RestartStamps, deploy_cycle
-from devloop.kube.errors import KubeError
+from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
+from devloop.kube.errors import KubeError, NotFound
 from devloop.kube.logs import tail_logs
 from devloop.kube.preflight import preflight
-from devloop.kube.rollout import find_new_replica_set, selector_string
+from devloop.kube.watching import watch_objects
 from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
-from devloop.waits import event_or_timeout, finish, within
+from devloop.waits import event_or_timeout, finish
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, batches
 
 Emit = Callable[[events.Event], None]
 QUIT_GRACE_S = 1.0  # how long a task may take to end once told to
+FIELD_MANAGER = "pdwatch"
 
 
 @dataclass
@@ -59,6 +67,7 @@ class _Pending:
     paths: set[str] = field(default_factory=set)
     reasons: list[str] = field(default_factory=list)
     force: bool = False
+    follow_only: bool = True  # only changes seen in the cluster: show them, apply nothing
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -86,6 +95,43 @@ def files_changed(before: Bundle | None, after: Bundle) -> tuple[str, ...]:
     return tuple(sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p)))
 
 
+def cluster_change(
+    source: str, event: str, obj: dict[str, Any], known: dict[str, Any], serving: str
+) -> str | None:
+    """Why something seen in the cluster while idle calls for a cycle, or None. Pure:
+    `known` is the Deployment as the last cycle left it, `serving` the pod that served it.
+    `event` "SYNCED" ends a (re)list, with the names it held."""
+    name = known["metadata"]["name"]
+    if source == "Deployment":
+        if event == "SYNCED":
+            return None if name in obj["names"] else f"deployment {name} was deleted"
+        if event == "DELETED" or obj["metadata"].get("uid") != known["metadata"].get("uid"):
+            return f"deployment {name} was deleted"
+        if obj["metadata"].get("generation", 0) > known["metadata"].get("generation", 0):
+            return f"deployment {name} was changed by {changed_by(obj)}"
+        return None
+    if not serving:
+        return None
+    if event == "SYNCED":
+        return None if serving in obj["names"] else f"pod {serving} is gone"
+    if obj["metadata"].get("name") == serving and (
+        event == "DELETED" or obj["metadata"].get("deletionTimestamp")
+    ):
+        return f"pod {serving} was deleted"
+    return None
+
+
+def changed_by(obj: dict[str, Any]) -> str:
+    """The field manager that last wrote the object's spec (not status), e.g. kubectl-rollout."""
+    entries = [
+        e
+        for e in obj["metadata"].get("managedFields") or []
+        if not e.get("subresource") and e.get("manager") != FIELD_MANAGER
+    ]
+    entries.sort(key=lambda e: e.get("time") or "")
+    return str(entries[-1].get("manager", "someone else")) if entries else "someone else"
+
+
 class DevLoop:
     def __init__(self, settings: LoopSettings, kube: Kube, emit: Emit) -> None:
         self.settings = settings
@@ -100,7 +146,9 @@ class DevLoop:
         self.deployed: Bundle | None = None
         self.previous_deployed: Bundle | None = None
         self.current_pod = ""
+        self.known_deployment: dict[str, Any] | None = None
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.monitor: asyncio.Task[None] | None = None
         self.state = ""
         self.preflight_done = False
 
@@ -150,12 +198,16 @@ class DevLoop:
         finally:
             for task in (watcher, worker):
                 await finish(task, QUIT_GRACE_S)
+            await self._stop_monitor()
             await self._stop_tails(keep=None)
 
-    def _request(self, paths: set[str], reason: str, force: bool = False) -> None:
+    def _request(
+        self, paths: set[str], reason: str, force: bool = False, follow_only: bool = False
+    ) -> None:
         self.pending.paths |= paths
         self.pending.reasons.append(reason)
         self.pending.force |= force
+        self.pending.follow_only &= follow_only
         if not self.paused or reason in ("start", "redeploy"):
             self.wake.set()
 
@@ -200,7 +252,9 @@ class DevLoop:
         session_over.set()
 
     async def _work(self) -> None:
-        while True:
+        """The single worker. Supervised: whatever a cycle raises is reported and the next
+        request is served; the loop never stays "deploying"."""
+        while not self.stopping.is_set():
             await self.wake.wait()
             self.wake.clear()
             if not self.pending or (
@@ -208,11 +262,25 @@ class DevLoop:
             ):
                 continue
             taken, self.pending = self.pending, _Pending()
+            await self._stop_monitor()
             if not self.preflight_done and not await self._preflight():
                 return
-            await self._cycle(taken)
+            try:
+                await self._cycle(taken)
+            except Exception as exc:  # a bug or an unforeseen failure: say it, carry on
+                self.emit(
+                    events.Error(
+                        f"cycle {self.cycle_number} failed unexpectedly: "
+                        f"{type(exc).__name__}: {str(exc)[:300]}",
+                        ("the running deploy is untouched; the next save deploys again",),
+                    )
+                )
+                self.emit(events.CycleFinished(self.cycle_number, "failed"))
+                self._set_state("error", "unexpected failure; see the error")
             if self.pending and not self.paused:
                 self.wake.set()
+            elif not self.stopping.is_set():
+                self._start_monitor()
 
     async def _preflight(self) -> bool:
         attempt = 0
@@ -247,45 +315,16 @@ class DevLoop:
         if "redeploy" in taken.reasons:
             reason = "redeploy"
         self.emit(events.CycleStarted(number, tuple(sorted(taken.paths)), reason))
-        self._set_state("deploying")
+        self._set_state("deploying" if not taken.follow_only else "following")
         edit_time = latest_mtime(self.settings.directory, taken.paths)
-        changed = set(taken.paths)
-        force = taken.force
+        force, follow_only = taken.force, taken.follow_only
         attempt = 0
         while True:
-            t0 = time.perf_counter()
-            result = await asyncio.to_thread(render, self.settings.directory, self.settings.render)
-            if not isinstance(result, Bundle):
-                self.emit(events.RenderFailed(tuple(result)))
-                self.emit(events.CycleFinished(number, "invalid"))
-                self._set_state("error", f"{len(result)} problem(s) in the workflow")
-                return
-            bundle = result
-            self.emit(
-                events.Rendered(
-                    bundle.content_hash,
-                    bundle.code_bytes,
-                    files_changed(self.deployed, bundle),
-                    (time.perf_counter() - t0) * 1000,
-                )
-            )
-            if not force and self._same_as_deployed(bundle):
-                self.emit(events.Unchanged(bundle.content_hash))
-                self.emit(events.CycleFinished(number, "unchanged"))
-                self._set_state("watching")
-                return
             try:
-                cycle = await deploy_cycle(
-                    self.kube,
-                    bundle,
-                    self.emit,
-                    self.stamps,
-                    force_restart=force,
-                    rollout_timeout=self.settings.rollout_timeout,
-                    on_pod_started=self._start_tail,
-                    edited_at=edit_time,
-                )
+                outcome = await self._attempt(number, force, follow_only, edit_time)
             except KubeError as exc:
+                if isinstance(exc, NotFound) and await self._recreate_namespace(exc):
+                    continue
                 if not exc.retryable:
                     self.emit(events.Error(str(exc), tuple(exc.details())))
                     self.emit(events.CycleFinished(number, "failed"))
@@ -301,14 +340,64 @@ class DevLoop:
                     return
                 # Changes made meanwhile join this cycle: recovery deploys the latest once.
                 if self.pending:
-                    changed |= self.pending.paths
                     force |= self.pending.force
+                    follow_only &= self.pending.follow_only
                     self.pending = _Pending()
                 continue
+            if outcome is not None:
+                return
             break
-        if self.deployed is not None and self.deployed.content_hash != bundle.content_hash:
-            self.previous_deployed = self.deployed
-        self.deployed = bundle
+
+    async def _attempt(
+        self, number: int, force: bool, follow_only: bool, edit_time: float | None
+    ) -> str | None:
+        """One try of a cycle; KubeError is the caller's to retry."""
+        if follow_only and self.known_deployment is not None:
+            result = await follow_existing(
+                self.kube,
+                self.known_deployment["metadata"]["name"],
+                self.emit,
+                self.settings.rollout_timeout,
+                self._start_tail,
+            )
+            if result is not None:
+                return await self._finish(number, result, None, None)
+            # The Deployment is gone after all: deploy it again.
+        t0 = time.perf_counter()
+        rendered = await asyncio.to_thread(render, self.settings.directory, self.settings.render)
+        if not isinstance(rendered, Bundle):
+            self.emit(events.RenderFailed(tuple(rendered)))
+            self.emit(events.CycleFinished(number, "invalid"))
+            self._set_state(
+                "error", f"{sum(p.is_error for p in rendered)} problem(s) in the workflow"
+            )
+            return "invalid"
+        bundle = rendered
+        self.emit(
+            events.Rendered(
+                bundle.content_hash,
+                bundle.code_bytes,
+                files_changed(self.deployed, bundle),
+                (time.perf_counter() - t0) * 1000,
+                bundle.warnings,
+            )
+        )
+        cycle = await deploy_cycle(
+            self.kube,
+            bundle,
+            self.emit,
+            self.stamps,
+            force_restart=force,
+            rollout_timeout=self.settings.rollout_timeout,
+            on_pod_started=self._start_tail,
+            edited_at=edit_time,
+        )
+        return await self._finish(number, cycle, bundle, edit_time)
+
+    async def _finish(
+        self, number: int, cycle: CycleResult, bundle: Bundle | None, edit_time: float | None
+    ) -> str:
+        self.known_deployment = cycle.deployment
         outcome = "applied" if cycle.applied else "unchanged"
         edit_to_ready = None
         if cycle.rollout is not None:
@@ -320,22 +409,78 @@ class DevLoop:
                     edit_to_ready = (time.time() - edit_time) * 1000
             else:
                 outcome = "failed"
-        elif not cycle.applied and not self.current_pod:
-            await self._attach_to_running(bundle)
+        elif cycle.serving:
+            self.current_pod = cycle.serving
+            self._start_tail(cycle.serving)
+            await self._stop_tails(keep=cycle.serving)
+        if bundle is not None and outcome != "failed":
+            if self.deployed is not None and self.deployed.content_hash != bundle.content_hash:
+                self.previous_deployed = self.deployed
+            self.deployed = bundle
         self.emit(events.CycleFinished(number, outcome, edit_to_ready))
         self._set_state(
             "watching" if outcome != "failed" else "error",
             "" if outcome != "failed" else "the new pod failed; the previous one keeps running",
         )
+        return outcome
 
-    def _same_as_deployed(self, bundle: Bundle) -> bool:
-        d = self.deployed
-        return (
-            d is not None
-            and d.content_hash == bundle.content_hash
-            and d.spec_hash == bundle.spec_hash
-            and (d.secret or {}).get("data") == (bundle.secret or {}).get("data")
-        )
+    async def _recreate_namespace(self, exc: KubeError) -> bool:
+        """A namespace deleted behind pdwatch is created again, with --create-namespace."""
+        namespace = self.settings.render.namespace
+        if not self.settings.create_namespace or f'namespaces "{namespace}" not found' not in str(
+            exc
+        ):
+            return False
+        try:
+            if not await self.kube.namespace_exists(namespace):
+                await self.kube.create_namespace(namespace)
+                self.emit(events.Warning(f"namespace {namespace} was missing; created it again"))
+        except KubeError as err:
+            self.emit(events.Warning(f"could not create namespace {namespace}: {err}"))
+            return False
+        return True
+
+    # --- the cluster while idle ----------------------------------------------------------------
+
+    def _start_monitor(self) -> None:
+        if self.monitor is None or self.monitor.done():
+            self.monitor = asyncio.create_task(self._monitor())
+
+    async def _stop_monitor(self) -> None:
+        if self.monitor is not None:
+            await finish(self.monitor, QUIT_GRACE_S)
+            self.monitor = None
+
+    async def _monitor(self) -> None:
+        """Watch the Deployment and its pods until something calls for a cycle."""
+        known = self.known_deployment
+        if known is None:
+            return
+        name = known["metadata"]["name"]
+        selector = ",".join(f"{k}={v}" for k, v in known["spec"]["selector"]["matchLabels"].items())
+        merged: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+
+        async def pump(kind: str, labels: str = "", fields: str = "") -> None:
+            async for event, obj in watch_objects(self.kube, kind, labels, fields, synced=True):
+                merged.put_nowait((kind, event, obj))
+
+        pumps = [
+            asyncio.create_task(pump("Deployment", fields=f"metadata.name={name}")),
+            asyncio.create_task(pump("Pod", labels=selector)),
+        ]
+        try:
+            while True:
+                source, event, obj = await merged.get()
+                why = cluster_change(source, event, obj, known, self.current_pod)
+                if why is None:
+                    continue
+                deleted = why.startswith("deployment") and why.endswith("was deleted")
+                self.emit(events.Warning(f"in the cluster: {why}"))
+                self._request(set(), why, follow_only=not deleted)
+                return
+        finally:
+            for task in pumps:
+                await finish(task, QUIT_GRACE_S)
 
     # --- logs ----------------------------------------------------------------------------------
 
@@ -352,24 +497,3 @@ class DevLoop:
             stop.set()
             await asyncio.wait({task}, timeout=QUIT_GRACE_S)
             await finish(task, QUIT_GRACE_S)
-
-    async def _attach_to_running(self, bundle: Bundle) -> None:
-        """pdwatch restarted on unchanged code: follow the pod that already runs it."""
-        deployment = await self.kube.get("Deployment", bundle.deployment["metadata"]["name"])
-        if deployment is None:
-            return
-        try:
-            rs = await within(find_new_replica_set(self.kube, deployment), 5)
-        except (TimeoutError, KubeError):
-            return
-        selector = selector_string(
-            {
-                **deployment["spec"]["selector"].get("matchLabels", {}),
-                "pod-template-hash": rs["metadata"]["labels"].get("pod-template-hash", ""),
-            }
-        )
-        pods = (await self.kube.list("Pod", label_selector=selector)).get("items") or []
-        running = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        if running:
-            self.current_pod = running[-1]["metadata"]["name"]
-            self._start_tail(self.current_pod)

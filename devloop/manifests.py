@@ -17,8 +17,9 @@ from devloop.workflow import Trigger, Workflow
 Manifest = dict[str, Any]
 
 MANAGED_BY = "pipedreamer"
+# In the Deployment's pod template: what its pods run (kube/plan.py reads it back).
 CONTENT_HASH_ANNOTATION = "pdwatch/content-hash"
-SPEC_HASH_ANNOTATION = "pdwatch/spec-hash"
+SECRET_VERSION_ANNOTATION = "pdwatch/secret-version"
 ENGINE_PORT = 8080
 CODE_MOUNT = "/app/workflow"
 SECRETS_MOUNT = "/app/secrets"
@@ -98,12 +99,38 @@ def code_items(config_map: Manifest) -> list[dict[str, str]]:
     return [{"key": key, "path": key_to_path(key)} for key in sorted(config_map["data"])]
 
 
+# The reference's pod and container security contexts (REFERENCE §4): code that needs root
+# or writes outside /tmp must fail here as it would in the real deploy.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+# The reference's cron trigger container limits; the requests are what the API server would
+# default them to (ResourceQuota namespaces refuse a pod that sets neither).
+TRIGGER_RESOURCES = {
+    "requests": {"memory": "32Mi", "cpu": "100m"},
+    "limits": {"memory": "32Mi", "cpu": "100m"},
+}
+
+
 def deployment(
-    wf: Workflow, namespace: str, image: str, runtime_class: str, config_map: Manifest
+    wf: Workflow,
+    namespace: str,
+    image: str,
+    runtime_class: str,
+    config_map: Manifest,
+    content_hash: str,
 ) -> Manifest:
     pod_spec: dict[str, Any] = {}
     if runtime_class:
         pod_spec["runtimeClassName"] = runtime_class
+    pod_spec["securityContext"] = POD_SECURITY
     pod_spec["containers"] = [
         {
             "name": "engine",
@@ -111,6 +138,13 @@ def deployment(
             # Images side-loaded into kind/k0s must not be pulled again.
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"name": "http", "containerPort": ENGINE_PORT, "protocol": "TCP"}],
+            # The reference's liveness probe: a hung engine is restarted.
+            "livenessProbe": {
+                "httpGet": {"path": "/health", "port": ENGINE_PORT},
+                "initialDelaySeconds": 5,
+                "periodSeconds": 10,
+            },
+            # Faster than the reference's (3 s delay, every 5 s): Ready sooner after a save.
             "readinessProbe": {
                 "httpGet": {"path": "/health", "port": ENGINE_PORT},
                 "periodSeconds": 1,
@@ -121,6 +155,7 @@ def deployment(
                 "requests": {"memory": "64Mi", "cpu": "100m"},
                 "limits": {"memory": "256Mi", "cpu": "500m"},
             },
+            "securityContext": CONTAINER_SECURITY,
             "volumeMounts": [
                 {"name": "code", "mountPath": CODE_MOUNT, "readOnly": True},
                 {"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True},
@@ -148,7 +183,13 @@ def deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
-            "template": {"metadata": {"labels": labels(wf)}, "spec": pod_spec},
+            "template": {
+                "metadata": {
+                    "labels": labels(wf),
+                    "annotations": {CONTENT_HASH_ANNOTATION: content_hash},
+                },
+                "spec": pod_spec,
+            },
         },
     }
 
@@ -200,6 +241,7 @@ def cronjobs(wf: Workflow, namespace: str) -> list[Manifest]:
                                         {
                                             "name": "trigger",
                                             "image": CRON_IMAGE,
+                                            "resources": TRIGGER_RESOURCES,
                                             "command": [
                                                 "curl",
                                                 "-sS",

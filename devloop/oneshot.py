@@ -12,8 +12,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from devloop import events
 from devloop.kube import safety
 from devloop.kube.client import Kube
@@ -22,11 +20,10 @@ from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.kube.errors import KubeError
 from devloop.kube.preflight import preflight
 from devloop.manifests import owned_by_workflow, ownership_selector
-from devloop.render import Bundle, RenderOptions, render
+from devloop.render import Bundle, RenderOptions, read_workflow, render
 from devloop.settings import ClusterOptions
 from devloop.ui.plain import PlainOutput
 from devloop.waits import install_daemon_threads
-from devloop.workflow import NAME_RE, WORKFLOW_FILE
 
 EXIT_OK, EXIT_INVALID, EXIT_REFUSED, EXIT_FAILED = 0, 1, 3, 4
 FIRST_LOG_LINES = 20
@@ -67,7 +64,7 @@ async def run_once(
             out(events.RenderFailed(tuple(result)))
             return EXIT_INVALID
         bundle = result
-        out(events.Rendered(bundle.content_hash, bundle.code_bytes))
+        out(events.Rendered(bundle.content_hash, bundle.code_bytes, warnings=bundle.warnings))
         kube = Kube(conn.api_client, conn.namespace)
         checks = await preflight(
             kube,
@@ -91,34 +88,29 @@ async def run_once(
             return EXIT_FAILED
         if not cycle.ok:
             return EXIT_FAILED
-        if cycle.rollout and cycle.rollout.pod:
+        pod = cycle.rollout.pod if cycle.rollout else cycle.serving
+        if pod:
             try:
-                logs = await kube.pod_log(cycle.rollout.pod, tail_lines=None)
+                logs = await kube.pod_log(pod, tail_lines=None)
             except KubeError as exc:
-                out(events.Warning(f"could not read the new pod's logs: {exc}"))
+                out(events.Warning(f"could not read the pod's logs: {exc}"))
             else:
                 for line in logs.splitlines()[:FIRST_LOG_LINES]:
-                    out(events.LogLine(cycle.rollout.pod, line))
+                    out(events.LogLine(pod, line))
         return EXIT_OK
     finally:
         conn.close()
 
 
-def workflow_name(directory: Path) -> str | None:
-    """Just the name, so that --down works even when the rest of the workflow is broken."""
-    try:
-        data = yaml.safe_load((directory / WORKFLOW_FILE).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and NAME_RE.match(name) else None
-
-
 async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> int:
-    name = workflow_name(directory)
-    if name is None:
-        out(events.Error(f"{directory / WORKFLOW_FILE}: cannot read the workflow's name"))
+    """Only a workflow.yaml that validates says which workflow to delete: a second `name:`
+    line, say, must not make --down delete another workflow."""
+    workflow, problems = read_workflow(directory)
+    if workflow is None:
+        out(events.RenderFailed(tuple(p for p in problems if p.is_error)))
+        out(events.Error("--down deletes nothing while workflow.yaml has errors"))
         return EXIT_INVALID
+    name = workflow.name
     conn = open_connection(opts, out)
     if conn is None:
         return EXIT_REFUSED

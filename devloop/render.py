@@ -7,19 +7,25 @@ same files always give the same Bundle and the same content hash.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from devloop import manifests, names
-from devloop.codefiles import CodeFile, list_code, read_code_files
+from devloop.codefiles import CODE_FILE_MAX, CodeFile, list_code, read_code_files
 from devloop.image import ImageChoice, resolve_image
 from devloop.manifests import Manifest
 from devloop.problems import Problem
+from devloop.safefiles import Refusal, read_inside
 from devloop.secrets import encode, read_secrets
-from devloop.workflow import WORKFLOW_FILE, Workflow, check_node_paths, parse_workflow_partial
+from devloop.workflow import (
+    WORKFLOW_FILE,
+    Workflow,
+    check_node_paths,
+    parse_workflow,
+    parse_workflow_partial,
+)
+from devloop.yamlsource import Source
 
 CODE_LIMIT_BYTES = 900 * 1024  # 921,600: the project's margin below the 1 MiB object limit
 DEFAULT_RUNTIME_CLASS = "gvisor"
@@ -41,16 +47,21 @@ class Bundle:
     image: ImageChoice
     files: tuple[CodeFile, ...]
     content_hash: str
-    spec_hash: str
     config_map: Manifest
     deployment: Manifest
     service: Manifest
     cronjobs: tuple[Manifest, ...]
     secret: Manifest | None = field(default=None, repr=False)
+    warnings: tuple[Problem, ...] = ()  # and notes: shown, but nothing stops the deploy
 
     @property
     def code_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def stored_bytes(self) -> int:
+        """The ConfigMap's data as the API server counts it toward 1 MiB: keys and values."""
+        return sum(f.stored_size for f in self.files)
 
     def manifests(self) -> list[Manifest]:
         """In apply order: the Secret and ConfigMap exist before the pods that mount them."""
@@ -91,22 +102,11 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         problems += parsed.problems
         carried = {f.path for f in files}  # read fine: existing regular files inside
         problems += check_node_paths(
-            parsed.nodes, workflow_dir, wf_file, set(listing.paths), carried
+            parsed.nodes, workflow_dir, wf_file, set(listing.paths), carried, wf_text
         )
-    if workflow is not None:
-        problems += _generated_name_problems(workflow, wf_file)
-
-    total = sum(f.size for f in files)
-    if total > CODE_LIMIT_BYTES:
-        largest = sorted(files, key=lambda f: f.size, reverse=True)[:3]
-        problems.append(
-            Problem(
-                shown,
-                f"workflow code exceeds ConfigMap size limit (900KB): "
-                f"total size is {total} bytes (limit {CODE_LIMIT_BYTES});"
-                f" largest: " + ", ".join(f"{f.path} ({f.size} bytes)" for f in largest),
-            )
-        )
+    if workflow is not None and wf_text is not None:
+        problems += _generated_name_problems(workflow, Source(wf_file, wf_text))
+    problems += size_problems(files, shown)
     secret_data, secret_problems = read_secrets(workflow_dir, shown)
     problems += secret_problems
     image, image_problems = resolve_image(workflow_dir, options.image)
@@ -121,40 +121,53 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
             for e in names.dns1123_subdomain(options.runtime_class)
         ]
 
-    if problems or workflow is None or image is None:
+    if any(p.is_error for p in problems) or workflow is None or image is None:
         return problems
     ns = options.namespace
     digest = content_hash(files)
     data = {f.key: f.text for f in files}
     config_map = manifests.code_config_map(workflow, ns, data, digest)
-    deployment = manifests.deployment(workflow, ns, image.image, options.runtime_class, config_map)
+    deployment = manifests.deployment(
+        workflow, ns, image.image, options.runtime_class, config_map, digest
+    )
     service = manifests.service(workflow, ns)
     cronjobs = tuple(manifests.cronjobs(workflow, ns))
-    spec = spec_hash([deployment, service, *cronjobs, manifests.labels(workflow)])
-    config_map["metadata"]["annotations"][manifests.SPEC_HASH_ANNOTATION] = spec
     return Bundle(
         workflow=workflow,
         namespace=ns,
         image=image,
         files=tuple(files),
         content_hash=digest,
-        spec_hash=spec,
         config_map=config_map,
         deployment=deployment,
         service=service,
         cronjobs=cronjobs,
         secret=manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None,
+        warnings=tuple(problems),
     )
 
 
-def spec_hash(objects: list[Any]) -> str:
-    """SHA-256 of everything deployed except the code and the secrets: with the content
-    hash, it tells whether the cluster already runs exactly this bundle."""
-    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+def size_problems(files: list[CodeFile], shown: str) -> list[Problem]:
+    """The code must fit the project's margin below the API server's 1 MiB, counted as the
+    API server counts a ConfigMap (ValidateConfigMap: every key's and value's length)."""
+    total = sum(f.stored_size for f in files)
+    if total <= CODE_LIMIT_BYTES:
+        return []
+    largest = sorted(files, key=lambda f: f.size, reverse=True)[:3]
+    return [
+        Problem(
+            shown,
+            f"workflow code exceeds ConfigMap size limit (900KB): total size is {total} "
+            f"bytes (file contents and ConfigMap keys, as the API server counts them; limit "
+            f"{CODE_LIMIT_BYTES:,}); largest: "
+            + ", ".join(f"{f.path} ({f.size:,} bytes)" for f in largest),
+        )
+    ]
 
 
-def _generated_name_problems(wf: Workflow, wf_file: str) -> list[Problem]:
-    """Names derived from the workflow's must be valid for their kinds before anything is sent."""
+def _generated_name_problems(wf: Workflow, source: Source) -> list[Problem]:
+    """Names derived from the workflow's must be valid for their kinds before anything is
+    sent; each problem points at the field the name comes from."""
     checks: list[tuple[str, str, list[str]]] = [
         ("Deployment", wf.name, names.dns1123_subdomain(wf.name)),
         ("Service", wf.name, names.dns1035_label(wf.name)),
@@ -171,8 +184,9 @@ def _generated_name_problems(wf: Workflow, wf_file: str) -> list[Problem]:
             errors = [f"must be no more than {names.CRONJOB_NAME_MAX} characters", *errors]
         checks.append(("CronJob", name, errors))
     out = [
-        Problem(
-            wf_file,
+        source.at(
+            wf.name_line or 0,
+            None,
             f"generated {kind} name {name!r} is invalid: {'; '.join(errors)} "
             "(shorten the workflow name)",
         )
@@ -182,5 +196,28 @@ def _generated_name_problems(wf: Workflow, wf_file: str) -> list[Problem]:
     for key, value in manifests.labels(wf).items():
         errors = names.label_value(value)
         if errors:
-            out.append(Problem(wf_file, f"label {key}={value!r} is invalid: {'; '.join(errors)}"))
+            line = wf.version_line if key.endswith("/version") else wf.name_line
+            out.append(
+                source.at(line or 0, None, f"label {key}={value!r} is invalid: {'; '.join(errors)}")
+            )
     return list(dict.fromkeys(out))
+
+
+def read_workflow(directory: Path) -> tuple[Workflow | None, list[Problem]]:
+    """workflow.yaml alone (not the node files): enough to know what to tear down and where."""
+    shown = str(directory / WORKFLOW_FILE)
+    raw = read_inside(directory / WORKFLOW_FILE, None, CODE_FILE_MAX)
+    if isinstance(raw, Refusal):
+        return None, [Problem(shown, raw.reason)]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [Problem(shown, "is not valid UTF-8")]
+    return parse_workflow(text, shown)
+
+
+def declared_namespace(directory: Path) -> str | None:
+    """`deployment.namespace` of the workflow (the reference's later format): where to
+    deploy when -n is not given, before the kubeconfig context's namespace."""
+    workflow, _ = read_workflow(directory)
+    return workflow.namespace if workflow is not None else None

@@ -1,8 +1,9 @@
 """Which file changes start a deploy cycle, and debounced batches of them (watchfiles).
 
 Relevant: `workflow.yaml`, `nodes/**/*.ts`, `.secrets.yaml`, `.secrets/**`,
-`.pipedreamer/base-image.txt`. Never: editor swap, backup and temp files (`*.swp`, `*~`,
-`4913`, `.#*`, `*.tmp`, JetBrains `___jb_tmp___`), hidden files below nodes/, `.git/`,
+`.pipedreamer/base-image.txt`, `.tentacular/base-image.txt`. Never: editor swap, backup and
+temp files (`*.swp`, `*~`, `4913`, `.#*`, `*.tmp`, JetBrains `___jb_tmp___`), hidden files
+below nodes/, `.git/`,
 `node_modules/`. Batches carry paths, not event kinds: the cycle renders what is on disk
 when it runs, so every way an editor saves (in place, temp-then-rename, delete-then-
 create) ends up as "this file changed".
@@ -23,11 +24,12 @@ from pathlib import Path, PurePosixPath
 import watchfiles
 
 from devloop.codefiles import NODES_DIR, SKIPPED_DIRS
-from devloop.image import IMAGE_FILE
+from devloop.image import IMAGE_FILES
 from devloop.secrets import SECRETS_DIR, SECRETS_FILE
 from devloop.waits import within
 from devloop.workflow import WORKFLOW_FILE
 
+IMAGE_PATHS = {p.as_posix() for p in IMAGE_FILES}
 DEFAULT_DEBOUNCE_MS = 150
 DEFAULT_MAX_WAIT_MS = 2000
 EDITOR_TEMP = re.compile(r"(\.sw.|~|\.tmp|___jb_(tmp|old|bak)___|\.orig|\.bak)$|^4913$|^\.#")
@@ -42,7 +44,7 @@ def relevant(relative: str) -> bool:
     name = parts[-1]
     if EDITOR_TEMP.search(name):
         return False
-    if relative in (WORKFLOW_FILE, SECRETS_FILE, str(IMAGE_FILE)):
+    if relative in (WORKFLOW_FILE, SECRETS_FILE) or relative in IMAGE_PATHS:
         return True
     if parts[0] == SECRETS_DIR:
         return len(parts) > 1 and not name.startswith(".")

@@ -1,32 +1,72 @@
 """workflow.yaml → a typed Workflow, or every problem in it with file:line:column.
 
-The rules are those of the reference CLI's `pipedreamer validate`
-(REFERENCE.md §1). Scalars such as `version` are taken as written, never
-through float conversion. Checks that need the disk (node files) live in
-`check_node_paths`, so parsing stays a pure function of the text.
+The rules are those of the reference CLI's `pipedreamer validate` (REFERENCE.md §1),
+plus what the engine needs to start (§2): `edges` must be a list (else the engine exits),
+and a `config.timeout` it cannot read is a warning (it falls back to 30 s). Keys of the
+reference's later format (deployment, metadata, contract, sidecars, webhook providers)
+are known; any other key is a warning with the nearest known key. Scalars such as
+`version` are taken as written, never through float conversion. Checks that need the
+disk (node files) live in `check_node_paths`, so parsing stays a pure function of the
+text.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from devloop.problems import Problem
-from devloop.yamlsource import Source, compose, duplicate_keys, is_null, to_python
+from devloop import cronspec, names
+from devloop.problems import ERROR, NOTE, WARNING, Problem
+from devloop.safefiles import inside
+from devloop.yamlsource import Source, UnreadableValue, compose, duplicate_keys, is_null, to_python
 
 WORKFLOW_FILE = "workflow.yaml"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+$")
 IDENT_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-DURATION_RE = re.compile(r"^[0-9]+(ms|s|m|h)$")
+ENGINE_TIMEOUT_RE = re.compile(r"^(\d+)(s|m)$")  # the engine's own pattern (REFERENCE §2)
 TRIGGER_TYPES = ("manual", "cron", "webhook", "queue")
-TRIGGER_REQUIRED = {"cron": "schedule", "webhook": "path", "queue": "subject"}
-CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-CRON_FIELD_RE = re.compile(r"^[0-9A-Za-z*?/,\-]+$")
+TRIGGER_REQUIRED = {"cron": ("schedule",), "webhook": ("path", "provider"), "queue": ("subject",)}
+
+TOP_KEYS = (
+    "name",
+    "version",
+    "description",
+    "triggers",
+    "nodes",
+    "edges",
+    "config",
+    "deployment",
+    "metadata",
+    "contract",
+    "sidecars",
+)
+NODE_KEYS = ("path", "capabilities")
+TRIGGER_KEYS = ("type", "name", "schedule", "path", "subject", "provider", "event", "actions")
+EDGE_KEYS = ("from", "to")
+DEPLOYMENT_KEYS = ("namespace",)
+# Sections of the later format that pdwatch accepts but does not act on, and what that means.
+NOT_ACTED_ON = {
+    "metadata": "metadata is accepted; pdwatch does not deploy anything from it",
+    "contract": (
+        "contract is accepted; pdwatch does not derive a NetworkPolicy or Deno permissions "
+        "from it (the engine image's own flags apply)"
+    ),
+    "sidecars": "sidecars are accepted but not deployed by pdwatch (only the engine runs)",
+}
+
+
+def fullmatch(pattern: re.Pattern[str], text: str) -> bool:
+    """The whole text matches (`re.match` with `$` lets a final newline through: a name
+    ending in one is not a name)."""
+    return pattern.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -36,6 +76,7 @@ class Trigger:
     schedule: str | None = None
     path: str | None = None
     subject: str | None = None
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +106,9 @@ class Workflow:
     nodes: tuple[WorkflowNode, ...]
     edges: tuple[Edge, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+    namespace: str | None = None  # deployment.namespace
+    name_line: int | None = None  # where `name` and `version` are written, for problems
+    version_line: int | None = None
 
     def node(self, name: str) -> WorkflowNode:
         return next(n for n in self.nodes if n.name == name)
@@ -74,25 +118,36 @@ class Workflow:
         return tuple(t for t in self.triggers if t.type == "cron")
 
     def stages(self) -> list[list[str]]:
-        """The DAG's execution stages as the engine compiles them: each stage's nodes
-        depend only on earlier stages; nodes keep their order of definition."""
-        remaining = [n.name for n in self.nodes]
-        done: set[str] = set()
-        stages: list[list[str]] = []
-        while remaining:
-            ready = [
-                n for n in remaining if all(e.source in done for e in self.edges if e.target == n)
-            ]
-            if not ready:  # a cycle; parse() rejects these, so this is only defensive
-                break
-            stages.append(ready)
-            done.update(ready)
-            remaining = [n for n in remaining if n not in done]
-        return stages
+        """The DAG's execution stages as the engine compiles them: Kahn's algorithm, each
+        stage the nodes whose inputs are all in earlier stages, listed in name order."""
+        return kahn_stages([n.name for n in self.nodes], self.edges)
+
+
+def kahn_stages(names: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
+    """Stages in O(nodes + edges); nodes on a cycle are left out."""
+    indegree = dict.fromkeys(names, 0)
+    targets: dict[str, list[str]] = {}
+    for e in edges:
+        if e.source in indegree and e.target in indegree:
+            targets.setdefault(e.source, []).append(e.target)
+            indegree[e.target] += 1
+    stage = sorted(n for n, d in indegree.items() if d == 0)
+    stages = []
+    while stage:
+        stages.append(stage)
+        following = []
+        for n in stage:
+            for m in targets.get(n, []):
+                indegree[m] -= 1
+                if indegree[m] == 0:
+                    following.append(m)
+        stage = sorted(following)
+    return stages
 
 
 def parse_workflow(text: str, file: str = WORKFLOW_FILE) -> tuple[Workflow | None, list[Problem]]:
-    """Parse and validate the text of a workflow.yaml; all problems, not just the first."""
+    """Parse and validate the text of a workflow.yaml; all problems, not just the first.
+    The Workflow is None exactly when there is an error (warnings leave it usable)."""
     parsed = parse_workflow_partial(text, file)
     return parsed.workflow, parsed.problems
 
@@ -108,7 +163,7 @@ class ParsedWorkflow:
 
 
 def parse_workflow_partial(text: str, file: str = WORKFLOW_FILE) -> ParsedWorkflow:
-    source = Source(file)
+    source = Source(file, text)
     root, problems = compose(text, source)
     if problems:
         return ParsedWorkflow(None, (), problems)
@@ -129,6 +184,11 @@ def parse_workflow_partial(text: str, file: str = WORKFLOW_FILE) -> ParsedWorkfl
     return _Parser(source).workflow(root)
 
 
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class _Parser:
     def __init__(self, source: Source) -> None:
         self.source = source
@@ -137,14 +197,24 @@ class _Parser:
     def error(self, node: Node | None, message: str) -> None:
         self.problems.append(self.source.problem(node, message))
 
-    def fields(self, node: MappingNode) -> dict[str, tuple[ScalarNode, Node]]:
+    def warn(self, node: Node | None, message: str, severity: str = WARNING) -> None:
+        self.problems.append(self.source.problem(node, message, severity))
+
+    def fields(
+        self, node: MappingNode, known: tuple[str, ...] | None = None, where: str = ""
+    ) -> dict[str, tuple[ScalarNode, Node]]:
         self.problems.extend(duplicate_keys(node, self.source))
         out: dict[str, tuple[ScalarNode, Node]] = {}
         for key, value in node.value:
-            if isinstance(key, ScalarNode):
-                out.setdefault(key.value, (key, value))
-            else:
+            if not isinstance(key, ScalarNode):
                 self.error(key, "keys must be plain strings")
+                continue
+            out.setdefault(key.value, (key, value))
+            if known is not None and key.value not in known:
+                self.warn(
+                    key,
+                    f"unknown key {where}{key.value!r} is ignored{did_you_mean(key.value, known)}",
+                )
         return out
 
     def text(self, node: Node, what: str) -> str | None:
@@ -154,10 +224,17 @@ class _Parser:
             return None
         return str(node.value)
 
+    def value(self, node: Node, what: str) -> Any:
+        try:
+            return to_python(node)
+        except UnreadableValue as exc:
+            self.error(exc.node or node, f"{what} cannot be read: {exc}")
+            return None
+
     def workflow(self, root: MappingNode) -> ParsedWorkflow:
-        f = self.fields(root)
+        f = self.fields(root, TOP_KEYS)
         name = self.required_text(f, "name", root)
-        if name is not None and not NAME_RE.match(name):
+        if name is not None and not fullmatch(NAME_RE, name):
             self.error(
                 f["name"][1],
                 f"name {name!r} must be kebab-case "
@@ -165,22 +242,52 @@ class _Parser:
                 f"starting with a letter: {NAME_RE.pattern})",
             )
         version = self.required_text(f, "version", root)
-        if version is not None and not VERSION_RE.match(version):
+        if version is not None and not fullmatch(VERSION_RE, version):
             self.error(
                 f["version"][1],
                 f'version {version!r} must be MAJOR.MINOR, e.g. "1.0" ({VERSION_RE.pattern})',
             )
+        elif version is not None:
+            self.unquoted_version(f["version"][1], version)
         description = None
         if "description" in f and not is_null(f["description"][1]):
             description = self.text(f["description"][1], "description")
         triggers = self.triggers(f.get("triggers"), root)
-        nodes = self.nodes(f.get("nodes"), root)
-        edges = self.edges(f.get("edges"), {n.name for n in nodes})
+        nodes, node_names = self.nodes(f.get("nodes"), root)
+        edges = self.edges(f.get("edges"), root, node_names)
         config = self.config(f.get("config"))
-        if self.problems or name is None or version is None:
-            return ParsedWorkflow(None, nodes, sorted(self.problems, key=_position))
-        workflow = Workflow(name, version, description, triggers, nodes, edges, config)
-        return ParsedWorkflow(workflow, nodes, [])
+        namespace = self.deployment(f.get("deployment"))
+        for key, note in NOT_ACTED_ON.items():
+            if key in f and not is_null(f[key][1]):
+                self.warn(f[key][0], note, NOTE)
+        problems = sorted(self.problems, key=_position)
+        if any(p.severity == ERROR for p in problems) or name is None or version is None:
+            return ParsedWorkflow(None, nodes, problems)
+        workflow = Workflow(
+            name,
+            version,
+            description,
+            triggers,
+            nodes,
+            edges,
+            config,
+            namespace,
+            f["name"][1].start_mark.line + 1,
+            f["version"][1].start_mark.line + 1,
+        )
+        return ParsedWorkflow(workflow, nodes, problems)
+
+    def unquoted_version(self, node: Node, version: str) -> None:
+        """The engine reads YAML 1.2: an unquoted 1.10 is the number 1.1 (REFERENCE §2)."""
+        if isinstance(node, ScalarNode) and not node.style:  # plain (libyaml: "")
+            number = float(version)
+            shown = repr(number) if number != int(number) else str(int(number))
+            if shown != version:
+                self.warn(
+                    node,
+                    f"version {version} is not quoted: the engine reads the number {shown}; "
+                    f'write version: "{version}"',
+                )
 
     def required_text(
         self, f: dict[str, tuple[ScalarNode, Node]], key: str, parent: Node
@@ -210,9 +317,9 @@ class _Parser:
             if not isinstance(item, MappingNode):
                 self.error(item, f"{where} must be a mapping with a type")
                 continue
-            t = self.fields(item)
+            t = self.fields(item, TRIGGER_KEYS, f"{where}.")
             values: dict[str, str | None] = {}
-            for key in ("type", "name", "schedule", "path", "subject"):
+            for key in ("type", "name", "schedule", "path", "subject", "provider"):
                 values[key] = None
                 if key in t and not is_null(t[key][1]):
                     values[key] = self.text(t[key][1], f"{where}.{key}")
@@ -228,12 +335,12 @@ class _Parser:
                     t["type"][1], f"{where}.type {kind!r} is not one of {', '.join(TRIGGER_TYPES)}"
                 )
                 continue
-            needed = TRIGGER_REQUIRED.get(kind)
-            if needed and not values[needed]:
-                self.error(item, f"{where}: a {kind} trigger needs {needed}")
+            needed = TRIGGER_REQUIRED.get(kind, ())
+            if needed and not any(values[k] for k in needed):
+                self.error(item, f"{where}: a {kind} trigger needs {' or '.join(needed)}")
             name = values["name"]
             if name is not None:
-                if not IDENT_RE.match(name):
+                if not fullmatch(IDENT_RE, name):
                     self.error(t["name"][1], f"{where}.name {name!r} must match {IDENT_RE.pattern}")
                 elif name in names:
                     self.error(
@@ -244,34 +351,44 @@ class _Parser:
                 names.add(name)
             schedule = values["schedule"]
             if kind == "cron" and schedule:
-                reason = cron_schedule_problem(schedule)
+                reason = cronspec.schedule_problem(schedule)
                 if reason:
-                    self.error(t["schedule"][1], f"{where}.schedule {schedule!r}: {reason}")
-            out.append(Trigger(kind, name, schedule, values["path"], values["subject"]))
+                    self.error(
+                        t["schedule"][1],
+                        f"{where}.schedule {schedule!r}: the API server would refuse it: {reason}",
+                    )
+            out.append(
+                Trigger(kind, name, schedule, values["path"], values["subject"], values["provider"])
+            )
         return tuple(out)
 
-    def nodes(self, entry: tuple[ScalarNode, Node] | None, root: Node) -> tuple[WorkflowNode, ...]:
+    def nodes(
+        self, entry: tuple[ScalarNode, Node] | None, root: Node
+    ) -> tuple[tuple[WorkflowNode, ...], set[str]]:
+        """The readable nodes, and the names of every node defined (even one whose path is
+        wrong: an edge naming it is not a second mistake)."""
         if entry is None or is_null(entry[1]):
             self.error(
                 root if entry is None else entry[0],
                 "nodes is required: at least one node (name: {path: ./nodes/x.ts})",
             )
-            return ()
+            return (), set()
         node = entry[1]
         if not isinstance(node, MappingNode):
             self.error(node, "nodes must be a mapping of node name to {path: …}")
-            return ()
+            return (), set()
         if not node.value:
             self.error(node, "nodes must define at least one node")
         out = []
-        for key, value in self.fields(node).values():
+        defined = self.fields(node)
+        for key, value in defined.values():
             name = key.value
-            if not IDENT_RE.match(name):
+            if not fullmatch(IDENT_RE, name):
                 self.error(key, f"node name {name!r} must match {IDENT_RE.pattern}")
             if not isinstance(value, MappingNode):
                 self.error(value, f"node {name!r} must be a mapping with a path")
                 continue
-            n = self.fields(value)
+            n = self.fields(value, NODE_KEYS, f"nodes.{name}.")
             if "path" not in n or is_null(n["path"][1]):
                 self.error(
                     value if "path" not in n else n["path"][0],
@@ -286,17 +403,29 @@ class _Parser:
             if reason:
                 self.error(path_node, f"node {name!r}: path {written!r} {reason}")
                 continue
-            caps = to_python(n["capabilities"][1]) if "capabilities" in n else None
+            caps = self.value(n["capabilities"][1], "capabilities") if "capabilities" in n else None
             mark = path_node.start_mark
             out.append(WorkflowNode(name, normal, written, mark.line + 1, mark.column + 1, caps))
-        return tuple(out)
+        return tuple(out), set(defined)
 
-    def edges(self, entry: tuple[ScalarNode, Node] | None, names: set[str]) -> tuple[Edge, ...]:
+    def edges(
+        self, entry: tuple[ScalarNode, Node] | None, root: Node, names: set[str]
+    ) -> tuple[Edge, ...]:
         if entry is None or is_null(entry[1]):
+            self.error(
+                root if entry is None else entry[0],
+                "edges is required: the engine refuses to start without it "
+                '(Workflow spec missing required field: "edges" (must be an array)); '
+                "write edges: [] when the nodes do not feed each other",
+            )
             return ()
         node = entry[1]
         if not isinstance(node, SequenceNode):
-            self.error(node, "edges must be a list of {from, to}")
+            self.error(
+                node,
+                "edges must be a list of {from, to} (the engine refuses to start otherwise; "
+                "edges: [] for none)",
+            )
             return ()
         out: list[Edge] = []
         where_of: dict[Edge, Node] = {}
@@ -304,9 +433,9 @@ class _Parser:
             if not isinstance(item, MappingNode):
                 self.error(item, f"edges[{i}] must be a mapping with from and to")
                 continue
-            e = self.fields(item)
+            e = self.fields(item, EDGE_KEYS, f"edges[{i}].")
             ends: dict[str, str] = {}
-            for key in ("from", "to"):
+            for key in EDGE_KEYS:
                 if key not in e or is_null(e[key][1]):
                     self.error(item, f"edges[{i}].{key} is required")
                     continue
@@ -314,7 +443,11 @@ class _Parser:
                 if value is None:
                     continue
                 if names and value not in names:
-                    self.error(e[key][1], f"edges[{i}].{key} {value!r} is not a defined node")
+                    self.error(
+                        e[key][1],
+                        f"edges[{i}].{key} {value!r} is not a defined node"
+                        + did_you_mean(value, names),
+                    )
                     continue
                 ends[key] = value
             if len(ends) < 2:
@@ -344,28 +477,55 @@ class _Parser:
         if "timeout" in f:
             value = f["timeout"][1]
             raw = value.value if isinstance(value, ScalarNode) else None
-            if raw is None or not DURATION_RE.match(str(raw)):
-                self.error(
+            if raw is None or not ENGINE_TIMEOUT_RE.match(str(raw)):
+                shown = repr(raw) if raw is not None else "this value"
+                self.warn(
                     value,
-                    f'config.timeout must be a duration such as "30s" or '
-                    f'"2m" ({DURATION_RE.pattern})',
+                    f"config.timeout {shown} is not <number>s or <number>m: the engine will "
+                    'warn and use the default 30s (write e.g. "90s" or "2m")',
                 )
         if "retries" in f:
-            retries = to_python(f["retries"][1])
+            retries = self.value(f["retries"][1], "config.retries")
             if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
                 self.error(f["retries"][1], "config.retries must be a whole number ≥ 0")
-        try:
-            value = to_python(node)
-        except Exception as exc:  # e.g. an unhashable key in a free-form map
-            self.error(node, f"config cannot be read: {exc}")
-            return {}
-        return dict(value) if isinstance(value, dict) else {}
+        value = self.value(node, "config")
+        if isinstance(value, dict):
+            try:
+                return dict(value)
+            except TypeError:
+                pass
+        return {}
+
+    def deployment(self, entry: tuple[ScalarNode, Node] | None) -> str | None:
+        """`deployment.namespace`: where to deploy when no namespace is given."""
+        if entry is None or is_null(entry[1]):
+            return None
+        node = entry[1]
+        if not isinstance(node, MappingNode):
+            self.error(node, "deployment must be a mapping (namespace: …)")
+            return None
+        f = self.fields(node, DEPLOYMENT_KEYS, "deployment.")
+        if "namespace" not in f or is_null(f["namespace"][1]):
+            return None
+        namespace = self.text(f["namespace"][1], "deployment.namespace")
+        if namespace is not None:
+            errors = names.dns1123_label(namespace)
+            if errors:
+                self.error(
+                    f["namespace"][1],
+                    f"deployment.namespace {namespace!r} is not a namespace name: "
+                    + "; ".join(errors),
+                )
+                return None
+        return namespace
 
 
 def normalise_node_path(written: str) -> tuple[str, str | None]:
     """`./nodes/a.ts` → `nodes/a.ts`, or the reason the path is not acceptable."""
     if "\\" in written:
         return written, "must use '/' as separator"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in written):
+        return written, "must not contain control characters"
     pure = PurePosixPath(written)
     if pure.is_absolute():
         return written, "must be relative to the workflow directory, not absolute"
@@ -385,81 +545,63 @@ def check_node_paths(
     file: str,
     deployable: set[str],
     carried: frozenset[str] | set[str] = frozenset(),
+    source_text: str | None = None,
 ) -> list[Problem]:
     """Each node path must be an existing regular .ts file inside the directory, and one of
     the files that are deployed (`deployable`), or the engine could not load it. Paths in
     `carried` were already read as such and need no further checks."""
     problems = []
-    top = root.resolve()
+    top = os.path.realpath(root)
+    source = Source(file, source_text)
     for node in nodes:
         if node.path in carried:
             continue
         target = root / node.path
         where = f"node {node.name!r}: path {node.written_path!r}"
         reason = None
-        resolved = target.resolve()
-        if not target.exists() and not target.is_symlink():
+        resolved = os.path.realpath(target)  # never raises, even on a link loop
+        if not os.path.lexists(target):
             reason = f"file {node.path} does not exist"
-        elif not resolved.is_relative_to(top):
+        elif not inside(resolved, top):
             reason = f"{node.path} is a link to {resolved}, outside the workflow directory"
-        elif not resolved.is_file():
-            reason = f"{node.path} is not a regular file"
+        elif not os.path.isfile(resolved):
+            reason = f"{node.path} is not a regular file (or a link that leads nowhere)"
         elif node.path not in deployable:
             reason = (
                 "is not part of the deployed code (only .ts files below nodes/, outside "
                 "hidden folders and node_modules, are deployed)"
             )
         if reason:
-            problems.append(Problem(file, f"{where}: {reason}", node.line, node.column))
+            problems.append(source.at(node.line or 0, node.column, f"{where}: {reason}"))
     return problems
 
 
 def find_cycle(edges: list[Edge]) -> list[str]:
-    """A cycle as a closed walk [a, b, …, a], or [] when the graph is acyclic."""
+    """A cycle as a closed walk [a, b, …, a], or [] when the graph is acyclic. Iterative:
+    a chain of thousands of nodes must not exhaust the stack."""
     graph: dict[str, list[str]] = {}
     for e in edges:
         graph.setdefault(e.source, []).append(e.target)
     state: dict[str, int] = {}  # 1 = on the stack, 2 = finished
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str]:
-        state[n] = 1
-        stack.append(n)
-        for m in graph.get(n, []):
-            if state.get(m) == 1:
-                return [*stack[stack.index(m) :], m]
-            if m not in state:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        state[n] = 2
-        return []
-
     for start in list(graph):
-        if start not in state:
-            found = visit(start)
-            if found:
-                return found
+        if start in state:
+            continue
+        path: list[str] = [start]
+        state[start] = 1
+        todo: list[Iterator[str]] = [iter(graph.get(start, []))]
+        while todo:
+            following = next(todo[-1], None)
+            if following is None:
+                state[path.pop()] = 2
+                todo.pop()
+                continue
+            if state.get(following) == 1:
+                return [*path[path.index(following) :], following]
+            if following not in state:
+                state[following] = 1
+                path.append(following)
+                todo.append(iter(graph.get(following, [])))
     return []
-
-
-def cron_schedule_problem(schedule: str) -> str | None:
-    """Why Kubernetes would reject this CronJob schedule, or None (a syntactic check)."""
-    s = schedule.strip()
-    if s.startswith(("TZ=", "CRON_TZ=")):
-        return "time zones in the schedule are not supported by Kubernetes; use UTC"
-    if s.startswith("@"):
-        if s in CRON_MACROS or s.startswith("@every "):
-            return None
-        return f"unknown descriptor; use one of {', '.join(sorted(CRON_MACROS))}"
-    fields = s.split()
-    if len(fields) != 5:
-        return f"expected 5 fields (minute hour day month weekday), found {len(fields)}"
-    for f in fields:
-        if not CRON_FIELD_RE.match(f):
-            return f"field {f!r} is not a valid cron field"
-    return None
 
 
 def _position(p: Problem) -> tuple[int, int]:

@@ -12,6 +12,7 @@ triggers:
 nodes:
   fetch:
     path: ./nodes/fetch.ts
+edges: []
 """
 
 FETCH_TS = "export default async function run() {\n  return { ok: true };\n}\n"

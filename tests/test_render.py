@@ -74,23 +74,39 @@ def test_every_object_carries_the_version_label(tmp_path: Path) -> None:
 # --- seed 000: size validation ---------------------------------------------------------
 
 
+KEYS = len("workflow.yaml") + len("nodes__fetch.ts") + len("nodes__big.ts")
+
+
+def budget() -> int:
+    """What nodes/big.ts may hold: the limit counts keys and values, as the API server
+    counts a ConfigMap's 1 MiB (ValidateConfigMap)."""
+    return 921_600 - KEYS - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
+
+
 def test_data_within_limit(tmp_path: Path) -> None:
-    budget = 921_600 - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
-    write_tree(tmp_path, {"nodes/big.ts": "x" * budget})
-    assert ok(minimal(tmp_path)).code_bytes == 921_600
+    write_tree(tmp_path, {"nodes/big.ts": "x" * budget()})
+    bundle = ok(minimal(tmp_path))
+    assert bundle.stored_bytes == 921_600
+    assert bundle.code_bytes == 921_600 - KEYS
 
 
 def test_data_exceeds_limit_states_actual_size(tmp_path: Path) -> None:
-    budget = 921_600 - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
-    write_tree(tmp_path, {"nodes/big.ts": "x" * (budget + 1)})
+    write_tree(tmp_path, {"nodes/big.ts": "x" * (budget() + 1)})
     (message,) = errors(minimal(tmp_path))
     assert "exceeds ConfigMap size limit (900KB): total size is 921601 bytes" in message
     assert "nodes/big.ts" in message
 
 
+def test_the_keys_count_toward_the_limit(tmp_path: Path) -> None:
+    """Contents alone fit; with the ConfigMap keys the object would not."""
+    write_tree(tmp_path, {"nodes/big.ts": "x" * (budget() + KEYS)})
+    (message,) = errors(minimal(tmp_path))
+    assert f"total size is {921_600 + KEYS} bytes" in message
+    assert "ConfigMap keys" in message
+
+
 def test_size_counts_utf8_bytes_not_characters(tmp_path: Path) -> None:
-    budget = 921_600 - len(MINIMAL_WORKFLOW.encode()) - len(FETCH_TS.encode())
-    write_tree(tmp_path, {"nodes/big.ts": "é" * (budget // 2 + 1)})  # 2 bytes each
+    write_tree(tmp_path, {"nodes/big.ts": "é" * (budget() // 2 + 1)})  # 2 bytes each
     (message,) = errors(minimal(tmp_path))
     assert "total size is 921601 bytes" in message or "total size is 921602 bytes" in message
 
@@ -424,8 +440,9 @@ def test_secret_from_secrets_yaml(tmp_path: Path) -> None:
     assert bundle.secret is not None
     assert bundle.secret["metadata"]["name"] == "my-workflow-secrets"
     data = {k: base64.b64decode(v).decode() for k, v in bundle.secret["data"].items()}
-    assert json.loads(data["github"]) == {"token": "ghp_abc123"}
-    assert json.loads(data["plain"]) == "hello"
+    # A mapping as compact JSON (the engine parses it to an object); a string as itself
+    # (stored JSON-quoted, a node would see the quotes).
+    assert data == {"github": '{"token":"ghp_abc123"}', "plain": "hello"}
     assert "ghp_abc123" not in json.dumps(bundle.config_map)
 
 
@@ -448,14 +465,17 @@ def test_secret_values_never_printed(tmp_path: Path) -> None:
     bundle = ok(minimal(tmp_path))
     printed = dump_all(bundle.printable_manifests()) + repr(bundle)
     assert "ghp_abc123" not in printed
-    assert base64.b64encode(b'{"token": "ghp_abc123"}').decode() not in printed
+    assert base64.b64encode(b'{"token":"ghp_abc123"}').decode() not in printed
     assert "<redacted>" in printed
 
 
 def test_secrets_yaml_syntax_error_does_not_quote_the_file(tmp_path: Path) -> None:
     write_tree(tmp_path, {".secrets.yaml": "token: [ghp_abc123\n"})
     (message,) = errors(minimal(tmp_path))
-    assert message.startswith(f"{tmp_path}/.secrets.yaml:2:1: YAML syntax error")
+    assert message == (
+        f"{tmp_path}/.secrets.yaml:1:8: YAML syntax error: a [ is never closed (missing ] "
+        "or a comma)"
+    )
     assert "ghp_abc123" not in message
 
 
@@ -465,10 +485,12 @@ def test_both_secret_sources_is_an_error(tmp_path: Path) -> None:
     assert "both .secrets.yaml and .secrets/ exist" in message
 
 
-def test_invalid_secret_key(tmp_path: Path) -> None:
-    write_tree(tmp_path, {".secrets.yaml": "my key: x\n"})
+def test_invalid_secret_key_is_not_quoted(tmp_path: Path) -> None:
+    """A typo can put the value in the key: `API_KEY=sk_live_123: x`."""
+    write_tree(tmp_path, {".secrets.yaml": "ok: 1\nAPI_KEY=sk_live_123: x\n"})
     (message,) = errors(minimal(tmp_path))
-    assert message.startswith(f"{tmp_path}/.secrets.yaml:1:1: secret name 'my key' cannot be")
+    assert message.startswith(f"{tmp_path}/.secrets.yaml:2:1: this secret name is not a valid")
+    assert "sk_live" not in message and "API_KEY" not in message
 
 
 # --- image resolution cascade (seed 001, decision 5) ---------------------------------------
@@ -565,4 +587,4 @@ def test_fifo_named_ts_is_an_error_not_a_hang(tmp_path: Path) -> None:
     wf = minimal(tmp_path)
     os.mkfifo(wf / "nodes" / "pipe.ts")
     (message,) = errors(wf)
-    assert message == f"{wf}/nodes/pipe.ts: is not a regular file"
+    assert message == f"{wf}/nodes/pipe.ts: is a named pipe (FIFO), not a regular file"

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster, SimSettings
-from devloop.sim.cron import next_run
+from devloop.sim.cron import ScheduleError, next_run
 from tests.helpers import write_tree
 from tests.test_sim_faults import EXAMPLES, kubectl
 
@@ -37,12 +37,18 @@ def at(text: str) -> float:
         ("0 0 1 * mon", "2026-11-24 00:00:00", "2026-11-30 00:00:00"),  # either day field
         ("30 6 * jan-mar sat,sun", "2026-11-24 00:00:00", "2027-01-02 06:30:00"),
         ("10-20/5 * * * *", "2026-11-24 12:16:00", "2026-11-24 12:20:00"),
-        ("0 0 * * 7", "2026-11-24 00:00:00", "2026-11-29 00:00:00"),  # 7 is Sunday too
+        ("0 0 * * 0", "2026-11-24 00:00:00", "2026-11-29 00:00:00"),  # Sunday
         ("@every 90s", "2026-11-24 12:00:00", "2026-11-24 12:01:30"),
     ],
 )
 def test_next_run(schedule: str, after: str, fires: str) -> None:
     assert next_run(schedule, at(after)) == at(fires)
+
+
+def test_day_of_week_7_is_refused_as_robfig_cron_v3_refuses_it() -> None:
+    """robfig/cron v3 parser.go: dow bounds are 0-6 (Vixie cron's 7 for Sunday is not)."""
+    with pytest.raises(ScheduleError, match=r"end of range \(7\) above maximum \(6\): 7"):
+        next_run("0 0 * * 7", at("2026-11-24 00:00:00"))
 
 
 class Clock:

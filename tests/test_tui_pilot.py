@@ -202,9 +202,9 @@ async def test_rollout_failure_in_the_problems_panel(
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         await pilot.pause(0.1)
         text = text_of(app.query_one(ProblemsPanel))
-        assert text.startswith("CrashLoopBackOff:")
+        assert text.startswith("Error: the engine exited with code 1")
         assert "error: Uncaught (in promise) Error: nope" in text
-        assert "✗ CrashLoopBackOff" in text_of(app.query_one(PodPanel))
+        assert "✗ Error" in text_of(app.query_one(PodPanel))
 
 
 async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiClient) -> None:

@@ -12,6 +12,7 @@ BASE = {
     "version": 'version: "1.0"',
     "triggers": "triggers:\n  - type: manual",
     "nodes": "nodes:\n  fetch:\n    path: ./nodes/fetch.ts\n  store:\n    path: ./nodes/store.ts",
+    "edges": "edges: []",
 }
 
 
@@ -21,9 +22,17 @@ def doc(**overrides: str | None) -> str:
 
 
 def problems_of(text: str) -> list[Problem]:
+    """Errors only (warnings and notes are tested on their own)."""
     wf, problems = parse_workflow(text, "wf/workflow.yaml")
-    assert (wf is None) == bool(problems)
-    return problems
+    errors = [p for p in problems if p.is_error]
+    assert (wf is None) == bool(errors)
+    return errors
+
+
+def warnings_of(text: str) -> list[str]:
+    wf, problems = parse_workflow(text, "wf/workflow.yaml")
+    assert wf is not None, problems
+    return [str(p) for p in problems if not p.is_error]
 
 
 def only_message(text: str) -> str:
@@ -51,8 +60,19 @@ def test_valid_workflow_parses_into_typed_objects() -> None:
 
 def test_version_is_read_as_written_not_as_float() -> None:
     wf, problems = parse_workflow(doc(version="version: 1.10"))
-    assert problems == [] and wf is not None
+    assert wf is not None
     assert wf.version == "1.10"  # safe_load would give the float 1.1
+    # ... but the engine reads YAML 1.2 and prints v1.1: say so.
+    assert [str(p) for p in problems] == [
+        "workflow.yaml:2:10: version 1.10 is not quoted: the engine reads the number 1.1; "
+        'write version: "1.10"'
+    ]
+    assert problems[0].severity == "warning"
+
+
+@pytest.mark.parametrize("version", ["2.5", '"1.10"', '"1.0"'])
+def test_versions_the_engine_reads_the_same_need_no_quotes(version: str) -> None:
+    assert warnings_of(doc(version=f"version: {version}")) == []
 
 
 def test_yaml_syntax_error_reports_its_line() -> None:
@@ -126,7 +146,8 @@ def test_trigger_type_must_be_known() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "field"), [("cron", "schedule"), ("webhook", "path"), ("queue", "subject")]
+    ("kind", "field"),
+    [("cron", "schedule"), ("webhook", "path or provider"), ("queue", "subject")],
 )
 def test_trigger_required_field(kind: str, field: str) -> None:
     msg = only_message(doc(triggers=f"triggers:\n  - type: {kind}"))
@@ -148,17 +169,33 @@ def test_trigger_name_format_and_uniqueness() -> None:
 @pytest.mark.parametrize(
     ("schedule", "reason"),
     [
-        ("*/5 * * *", "expected 5 fields (minute hour day month weekday), found 4"),
-        ("TZ=UTC 0 * * * *", "time zones in the schedule are not supported"),
-        ("@sometimes", "unknown descriptor"),
+        ("*/5 * * *", "expected exactly 5 fields, found 4: [*/5 * * *]"),
+        ("TZ=UTC 0 * * * *", "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
+        ("@sometimes", "unrecognized descriptor: @sometimes"),
+        ("99 * * * *", "end of range (99) above maximum (59): 99"),
+        ("99 99 99 99 99", "end of range (99) above maximum (59): 99"),
+        (
+            "@every banana",
+            'failed to parse duration @every banana: time: invalid duration "banana"',
+        ),
+        ("@every 5", 'failed to parse duration @every 5: time: missing unit in duration "5"'),
+        ("0 0 * * 7", "end of range (7) above maximum (6): 7"),
+        ("*/0 * * * *", "step of range should be a positive number: */0"),
+        ("1-2-3 * * * *", "too many hyphens: 1-2-3"),
+        ("5-1 * * * *", "beginning of range (5) beyond end of range (1): 5-1"),
+        ("0 0 0 * *", "beginning of range (0) below minimum (1): 0"),
+        ("x * * * *", 'failed to parse int from x: strconv.Atoi: parsing "x": invalid syntax'),
     ],
 )
-def test_cron_schedule_checked(schedule: str, reason: str) -> None:
+def test_cron_schedule_checked_as_the_api_server_does(schedule: str, reason: str) -> None:
     msg = only_message(doc(triggers=f'triggers:\n  - type: cron\n    schedule: "{schedule}"'))
-    assert reason in msg
+    assert msg.endswith(f"the API server would refuse it: {reason}"), msg
 
 
-@pytest.mark.parametrize("schedule", ["*/5 * * * *", "0 9 * * MON-FRI", "@hourly"])
+@pytest.mark.parametrize(
+    "schedule",
+    ["*/5 * * * *", "0 9 * * MON-FRI", "@hourly", "@every 1h30m", "0 0 ? * *", "0,,30 * * * *"],
+)
 def test_valid_cron_schedules(schedule: str) -> None:
     assert problems_of(doc(triggers=f'triggers:\n  - type: cron\n    schedule: "{schedule}"')) == []
 
@@ -221,18 +258,27 @@ def test_edges_reject_cycles() -> None:
 
 
 def test_all_problems_are_collected_in_file_order() -> None:
-    text = "name: Bad\nversion: one\ntriggers: []\nnodes: {}\n"
+    text = "name: Bad\nversion: one\ntriggers: []\nnodes: {}\nedges: []\n"
     messages = [f"{p.line}: {p.message.split(' must')[0]}" for p in problems_of(text)]
     assert messages == ["1: name 'Bad'", "2: version 'one'", "3: triggers", "4: nodes"]
 
 
-def test_config_timeout_and_retries_checked() -> None:
-    text = doc(config="config:\n  timeout: soon\n  retries: -1")
-    messages = [p.message for p in problems_of(text)]
-    assert messages == [
-        'config.timeout must be a duration such as "30s" or "2m" (^[0-9]+(ms|s|m|h)$)',
-        "config.retries must be a whole number ≥ 0",
-    ]
+def test_config_retries_checked() -> None:
+    text = doc(config="config:\n  timeout: 30s\n  retries: -1")
+    assert [p.message for p in problems_of(text)] == ["config.retries must be a whole number ≥ 0"]
+
+
+@pytest.mark.parametrize("timeout", ["soon", "1h", "500ms", "30", "1.5m", "[30s]"])
+def test_a_timeout_the_engine_cannot_read_is_a_warning(timeout: str) -> None:
+    """The engine reads config.timeout with ^(\\d+)(s|m)$ and otherwise warns and uses 30 s."""
+    (warning,) = warnings_of(doc(config=f"config:\n  timeout: {timeout}"))
+    assert "the engine will warn and use the default 30s" in warning
+    assert warning.startswith("wf/workflow.yaml:12:12: config.timeout")
+
+
+@pytest.mark.parametrize("timeout", ["30s", "2m", "600s"])
+def test_timeouts_the_engine_reads(timeout: str) -> None:
+    assert warnings_of(doc(config=f"config:\n  timeout: {timeout}")) == []
 
 
 def test_stages_group_independent_nodes() -> None:
@@ -241,3 +287,142 @@ def test_stages_group_independent_nodes() -> None:
     wf, problems = parse_workflow(doc(nodes=nodes.rstrip(), edges=edges))
     assert problems == [] and wf is not None
     assert wf.stages() == [["a", "b"], ["c"], ["d"]]
+
+
+# --- what the engine needs to start (REFERENCE §2) ------------------------------------------
+
+
+@pytest.mark.parametrize("edges", [None, "edges:", "edges: {from: fetch, to: store}", "edges: x"])
+def test_edges_must_be_a_list_or_the_engine_does_not_start(edges: str | None) -> None:
+    msg = only_message(doc(edges=edges))
+    assert "edges: []" in msg and "engine refuses to start" in msg
+
+
+def test_a_bad_node_path_does_not_also_make_its_edges_wrong() -> None:
+    text = doc(
+        nodes="nodes:\n  fetch:\n    path: ./lib/fetch.ts\n  store:\n    path: ./nodes/store.ts",
+        edges="edges:\n  - from: fetch\n    to: store",
+    )
+    assert [p.message for p in problems_of(text)] == [
+        "node 'fetch': path './lib/fetch.ts' must point inside nodes/ (e.g. ./nodes/fetch.ts)"
+    ]
+
+
+def test_an_unterminated_quote_is_reported_where_it_opens() -> None:
+    text = 'name: my-workflow\nversion: "1.0\ntriggers:\n  - type: manual\nnodes: {}\n'
+    (problem,) = problems_of(text)
+    assert (problem.line, problem.column) == (2, 10)
+    assert "never closed" in problem.message
+    assert problem.source == 'version: "1.0'
+
+
+@pytest.mark.parametrize("name", ['"fetch\\n"', '"fetch\\t"', '"fe tch"'])
+def test_node_names_with_trailing_newlines_or_spaces_are_refused(name: str) -> None:
+    msg = only_message(doc(nodes=f"nodes:\n  {name}:\n    path: ./nodes/fetch.ts"))
+    assert msg.startswith("wf/workflow.yaml:6:3: node name ") and "must match" in msg
+
+
+def test_generated_name_problems_name_the_line_of_the_field() -> None:
+    from devloop.render import _generated_name_problems
+    from devloop.yamlsource import Source
+
+    long_name = "a" * 50
+    wf, _ = parse_workflow(
+        doc(name=f"name: {long_name}", triggers="triggers:\n  - {type: cron, schedule: '@daily'}")
+    )
+    assert wf is not None
+    (problem,) = _generated_name_problems(wf, Source("wf/workflow.yaml", "x"))
+    assert problem.line == 1 and "CronJob" in problem.message
+
+
+# --- unknown keys and the reference's later format ------------------------------------------
+
+
+def test_unknown_keys_are_warnings_with_the_nearest_known_key() -> None:
+    text = doc(
+        edges="egdes:\n  - from: fetch\n    to: store\nedges: []",
+        nodes="nodes:\n  fetch:\n    path: ./nodes/fetch.ts\n    capabilites: [net]\n"
+        "  store:\n    path: ./nodes/store.ts",
+        triggers="triggers:\n  - type: manual\n    nmae: go",
+    )
+    assert warnings_of(text) == [
+        "wf/workflow.yaml:5:5: unknown key triggers[0].'nmae' is ignored; did you mean 'name'?",
+        "wf/workflow.yaml:9:5: unknown key nodes.fetch.'capabilites' is ignored; "
+        "did you mean 'capabilities'?",
+        "wf/workflow.yaml:12:1: unknown key 'egdes' is ignored; did you mean 'edges'?",
+    ]
+
+
+def test_the_later_format_is_accepted_with_notes_for_what_pdwatch_does_not_do() -> None:
+    text = doc(
+        triggers="triggers:\n  - type: webhook\n    provider: github\n    event: push\n"
+        "    actions: [opened]",
+        config="deployment:\n  namespace: team-a\nmetadata:\n  group: ops\n  tags: [a]\n"
+        "contract:\n  version: '1'\n  dependencies:\n    api:\n      protocol: https\n"
+        "      host: api.example.com\n      port: 443\n"
+        "sidecars:\n  - name: proxy\n    image: envoy:1",
+    )
+    wf, problems = parse_workflow(text)
+    assert wf is not None and wf.namespace == "team-a"
+    assert wf.triggers[0].provider == "github"
+    assert [(p.severity, p.message.split(" ")[0]) for p in problems] == [
+        ("note", "metadata"),
+        ("note", "contract"),
+        ("note", "sidecars"),
+    ]
+
+
+def test_deployment_namespace_must_be_a_namespace_name() -> None:
+    msg = only_message(doc(config="deployment:\n  namespace: Team_A"))
+    assert "deployment.namespace 'Team_A' is not a namespace name" in msg
+
+
+# --- hostile input: bounded, never an exception -------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["!net", "!int", "!!python/object:os.system", "!!python/name:os"])
+def test_unknown_tags_are_errors_with_their_line(tag: str) -> None:
+    text = doc(nodes=f"nodes:\n  fetch:\n    path: ./nodes/fetch.ts\n    capabilities: {tag} x")
+    msg = only_message(text)
+    assert msg.startswith("wf/workflow.yaml:8:19: unknown tag") and "standard types" in msg
+
+
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    deep = "[" * 900 + "]" * 900
+    text = doc(nodes=f"nodes:\n  fetch:\n    path: ./nodes/fetch.ts\n    capabilities: {deep}")
+    msg = only_message(text)
+    assert "nested more than 64 levels deep" in msg
+
+
+def test_alias_expansion_is_bounded() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    text = doc(config="config:\n  " + "\n  ".join(lines))
+    msg = only_message(text)
+    assert "expands to more than 100,000 values" in msg
+
+
+def test_a_long_chain_of_edges_parses_and_stages_in_linear_time() -> None:
+    count = 3000
+    nodes = "nodes:\n" + "".join(f"  n{i}:\n    path: ./nodes/n{i}.ts\n" for i in range(count))
+    edges = "edges:\n" + "".join(f"  - {{from: n{i}, to: n{i + 1}}}\n" for i in range(count - 1))
+    wf, problems = parse_workflow(doc(nodes=nodes.rstrip(), edges=edges.rstrip()))
+    assert problems == [] and wf is not None
+    stages = wf.stages()
+    assert len(stages) == count and stages[-1] == [f"n{count - 1}"]
+
+
+def test_a_cycle_in_a_long_chain_is_found() -> None:
+    count = 3000
+    nodes = "nodes:\n" + "".join(f"  n{i}:\n    path: ./nodes/n{i}.ts\n" for i in range(count))
+    edges = "edges:\n" + "".join(f"  - {{from: n{i}, to: n{i + 1}}}\n" for i in range(count - 1))
+    edges += f"  - {{from: n{count - 1}, to: n0}}"
+    msg = only_message(doc(nodes=nodes.rstrip(), edges=edges))
+    assert "edges form a cycle: n0 → n1 → n2" in msg and msg.endswith(f"n{count - 1} → n0")
+
+
+def test_stages_list_the_nodes_of_a_stage_in_name_order() -> None:
+    """Kahn's algorithm with the ready queue sorted, as the engine compiles the DAG."""
+    nodes = "nodes:\n" + "".join(f"  {n}:\n    path: ./nodes/{n}.ts\n" for n in ["zeta", "alpha"])
+    wf, _ = parse_workflow(doc(nodes=nodes.rstrip()))
+    assert wf is not None and wf.stages() == [["alpha", "zeta"]]

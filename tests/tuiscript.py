@@ -61,10 +61,10 @@ INVALID: list[events.Event] = [
         (
             Problem(
                 str(BROKEN),
-                "YAML syntax error: while parsing a flow "
-                "sequence: did not find expected ',' or ']'",
-                8,
-                1,
+                "YAML syntax error: a [ is never closed (missing ] or a comma)",
+                7,
+                11,
+                source="    path: [./nodes/greet.ts",
             ),
         )
     ),

@@ -135,7 +135,11 @@ class Kube:
         return result
 
     async def list(
-        self, kind: str, label_selector: str = "", field_selector: str = ""
+        self,
+        kind: str,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int | None = None,
     ) -> dict[str, Any]:
         """The list body (items and metadata.resourceVersion)."""
         list_fn = self.method(kind, "list")
@@ -146,6 +150,7 @@ class Kube:
                     self.namespace,
                     label_selector=label_selector,
                     field_selector=field_selector,
+                    limit=limit,
                     _preload_content=False,
                     _request_timeout=self.request_timeout,
                 )

@@ -1,16 +1,17 @@
-"""One deploy cycle: apply what changed, roll out exactly once, follow the new pod.
+"""One deploy cycle: apply what differs, roll out exactly once, follow the new pod.
 
-1. Read the ConfigMap, Deployment and Secret in one parallel round. Skip everything when
-   the cluster already runs this exact bundle (both hashes on the ConfigMap match, the
-   Deployment exists, the Secret holds the same data).
-2. Server-side apply (forced: pdwatch owns these objects) in order: Secret, ConfigMap,
-   Service, CronJobs, Deployment; the ConfigMap always before any restart. When only code
-   (or secrets) changed, only those are applied: the rest is known to be in place. CronJobs
-   and a Secret the workflow no longer renders are deleted, when they carry its labels.
-3. One rollout: when the apply changed the pod template, that is the rollout; otherwise,
-   when the code or secrets changed, a `kubectl.kubernetes.io/restartedAt` stamp that is
-   unique per call (microseconds, bumped on a tie) starts it.
-4. Follow the rollout to the new pod's Ready, or its failure.
+1. Read the ConfigMap, Deployment, Secret, Service and CronJobs in one parallel round.
+2. Server-side apply (forced: pdwatch owns these objects) what differs from the bundle,
+   in order Secret, ConfigMap, Service, CronJobs (plan.plan_objects); delete the CronJobs
+   and Secret the workflow no longer renders, when they carry its labels.
+3. The Deployment, whose pod template records the code's content hash and the Secret's
+   resourceVersion (plan.wanted_deployment): when it differs, it is applied, and a changed
+   template is the one rollout. Only a restart asked for with nothing to apply uses a
+   `kubectl.kubernetes.io/restartedAt` stamp, unique per call.
+4. Follow the rollout to the new pod's Ready, or its failure. With nothing applied, the
+   rollout the Deployment is in is followed if it is not complete, and the serving pod is
+   found when it is. So a cycle cut short anywhere is finished by the next one, and
+   "unchanged" means the cluster runs this (plan.py).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devloop import events
-from devloop.kube.client import FIELD_MANAGER, Kube
+from devloop.kube import plan
+from devloop.kube.client import Kube
 from devloop.kube.errors import KubeError, Timeout
-from devloop.kube.rollout import RolloutResult, RolloutWatch, follow_rollout
-from devloop.manifests import (
-    CONTENT_HASH_ANNOTATION,
-    SPEC_HASH_ANNOTATION,
-    owned_by_workflow,
-    ownership_selector,
+from devloop.kube.rollout import (
+    RolloutResult,
+    RolloutWatch,
+    follow_rollout,
+    serving_pod,
 )
+from devloop.manifests import ownership_selector
 from devloop.render import Bundle
 from devloop.waits import within
 
@@ -60,6 +62,8 @@ class CycleResult:
     applied: bool
     restarted: bool
     rollout: RolloutResult | None = None
+    serving: str = ""  # the pod that serves this, when no rollout was followed
+    deployment: dict[str, Any] | None = None  # the Deployment as the cycle left it
 
     @property
     def ok(self) -> bool:
@@ -96,42 +100,15 @@ async def rollout_restart(
         delay = min(delay * 2, 2.0)
 
 
-@dataclass
-class LiveState:
-    """What the cluster runs now, read in one parallel round before a cycle."""
-
-    config_map: dict[str, Any] | None
-    deployment: dict[str, Any] | None
-    secret: dict[str, Any] | None
-
-    def annotation(self, key: str) -> str | None:
-        meta = (self.config_map or {}).get("metadata") or {}
-        return (meta.get("annotations") or {}).get(key)
-
-
-async def read_live(kube: Kube, bundle: Bundle) -> LiveState:
-    cm, deployment, secret = await asyncio.gather(
+async def read_live(kube: Kube, bundle: Bundle) -> plan.Live:
+    cm, deployment, secret, service, crons = await asyncio.gather(
         kube.get("ConfigMap", bundle.config_map["metadata"]["name"]),
         kube.get("Deployment", bundle.deployment["metadata"]["name"]),
         kube.get("Secret", f"{bundle.workflow.name}-secrets"),
+        kube.get("Service", bundle.service["metadata"]["name"]),
+        kube.list("CronJob", label_selector=ownership_selector(bundle.workflow.name)),
     )
-    return LiveState(cm, deployment, secret)
-
-
-def drifted(deployment: dict[str, Any] | None) -> bool:
-    """Whether someone else wrote the Deployment's spec or metadata (kubectl edit, scale,
-    set image …): then the full apply runs, taking those fields back. Status writers (the
-    controller) and pdwatch itself do not count."""
-    if deployment is None:
-        return True
-    entries = deployment["metadata"].get("managedFields") or []
-    return any(e.get("manager") != FIELD_MANAGER and not e.get("subresource") for e in entries)
-
-
-def secret_matches(live: LiveState, bundle: Bundle) -> bool:
-    if bundle.secret is None:
-        return live.secret is None or not owned_by_workflow(live.secret, bundle.workflow.name)
-    return live.secret is not None and (live.secret.get("data") or {}) == bundle.secret["data"]
+    return plan.Live(cm, deployment, secret, service, tuple(crons.get("items") or ()))
 
 
 async def deploy_cycle(
@@ -146,85 +123,142 @@ async def deploy_cycle(
     edited_at: float | None = None,
 ) -> CycleResult:
     live = await read_live(kube, bundle)
-    code_changed = live.annotation(CONTENT_HASH_ANNOTATION) != bundle.content_hash
-    spec_changed = live.annotation(SPEC_HASH_ANNOTATION) != bundle.spec_hash or drifted(
-        live.deployment
-    )
-    secret_changed = not secret_matches(live, bundle)
-    if not (force_restart or code_changed or spec_changed or secret_changed):
-        emit(events.Unchanged(bundle.content_hash))
-        return CycleResult(applied=False, restarted=False)
-    name = bundle.deployment["metadata"]["name"]
-    # Only what changed: a code edit applies the ConfigMap (and Secret) and restarts.
-    manifests = (
-        bundle.manifests()
-        if spec_changed
-        else [
-            m
-            for m in bundle.manifests()
-            if m["kind"] == "ConfigMap" or (m["kind"] == "Secret" and secret_changed)
-        ]
-    )
+    before_deployment = [m for m in bundle.manifests() if m["kind"] != "Deployment"]
+    objects = plan.plan_objects(live, before_deployment, bundle.workflow.name)
     t0 = time.monotonic()
-    applied = []
-    deployment: dict[str, Any] = live.deployment or {}
-    for manifest in manifests:
+    applied: list[str] = []
+    secret = live.secret
+    for manifest in objects.apply:
         result = await kube.apply(manifest)
         applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
-        if manifest["kind"] == "Deployment":
-            deployment = result
-    pruned = await _prune(kube, bundle, live) if spec_changed or secret_changed else []
-    emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
-    template_changed = live.deployment is None or (
-        live.deployment["spec"]["template"] != deployment["spec"]["template"]
+        if manifest["kind"] == "Secret":
+            secret = result
+    pruned = await _prune(kube, bundle, objects)
+    if pruned:
+        secret = None if objects.prune_secret else secret
+    wanted = plan.wanted_deployment(
+        bundle.deployment, plan.secret_version(secret if bundle.secret is not None else None)
     )
+    step = plan.plan_deployment(live.deployment, wanted, force_restart)
+    name = wanted["metadata"]["name"]
+    deployment = live.deployment
+    watch: RolloutWatch | None = None
+    rolled = False
     restart_at = time.monotonic()
-    if template_changed:
-        emit(events.RestartTriggered(name, "template"))
-        watch = open_rollout_watch(kube, bundle)
-    elif code_changed or secret_changed or force_restart:
-        stamp = stamps.next()
-        # The restart request goes out first; the rollout's watches open while it is
-        # applied, so the new pod is seen as it appears instead of looked up afterwards.
-        restarting = asyncio.create_task(rollout_restart(kube, name, stamp, restart_timeout))
-        await asyncio.sleep(0)
-        watch = open_rollout_watch(kube, bundle)
-        try:
-            deployment = await restarting
-        except BaseException:
-            await watch.close()
-            raise
-        emit(events.RestartTriggered(name, "restartedAt", stamp))
-    else:
-        return CycleResult(applied=True, restarted=False)
     try:
+        if step.apply:
+            # The watches open before the change, so the new pod is seen as it appears.
+            watch = open_rollout_watch(kube, bundle)
+            restart_at = time.monotonic()
+            deployment = await kube.apply(wanted)
+            applied.append(f"Deployment/{name}")
+            rolled = plan.templates_differ(live.deployment, deployment)
+        if applied or pruned:
+            emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
+        if rolled:
+            emit(events.RestartTriggered(name, "template"))
+        elif step.restart:
+            stamp = stamps.next()
+            watch = watch or open_rollout_watch(kube, bundle)
+            restart_at = time.monotonic()
+            deployment = await rollout_restart(kube, name, stamp, restart_timeout)
+            emit(events.RestartTriggered(name, "restartedAt", stamp))
+            rolled = True
+        assert deployment is not None  # applied, or read live
+        if not rolled:
+            return await _settle(
+                kube,
+                deployment,
+                emit,
+                bool(applied or pruned),
+                rollout_timeout,
+                on_pod_started,
+                bundle.content_hash,
+            )
+        assert watch is not None
         rollout = await follow_rollout(
             kube, deployment, emit, rollout_timeout, restart_at, on_pod_started, edited_at, watch
         )
     finally:
+        if watch is not None:
+            await watch.close()
+    return CycleResult(applied=True, restarted=True, rollout=rollout, deployment=deployment)
+
+
+async def _settle(
+    kube: Kube,
+    deployment: dict[str, Any],
+    emit: Emit,
+    applied: bool,
+    rollout_timeout: float,
+    on_pod_started: Callable[[str], None] | None,
+    content_hash: str | None = None,
+) -> CycleResult:
+    """Nothing to roll out: the Deployment already has the wanted template. Report where
+    its rollout stands, following it if it is still under way."""
+    status = plan.rollout_status(deployment)
+    if status.state == plan.COMPLETE:
+        pod = await serving_pod(kube, deployment)
+        if not applied and content_hash is not None:
+            emit(events.Unchanged(content_hash, pod))
+        return CycleResult(applied, False, serving=pod, deployment=deployment)
+    if status.state == plan.PAUSED:
+        failure = paused_failure(deployment, kube.namespace)
+        emit(failure)
+        return CycleResult(applied, False, RolloutResult(False, failure=failure), "", deployment)
+    # Under way (a cycle cut short, or someone else's change), or stuck: follow it.
+    name = deployment["metadata"]["name"]
+    emit(events.RestartTriggered(name, "in-progress"))
+    watch = RolloutWatch(kube, name, deployment["spec"]["selector"]["matchLabels"])
+    try:
+        rollout = await follow_rollout(
+            kube, deployment, emit, rollout_timeout, time.monotonic(), on_pod_started, None, watch
+        )
+    finally:
         await watch.close()
-    return CycleResult(applied=True, restarted=True, rollout=rollout)
+    return CycleResult(applied, False, rollout, "", deployment)
+
+
+def paused_failure(deployment: dict[str, Any], namespace: str) -> events.RolloutFailed:
+    name = deployment["metadata"]["name"]
+    return events.RolloutFailed(
+        "",
+        "Paused",
+        f"deployment {name} is paused (kubectl rollout pause); nothing rolls out until it "
+        f"is resumed: kubectl rollout resume deployment/{name} -n {namespace}",
+    )
+
+
+async def follow_existing(
+    kube: Kube,
+    name: str,
+    emit: Emit,
+    rollout_timeout: float,
+    on_pod_started: Callable[[str], None] | None,
+) -> CycleResult | None:
+    """A change seen in the cluster (someone else's rollout, a deleted pod): follow what
+    the Deployment does now, applying nothing. None when the Deployment is gone."""
+    deployment = await kube.get("Deployment", name)
+    if deployment is None:
+        return None
+    return await _settle(kube, deployment, emit, False, rollout_timeout, on_pod_started)
 
 
 def open_rollout_watch(kube: Kube, bundle: Bundle) -> RolloutWatch:
-    return RolloutWatch(kube, bundle.deployment["spec"]["selector"]["matchLabels"])
+    return RolloutWatch(
+        kube,
+        bundle.deployment["metadata"]["name"],
+        bundle.deployment["spec"]["selector"]["matchLabels"],
+    )
 
 
-async def _prune(kube: Kube, bundle: Bundle, live: LiveState) -> list[str]:
-    """Delete CronJobs (and the Secret) this workflow rendered before but no longer does."""
-    wanted = {c["metadata"]["name"] for c in bundle.cronjobs}
-    selector = ownership_selector(bundle.workflow.name)
+async def _prune(kube: Kube, bundle: Bundle, objects: plan.ObjectsPlan) -> list[str]:
+    """Delete the CronJobs (and the Secret) this workflow rendered before but no longer does."""
     pruned = []
-    listed = await kube.list("CronJob", label_selector=selector)
-    for cron in listed.get("items") or []:
-        cron_name = cron["metadata"]["name"]
-        if cron_name not in wanted and await kube.delete("CronJob", cron_name):
+    for cron_name in objects.prune_cronjobs:
+        if await kube.delete("CronJob", cron_name):
             pruned.append(f"CronJob/{cron_name}")
-    if (
-        bundle.secret is None
-        and live.secret is not None
-        and owned_by_workflow(live.secret, bundle.workflow.name)
-    ):
+    if objects.prune_secret:
         name = f"{bundle.workflow.name}-secrets"
         if await kube.delete("Secret", name):
             pruned.append(f"Secret/{name}")

@@ -4,6 +4,15 @@ is Ready or fails with the cluster's own reason.
 The new ReplicaSet is the one owned by the Deployment whose pod template equals the
 Deployment's current template (ignoring `pod-template-hash`), as kubectl identifies it;
 its pods carry its hash, so an old pod is never mistaken for the new one.
+
+What counts as failed follows what a real kubelet and controller do:
+- a container that terminates has failed, at its first termination: the kubelet restarts
+  it at once and only shows CrashLoopBackOff after the second exit, 10 s later at best;
+- an image that cannot be pulled, or a container that cannot be created, has failed;
+- FailedCreate (e.g. a ServiceAccount not there yet after --create-namespace),
+  FailedScheduling and FailedMount are often transient: shown as "waiting", they fail
+  the rollout only through the Deployment's ProgressDeadlineExceeded or the timeout;
+- a paused Deployment rolls nothing out: said at once, with the command that resumes it.
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from devloop import events
+from devloop.kube import plan
 from devloop.kube.client import Kube
 from devloop.kube.errors import KubeError
 from devloop.kube.watching import watch_objects
@@ -26,12 +37,12 @@ Emit = Callable[[events.Event], None]
 FAILING_WAIT_REASONS = {
     "ErrImagePull",
     "ImagePullBackOff",
-    "CrashLoopBackOff",
     "CreateContainerConfigError",
     "CreateContainerError",
     "InvalidImageName",
     "RunContainerError",
 }
+TRANSIENT_EVENT_REASONS = {"FailedCreate", "FailedScheduling", "FailedMount"}
 LAST_LOG_LINES = 20
 
 
@@ -63,31 +74,56 @@ def selector_string(match_labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
 
-@dataclass
-class _PodWatch:
-    """What has been reported for the new pod, so each step is told once."""
+def is_ready(pod: dict[str, Any]) -> bool:
+    if pod["metadata"].get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
-    reported: set[str] = field(default_factory=set)
-    pods: set[str] = field(default_factory=set)
-    uids: set[str] = field(default_factory=set)
-    last_warning: str = ""
+
+def termination(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The engine container's termination, current or last: a crash, at its first exit."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (cs.get("state") or {}).get("terminated") or (
+            (cs.get("lastState") or {}).get("terminated")
+        )
+        if terminated:
+            return dict(terminated)
+    return None
+
+
+def crash_message(terminated: dict[str, Any]) -> tuple[str, str]:
+    """(reason, message) of a terminated container, e.g. ("OOMKilled", "exit code 137 …")."""
+    reason = terminated.get("reason") or "Error"
+    code = terminated.get("exitCode")
+    text = f"the engine exited with code {code}" if code is not None else "the engine exited"
+    if reason == "OOMKilled":
+        text += " (killed for using more memory than its limit)"
+    if terminated.get("message"):
+        text += f": {terminated['message']}"
+    return reason, text
 
 
 class RolloutWatch:
-    """The watches a rollout is followed with: the Deployment's ReplicaSets and pods, and
-    the namespace's events, merged into one stream.
+    """The watches a rollout is followed with: the Deployment, its ReplicaSets and pods,
+    and the namespace's new events, merged into one stream.
 
     Opened before the change that starts the rollout (the pump tasks start at once), so
     the new ReplicaSet and its pod are seen as they appear instead of being looked up one
-    after the other once the restart has landed. Close it with `close()`.
+    after the other once the change has landed. Events start from now: the namespace's
+    earlier events (there may be tens of thousands) are never listed or replayed.
+    Close it with `close()`.
     """
 
-    def __init__(self, kube: Kube, match_labels: dict[str, str]) -> None:
+    def __init__(self, kube: Kube, deployment: str, match_labels: dict[str, str]) -> None:
         selector = selector_string(match_labels)
         sources = {
+            "deployment": watch_objects(
+                kube, "Deployment", field_selector=f"metadata.name={deployment}"
+            ),
             "rs": watch_objects(kube, "ReplicaSet", label_selector=selector),
             "pod": watch_objects(kube, "Pod", label_selector=selector),
-            "event": watch_objects(kube, "Event"),
+            "event": watch_objects(kube, "Event", from_now=True),
         }
         self.queue: asyncio.Queue[tuple[str, str, dict[str, Any]] | BaseException] = asyncio.Queue()
         self.tasks = [asyncio.create_task(self._pump(tag, s)) for tag, s in sources.items()]
@@ -125,6 +161,23 @@ async def find_new_replica_set(kube: Kube, deployment: dict[str, Any]) -> dict[s
     raise KubeError("the ReplicaSet watch ended")  # watch_objects never ends on its own
 
 
+async def serving_pod(kube: Kube, deployment: dict[str, Any]) -> str:
+    """The Ready pod of the Deployment's newest ReplicaSet (what serves its template), or
+    "" when there is none."""
+    selector = deployment["spec"]["selector"].get("matchLabels") or {}
+    listed = await kube.list("ReplicaSet", label_selector=selector_string(selector))
+    newest = [rs for rs in listed.get("items") or [] if is_new_replica_set(rs, deployment)]
+    if not newest:
+        return ""
+    rs_hash = newest[0]["metadata"]["labels"].get("pod-template-hash", "")
+    pods = await kube.list(
+        "Pod", label_selector=selector_string({**selector, "pod-template-hash": rs_hash})
+    )
+    ready = [p for p in pods.get("items") or [] if is_ready(p)]
+    ready.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    return str(ready[-1]["metadata"]["name"]) if ready else ""
+
+
 async def follow_rollout(
     kube: Kube,
     deployment: dict[str, Any],
@@ -141,7 +194,11 @@ async def follow_rollout(
     t0 = started if started is not None else time.monotonic()
     own = watch is None
     if watch is None:
-        watch = RolloutWatch(kube, deployment["spec"]["selector"].get("matchLabels") or {})
+        watch = RolloutWatch(
+            kube,
+            deployment["metadata"]["name"],
+            deployment["spec"]["selector"].get("matchLabels") or {},
+        )
     try:
         return await within(
             _follow(kube, deployment, emit, t0, watch, on_started, edited_at), timeout
@@ -160,6 +217,28 @@ async def follow_rollout(
 HELD_EVENTS = 200  # events not (yet) about the new ReplicaSet or its pods
 
 
+@dataclass
+class _Follow:
+    """What has been seen and reported of one rollout, so each step is told once."""
+
+    deployment: dict[str, Any]
+    rs: dict[str, Any] | None = None  # the new ReplicaSet, once seen
+    reported: set[str] = field(default_factory=set)
+    uids: set[str] = field(default_factory=set)
+    held_pods: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    held_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HELD_EVENTS))
+
+    @property
+    def rs_name(self) -> str:
+        return self.rs["metadata"]["name"] if self.rs else ""
+
+    def ours(self, pod: dict[str, Any]) -> bool:
+        assert self.rs is not None
+        labels = pod["metadata"].get("labels") or {}
+        wanted = self.rs["metadata"]["labels"].get("pod-template-hash")
+        return bool(labels.get("pod-template-hash") == wanted)
+
+
 async def _follow(
     kube: Kube,
     deployment: dict[str, Any],
@@ -169,16 +248,14 @@ async def _follow(
     on_started: Callable[[str], None] | None,
     edited_at: float | None = None,
 ) -> RolloutResult:
-    state = _PodWatch()
-    rs: dict[str, Any] | None = None  # the new ReplicaSet, once seen
-    held_pods: dict[str, tuple[str, dict[str, Any]]] = {}  # seen before it
-    held_events: deque[dict[str, Any]] = deque(maxlen=HELD_EVENTS)
+    state = _Follow(deployment)
+    started_wall = time.time() - (time.monotonic() - t0)
 
     def ms() -> float:
         return (time.monotonic() - t0) * 1000
 
     def step(pod: str, name: str, detail: str = "") -> None:
-        key = f"{pod}/{name}"
+        key = f"{pod}/{name}/{detail if name == 'waiting' else ''}"
         if key not in state.reported:
             state.reported.add(key)
             emit(events.PodProgress(pod, name, detail, ms()))
@@ -189,86 +266,107 @@ async def _follow(
             logs = await _last_logs(kube, pod)
         failure = events.RolloutFailed(pod, reason, message, logs)
         emit(failure)
-        return RolloutResult(False, pod, rs_name(), ms(), failure)
-
-    def rs_name() -> str:
-        return rs["metadata"]["name"] if rs else ""
-
-    def ours(pod: dict[str, Any]) -> bool:
-        labels = pod["metadata"].get("labels") or {}
-        assert rs is not None
-        wanted = rs["metadata"]["labels"].get("pod-template-hash")
-        return bool(labels.get("pod-template-hash") == wanted)
+        return RolloutResult(False, pod, state.rs_name, ms(), failure)
 
     async def on_pod(kind: str, obj: dict[str, Any]) -> RolloutResult | None:
-        if kind == "DELETED" or not ours(obj):
+        if kind == "DELETED" or not state.ours(obj):
             return None
         name = obj["metadata"]["name"]
-        state.pods.add(name)
-        step(name, "created")
         status = obj.get("status") or {}
         conditions = {c["type"]: c.get("status") for c in status.get("conditions") or []}
-        if conditions.get("PodScheduled") == "True":
-            step(name, "scheduled", (obj.get("spec") or {}).get("nodeName", ""))
         if obj["metadata"]["uid"] not in state.uids:
             state.uids.add(obj["metadata"]["uid"])
+            created = _created_at(obj)
+            if created is not None and created < started_wall - 1 and is_ready(obj):
+                # The template equals an older ReplicaSet's: its pod already runs it.
+                step(name, "serving", "already running this template")
+            else:
+                step(name, "created")
             if result := await replay_events():  # what the cluster said of it meanwhile
                 return result
+        if conditions.get("PodScheduled") == "True":
+            step(name, "scheduled", (obj.get("spec") or {}).get("nodeName", ""))
+        terminated = termination(obj) if not is_ready(obj) else None
+        if terminated is not None:
+            reason, message = crash_message(terminated)
+            return await fail(name, reason, message, crashed=True)
         for cs in status.get("containerStatuses") or []:
-            state_ = cs.get("state") or {}
-            if "running" in state_:
-                if f"{name}/started" not in state.reported and on_started:
+            container_state = cs.get("state") or {}
+            if "running" in container_state:
+                if f"{name}/started/" not in state.reported and on_started:
                     on_started(name)
                 step(name, "started")
-            waiting = state_.get("waiting") or {}
+            waiting = container_state.get("waiting") or {}
             if waiting.get("reason") in FAILING_WAIT_REASONS:
-                return await fail(
-                    name,
-                    waiting["reason"],
-                    waiting.get("message", ""),
-                    crashed=waiting["reason"] == "CrashLoopBackOff",
-                )
-        if conditions.get("Ready") == "True":
+                return await fail(name, waiting["reason"], waiting.get("message", ""))
+        if conditions.get("Ready") == "True" and not obj["metadata"].get("deletionTimestamp"):
             elapsed = ms()
             since_edit = (time.time() - edited_at) * 1000 if edited_at else None
-            emit(events.PodReady(name, rs_name(), elapsed, since_edit))
-            return RolloutResult(True, name, rs_name(), elapsed)
+            emit(events.PodReady(name, state.rs_name, elapsed, since_edit))
+            return RolloutResult(True, name, state.rs_name, elapsed)
         return None
 
     async def on_event(obj: dict[str, Any]) -> RolloutResult | None:
         involved = obj.get("involvedObject") or {}
-        if rs is None or involved.get("uid") not in state.uids | {rs["metadata"]["uid"]}:
-            held_events.append(obj)  # its pod may not have been seen yet
+        if state.rs is None or involved.get("uid") not in state.uids | {
+            state.rs["metadata"]["uid"]
+        }:
+            state.held_events.append(obj)  # its pod may not have been seen yet
             return None
         reason, message = obj.get("reason", ""), obj.get("message", "")
         pod = involved.get("name", "")
         if reason == "Pulled":
             step(pod, "pulled", message)
-        elif reason in ("FailedMount", "FailedCreate", "FailedScheduling"):
-            return await fail(pod if reason != "FailedCreate" else rs_name(), reason, message)
+        elif reason in TRANSIENT_EVENT_REASONS:
+            step(pod, "waiting", f"{reason}: {message}")
         elif obj.get("type") == "Warning" and reason not in ("BackOff", "Failed"):
-            state.last_warning = f"{reason}: {message}"
-            emit(events.PodProgress(pod, "warning", state.last_warning, ms()))
+            emit(events.PodProgress(pod, "warning", f"{reason}: {message}", ms()))
         return None
 
     async def replay_events() -> RolloutResult | None:
-        for _ in range(len(held_events)):
-            if result := await on_event(held_events.popleft()):
+        for _ in range(len(state.held_events)):
+            if result := await on_event(state.held_events.popleft()):
                 return result
+        return None
+
+    def on_deployment(obj: dict[str, Any]) -> RolloutResult | None:
+        if obj["metadata"].get("uid") != deployment["metadata"].get("uid"):
+            return None
+        status = plan.rollout_status(obj)
+        if status.state == plan.DEADLINE:
+            failure = events.RolloutFailed(
+                state.rs_name, "ProgressDeadlineExceeded", status.message
+            )
+            emit(failure)
+            return RolloutResult(False, "", state.rs_name, ms(), failure)
+        if status.state == plan.PAUSED:
+            name = obj["metadata"]["name"]
+            failure = events.RolloutFailed(
+                "",
+                "Paused",
+                f"deployment {name} is paused (kubectl rollout pause); nothing rolls out "
+                f"until it is resumed: kubectl rollout resume deployment/{name} "
+                f"-n {obj['metadata'].get('namespace', '')}",
+            )
+            emit(failure)
+            return RolloutResult(False, "", state.rs_name, ms(), failure)
         return None
 
     async for tag, kind, obj in watch:
         result: RolloutResult | None = None
-        if tag == "rs":
-            if rs is None and kind != "DELETED" and is_new_replica_set(obj, deployment):
-                rs = obj
+        if tag == "deployment":
+            if kind != "DELETED":
+                result = on_deployment(obj)
+        elif tag == "rs":
+            if state.rs is None and kind != "DELETED" and is_new_replica_set(obj, deployment):
+                state.rs = obj
                 result = await replay_events()
-                for held_kind, pod in list(held_pods.values()):
+                for held_kind, pod in list(state.held_pods.values()):
                     result = result or await on_pod(held_kind, pod)
-                held_pods.clear()
+                state.held_pods.clear()
         elif tag == "pod":
-            if rs is None:
-                held_pods[obj["metadata"]["name"]] = (kind, obj)
+            if state.rs is None:
+                state.held_pods[obj["metadata"]["name"]] = (kind, obj)
             else:
                 result = await on_pod(kind, obj)
         else:
@@ -276,6 +374,16 @@ async def _follow(
         if result is not None:
             return result
     raise KubeError("the rollout watch ended")
+
+
+def _created_at(obj: dict[str, Any]) -> float | None:
+    text = obj["metadata"].get("creationTimestamp")
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 async def _last_logs(kube: Kube, pod: str) -> tuple[str, ...]:

@@ -19,17 +19,31 @@ MAX_BACKOFF = 5.0
 
 
 async def watch_objects(
-    kube: Kube, kind: str, label_selector: str = "", field_selector: str = ""
+    kube: Kube,
+    kind: str,
+    label_selector: str = "",
+    field_selector: str = "",
+    from_now: bool = False,
+    synced: bool = False,
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """`from_now`: only what happens from now on. The list asks for one item (limit=1) just
+    for the collection's resourceVersion: a namespace's 20,000 old Events are not sent.
+    `synced`: after each (re)list, ("SYNCED", {"names": [...]}) tells what the list held, so
+    an object that vanished while no watch was open (a recreated cluster) is noticed."""
     rv: str | None = None
     backoff = 0.1
     while True:
         try:
             if rv is None:
-                listed = await kube.list(kind, label_selector, field_selector)
+                listed = await kube.list(
+                    kind, label_selector, field_selector, limit=1 if from_now else None
+                )
                 rv = listed["metadata"]["resourceVersion"]
-                for item in listed.get("items") or []:
+                items = [] if from_now else listed.get("items") or []
+                for item in items:
                     yield "ADDED", item
+                if synced:
+                    yield "SYNCED", {"names": [i["metadata"]["name"] for i in items]}
             stream = kube.watch(kind, rv, label_selector, field_selector)
             async for line in stream:
                 if not line.strip():

@@ -6,6 +6,6 @@ the test bed of every integration test. Where pdwatch depends on a behaviour, it
 a real API server, controller manager and kubelet do.
 """
 
-from devloop.sim.cluster import EmbeddedCluster, SimSettings
+from devloop.sim.cluster import EmbeddedCluster, Rule, SimSettings
 
-__all__ = ["EmbeddedCluster", "SimSettings"]
+__all__ = ["EmbeddedCluster", "Rule", "SimSettings"]

@@ -21,7 +21,7 @@ from devloop.sim import resources
 from devloop.sim.api import Api
 from devloop.sim.batch import Batch
 from devloop.sim.controllers import Controllers
-from devloop.sim.faults import Faults
+from devloop.sim.faults import Faults, Rule
 from devloop.sim.kubelet import NODE_NAME, Kubelet
 from devloop.sim.server import make_app
 from devloop.sim.settings import ImageBehaviour, SimSettings
@@ -30,7 +30,7 @@ from devloop.sim.store import Store, now_rfc3339
 CONTEXT = "pdwatch-embedded"
 T = TypeVar("T")
 
-__all__ = ["CONTEXT", "EmbeddedCluster", "ImageBehaviour", "SimSettings"]
+__all__ = ["CONTEXT", "EmbeddedCluster", "ImageBehaviour", "Rule", "SimSettings"]
 
 
 class EmbeddedCluster:
@@ -222,6 +222,24 @@ class EmbeddedCluster:
 
     def fail_next(self, count: int, status: int = 500) -> None:
         self.call(lambda: self.faults.fail(count, status))
+
+    def add_fault(self, rule: Rule) -> None:
+        """Fail, delay or hold the requests a rule picks out (faults.Rule)."""
+        self.call(lambda: self.faults.rules.append(rule))
+
+    def clear_faults(self) -> None:
+        """Drop every rule and release the held requests."""
+
+        def clear() -> None:
+            self.faults.rules.clear()
+            self.faults.release.set()
+            self.faults.release = asyncio.Event()
+
+        self.call(clear)
+
+    @property
+    def held_requests(self) -> int:
+        return self.call(lambda: self.faults.held)
 
     def drop_streams(self) -> None:
         """Cut every open watch and log stream, as a load balancer or a restart would."""

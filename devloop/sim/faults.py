@@ -3,9 +3,29 @@ slow requests, failing requests, dropped watch and log connections."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+
+@dataclass
+class Rule:
+    """Requests matching `method` and `path_part` (both optional) from the `skip`+1-th on:
+    `count` of them fail with `status` (0: they are held until released, then dropped, as
+    if the client had died waiting), or are answered `delay_s` late."""
+
+    method: str = ""
+    path_part: str = ""
+    skip: int = 0
+    count: int = 1
+    status: int = 500
+    delay_s: float = 0.0
+
+    def matches(self, request: web.Request) -> bool:
+        return (not self.method or request.method == self.method) and (
+            self.path_part in request.path
+        )
 
 
 @dataclass
@@ -14,9 +34,25 @@ class Faults:
     fail_next: int = 0
     fail_status: int = 500
     streams: set[web.StreamResponse] = field(default_factory=set)
+    rules: list[Rule] = field(default_factory=list)
+    held: int = 0  # requests being held now
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def fail(self, count: int, status: int = 500) -> None:
         self.fail_next, self.fail_status = count, status
+
+    def rule_for(self, request: web.Request) -> Rule | None:
+        """The rule this request falls under, if any (its count is used up here)."""
+        for rule in self.rules:
+            if not rule.matches(request):
+                continue
+            if rule.skip > 0:
+                rule.skip -= 1
+                continue
+            if rule.count > 0:
+                rule.count -= 1
+                return rule
+        return None
 
     def dropped(self, response: web.StreamResponse) -> bool:
         return response not in self.streams

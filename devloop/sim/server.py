@@ -4,6 +4,7 @@ streams, the service proxy, and fault injection for reliability tests."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -47,6 +48,10 @@ def error_response(err: ApiError) -> web.Response:
 
 
 REASONS = {
+    400: "BadRequest",
+    404: "NotFound",
+    409: "Conflict",
+    422: "Invalid",
     500: "InternalError",
     502: "BadGateway",
     503: "ServiceUnavailable",
@@ -66,6 +71,25 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
     ) -> web.StreamResponse:
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
+        rule = faults.rule_for(request)
+        if rule is not None and rule.delay_s:
+            await asyncio.sleep(rule.delay_s)
+        elif rule is not None and rule.status == 0:
+            faults.held += 1
+            try:
+                await faults.release.wait()
+            finally:
+                faults.held -= 1
+            cut(request)
+            raise web.HTTPServiceUnavailable()
+        elif rule is not None:
+            return error_response(
+                ApiError(
+                    rule.status,
+                    REASONS.get(rule.status, "InternalError"),
+                    "injected fault (pdwatch embedded cluster)",
+                )
+            )
         if faults.fail_next > 0:
             faults.fail_next -= 1
             code = faults.fail_status
@@ -403,13 +427,51 @@ async def list_or_watch(
         cluster.api.authorize("watch", t.resource, t.namespace, "")
         return await watch(cluster, request, t, matches)
     cluster.api.authorize("list", t.resource, t.namespace, "")
-    items = cluster.store.list(t.resource, t.namespace, matches)
+    limit, after = paging(query)
+    continue_token = ""
+    remaining = 0
+    if limit:
+        items, remaining, last = cluster.store.page(t.resource, t.namespace, matches, limit, after)
+        continue_token = encode_continue(last, cluster.store.rv) if last else ""
+    else:
+        items = cluster.store.list(t.resource, t.namespace, matches)
     table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
     if table_version:
         include = query.get("includeObject", "Metadata")
         rv = str(cluster.store.rv)
         return json_response(tables.table(t.resource.kind, items, table_version, rv, include))
-    return json_response(list_body(t.resource, items, cluster.store.rv))
+    body = list_body(t.resource, items, cluster.store.rv)
+    if continue_token:
+        body["metadata"]["continue"] = continue_token
+        body["metadata"]["remainingItemCount"] = remaining
+    return json_response(body)
+
+
+def paging(query: Any) -> tuple[int, tuple[str, ...] | None]:
+    """`limit` and `continue` of a chunked list (apiserver's ListOptions; a limit of 0 or
+    none means everything). The token is opaque to clients: here base64 JSON of the last
+    key given. Unlike etcd, the embedded store keeps no snapshot: later pages show the
+    objects as they are when asked for."""
+    raw_limit = query.get("limit", "")
+    try:
+        limit = max(0, int(raw_limit)) if raw_limit else 0
+    except ValueError:
+        raise bad_request(f"invalid limit {raw_limit!r}") from None
+    token = query.get("continue", "")
+    if not token:
+        return limit, None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return limit, tuple(decoded["start"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(
+            400, "BadRequest", "continue key is not valid: incorrect encoded start resourceVersion"
+        ) from None
+
+
+def encode_continue(last: tuple[str, ...], rv: int) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(last)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 async def watch(

@@ -8,6 +8,7 @@ compacted etcd gives.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import calendar
 import copy
 import time
@@ -103,6 +104,28 @@ class Store:
         ]
         found.sort(key=lambda item: item[0])
         return [copy.deepcopy(obj) for _, obj in found]
+
+    def page(
+        self,
+        resource: Resource,
+        namespace: str,
+        matches: Matcher | None,
+        limit: int,
+        after: tuple[str, ...] | None,
+    ) -> tuple[builtins.list[dict[str, Any]], int, tuple[str, ...] | None]:
+        """One page of a chunked list (`limit`, `continue`): copies of at most `limit`
+        matching objects after the key `after`, how many remain, and the last key given."""
+        keys = sorted(
+            key
+            for key, obj in self.objects.items()
+            if (key[0], key[1]) == (resource.group, resource.plural)
+            and not (namespace and resource.namespaced and key[2] != namespace)
+            and (after is None or key > after)
+            and (matches is None or matches(obj))
+        )
+        taken = keys[:limit]
+        last = taken[-1] if len(keys) > limit else None
+        return [copy.deepcopy(self.objects[k]) for k in taken], len(keys) - len(taken), last
 
     # --- writes (the caller has validated) ---------------------------------------------------
 

@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from devloop import names
+from devloop.sim.cron import validation_error as schedule_error
 from devloop.sim.errors import Cause
 from devloop.sim.resources import Resource
-from devloop.workflow import cron_schedule_problem
 
 MAX_OBJECT_DATA = 1024 * 1024  # core.MaxSecretSize, used for ConfigMaps and Secrets
 MAX_ANNOTATIONS = 256 * 1024
@@ -242,7 +242,7 @@ def _cronjob(obj: dict[str, Any]) -> list[Cause]:
     if not schedule:
         causes.append(Cause.required("spec.schedule"))
     else:
-        problem = cron_schedule_problem(str(schedule))
+        problem = schedule_error(str(schedule))
         if problem:
             causes.append(Cause.invalid("spec.schedule", schedule, problem))
     policy = spec.get("concurrencyPolicy", "Allow")

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from devloop import events
+from devloop.problems import Problem
 
 
 def _ms(value: float) -> str:
@@ -25,14 +26,19 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             listed = f" ({', '.join(files)})" if files else ""
             return "dim", f"rendered {size:,} bytes, hash {h[:12]}{listed}"
         case events.RenderFailed(problems=problems):
-            return "red", "\n".join(f"error: {p}" for p in problems)
-        case events.Unchanged():
-            return "dim", "unchanged: the cluster already runs this; nothing applied"
+            return "red", "\n".join(f"{p.severity}: {p}" for p in problems)
+        case events.Unchanged(pod=pod):
+            serving = f" (pod {pod})" if pod else ""
+            return "dim", f"unchanged: the cluster already runs this{serving}; nothing applied"
         case events.Applied(objects=objects, ms=ms, pruned=pruned):
             extra = f"; deleted {', '.join(pruned)}" if pruned else ""
             return "", f"applied {len(objects)} objects in {_ms(ms)}{extra}"
         case events.RestartTriggered(deployment=name, via=via):
-            how = "pod template changed" if via == "template" else "rollout restart"
+            how = {
+                "template": "pod template changed",
+                "restartedAt": "rollout restart",
+                "in-progress": "following the rollout under way",
+            }.get(via, via)
             return "", f"{how}: deployment/{name}"
         case events.PodProgress(pod=pod, step="warning", detail=detail):
             return "yellow", f"pod {pod}: {detail}"
@@ -102,8 +108,13 @@ class PlainOutput:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True)
         self.summary = CycleSummary()
+        self.warned: tuple[Problem, ...] = ()
 
     def __call__(self, event: events.Event) -> None:
+        if isinstance(event, events.Rendered) and event.warnings != self.warned:
+            self.warned = event.warnings  # each set of warnings once, not every cycle
+            for problem in event.warnings:
+                self.console.print(escape(f"{problem.severity}: {problem}"), style="yellow")
         line = self.summary.add(event)
         if line:
             outcome = getattr(event, "outcome", "")

@@ -11,7 +11,6 @@ import difflib
 import json
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, Protocol
 
 from textual import on
@@ -39,7 +38,6 @@ from devloop.ui.widgets import (
     Timeline,
 )
 
-SECRET_FILES = (".secrets.yaml", "/.secrets/")
 FLUSH_MAX = 2_500  # log lines written per 100 ms tick: 25,000 lines/s
 
 
@@ -65,20 +63,6 @@ class LoopEvent(Message):
     def __init__(self, event: events.Event) -> None:
         super().__init__()
         self.event = event
-
-
-def offending_text(problem_file: str, line: int | None) -> str:
-    """The source line a problem points at; never from a secrets file."""
-    if line is None or any(s in problem_file for s in SECRET_FILES):
-        return ""
-    try:
-        lines = Path(problem_file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return ""
-    if not lines:
-        return ""
-    # YAML reports an unclosed bracket at the end of the file: show the last line then.
-    return lines[min(line, len(lines)) - 1].strip()
 
 
 def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
@@ -159,6 +143,7 @@ class PdwatchApp(App[int]):
         self.state, self.state_detail = "starting", ""
         self.pods = PodView()
         self.problems: list[str] = []
+        self.warnings: list[str] = []  # of the last render; shown under any problem
         self.pending_logs: list[str] = []
         self.log_pod = ""
         self.loop_worker: Worker[None] | None = None
@@ -242,10 +227,11 @@ class PdwatchApp(App[int]):
             case events.RenderFailed(problems=problems):
                 self.problems = []
                 for p in problems:
-                    self.problems.append(str(p))
-                    source = offending_text(p.file, p.line)
-                    if source:
-                        self.problems.append(f"    {source}")
+                    self.problems.append(f"{p}" if p.is_error else f"{p.severity}: {p}")
+                    if p.source:  # never set for a secrets file
+                        self.problems.append(f"    {p.source.strip()}")
+            case events.Rendered(warnings=warnings):
+                self.warnings = [f"{p.severity}: {p}" for p in warnings]
             case events.Error(message=text, details=details):
                 self.problems = [text, *details]
             case events.RolloutFailed(pod=pod, reason=reason, message=text, last_logs=logs):
@@ -285,7 +271,7 @@ class PdwatchApp(App[int]):
             self.timeline.show(row)
         self.refresh_header()
         self.refresh_pod()
-        self.problems_panel.show(self.problems)
+        self.problems_panel.show(self.problems + self.warnings)
 
     def refresh_header(self) -> None:
         deployed = self.controller.deployed

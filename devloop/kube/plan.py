@@ -1,0 +1,251 @@
+"""What a deploy cycle must do, decided from what the cluster runs: pure functions over the
+live objects and the bundle, tested with tables of cases.
+
+"What runs" is read from the objects themselves, never from a marker written before the
+rollout: the Deployment's pod template carries the content hash of the code
+(`pdwatch/content-hash`) and the resourceVersion of the Secret its pods were started
+against (`pdwatch/secret-version`), both written by the same request that starts the
+rollout. So a cycle cut short anywhere (a failed call, a timeout, pdwatch killed) leaves a
+template that still differs from the wanted one, and the next cycle applies it: one
+rollout, with the latest content.
+
+An object needs applying when applying it would change it (`contains`): every field the
+bundle sets has that value live. Fields others added are not pdwatch's (server-side apply
+leaves them); defaults the API server filled in are not differences.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from devloop.manifests import (
+    CONTENT_HASH_ANNOTATION,
+    SECRET_VERSION_ANNOTATION,
+    Manifest,
+    owned_by_workflow,
+)
+
+# Lists of objects whose items are matched by a key, as server-side apply merges them
+# (the OpenAPI's x-kubernetes-list-map-keys); other lists are compared item by item.
+LIST_KEYS = ("name", "mountPath", "containerPort", "port", "key", "type")
+
+
+def contains(live: Any, wanted: Any, path: str = "") -> bool:
+    """Whether `live` already holds everything `wanted` sets."""
+    if isinstance(wanted, dict):
+        if not isinstance(live, dict):
+            return False
+        for key, value in wanted.items():
+            if key not in live:
+                return False
+            if not contains(live[key], value, f"{path}.{key}"):
+                return False
+        return True
+    if isinstance(wanted, list):
+        if not isinstance(live, list):
+            return False
+        if all(isinstance(w, dict) for w in wanted) and wanted:
+            return _list_contains(live, wanted, path)
+        return live == wanted
+    if ".resources." in path:
+        return same_quantity(live, wanted)
+    return bool(live == wanted) and type(live) is type(wanted)
+
+
+def _list_contains(live: list[Any], wanted: list[dict[str, Any]], path: str) -> bool:
+    key = next((k for k in LIST_KEYS if all(k in w for w in wanted)), None)
+    if key is None:  # an atomic list: the same items in the same order
+        return len(live) == len(wanted) and all(
+            contains(lv, w, f"{path}[]") for lv, w in zip(live, wanted, strict=True)
+        )
+    by_key = {item.get(key): item for item in live if isinstance(item, dict)}
+    return all(contains(by_key.get(w[key]), w, f"{path}[]") for w in wanted)
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*)$")
+_SUFFIX: dict[str, Decimal | int] = {
+    "": 1,
+    "m": Decimal("0.001"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def same_quantity(live: Any, wanted: Any) -> bool:
+    """Resource quantities compare by value: the API server writes them canonically
+    ("0.5" comes back as "500m")."""
+    if live == wanted:
+        return True
+    a, b = _quantity(live), _quantity(wanted)
+    return a is not None and a == b
+
+
+def _quantity(value: Any) -> Decimal | None:
+    match = _QUANTITY.match(str(value))
+    if not match or match.group(2) not in _SUFFIX:
+        return None
+    try:
+        return Decimal(match.group(1)) * Decimal(_SUFFIX[match.group(2)])
+    except InvalidOperation:
+        return None
+
+
+# --- the objects other than the Deployment ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the cluster holds now, read in one parallel round before a cycle."""
+
+    config_map: Manifest | None
+    deployment: Manifest | None
+    secret: Manifest | None
+    service: Manifest | None
+    cronjobs: tuple[Manifest, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObjectsPlan:
+    """What to apply before the Deployment (in this order), and what to delete."""
+
+    apply: tuple[Manifest, ...]
+    prune_cronjobs: tuple[str, ...] = ()
+    prune_secret: bool = False
+    reasons: tuple[str, ...] = field(default=())
+
+
+def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> ObjectsPlan:
+    """`wanted` in apply order without the Deployment: Secret, ConfigMap, Service, CronJobs."""
+    by_name = {c["metadata"]["name"]: c for c in live.cronjobs}
+    current = {
+        "Secret": live.secret,
+        "ConfigMap": live.config_map,
+        "Service": live.service,
+    }
+    apply: list[Manifest] = []
+    reasons: list[str] = []
+    for manifest in wanted:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        existing = by_name.get(name) if kind == "CronJob" else current.get(kind)
+        if existing is None:
+            apply.append(manifest)
+            reasons.append(f"{kind}/{name} is missing")
+        elif not contains(existing, manifest):
+            apply.append(manifest)
+            reasons.append(f"{kind}/{name} differs")
+    wanted_crons = {m["metadata"]["name"] for m in wanted if m["kind"] == "CronJob"}
+    prune = tuple(
+        sorted(
+            name
+            for name, cron in by_name.items()
+            if name not in wanted_crons and owned_by_workflow(cron, workflow_name)
+        )
+    )
+    wants_secret = any(m["kind"] == "Secret" for m in wanted)
+    prune_secret = (
+        not wants_secret
+        and live.secret is not None
+        and owned_by_workflow(live.secret, workflow_name)
+    )
+    return ObjectsPlan(tuple(apply), prune, prune_secret, tuple(reasons))
+
+
+# --- the Deployment --------------------------------------------------------------------------
+
+
+def secret_version(secret: Manifest | None) -> str:
+    """What the pod template records of the Secret: its resourceVersion (never its data)."""
+    if secret is None:
+        return ""
+    return str(secret["metadata"].get("resourceVersion", ""))
+
+
+def wanted_deployment(rendered: Manifest, secret_rv: str) -> Manifest:
+    """The rendered Deployment with the Secret's version in its pod template."""
+    template = rendered["spec"]["template"]
+    annotations = {**template["metadata"].get("annotations", {})}
+    annotations[SECRET_VERSION_ANNOTATION] = secret_rv
+    metadata = {**template["metadata"], "annotations": annotations}
+    spec = {**rendered["spec"], "template": {**template, "metadata": metadata}}
+    return {**rendered, "spec": spec}
+
+
+def template_hash(deployment: Manifest | None) -> str | None:
+    """The content hash the Deployment's pods were started with."""
+    if deployment is None:
+        return None
+    annotations = (deployment["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(CONTENT_HASH_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    apply: bool  # the Deployment differs from the wanted one (the apply rolls out if the
+    # template changed)
+    restart: bool  # nothing to apply but a restart was asked for: a restartedAt stamp
+    reason: str
+
+
+def plan_deployment(live: Manifest | None, wanted: Manifest, force: bool) -> DeploymentPlan:
+    if live is None:
+        return DeploymentPlan(True, False, "the Deployment is missing")
+    if not contains(live, wanted):
+        if template_hash(live) != template_hash(wanted):
+            return DeploymentPlan(True, False, "the pods run other code")
+        return DeploymentPlan(True, False, "the Deployment differs")
+    if force:
+        return DeploymentPlan(False, True, "a restart was asked for")
+    return DeploymentPlan(False, False, "the Deployment is as wanted")
+
+
+def templates_differ(before: Manifest | None, after: Manifest) -> bool:
+    return before is None or before["spec"]["template"] != after["spec"]["template"]
+
+
+# --- where the rollout stands ----------------------------------------------------------------
+
+
+COMPLETE, PROGRESSING, PAUSED, DEADLINE = "complete", "progressing", "paused", "deadline"
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    state: str
+    message: str = ""
+
+
+def rollout_status(deployment: Manifest) -> RolloutStatus:
+    """kubectl's reading of a Deployment (k8s.io/kubectl/pkg/polymorphichelpers,
+    rollout_status.go DeploymentStatusViewer.Status), with `spec.paused` first."""
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    name = deployment["metadata"]["name"]
+    if spec.get("paused"):
+        return RolloutStatus(PAUSED, f"deployment {name} is paused")
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return RolloutStatus(PROGRESSING, "waiting for the controller to see the change")
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return RolloutStatus(DEADLINE, condition.get("message") or "")
+    replicas = spec.get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    if updated < replicas:
+        return RolloutStatus(PROGRESSING, f"{updated} of {replicas} new replicas updated")
+    if status.get("replicas", 0) > updated:
+        return RolloutStatus(PROGRESSING, "old replicas are pending termination")
+    if status.get("availableReplicas", 0) < updated:
+        return RolloutStatus(PROGRESSING, "waiting for the new pod to be available")
+    return RolloutStatus(COMPLETE)
