@@ -362,7 +362,9 @@ class DevLoop:
             )
             if result is not None:
                 return await self._finish(number, result, None, None)
-            # The Deployment is gone after all: deploy it again.
+            name = self.known_deployment["metadata"]["name"]
+            self.emit(events.Warning(f"in the cluster: deployment {name} was deleted"))
+            self.known_deployment = None
         t0 = time.perf_counter()
         rendered = await asyncio.to_thread(render, self.settings.directory, self.settings.render)
         if not isinstance(rendered, Bundle):

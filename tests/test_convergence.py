@@ -206,3 +206,112 @@ async def test_a_fault_at_any_request_of_a_cycle_converges_with_one_rollout(
                 for e in s.rig.events[mark:]:
                     print(e)
                 raise
+
+
+# --- the cases found in the field ---------------------------------------------------------
+
+
+async def ready_after(s: Session, mark: int) -> events.CycleFinished:
+    assert s.rig is not None
+    return await s.rig.wait_for(events.CycleFinished, lambda e: e.outcome in OK, mark, 30)
+
+
+async def test_a_failed_deployment_apply_does_not_lose_a_new_image(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """One 500 on the Deployment apply while base-image.txt changes: the new image must
+    be applied by the retry, and later edits must roll out with it."""
+    kube = Kube(api_client, "default")
+    cluster.set_image("engine:2")
+    async with session(tmp_path, api_client) as s:
+        assert s.rig is not None
+        cluster.add_fault(Rule(method="PATCH", path_part="/deployments/hello", status=500))
+        mark = s.rig.mark()
+        (s.directory / ".pipedreamer").mkdir()
+        (s.directory / ".pipedreamer" / "base-image.txt").write_text("engine:2\n")
+        await ready_after(s, mark)
+        assert s.rig.of(events.Retrying, mark), "the fault was not hit"
+        mark = s.rig.mark()
+        (s.directory / GREET).write_text('console.log("after the image");\n')
+        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        assert done.outcome == "ready"
+        pod = await kube.get("Pod", s.rig.loop.current_pod)
+        assert pod is not None and pod["spec"]["containers"][0]["image"] == "engine:2"
+
+
+async def test_a_failed_service_apply_during_a_version_bump_still_rolls_out(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    kube = Kube(api_client, "default")
+    async with session(tmp_path, api_client) as s:
+        assert s.rig is not None
+        before = await replica_sets(kube)
+        cluster.add_fault(Rule(method="PATCH", path_part="/services/hello", status=500))
+        mark = s.rig.mark()
+        workflow = s.directory / "workflow.yaml"
+        workflow.write_text(workflow.read_text().replace('"1.0"', '"1.1"'))
+        (s.directory / GREET).write_text('console.log("v1.1");\n')
+        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        assert done.outcome == "ready"
+        await assert_converged(s, kube, "v1.1", before)
+
+
+async def test_the_api_server_down_right_after_the_config_map_write(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    kube = Kube(api_client, "default")
+    async with session(tmp_path, api_client) as s:
+        assert s.rig is not None
+        before = await replica_sets(kube)
+        cluster.add_fault(Rule(status=503, count=10_000, after=("PATCH", "/configmaps/hello-code")))
+        mark = s.rig.mark()
+        (s.directory / GREET).write_text('console.log("through the outage");\n')
+        await s.rig.wait_for(events.Retrying, since=mark)
+        await s.rig.wait_for(events.Retrying, lambda e: e.attempt >= 3, mark)
+        cluster.clear_faults()  # the API server is back
+        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        assert done.outcome == "ready"
+        await assert_converged(s, kube, "through the outage", before)
+
+
+async def test_reverting_a_bad_image_while_editing_code_runs_the_new_code(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """The revert makes the template equal to an older one but for the code hash: a new
+    ReplicaSet runs the new code (the old pod is not taken for it)."""
+    kube = Kube(api_client, "default")
+    async with session(tmp_path, api_client) as s:
+        assert s.rig is not None
+        old_pod = s.rig.loop.current_pod
+        image_file = s.directory / ".pipedreamer" / "base-image.txt"
+        image_file.parent.mkdir()
+        mark = s.rig.mark()
+        image_file.write_text("registry.invalid/nope:1\n")
+        failed = await s.rig.cycle_done(mark)
+        assert failed.outcome == "failed"
+        before = await replica_sets(kube)
+        mark = s.rig.mark()
+        image_file.unlink()
+        (s.directory / GREET).write_text('console.log("reverted and edited");\n')
+        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        assert done.outcome == "ready"
+        assert s.rig.loop.current_pod != old_pod
+        await assert_converged(s, kube, "reverted and edited", before)
+
+
+async def test_a_config_map_deleted_behind_pdwatch_is_restored_without_a_rollout(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    kube = Kube(api_client, "default")
+    async with session(tmp_path, api_client) as s:
+        assert s.rig is not None
+        before = await replica_sets(kube)
+        await kube.delete("ConfigMap", "hello-code")
+        mark = s.rig.mark()
+        touch(s.directory / GREET)()
+        done = await s.rig.cycle_done(mark)
+        assert done.outcome == "applied"
+        (applied,) = s.rig.of(events.Applied, mark)
+        assert applied.objects == ("ConfigMap/hello-code",)
+        assert await kube.get("ConfigMap", "hello-code") is not None
+        assert await replica_sets(kube) == before  # the pod already runs this code

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from devloop import events
@@ -286,3 +287,34 @@ async def test_control_api_redeploy_pause_resume_trigger(
         rig.loop.resume()
         assert (await rig.cycle_done(mark)).outcome == "ready"
         await rig.wait_for(events.LogLine, lambda e: e.text == "while paused", mark)
+
+
+async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_deploys(
+    tmp_path: Path, api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (here: render raising) must not end the worker silently."""
+    import devloop.loop
+
+    real_render = devloop.loop.render
+    calls = 0
+
+    def broken_once(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the renderer")
+        return real_render(*args, **kwargs)  # type: ignore[arg-type]
+
+    async with running_loop(tmp_path, api_client) as rig:
+        monkeypatch.setattr(devloop.loop, "render", broken_once)
+        mark = rig.mark()
+        (rig.directory / GREET).write_text('console.log("first");\n')
+        failed = await rig.cycle_done(mark)
+        assert failed.outcome == "failed"
+        (error,) = rig.of(events.Error, mark)
+        assert error.message.endswith("failed unexpectedly: RuntimeError: a bug in the renderer")
+        assert rig.loop.state == "error"
+        mark = rig.mark()
+        (rig.directory / GREET).write_text('console.log("second");\n')
+        done = await rig.cycle_done(mark)
+        assert done.outcome == "ready"

@@ -5,6 +5,7 @@ accepts too)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -15,7 +16,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from devloop.kube.client import Kube
+from devloop.kube.errors import KubeError
 from devloop.kube.wire import apply_body
+from devloop.sim import EmbeddedCluster, Rule
 
 CODE_POINT_CLASSES = {
     "ascii": "export default async function run() { return 1; }\n",
@@ -125,3 +128,25 @@ def test_go_yaml_folds_a_raw_nel_in_a_quoted_string(api_client: client.ApiClient
 def test_escaped_controls_are_read_as_the_characters(api_client: client.ApiClient) -> None:
     body = b'{"apiVersion":"v1","kind":"ConfigMap","data":{"k":"\\u007f\\u0085\\U0001d7d9"}}'
     assert send_apply(api_client, body)["data"]["k"] == "\x7f\x85\U0001d7d9"
+
+
+async def test_errors_never_repeat_file_contents_or_secrets(
+    kube: Kube, cluster: EmbeddedCluster
+) -> None:
+    """An API server may quote what it refuses; pdwatch cuts it short and takes the
+    object's data out, whatever the message."""
+    node_file = "export default async function run() {\n" + "  // padding\n" * 400 + "}\n"
+    secret = base64.b64encode(b"sk_live_1234567890").decode()
+    for kind, data, echoed in (
+        ("ConfigMap", {"nodes__x.ts": node_file}, node_file),
+        ("Secret", {"token": secret}, "sk_live_1234567890"),
+    ):
+        cluster.add_fault(
+            Rule(method="PATCH", status=422, message=f'{kind} "wire" is invalid: "{echoed}"')
+        )
+        manifest = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "wire"}, "data": data}
+        with pytest.raises(KubeError) as caught:
+            await kube.apply(manifest)
+        text = str(caught.value)
+        assert len(text) <= 450, len(text)
+        assert "padding" not in text and "sk_live" not in text and secret not in text

@@ -10,6 +10,7 @@ translation, and the loop and UI need no client types. Every failure surfaces as
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import threading
@@ -57,6 +58,17 @@ KINDS = {
     "ReplicaSet": Kind("AppsV1Api", "replica_set", _group("apps/v1", "replicasets")),
     "CronJob": Kind("BatchV1Api", "cron_job", _group("batch/v1", "cronjobs")),
 }
+
+
+def data_values(manifest: dict[str, Any]) -> list[str]:
+    """What an error about this object must not repeat: a ConfigMap's files, a Secret's
+    values (base64 as sent, and decoded)."""
+    values = [str(v) for v in (manifest.get("data") or {}).values()]
+    if manifest.get("kind") == "Secret":
+        for value in list(values):
+            with contextlib.suppress(ValueError):
+                values.append(base64.b64decode(value).decode("utf-8"))
+    return values
 
 
 def _json(response: Any) -> Any:
@@ -113,7 +125,10 @@ class Kube:
                 raise ApiException.from_response(http_resp=response, body=None, data=None)
             return _json(response)
 
-        result: dict[str, Any] = await self.call(f"apply {kind} {name}", send)
+        try:
+            result: dict[str, Any] = await self.call(f"apply {kind} {name}", send)
+        except KubeError as exc:
+            raise exc.scrubbed(data_values(manifest)) from None
         return result
 
     async def get(self, kind: str, name: str) -> dict[str, Any] | None:

@@ -8,10 +8,15 @@ nothing large or sensitive floods the output.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_BODY = 300
+MAX_MESSAGE = 400  # a cluster's message, cut to something a terminal line can hold
+MAX_CAUSES = 5
+MAX_VALUE = 60  # an `Invalid value: "…"` longer than this is not repeated
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.){' + str(MAX_VALUE + 1) + r',})"')
 
 
 @dataclass
@@ -29,8 +34,35 @@ class KubeError(Exception):
         return False
 
     def details(self) -> list[str]:
-        """The server's causes (422 field errors, 409 apply conflicts) as "field: message"."""
-        return [f"{c.get('field') or '(object)'}: {c.get('message', '')}" for c in self.causes]
+        """The server's causes (422 field errors, 409 apply conflicts) as "field: message",
+        shortened like the message."""
+        shown = [
+            f"{c.get('field') or '(object)'}: {shorten(c.get('message', ''))}"
+            for c in self.causes[:MAX_CAUSES]
+        ]
+        if len(self.causes) > MAX_CAUSES:
+            shown.append(f"… and {len(self.causes) - MAX_CAUSES} more")
+        return shown
+
+    def scrubbed(self, values: list[str]) -> KubeError:
+        """This error with every one of `values` (a ConfigMap's files, a Secret's values)
+        taken out of its message and causes: an error must never print them."""
+        self.message = scrub(self.message, values)
+        self.causes = [{**c, "message": scrub(c.get("message", ""), values)} for c in self.causes]
+        return self
+
+
+def shorten(text: str) -> str:
+    """Long quoted values out, then at most MAX_MESSAGE characters."""
+    text = _QUOTED.sub(lambda m: f'"…" ({len(m.group(1))} characters)', text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+
+
+def scrub(text: str, values: list[str]) -> str:
+    for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+        for form in {value, json.dumps(value)[1:-1]}:
+            text = text.replace(form, "<redacted>")
+    return shorten(text)
 
 
 class Unreachable(KubeError):
@@ -94,7 +126,7 @@ def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeE
                 parsed = loaded
         except ValueError:
             pass
-    message = parsed.get("message") or _truncate(body) or http_reason or f"HTTP {status}"
+    message = shorten(parsed.get("message") or _truncate(body) or http_reason or f"HTTP {status}")
     reason = parsed.get("reason", "")
     causes = (parsed.get("details") or {}).get("causes") or []
     text = f"{prefix}{message}"

@@ -21,6 +21,10 @@ class Rule:
     count: int = 1
     status: int = 500
     delay_s: float = 0.0
+    message: str = "injected fault (pdwatch embedded cluster)"
+    # The rule starts only after a request matching this ("METHOD", "path part") was
+    # served: "the API server goes down right after the ConfigMap write".
+    after: tuple[str, str] | None = None
 
     def matches(self, request: web.Request) -> bool:
         return (not self.method or request.method == self.method) and (
@@ -44,6 +48,11 @@ class Faults:
     def rule_for(self, request: web.Request) -> Rule | None:
         """The rule this request falls under, if any (its count is used up here)."""
         for rule in self.rules:
+            if rule.after is not None:
+                method, part = rule.after
+                if request.method == method and part in request.path:
+                    rule.after = None  # this one is served; the rule applies from the next
+                continue
             if not rule.matches(request):
                 continue
             if rule.skip > 0:

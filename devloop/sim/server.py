@@ -83,13 +83,8 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
             cut(request)
             raise web.HTTPServiceUnavailable()
         elif rule is not None:
-            return error_response(
-                ApiError(
-                    rule.status,
-                    REASONS.get(rule.status, "InternalError"),
-                    "injected fault (pdwatch embedded cluster)",
-                )
-            )
+            reason = REASONS.get(rule.status, "InternalError")
+            return error_response(ApiError(rule.status, reason, rule.message))
         if faults.fail_next > 0:
             faults.fail_next -= 1
             code = faults.fail_status
