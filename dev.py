@@ -3,7 +3,7 @@
 
     python3 dev.py run     # pdwatch on an example workflow (embedded cluster; Ctrl-C or q ends it)
     python3 dev.py test    # the whole test suite
-    python3 dev.py lint    # ruff + mypy
+    python3 dev.py lint    # ruff + mypy + the embedded cluster's import boundary
     python3 dev.py bench   # benchmarks
 
 Creates `.venv` with the project and its dev dependencies on first use, and
@@ -61,6 +61,7 @@ def main(argv: list[str]) -> int:
             run(str(BIN / "ruff"), "check", "devloop", "tests", "bench", "dev.py")
             or run(str(BIN / "ruff"), "format", "--check", "devloop", "tests", "bench", "dev.py")
             or run(str(BIN / "mypy"))
+            or run(str(BIN / "lint-imports"))
         )
     return run(str(PY), "bench/run.py", *rest)
 

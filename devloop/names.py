@@ -1,7 +1,8 @@
 """Kubernetes name, key and label rules, worded as the API server words them.
 
-Shared by the renderer (to fail before anything is sent) and the embedded
-cluster (to reject what a real API server rejects). The messages follow
+Used by the renderer to fail before anything is sent. The embedded cluster has its own
+copy of these rules (devloop/sim/apinames.py), so that a mistake here cannot hide on both
+sides of the wire; tests compare the two. The messages follow
 k8s.io/apimachinery/pkg/util/validation (IsDNS1123Label, IsDNS1123Subdomain,
 IsDNS1035Label, IsConfigMapKey, IsQualifiedName, IsValidLabelValue).
 """
@@ -111,15 +112,10 @@ def config_map_key(value: str) -> list[str]:
 
 
 def qualified_name(value: str) -> list[str]:
-    """Errors for a label or annotation key: an optional DNS subdomain prefix, '/', a name."""
+    """Errors for a label or annotation key: an optional DNS subdomain prefix, '/', a name
+    (IsQualifiedName: every error of the prefix and the name, not just the first)."""
     parts = value.split("/")
-    if len(parts) == 1:
-        prefix, name = "", parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            return ["prefix part must be non-empty"]
-    else:
+    if len(parts) > 2:
         return [
             _regex_error(
                 "a qualified name must consist of alphanumeric characters, '-', '_' or '.', "
@@ -131,11 +127,17 @@ def qualified_name(value: str) -> list[str]:
             )
             + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
         ]
-    errors = [f"prefix part {e}" for e in dns1123_subdomain(prefix)] if prefix else []
+    errors: list[str] = []
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errors.append("prefix part must be non-empty")
+        else:
+            errors += [f"prefix part {e}" for e in dns1123_subdomain(prefix)]
     if not name:
         errors.append("name part must be non-empty")
-        return errors
-    if len(name) > DNS1123_LABEL_MAX:
+    elif len(name) > DNS1123_LABEL_MAX:
         errors.append(f"name part {_too_long(DNS1123_LABEL_MAX)}")
     if not re.fullmatch(_QNAME, name):
         errors.append(

@@ -24,7 +24,7 @@ from devloop.sim import EmbeddedCluster, SimSettings  # noqa: E402
 
 @pytest.fixture
 def cluster() -> Iterator[EmbeddedCluster]:
-    with EmbeddedCluster(SimSettings()) as running:
+    with EmbeddedCluster(SimSettings.for_tests()) as running:
         yield running
 
 

@@ -4,6 +4,7 @@ following the new pod, failures with the cluster's own reasons, logs, teardown."
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,12 +203,15 @@ async def test_secret_change_alone_restarts(tmp_path: Path, kube: Kube) -> None:
 async def test_unknown_image_fails_with_err_image_pull(tmp_path: Path, kube: Kube) -> None:
     rec = Recorder()
     result = await deploy_cycle(
-        kube, bundle_of(copy_example(tmp_path), image="nope:1"), rec, RestartStamps()
+        kube,
+        bundle_of(copy_example(tmp_path), image="registry.invalid/nope:1"),
+        rec,
+        RestartStamps(),
     )
     assert not result.ok
     (failure,) = rec.of(events.RolloutFailed)
     assert failure.reason in ("ErrImagePull", "ImagePullBackOff")
-    assert "nope:1" in failure.message
+    assert "registry.invalid/nope:1" in failure.message
 
 
 async def test_a_crash_is_reported_at_its_first_exit_with_the_last_log_lines(
@@ -401,7 +405,7 @@ async def test_tail_from_the_first_line_survives_dropped_streams(
 
     stop = asyncio.Event()
     task = asyncio.create_task(tail_logs(kube, pod, emit, stop, retry_s=0.05))
-    while "Listening on http://0.0.0.0:8080/" not in lines:
+    while "Workflow server listening on http://localhost:8080" not in lines:
         got_line.clear()
         await asyncio.wait_for(got_line.wait(), 10)
     start_lines = list(lines)
@@ -491,3 +495,65 @@ def test_a_line_read_after_the_loop_closed_ends_the_reader_quietly() -> None:
         threading.excepthook = previous
     assert not stream.thread.is_alive()
     assert errors == []
+
+
+# --- rollouts as a real controller runs them (issue 16 §7) ------------------------------
+
+
+async def test_a_paused_deployment_is_said_with_the_command_that_resumes_it(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient
+) -> None:
+    directory = copy_example(tmp_path)
+    await deploy_cycle(kube, bundle_of(directory), Recorder(), RestartStamps())
+    await asyncio.to_thread(
+        client.AppsV1Api(api_client).patch_namespaced_deployment,
+        "hello",
+        NS,
+        {"spec": {"paused": True}},
+        field_manager="kubectl-rollout",
+    )
+    (directory / "nodes" / "greet.ts").write_text('console.log("while paused");\n')
+    rec = Recorder()
+    result = await deploy_cycle(
+        kube, bundle_of(directory), rec, RestartStamps(), rollout_timeout=10
+    )
+    assert not result.ok
+    (failure,) = rec.of(events.RolloutFailed)
+    assert failure.reason == "Paused"
+    assert failure.message.endswith("kubectl rollout resume deployment/hello -n default")
+
+
+async def test_a_recreate_rollout_is_followed_to_the_new_pod(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient
+) -> None:
+    """strategy Recreate: the old pod goes first, then the new one comes."""
+    from devloop.kube.rollout import follow_rollout
+
+    bundle = bundle_of(copy_example(tmp_path))
+    await kube.apply(bundle.config_map)
+    recreate = json.loads(json.dumps(bundle.deployment))
+    recreate["spec"]["strategy"] = {"type": "Recreate"}
+    first = await follow_rollout(kube, await kube.apply(recreate), Recorder(), timeout=10)
+    assert first.ok
+    recreate["spec"]["template"]["metadata"]["annotations"]["x"] = "2"
+    rec = Recorder()
+    second = await follow_rollout(kube, await kube.apply(recreate), rec, timeout=10)
+    assert second.ok and second.pod != first.pod
+    assert await kube.get("Pod", first.pod) is None  # gone before the new one was Ready
+
+
+async def test_progress_deadline_exceeded_ends_the_follow(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    from devloop.kube.rollout import follow_rollout
+
+    cluster.set_image("engine:unready", ready=False)
+    bundle = bundle_of(copy_example(tmp_path), image="engine:unready")
+    await kube.apply(bundle.config_map)
+    deployment = json.loads(json.dumps(bundle.deployment))
+    deployment["spec"]["progressDeadlineSeconds"] = 4  # 0.2 s at the tests' time scale
+    rec = Recorder()
+    result = await follow_rollout(kube, await kube.apply(deployment), rec, timeout=20)
+    assert not result.ok and result.failure is not None
+    assert result.failure.reason == "ProgressDeadlineExceeded"
+    assert result.failure.message.endswith("has timed out progressing.")

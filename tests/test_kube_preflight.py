@@ -214,7 +214,12 @@ def test_once_preflight_failure_exits_3(tmp_path: Path, cluster: EmbeddedCluster
 def test_once_rollout_failure_exits_4(tmp_path: Path, cluster: EmbeddedCluster) -> None:
     config = cluster.write_kubeconfig(tmp_path / "kc")
     proc = pdwatch(
-        str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "--image", "missing:1"
+        str(EXAMPLES / "hello"),
+        "--once",
+        "--kubeconfig",
+        str(config),
+        "--image",
+        "registry.invalid/missing:1",
     )
     assert proc.returncode == 4
     assert (

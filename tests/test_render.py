@@ -267,15 +267,15 @@ def test_missing_workflow_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "content",
     [
-        "  indented first line\nreturn 1;\n",
-        "line one\r\nline two\r\n",
-        "\tconst x = 1;\n\t\treturn x;\n",
-        "no final newline",
-        "ünïcödé — ✓ 日本語\n",
-        "---\nkey: value\n...\n",  # YAML document markers inside the code
-        "trailing spaces   \nnext\n",
-        "\n\nleading blank lines\n\n\n",
-        "\ufeffBOM first\n",
+        "  const indented = 1;\nexport default indented;\n",
+        "const one = 1;\r\nconst two = 2;\r\n",
+        "\tconst x = 1;\n\t\texport default x;\n",
+        "export default 1",  # no final newline
+        "// ünïcödé — ✓ 日本語\n",
+        "/*\n---\nkey: value\n...\n*/\n",  # YAML document markers inside the code
+        "const trailing = 1;   \nexport default trailing;\n",
+        "\n\nconst leading = 1;\n\n\n",
+        "\ufeffconst bom = 1;\n",
     ],
 )
 def test_values_are_byte_for_byte(tmp_path: Path, content: str) -> None:
@@ -588,3 +588,39 @@ def test_fifo_named_ts_is_an_error_not_a_hang(tmp_path: Path) -> None:
     os.mkfifo(wf / "nodes" / "pipe.ts")
     (message,) = errors(wf)
     assert message == f"{wf}/nodes/pipe.ts: is a named pipe (FIFO), not a regular file"
+
+
+# --- TypeScript syntax, as Deno would refuse it (issue 18 §2) ------------------------------
+
+TS_DATA = Path(__file__).parent / "data" / "typescript"
+
+
+def test_real_typescript_constructs_are_no_syntax_error(tmp_path: Path) -> None:
+    write_tree(minimal(tmp_path), {"nodes/fetch.ts": (TS_DATA / "valid.ts").read_text()})
+    ok(tmp_path)
+    for example in ("hello", "uptime-prober"):
+        ok(Path(__file__).parent.parent / "examples" / example)
+
+
+@pytest.mark.parametrize(
+    ("source", "where", "what"),
+    [
+        (
+            "export default async function run() {\n  const x = {a: 1\n  return x;\n}\n",
+            "3:3",
+            "unexpected 'return'",
+        ),
+        ("export default async function run() {\n  return 1;\n", "2:12", "missing '}'"),
+        ("const a = ;\n", "1:9", "unexpected '='"),
+    ],
+)
+def test_a_typescript_syntax_error_names_the_file_line_and_column(
+    tmp_path: Path, source: str, where: str, what: str
+) -> None:
+    write_tree(minimal(tmp_path), {"nodes/lib/bad.ts": source})
+    result = render(tmp_path, RenderOptions())
+    assert isinstance(result, list)
+    (problem,) = result
+    assert str(problem).startswith(f"{tmp_path}/nodes/lib/bad.ts:{where}: TypeScript syntax error")
+    assert what in problem.message
+    assert problem.source is not None

@@ -71,7 +71,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def batch_cluster(clock: Clock) -> Iterator[EmbeddedCluster]:
-    with EmbeddedCluster(SimSettings(cron_tick=0.05, clock=clock)) as running:
+    with EmbeddedCluster(SimSettings(cron_tick=0.05, clock=clock, time_scale=0.05)) as running:
         yield running
 
 

@@ -93,7 +93,9 @@ def test_edit_shows_up_in_the_tui_and_q_returns_to_the_shell(
     shutil.copytree(EXAMPLES / "uptime-prober", directory)
     terminal.wait_for(PROMPT)
     terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
-    terminal.wait_for("deploys", "● watching", "✓", "Listening on http://0.0.0.0:8080/")
+    terminal.wait_for(
+        "deploys", "● watching", "✓", "Workflow server listening on http://localhost:8080"
+    )
     (directory / "nodes" / "format-report.ts").write_text(
         'console.log("report format v2 is live");\nexport default () => ({ text: "" });\n'
     )

@@ -46,7 +46,9 @@ READY: list[events.Event] = [
             "Workflow: hello v1.0",
             "DAG compiled: 1 stage(s), 1 node(s)",
             "  Stage 1: [greet]",
-            "Listening on http://0.0.0.0:8080/",
+            "Workflow server listening on http://localhost:8080",
+            "  POST /run    — trigger workflow execution",
+            "  GET  /health — health check",
         )
     ),
     events.PodReady(POD1, "hello-6d5f7c9b8", 98.0),

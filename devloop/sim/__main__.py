@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devloop.sim.cluster import CONTEXT, EmbeddedCluster
+from devloop.sim.cluster import CONTEXT, EmbeddedCluster, SimSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,14 +24,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-n", "--namespace", default="default", help="the context's namespace (default: default)"
     )
+    parser.add_argument(
+        "--context",
+        default=CONTEXT,
+        help=f"the kubeconfig context's name (default: {CONTEXT}; e.g. kind-dev to stand in "
+        "for a kind cluster)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply back-offs and periods by this (default: 1, the real ones)",
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    cluster = EmbeddedCluster(port=args.port).start()
-    cluster.write_kubeconfig(args.kubeconfig, args.namespace)
+    cluster = EmbeddedCluster(SimSettings(time_scale=args.time_scale), port=args.port).start()
+    cluster.write_kubeconfig(args.kubeconfig, args.namespace, args.context)
     print(
-        f"embedded cluster serving on {cluster.url} (context {CONTEXT}); "
+        f"embedded cluster serving on {cluster.url} (context {args.context}); "
         f"kubeconfig written to {args.kubeconfig}",
         flush=True,
     )

@@ -90,7 +90,7 @@ class EmbeddedCluster:
 
     async def _boot(self) -> None:
         self.kubelet = Kubelet(self.api, self.store, self.settings, self.faults)
-        self.controllers = Controllers(self.api, self.store)
+        self.controllers = Controllers(self.api, self.store, time_scale=self.settings.time_scale)
         self.controllers.start()
         self.batch = Batch(self.api, self.store, self.settings)
         self.batch.start()
@@ -194,25 +194,27 @@ class EmbeddedCluster:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+    def kubeconfig(self, namespace: str = "default", context: str = CONTEXT) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
-            "users": [{"name": CONTEXT, "user": {}}],
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": {}}],
             "contexts": [
                 {
-                    "name": CONTEXT,
-                    "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": namespace},
+                    "name": context,
+                    "context": {"cluster": context, "user": context, "namespace": namespace},
                 }
             ],
-            "current-context": CONTEXT,
+            "current-context": context,
             "preferences": {},
         }
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(
+        self, path: Path, namespace: str = "default", context: str = CONTEXT
+    ) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        path.write_text(yaml.safe_dump(self.kubeconfig(namespace, context), sort_keys=False))
         return path
 
     # --- fault and behaviour hooks ------------------------------------------------------------

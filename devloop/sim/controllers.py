@@ -24,6 +24,8 @@ DEPLOYMENTS = resources.of_kind("apps/v1", "Deployment")
 REPLICASETS = resources.of_kind("apps/v1", "ReplicaSet")
 PODS = resources.of_kind("v1", "Pod")
 MANAGER = "kube-controller-manager"
+# deployment/util DeploymentProgressing: more of these, or fewer old replicas, is progress
+PROGRESS_COUNTS = ("updatedReplicas", "readyReplicas", "availableReplicas")
 REVISION = "deployment.kubernetes.io/revision"
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -90,9 +92,14 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
 
 
 class Controllers:
-    def __init__(self, api: Api, store: Store, retry_s: float = 1.0) -> None:
+    def __init__(
+        self, api: Api, store: Store, retry_s: float = 1.0, time_scale: float = 1.0
+    ) -> None:
         self.api, self.store = api, store
         self.retry_s = retry_s
+        self.time_scale = time_scale  # progressDeadlineSeconds is a real period
+        # when each Deployment last made progress (monotonic), for its deadline
+        self.last_progress: dict[tuple[str, str], float] = {}
         self.queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
         self.pending: set[tuple[str, str, str]] = set()
         self.task: asyncio.Task[None] | None = None
@@ -122,6 +129,16 @@ class Controllers:
             for ref in obj["metadata"].get("ownerReferences") or []:
                 if ref.get("controller"):
                     self.enqueue(ref["kind"], ns, ref["name"])
+                    if kind == "Pod" and event.type == "DELETED" and ref["kind"] == "ReplicaSet":
+                        # deployment_controller.go deletePod: a Recreate rollout waits for
+                        # its old pods to be gone, so their deletion wakes the Deployment
+                        self.enqueue_owner_of_replicaset(ns, ref["name"])
+
+    def enqueue_owner_of_replicaset(self, ns: str, name: str) -> None:
+        rs = self.store.find(REPLICASETS, ns, name)
+        for ref in (rs or {}).get("metadata", {}).get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == "Deployment":
+                self.enqueue("Deployment", ns, ref["name"])
 
     async def run(self) -> None:
         while True:
@@ -141,8 +158,13 @@ class Controllers:
     # --- deployments -------------------------------------------------------------------------
 
     def sync_deployment(self, ns: str, name: str) -> None:
+        """pkg/controller/deployment/deployment_controller.go syncDeployment: a paused
+        Deployment is not rolled out (sync.go); Recreate (recreate.go) or RollingUpdate
+        (rolling.go); then the revision annotation and the status with its conditions,
+        progressDeadlineSeconds included (progress.go)."""
         d = self.store.find(DEPLOYMENTS, ns, name)
         if d is None or d["metadata"].get("deletionTimestamp"):
+            self.last_progress.pop((ns, name), None)
             return
         spec = d["spec"]
         rses = self.store.list(REPLICASETS, ns, lambda rs: owned_by(rs, d))
@@ -151,6 +173,16 @@ class Controllers:
             (rs for rs in rses if without_hash(rs["spec"]["template"]) == spec["template"]), None
         )
         old = [rs for rs in rses if new is None or rs["metadata"]["uid"] != new["metadata"]["uid"]]
+        if spec.get("paused"):
+            self.paused_status(d)
+            return
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            new = self.recreate(d, new, old, template_hash_value, rses)
+            if new is not None:
+                self.set_revision(d, new)
+                self.cleanup_history(d, new)
+                self.update_status(ns, name, new["metadata"]["name"])
+            return
         replicas = spec.get("replicas", 1)
         rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
         surge = resolve(rolling.get("maxSurge", "25%"), replicas, True)
@@ -207,8 +239,70 @@ class Controllers:
                 if cut > 0:
                     self.scale(d, rs, have - cut)
                     allowance -= cut
+        self.set_revision(d, new)
         self.cleanup_history(d, new)
         self.update_status(ns, name, new["metadata"]["name"])
+
+    def recreate(
+        self,
+        d: dict[str, Any],
+        new: dict[str, Any] | None,
+        old: list[dict[str, Any]],
+        hash_value: str,
+        rses: list[dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        """recreate.go rolloutRecreate: every old ReplicaSet to zero, wait until none of
+        their pods runs any more, then the new ReplicaSet up to the replicas."""
+        ns = d["metadata"]["namespace"]
+        for rs in old:
+            if rs["spec"].get("replicas", 0) > 0:
+                self.scale(d, rs, 0)
+        old_uids = {rs["metadata"]["uid"] for rs in old}
+        running = [
+            p
+            for p in self.store.list(PODS, ns)
+            if any(r.get("uid") in old_uids for r in p["metadata"].get("ownerReferences") or [])
+            and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
+        ]
+        if new is None:
+            revisions = [
+                int(rs["metadata"].get("annotations", {}).get(REVISION, "0")) for rs in rses
+            ]
+            new = self.create_replicaset(d, hash_value, max(revisions, default=0) + 1, 0)
+            if new is None:
+                return None
+            self.progress(
+                d, "NewReplicaSetCreated", f'Created new replica set "{new["metadata"]["name"]}"'
+            )
+        if running:
+            return new  # the old pods go first
+        replicas = d["spec"].get("replicas", 1)
+        if new["spec"].get("replicas", 0) != replicas:
+            new = self.scale(d, new, replicas)
+        return new
+
+    def set_revision(self, d: dict[str, Any], new: dict[str, Any]) -> None:
+        """The Deployment carries its new ReplicaSet's revision (sync.go
+        setDeploymentRevision); `kubectl rollout history/undo` read it."""
+        revision = (new["metadata"].get("annotations") or {}).get(REVISION)
+        current = self.store.get(DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"])
+        annotations = current["metadata"].setdefault("annotations", {})
+        if revision and annotations.get(REVISION) != revision:
+            annotations[REVISION] = revision
+            self.api.update(
+                DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"], current, MANAGER
+            )
+
+    def paused_status(self, d: dict[str, Any]) -> None:
+        """sync.go: a paused Deployment reports Progressing Unknown, DeploymentPaused."""
+        ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
+        current = self.store.get(DEPLOYMENTS, ns, name)
+        current.setdefault("status", {})["observedGeneration"] = current["metadata"].get(
+            "generation", 1
+        )
+        set_condition(current, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+        self.api.update(DEPLOYMENTS, ns, name, current, MANAGER, "status")
+        self.last_progress.pop((ns, name), None)
 
     def create_replicaset(
         self, d: dict[str, Any], hash_value: str, revision: int, replicas: int
@@ -298,6 +392,7 @@ class Controllers:
             return sum((rs.get("status") or {}).get(key, 0) for rs in rses)
 
         status = d.setdefault("status", {})
+        before = dict(status)
         status["observedGeneration"] = d["metadata"].get("generation", 1)
         status["replicas"] = total("replicas")
         status["updatedReplicas"] = (new.get("status") or {}).get("replicas", 0)
@@ -346,6 +441,7 @@ class Controllers:
             and status.get("replicas", 0) == replicas
         )
         if complete:
+            self.last_progress.pop((ns, name), None)
             set_condition(
                 d,
                 "Progressing",
@@ -354,16 +450,37 @@ class Controllers:
                 f'ReplicaSet "{new_name}" has successfully progressed.',
             )
         else:
+            progress_key = (ns, name)
+            now = asyncio.get_running_loop().time()
+            moved = any(status.get(k, 0) > before.get(k, 0) for k in PROGRESS_COUNTS) or (
+                before.get("replicas", 0) > status.get("replicas", 0)
+            )
+            if moved or progress_key not in self.last_progress:
+                self.last_progress[progress_key] = now
             current = next(
                 (c for c in status.get("conditions") or [] if c["type"] == "Progressing"), None
             )
-            if current is None or current.get("reason") != "NewReplicaSetCreated":
+            deadline = d["spec"].get("progressDeadlineSeconds", 600) * self.time_scale
+            if now - self.last_progress[progress_key] >= deadline:
+                set_condition(
+                    d,
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{new_name}" has timed out progressing.',
+                )
+            elif current is None or current.get("reason") != "NewReplicaSetCreated" or moved:
                 set_condition(
                     d,
                     "Progressing",
                     "True",
                     "ReplicaSetUpdated",
                     f'ReplicaSet "{new_name}" is progressing.',
+                )
+                # progress.go requeueStuckDeployment: look again when the deadline passes
+                remaining = deadline - (now - self.last_progress[progress_key]) + 0.01
+                asyncio.get_running_loop().call_later(
+                    remaining, self.enqueue, "Deployment", ns, name
                 )
         self.api.update(DEPLOYMENTS, ns, name, d, MANAGER, "status")
 

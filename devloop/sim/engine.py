@@ -1,30 +1,116 @@
 """A stand-in for the Pipedreamer engine, run by the simulated kubelet over the files the
 pod actually mounts (the ConfigMap as projected through the volume's items).
 
-It does what matters to pdwatch and its users: the start-up log of the real engine
-(REFERENCE.md §2), a failure when `workflow.yaml` does not parse or a module cannot be
-loaded (a node file, or a relative import such as `./lib/http.ts`, missing from the
-mount), and one log line per request served. It cannot run TypeScript; two top-level
-statements that Deno would run while loading a module are honoured, so node code can
-be seen to change: `console.log("text")` prints the text, and `throw new Error("text")`
-crashes the engine at start.
+It follows the real engine (REFERENCE.md §2), not pdwatch: it reads `workflow.yaml` as
+YAML 1.2 (an unquoted `version: 1.10` is the number 1.1), prints its start-up lines in
+the engine's order, compiles the DAG (stages by Kahn's algorithm, the ready queue kept
+sorted) and exits when `edges` is not an array, warns and uses 30 s for a `config.timeout`
+it cannot read, and only then loads the node modules: a module that does not parse as
+TypeScript (tree-sitter's grammar, as Deno would refuse it), a missing module or relative
+import, or a top-level `throw new Error("…")` crashes it; a top-level
+`console.log("…")` prints. Then it serves, with the server's own listening lines.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devloop.workflow import Workflow, parse_workflow
+import yaml
 
 ROOT = "/app/workflow"
 IMPORT_RE = re.compile(r"""^\s*(?:import|export)\b[^'"]*?\bfrom\s+["'](\.{1,2}/[^"']+)["']""", re.M)
 CONSOLE_RE = re.compile(r"""^console\.(?:log|info)\((["'`])(.*?)\1\);?\s*$""")
 THROW_RE = re.compile(r"""^throw new Error\((["'`])(.*?)\1\);?\s*$""")
+TIMEOUT_RE = re.compile(r"^(\d+)(s|m)$")
+LISTENING = (
+    "Workflow server listening on http://localhost:8080",
+    "  POST /run    — trigger workflow execution",
+    "  GET  /health — health check",
+)
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2's core schema, as the engine's parser (Deno std/yaml) resolves plain
+    scalars: only true/false are booleans, `012` is twelve, `0o17` octal, `yes` a string."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+):
+    Yaml12Loader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}",
+        re.compile(_pattern),
+        [*_first, ""] if _tag == "null" else list(_first),
+    )
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def js_string(value: Any) -> str:
+    """How JavaScript's template strings show a YAML value (`v${spec.version}`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        if value == int(value) and abs(value) < 1e21:
+            return str(int(value))
+        return repr(value)
+    return str(value)
+
+
+@functools.cache
+def _typescript() -> Any:
+    import tree_sitter_typescript
+    from tree_sitter import Language, Parser
+
+    return Parser(Language(tree_sitter_typescript.language_typescript()))
+
+
+def parse_error(text: str) -> tuple[int, int] | None:
+    """Where a module stops being TypeScript (1-based line and column), or None."""
+    tree = _typescript().parse(text.encode("utf-8"))
+    if not tree.root_node.has_error:
+        return None
+    stack, first = [tree.root_node], None
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            if first is None or node.start_byte < first.start_byte:
+                first = node
+        elif node.has_error:
+            stack.extend(node.children)
+    row, column = first.start_point if first is not None else (0, 0)
+    return row + 1, column + 1
 
 
 @dataclass
@@ -32,40 +118,73 @@ class Exit:
     code: int
 
 
+@dataclass
+class Spec:
+    name: str
+    version: str
+    nodes: dict[str, str]  # name → path relative to workflow.yaml
+    stages: list[list[str]]
+
+
 class Engine:
     def __init__(self, files: dict[str, str], emit: Callable[[str], None]) -> None:
         self.files = files  # path below /app/workflow → text
         self.emit = emit
-        self.workflow: Workflow | None = None
+        self.spec: Spec | None = None
         self.requests = 0
+
+    def fail(self, message: str) -> Exit:
+        self.emit(f"error: Uncaught (in promise) {message}")
+        return Exit(1)
 
     def start(self) -> Exit | None:
         """Boot as the engine does; an Exit when it dies at start, None when serving."""
         self.emit("Pipedreamer Engine starting...")
         text = self.files.get("workflow.yaml")
         if text is None:
-            self.emit(
-                f"error: Uncaught (in promise) NotFound: No such file or directory (os "
-                f'error 2): readfile "{ROOT}/workflow.yaml"'
+            return self.fail(
+                f'NotFound: No such file or directory (os error 2): readfile "{ROOT}/workflow.yaml"'
             )
-            return Exit(1)
-        workflow, problems = parse_workflow(text, f"{ROOT}/workflow.yaml")
-        if workflow is None:
-            for problem in problems:
-                self.emit(f"error: invalid workflow: {problem}")
-            return Exit(1)
-        self.workflow = workflow
-        self.emit(f"Workflow: {workflow.name} v{workflow.version}")
-        loaded: set[str] = set()
-        for node in workflow.nodes:
-            failure = self._load(node.path, loaded, importer=None)
-            if failure:
-                return failure
-        stages = workflow.stages()
-        self.emit(f"DAG compiled: {len(stages)} stage(s), {len(workflow.nodes)} node(s)")
+        try:
+            raw = yaml.load(text, Loader=Yaml12Loader)
+        except yaml.YAMLError as exc:
+            return self.fail(f"YAMLError: {str(exc).splitlines()[0]}")
+        if not isinstance(raw, dict):
+            return self.fail("Error: Workflow spec must be a mapping")
+        self.emit(f"Workflow: {js_string(raw.get('name'))} v{js_string(raw.get('version'))}")
+        nodes_raw: dict[Any, Any] = raw["nodes"] if isinstance(raw.get("nodes"), dict) else {}
+        nodes = {
+            str(name): str((value or {}).get("path", ""))
+            for name, value in nodes_raw.items()
+            if isinstance(value, dict)
+        }
+        edges = raw.get("edges")
+        if not isinstance(edges, list):
+            return self.fail(
+                'Error: Workflow spec missing required field: "edges" (must be an array)'
+            )
+        stages = kahn(list(nodes), edges)
+        self.emit(f"DAG compiled: {len(stages)} stage(s), {len(nodes)} node(s)")
         for i, stage in enumerate(stages, 1):
             self.emit(f"  Stage {i}: [{', '.join(stage)}]")
-        self.emit("Listening on http://0.0.0.0:8080/")
+        timeout = (
+            (raw.get("config") or {}).get("timeout")
+            if isinstance(raw.get("config"), dict)
+            else None
+        )
+        if timeout is not None and not TIMEOUT_RE.match(js_string(timeout)):
+            self.emit(
+                f'Invalid timeout format "{js_string(timeout)}" — expected "<number>s" or '
+                '"<number>m". Using default 30s.'
+            )
+        loaded: set[str] = set()
+        for path in nodes.values():
+            failure = self._load(posixpath.normpath(path), loaded, importer=None)
+            if failure:
+                return failure
+        self.spec = Spec(js_string(raw.get("name")), js_string(raw.get("version")), nodes, stages)
+        for line in LISTENING:
+            self.emit(line)
         return None
 
     def _load(self, path: str, loaded: set[str], importer: str | None) -> Exit | None:
@@ -76,6 +195,13 @@ class Engine:
         if text is None:
             where = f" at file://{ROOT}/{importer}" if importer else ""
             self.emit(f'error: Module not found "file://{ROOT}/{path}".{where}')
+            return Exit(1)
+        position = parse_error(text)
+        if position is not None:
+            self.emit(
+                "error: The module's source code could not be parsed: Unexpected token at "
+                f"file://{ROOT}/{path}:{position[0]}:{position[1]}"
+            )
             return Exit(1)
         for target in IMPORT_RE.findall(text):
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
@@ -95,18 +221,44 @@ class Engine:
 
     def run(self, body: Any) -> dict[str, Any]:
         """POST /run: the JSON result names what ran, in DAG order."""
-        assert self.workflow is not None
+        assert self.spec is not None
         self.requests += 1
-        order = [name for stage in self.workflow.stages() for name in stage]
+        order = [name for stage in self.spec.stages for name in stage]
         trigger = body.get("trigger") if isinstance(body, dict) else None
         self.emit(
             f"POST /run {json.dumps(body, separators=(',', ':'))}: ran {len(order)} "
             f"node(s) [{', '.join(order)}]"
         )
         return {
-            "workflow": self.workflow.name,
-            "version": self.workflow.version,
+            "workflow": self.spec.name,
+            "version": self.spec.version,
             "trigger": trigger,
             "nodes": order,
             "input": body,
         }
+
+
+def kahn(names: list[str], edges: list[Any]) -> list[list[str]]:
+    """The engine's DAG compiler: Kahn's algorithm with the ready queue kept sorted, so
+    each stage lists its nodes in name order."""
+    incoming = {n: 0 for n in names}
+    following: dict[str, list[str]] = {n: [] for n in names}
+    for edge in edges:
+        if not isinstance(edge, dict):
+            continue
+        source, target = str(edge.get("from")), str(edge.get("to"))
+        if source in following and target in incoming:
+            following[source].append(target)
+            incoming[target] += 1
+    ready = sorted(n for n, count in incoming.items() if count == 0)
+    stages = []
+    while ready:
+        stages.append(ready)
+        nxt = []
+        for n in ready:
+            for m in following[n]:
+                incoming[m] -= 1
+                if incoming[m] == 0:
+                    nxt.append(m)
+        ready = sorted(nxt)
+    return stages

@@ -27,7 +27,7 @@ from devloop.sim.api import Api
 from devloop.sim.engine import Engine
 from devloop.sim.errors import ApiError, bad_request, not_found
 from devloop.sim.faults import Faults, cut, start_stream
-from devloop.sim.settings import SimSettings
+from devloop.sim.settings import ImageBehaviour, SimSettings
 from devloop.sim.store import Store, WatchEvent, now_rfc3339
 
 PODS = resources.of_kind("v1", "Pod")
@@ -81,6 +81,19 @@ class PodRuntime:
     waiting_reason: str = "ContainerCreating"
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+
+def runtime_images(settings: SimSettings) -> dict[str, ImageBehaviour]:
+    """The images the node has (pulled, or loaded as kind/k0s users side-load them)."""
+    return settings.images
+
+
+def pullable(image: str, settings: SimSettings) -> bool:
+    """Any image can be pulled (there is no registry to miss it), except one whose
+    registry host cannot exist (the reserved .invalid top-level domain, RFC 2606) or one a
+    test marked unpullable."""
+    host = image_reference(image).split("/", 1)[0]
+    return image not in settings.unpullable and not host.endswith(".invalid")
 
 
 def image_reference(image: str) -> str:
@@ -240,9 +253,9 @@ class Kubelet:
             if problem is None:
                 break
             self.event(runtime, "FailedMount", problem, "Warning", container=False)
-            if await self.pause(runtime, retry):
+            if await self.pause(runtime, s.scaled(retry)):
                 return await self.finish(runtime, started=False)
-            retry = min(retry * 2, s.mount_retry * 8)
+            retry = min(retry * 2, s.mount_retry_max)
         if await self.pause(runtime, s.mount_delay):
             return await self.finish(runtime, started=False)
         files = self.projected_files(pod)
@@ -253,14 +266,17 @@ class Kubelet:
         behaviour = s.images.get(image)
         if behaviour is not None and behaviour.program == "curl":
             return await self.run_to_completion(runtime, status, cname, image, container)
-        # run, restarting with back-off when the engine exits
-        backoff = s.crash_backoff
+        # run, restarting as the pod's restartPolicy says (kubelet doBackOff: the first
+        # restart at once; from the second on, CrashLoopBackOff for 10 s, doubling to 5 min)
+        policy = pod["spec"].get("restartPolicy", "Always")
+        backoff = 0.0
         restarts = 0
         last_state: dict[str, Any] = {}
         while True:
             run = ContainerLog()
             runtime.runs.append(run)
             started_at = now_rfc3339()
+            began = time.monotonic()
             self.event(runtime, "Created", f"Created container: {cname}")
             self.event(runtime, "Started", f"Started container {cname}")
             running = {"running": {"startedAt": started_at}}
@@ -283,7 +299,7 @@ class Kubelet:
             terminated = {
                 "terminated": {
                     "exitCode": exit_.code,
-                    "reason": "Error",
+                    "reason": "Error" if exit_.code else "Completed",
                     "startedAt": started_at,
                     "finishedAt": now_rfc3339(),
                     "containerID": f"containerd://{runtime.uid[:12]}",
@@ -291,35 +307,43 @@ class Kubelet:
             }
             last_state = terminated
             status["containerStatuses"] = [
-                self.container_status(cname, image, restarts, terminated)
+                self.container_status(cname, image, restarts, terminated, last_state)
             ]
-            self.write_status(runtime, status)
-            wait_text = (
-                f"back-off {backoff:g}s restarting failed container={cname} "
-                f"pod={runtime.name}_{runtime.namespace}({runtime.uid})"
-            )
-            self.event(
-                runtime,
-                "BackOff",
-                f"Back-off restarting failed container {cname} in "
-                f"pod {runtime.name}_{runtime.namespace}"
-                f"({runtime.uid})",
-                "Warning",
-            )
-            runtime.waiting_reason = "CrashLoopBackOff"
-            status["containerStatuses"] = [
-                self.container_status(
-                    cname,
-                    image,
-                    restarts,
-                    {"waiting": {"reason": "CrashLoopBackOff", "message": wait_text}},
-                    last_state,
-                )
-            ]
-            self.write_status(runtime, status)
-            if await self.pause(runtime, backoff):
+            if policy == "Never" or (policy == "OnFailure" and exit_.code == 0):
+                status["phase"] = "Failed" if exit_.code else "Succeeded"
+                self.write_status(runtime, status)
+                await runtime.deleting.wait()
                 return await self.finish(runtime, started=False)
-            backoff = min(backoff * 2, s.crash_backoff_max)
+            self.write_status(runtime, status)
+            if time.monotonic() - began >= s.scaled(s.crash_backoff_reset):
+                backoff = 0.0  # it ran long enough: the back-off starts over
+            if backoff:
+                wait_text = (
+                    f"back-off {backoff:g}s restarting failed container={cname} "
+                    f"pod={runtime.name}_{runtime.namespace}({runtime.uid})"
+                )
+                self.event(
+                    runtime,
+                    "BackOff",
+                    f"Back-off restarting failed container {cname} in "
+                    f"pod {runtime.name}_{runtime.namespace}"
+                    f"({runtime.uid})",
+                    "Warning",
+                )
+                runtime.waiting_reason = "CrashLoopBackOff"
+                status["containerStatuses"] = [
+                    self.container_status(
+                        cname,
+                        image,
+                        restarts,
+                        {"waiting": {"reason": "CrashLoopBackOff", "message": wait_text}},
+                        last_state,
+                    )
+                ]
+                self.write_status(runtime, status)
+                if await self.pause(runtime, s.scaled(backoff)):
+                    return await self.finish(runtime, started=False)
+            backoff = min(backoff * 2, s.crash_backoff_max) if backoff else s.crash_backoff
             restarts += 1
 
     async def pull(
@@ -332,7 +356,7 @@ class Kubelet:
     ) -> bool:
         s = self.settings
         policy = container.get("imagePullPolicy", "IfNotPresent")
-        if image in s.images and policy != "Always":
+        if image in runtime_images(s) and policy != "Always":
             self.event(runtime, "Pulled", f'Container image "{image}" already present on machine')
             return True
         backoff = s.pull_backoff
@@ -341,7 +365,7 @@ class Kubelet:
             started = time.monotonic()
             if await self.pause(runtime, s.pull_delay):
                 return False
-            if image in s.images:
+            if pullable(image, s):
                 ms = int((time.monotonic() - started) * 1000)
                 self.event(
                     runtime,
@@ -350,12 +374,21 @@ class Kubelet:
                     f"({ms}ms including waiting). Image size: "
                     "52428800 bytes.",
                 )
+                s.images.setdefault(image, ImageBehaviour())  # now present on the node
                 return True
             ref = image_reference(image)
-            reason = (
-                f"rpc error: code = NotFound desc = failed to pull and unpack image "
-                f'"{ref}": failed to resolve reference "{ref}": {ref}: not found'
-            )
+            host = ref.split("/", 1)[0]
+            if host.endswith(".invalid"):
+                reason = (
+                    f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": '
+                    f'failed to resolve reference "{ref}": failed to do request: Head '
+                    f'"https://{host}/v2/": dial tcp: lookup {host}: no such host'
+                )
+            else:
+                reason = (
+                    f"rpc error: code = NotFound desc = failed to pull and unpack image "
+                    f'"{ref}": failed to resolve reference "{ref}": {ref}: not found'
+                )
             self.event(runtime, "Failed", f'Failed to pull image "{image}": {reason}', "Warning")
             self.event(runtime, "Failed", "Error: ErrImagePull", "Warning")
             runtime.waiting_reason = "ErrImagePull"
@@ -365,7 +398,7 @@ class Kubelet:
                 )
             ]
             self.write_status(runtime, status)
-            if await self.pause(runtime, backoff / 2):
+            if await self.pause(runtime, s.scaled(backoff) / 2):
                 return False
             self.event(runtime, "BackOff", f'Back-off pulling image "{image}"')
             self.event(runtime, "Failed", "Error: ImagePullBackOff", "Warning")
@@ -384,9 +417,9 @@ class Kubelet:
                 )
             ]
             self.write_status(runtime, status)
-            if await self.pause(runtime, backoff):
+            if await self.pause(runtime, s.scaled(backoff)):
                 return False
-            backoff = min(backoff * 2, s.crash_backoff_max)
+            backoff = min(backoff * 2, s.pull_backoff_max)
 
     async def serve(
         self,
@@ -423,7 +456,7 @@ class Kubelet:
                 "Readiness probe failed: HTTP probe failed with statuscode: 503",
                 "Warning",
             )
-            if await self.pause(runtime, min(period, s.probe_period_cap)):
+            if await self.pause(runtime, s.scaled(period)):
                 return
 
     async def run_to_completion(

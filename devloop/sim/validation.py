@@ -12,7 +12,7 @@ import binascii
 import json
 from typing import Any
 
-from devloop import names
+from devloop.sim import apinames as names
 from devloop.sim.cron import validation_error as schedule_error
 from devloop.sim.errors import Cause
 from devloop.sim.resources import Resource

@@ -1,0 +1,439 @@
+"""The embedded cluster answers as Kubernetes does, where pdwatch depends on it. Each test
+names the behaviour and cites where Kubernetes (or the engine contract) defines it; the
+clients are kubectl, the official Python client and lightkube, so that no one client's
+habits are all the cluster is checked against."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from devloop.render import Bundle, RenderOptions, render
+from devloop.sim import EmbeddedCluster, SimSettings
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+NS = "default"
+KUBECTL = shutil.which("kubectl") or str(Path(__file__).parent.parent / ".venv" / "bin" / "kubectl")
+
+
+def hello_bundle(tmp_path: Path, image: str | None = None) -> Bundle:
+    directory = tmp_path / "hello"
+    if not directory.exists():
+        shutil.copytree(EXAMPLES / "hello", directory)
+    result = render(directory, RenderOptions(NS, image, ""))
+    assert isinstance(result, Bundle), result
+    return result
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
+    """Poll a condition of the cluster's state (no event stream to wait on here)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("not reached in time")
+        time.sleep(0.02)
+
+
+def deployment_with(
+    bundle: Bundle, code: str | None = None, **spec: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    cm = json.loads(json.dumps(bundle.config_map))
+    if code is not None:
+        cm["data"]["nodes__greet.ts"] = code
+    deployment = json.loads(json.dumps(bundle.deployment))
+    deployment["spec"].update(spec)
+    return cm, deployment
+
+
+def create(api_client: client.ApiClient, cm: dict[str, Any], deployment: dict[str, Any]) -> None:
+    client.CoreV1Api(api_client).create_namespaced_config_map(NS, cm)
+    client.AppsV1Api(api_client).create_namespaced_deployment(NS, deployment)
+
+
+def engine_status(api_client: client.ApiClient) -> Any:
+    pods = client.CoreV1Api(api_client).list_namespaced_pod(NS).items
+    pods = [p for p in pods if p.status and p.status.container_statuses]
+    return pods[0].status.container_statuses[0] if pods else None
+
+
+# --- kubelet ------------------------------------------------------------------------------
+
+
+def test_crash_loop_first_restart_at_once_then_back_off_doubling(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """pkg/kubelet/kuberuntime (doBackOff): the first exit restarts at once; from the
+    second, CrashLoopBackOff waiting 10 s, then 20 s (kubelet.go backOffPeriod 10 s,
+    MaxContainerBackOff 300 s). The cluster here runs at time scale 0.05."""
+    cm, deployment = deployment_with(hello_bundle(tmp_path), 'throw new Error("boom");\n')
+    create(api_client, cm, deployment)
+    seen: list[tuple[int, str, str]] = []
+
+    def record() -> bool:
+        status = engine_status(api_client)
+        if status is not None and status.state.waiting is not None:
+            entry = (
+                status.restart_count,
+                status.state.waiting.reason,
+                status.state.waiting.message or "",
+            )
+            if not seen or seen[-1] != entry:
+                seen.append(entry)
+        return any(count >= 2 and reason == "CrashLoopBackOff" for count, reason, _ in seen)
+
+    eventually(record)
+    loops = [(count, message) for count, reason, message in seen if reason == "CrashLoopBackOff"]
+    assert loops[0][0] == 1 and "back-off 10s restarting failed container=engine" in loops[0][1]
+    assert loops[-1][0] == 2 and "back-off 20s" in loops[-1][1]
+    status = engine_status(api_client)
+    assert status.last_state.terminated.exit_code == 1
+    assert status.last_state.terminated.reason == "Error"
+
+
+def test_restart_policy_never_ends_a_bare_pod_failed(api_client: client.ApiClient) -> None:
+    """core/v1 PodSpec.restartPolicy: Never runs the container once; the pod ends Failed."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(
+        NS,
+        {
+            "metadata": {"name": "once-code"},
+            "data": {"workflow.yaml": "name: once\nversion: '1.0'\nnodes: {}\nedges: x\n"},
+        },
+    )
+    core.create_namespaced_pod(
+        NS,
+        {
+            "metadata": {"name": "once"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "engine", "image": "pipedreamer-engine:latest"}],
+                "volumes": [{"name": "code", "configMap": {"name": "once-code"}}],
+            },
+        },
+    )
+    pod = eventually(
+        lambda: (p := core.read_namespaced_pod("once", NS)).status.phase == "Failed" and p
+    )
+    status = pod.status.container_statuses[0]
+    assert status.restart_count == 0 and status.state.terminated.exit_code == 1
+
+
+def test_any_image_pulls_except_a_reserved_invalid_host(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """There is no registry here to miss an image; `.invalid` (RFC 2606) never resolves,
+    so it fails as a real pull of it would: ErrImagePull, then ImagePullBackOff."""
+    _, deployment = deployment_with(hello_bundle(tmp_path, image="ghcr.io/acme/engine:7"))
+    cm, _ = deployment_with(hello_bundle(tmp_path))
+    create(api_client, cm, deployment)
+    eventually(lambda: (s := engine_status(api_client)) and s.ready)
+    events = client.CoreV1Api(api_client).list_namespaced_event(NS).items
+    assert any(e.reason == "Pulled" and "ghcr.io/acme/engine:7" in e.message for e in events)
+
+
+# --- deployment controller ----------------------------------------------------------------
+
+
+def test_a_paused_deployment_does_not_roll_out(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """pkg/controller/deployment/sync.go: paused, a template change makes no ReplicaSet;
+    Progressing is Unknown with reason DeploymentPaused; resumed, it rolls out."""
+    apps = client.AppsV1Api(api_client)
+    cm, deployment = deployment_with(hello_bundle(tmp_path))
+    create(api_client, cm, deployment)
+    eventually(lambda: len(apps.list_namespaced_replica_set(NS).items) == 1)
+    apps.patch_namespaced_deployment("hello", NS, {"spec": {"paused": True}})
+    apps.patch_namespaced_deployment(
+        "hello", NS, {"spec": {"template": {"metadata": {"annotations": {"x": "1"}}}}}
+    )
+    d = eventually(
+        lambda: (
+            (
+                (x := apps.read_namespaced_deployment("hello", NS)).status.observed_generation
+                == x.metadata.generation
+            )
+            and x
+        )
+    )
+    (progressing,) = [c for c in d.status.conditions if c.type == "Progressing"]
+    assert (progressing.status, progressing.reason) == ("Unknown", "DeploymentPaused")
+    assert len(apps.list_namespaced_replica_set(NS).items) == 1
+    apps.patch_namespaced_deployment("hello", NS, {"spec": {"paused": False}})
+    eventually(lambda: len(apps.list_namespaced_replica_set(NS).items) == 2)
+
+
+def test_recreate_removes_the_old_pods_before_creating_new_ones(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """recreate.go rolloutRecreate: old ReplicaSets to zero, wait until their pods are
+    gone, then the new ReplicaSet up."""
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    cm, deployment = deployment_with(hello_bundle(tmp_path), strategy={"type": "Recreate"})
+    create(api_client, cm, deployment)
+    first = eventually(
+        lambda: [p for p in core.list_namespaced_pod(NS).items if p.status.phase == "Running"]
+    )[0].metadata.name
+    apps.patch_namespaced_deployment(
+        "hello", NS, {"spec": {"template": {"metadata": {"annotations": {"x": "2"}}}}}
+    )
+    overlap = []
+
+    def replaced() -> bool:
+        names = {p.metadata.name for p in core.list_namespaced_pod(NS).items}
+        if first in names and len(names) > 1:
+            overlap.append(names)
+        return first not in names and len(names) == 1
+
+    eventually(replaced)
+    assert overlap == [], "a new pod existed while the old one did"
+
+
+def test_progress_deadline_exceeded(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """progress.go: no progress for progressDeadlineSeconds → Progressing False,
+    ProgressDeadlineExceeded, 'ReplicaSet "…" has timed out progressing.'"""
+    cluster.set_image("engine:unready", ready=False)
+    apps = client.AppsV1Api(api_client)
+    cm, deployment = deployment_with(
+        hello_bundle(tmp_path, image="engine:unready"), progressDeadlineSeconds=4
+    )
+    create(api_client, cm, deployment)
+
+    def timed_out() -> Any:
+        d = apps.read_namespaced_deployment("hello", NS)
+        return next(
+            (
+                c
+                for c in (d.status.conditions or [])
+                if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded"
+            ),
+            None,
+        )
+
+    condition = eventually(timed_out)
+    assert condition.status == "False"
+    assert condition.message.endswith("has timed out progressing.")
+
+
+def test_revision_annotation_and_kubectl_rollout_undo(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """sync.go setDeploymentRevision: the Deployment carries its new ReplicaSet's
+    revision, which `kubectl rollout undo` (a client-side read of the ReplicaSets, then a
+    patch) needs."""
+    apps = client.AppsV1Api(api_client)
+    cm, deployment = deployment_with(hello_bundle(tmp_path))
+    create(api_client, cm, deployment)
+    revision = "deployment.kubernetes.io/revision"
+    eventually(
+        lambda: (
+            apps.read_namespaced_deployment("hello", NS).metadata.annotations.get(revision) == "1"
+        )
+    )
+    apps.patch_namespaced_deployment(
+        "hello", NS, {"spec": {"template": {"metadata": {"annotations": {"x": "2"}}}}}
+    )
+    eventually(
+        lambda: (
+            apps.read_namespaced_deployment("hello", NS).metadata.annotations.get(revision) == "2"
+        )
+    )
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc")
+    done = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "rollout", "undo", "deployment/hello"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    d = eventually(
+        lambda: (
+            (x := apps.read_namespaced_deployment("hello", NS)).metadata.annotations.get(revision)
+            == "3"
+            and x
+        )
+    )
+    assert "x" not in (d.spec.template.metadata.annotations or {})
+
+
+# --- the engine (REFERENCE.md §2), run by the simulated kubelet ---------------------------
+
+
+def engine_log(
+    api_client: client.ApiClient, tmp_path: Path, workflow: str, nodes: dict[str, str]
+) -> list[str]:
+    cm, deployment = deployment_with(hello_bundle(tmp_path))
+    cm["data"] = {"workflow.yaml": workflow, **{f"nodes__{k}": v for k, v in nodes.items()}}
+    deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"] = [
+        {"key": k, "path": k.replace("__", "/")} for k in cm["data"]
+    ]
+    create(api_client, cm, deployment)
+    core = client.CoreV1Api(api_client)
+
+    def logs() -> Any:
+        pods = core.list_namespaced_pod(NS).items
+        for pod in pods:
+            try:
+                text = core.read_namespaced_pod_log(pod.metadata.name, NS)
+            except client.exceptions.ApiException:
+                try:
+                    text = core.read_namespaced_pod_log(pod.metadata.name, NS, previous=True)
+                except client.exceptions.ApiException:
+                    continue
+            if "GET  /health — health check" in text or "error:" in text:
+                return text.splitlines()
+        return None
+
+    return list(eventually(logs))
+
+
+WORKFLOW = """name: dag
+version: 1.10
+triggers: [{type: manual}]
+nodes:
+  zeta: {path: ./nodes/zeta.ts}
+  alpha: {path: ./nodes/alpha.ts}
+  mid: {path: ./nodes/mid.ts}
+edges:
+  - {from: zeta, to: mid}
+  - {from: alpha, to: mid}
+config:
+  timeout: 1h
+"""
+
+
+def test_engine_start_up_order_and_lines(tmp_path: Path, api_client: client.ApiClient) -> None:
+    lines = engine_log(
+        api_client,
+        tmp_path,
+        WORKFLOW,
+        {
+            "zeta.ts": 'console.log("zeta loaded");\n',
+            "alpha.ts": "export default 1;\n",
+            "mid.ts": "export default 2;\n",
+        },
+    )
+    assert lines == [
+        "Pipedreamer Engine starting...",
+        "Workflow: dag v1.1",  # YAML 1.2: an unquoted 1.10 is the number 1.1
+        "DAG compiled: 2 stage(s), 3 node(s)",
+        "  Stage 1: [alpha, zeta]",  # the ready queue kept sorted
+        "  Stage 2: [mid]",
+        'Invalid timeout format "1h" — expected "<number>s" or "<number>m". Using default 30s.',
+        "zeta loaded",  # modules load after the DAG is printed
+        "Workflow server listening on http://localhost:8080",
+        "  POST /run    — trigger workflow execution",
+        "  GET  /health — health check",
+    ]
+
+
+def test_engine_exits_without_an_edges_array(tmp_path: Path, api_client: client.ApiClient) -> None:
+    lines = engine_log(api_client, tmp_path, "name: x\nversion: '1.0'\nnodes: {}\n", {})
+    assert lines[-1] == (
+        'error: Uncaught (in promise) Error: Workflow spec missing required field: "edges" '
+        "(must be an array)"
+    )
+
+
+def test_engine_refuses_a_module_that_does_not_parse(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    lines = engine_log(
+        api_client,
+        tmp_path,
+        "name: x\nversion: '1.0'\nnodes: {a: {path: ./nodes/a.ts}}\nedges: []\n",
+        {"a.ts": "export default async function run() {\n  return {a: 1\n}\n"},
+    )
+    assert lines[-1].startswith("error: The module's source code could not be parsed: ")
+    assert lines[-1].endswith("at file:///app/workflow/nodes/a.ts:3:2")  # the missing "}"
+
+
+# --- the fidelity of names: pdwatch's rules and the embedded cluster's agree -----------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a",
+        "my-name",
+        "My-Name",
+        "a.b",
+        "-a",
+        "a-",
+        "a" * 63,
+        "a" * 64,
+        "a" * 254,
+        "",
+        "a_b",
+        "1a",
+        "ä",
+    ],
+)
+def test_pdwatch_and_the_cluster_word_name_rules_alike(value: str) -> None:
+    from devloop import names
+    from devloop.sim import apinames
+
+    for rule in (
+        "dns1123_label",
+        "dns1123_subdomain",
+        "dns1035_label",
+        "config_map_key",
+        "label_value",
+    ):
+        assert getattr(names, rule)(value) == getattr(apinames, rule)(value), (rule, value)
+    for key in (value, f"example.com/{value}", f"/{value}", f"a/b/{value}"):
+        assert names.qualified_name(key) == apinames.qualified_name(key), key
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "*/5 * * * *",
+        "0 9 * * MON-FRI",
+        "@hourly",
+        "@every 1h30m",
+        "@every banana",
+        "@every 5",
+        "99 * * * *",
+        "0 0 * * 7",
+        "*/0 * * * *",
+        "1-2-3 * * * *",
+        "5-1 * * * *",
+        "0 0 0 * *",
+        "x * * * *",
+        "TZ=UTC 0 * * * *",
+        "",
+        "@daily ",
+        "0 0 1 jan,FEB ?",
+        "1,,2 * * * *",
+        "+5 * * * *",
+        "-5 * * * *",
+        "1/2/3 * * * *",
+        "* * * *",
+        "* * * * * *",
+    ],
+)
+def test_pdwatch_and_the_cluster_read_cron_schedules_alike(schedule: str) -> None:
+    from devloop.cronspec import schedule_problem
+    from devloop.sim.cron import validation_error
+
+    assert schedule_problem(schedule) == validation_error(schedule)
+
+
+def test_settings_for_tests_keep_the_shape_of_real_timings() -> None:
+    real, fast = SimSettings(), SimSettings.for_tests()
+    assert (real.crash_backoff, real.crash_backoff_max) == (10.0, 300.0)
+    assert fast.scaled(real.crash_backoff) == pytest.approx(0.5)
