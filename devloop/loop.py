@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import Callable
@@ -71,6 +72,37 @@ class _Pending:
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
+
+
+class WatchedDirectory:
+    """The directory a watch session is on, held open: while its descriptor is open its
+    inode cannot be reused, so a directory deleted and created again at the same path
+    (which may otherwise get the same inode number) is told apart from it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            self.fd: int | None = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            self.fd = None
+
+    def state(self) -> str:
+        """ "same", "gone" (nothing at the path) or "replaced" (another directory there)."""
+        try:
+            now = os.stat(self.root)
+        except OSError:
+            return "gone"
+        if self.fd is None:
+            return "replaced"
+        held = os.fstat(self.fd)
+        if held.st_nlink == 0 or (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
+            return "replaced"
+        return "same"
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:
@@ -244,12 +276,24 @@ class DevLoop:
                 guard.cancel()
 
     async def _guard_directory(self, session_over: asyncio.Event) -> None:
-        """End the watch session when quitting or when the directory disappears (a watch
-        on a moved or deleted directory reports nothing more)."""
+        """End the watch session when quitting, or when the directory disappears or is
+        replaced: a watch on a moved, deleted or swapped-out directory (rm -rf DIR && cp -a
+        SRC DIR, a mv swap, a DIR symlink pointed elsewhere) reports nothing more, so the
+        directory is watched anew and what is in it now is deployed."""
         root = self.settings.directory
-        while root.is_dir() and not await self._sleep(self.settings.missing_dir_poll_s):
-            pass
-        session_over.set()
+        watched = WatchedDirectory(root)
+        try:
+            while not await self._sleep(self.settings.missing_dir_poll_s):
+                state = watched.state()
+                if state == "gone":
+                    break
+                if state == "replaced":
+                    self.emit(events.Warning(f"{root} was replaced; watching the new one"))
+                    self._request(set(), "directory replaced")
+                    break
+        finally:
+            watched.close()
+            session_over.set()
 
     async def _work(self) -> None:
         """The single worker. Supervised: whatever a cycle raises is reported and the next

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pathlib import Path, PurePosixPath
 import watchfiles
 
 from devloop.codefiles import NODES_DIR, SKIPPED_DIRS
-from devloop.image import IMAGE_FILES
+from devloop.image import IMAGE_FILES, MARKER_DIRS
 from devloop.secrets import SECRETS_DIR, SECRETS_FILE
 from devloop.waits import within
 from devloop.workflow import WORKFLOW_FILE
@@ -53,6 +54,19 @@ def relevant(relative: str) -> bool:
     return False
 
 
+CODE_DIRS = (NODES_DIR, ".secrets", *(d for d in MARKER_DIRS))
+
+
+def relevant_dir(relative: str) -> bool:
+    """Whether a new directory here can hold relevant files: files created in it together
+    with it can be missed by the watch (it is added only once the directory exists), so
+    its appearance counts as a change and its files are looked for."""
+    parts = PurePosixPath(relative).parts
+    if not parts or parts[0] not in CODE_DIRS:
+        return False
+    return not any(p.startswith(".") or p in SKIPPED_DIRS for p in parts[1:])
+
+
 class RelevantFilter(watchfiles.BaseFilter):
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -66,7 +80,24 @@ class RelevantFilter(watchfiles.BaseFilter):
                 rel = Path(path).relative_to(self.root).as_posix()
             except ValueError:
                 return False
+        if change == watchfiles.Change.added and relevant_dir(rel) and os.path.isdir(path):
+            return True
         return relevant(rel)
+
+
+def expand(root: Path, relative: str) -> set[str]:
+    """A changed path; for a new directory, the relevant files already in it."""
+    full = root / relative
+    if not full.is_dir() or full.is_symlink():
+        return {relative}
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(full):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS]
+        for name in filenames:
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            if relevant(rel):
+                found.add(rel)
+    return found or {relative}
 
 
 @dataclass(frozen=True)
@@ -103,7 +134,8 @@ async def batches(
                 stop_event=stop,
                 rust_timeout=500,
             ):
-                await raw.put({_relative(path, resolved) for _, path in changes})
+                paths = {_relative(path, resolved) for _, path in changes}
+                await raw.put({p for path in paths for p in expand(resolved, path)})
         finally:
             await raw.put(None)
 

@@ -405,7 +405,7 @@ async def test_tail_from_the_first_line_survives_dropped_streams(
 
     stop = asyncio.Event()
     task = asyncio.create_task(tail_logs(kube, pod, emit, stop, retry_s=0.05))
-    while "Workflow server listening on http://localhost:8080" not in lines:
+    while "  GET  /health — health check" not in lines:  # the last start-up line
         got_line.clear()
         await asyncio.wait_for(got_line.wait(), 10)
     start_lines = list(lines)

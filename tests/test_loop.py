@@ -11,9 +11,10 @@ import pytest
 from kubernetes import client
 
 from devloop import events
+from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
 from devloop.watch import relevant
-from tests.looprig import running_loop
+from tests.looprig import EXAMPLES, Rig, running_loop
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -318,3 +319,89 @@ async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_
         (rig.directory / GREET).write_text('console.log("second");\n')
         done = await rig.cycle_done(mark)
         assert done.outcome == "ready"
+
+
+# --- the watch never goes deaf (issue 17 §2) ---------------------------------------------
+
+
+async def test_a_new_folder_created_with_its_file_is_deployed_every_time(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """mkdir nodes/lib && echo … > nodes/lib/x.ts: the file can be written before the
+    watch on the new folder exists; the folder's appearance must still deploy it."""
+    async with running_loop(tmp_path, api_client, debounce_ms=20) as rig:
+        for n in range(10):
+            mark = rig.mark()
+            folder = rig.directory / "nodes" / f"lib{n}"
+            folder.mkdir()
+            (folder / "x.ts").write_text(f"export const n = {n};\n")
+            key = f"nodes__lib{n}__x.ts"
+
+            async def deployed(key: str = key) -> bool:
+                cm = await rig.kube.get("ConfigMap", "hello-code")
+                return cm is not None and key in cm["data"]
+
+            await rig.wait_for(events.CycleFinished, since=mark)
+            while not await deployed():
+                await rig.wait_for(events.CycleFinished, since=rig.mark() - 1)
+                mark = rig.mark()
+            assert await deployed(), n
+
+
+async def test_a_new_marker_folder_with_its_image_file_is_deployed(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    async with running_loop(tmp_path, api_client, debounce_ms=20) as rig:
+        mark = rig.mark()
+        (rig.directory / ".tentacular").mkdir()
+        (rig.directory / ".tentacular" / "base-image.txt").write_text("engine:tentacular\n")
+        done = await rig.wait_for(events.CycleFinished, lambda e: e.outcome == "ready", mark)
+        assert done.outcome == "ready"
+        deployment = await rig.kube.get("Deployment", "hello")
+        assert deployment is not None
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == "engine:tentacular"
+
+
+@pytest.mark.parametrize("how", ["rm-and-copy", "mv-swap", "symlink-repointed"])
+async def test_a_replaced_directory_is_watched_anew(
+    tmp_path: Path, api_client: client.ApiClient, how: str
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(EXAMPLES / "hello", first)
+    shutil.copytree(EXAMPLES / "hello", second)
+    (second / GREET).write_text('console.log("from the replacement");\n')
+    watched = first
+    if how == "symlink-repointed":
+        watched = tmp_path / "link"
+        watched.symlink_to(first)
+    rig = Rig(
+        watched,
+        Kube(api_client, "default"),
+        debounce_ms=20,
+        missing_dir_poll_s=0.05,
+    )
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready"
+        mark = rig.mark()
+        if how == "rm-and-copy":
+            shutil.rmtree(first)
+            shutil.copytree(second, first)
+        elif how == "mv-swap":
+            os.rename(first, tmp_path / "old")
+            os.rename(second, first)
+        else:
+            (tmp_path / "new-link").symlink_to(second)
+            os.rename(tmp_path / "new-link", watched)  # atomic, as `ln -sfn` is not
+        await rig.wait_for(events.CycleFinished, lambda e: e.outcome == "ready", mark)
+        logs = await rig.kube.pod_log(rig.loop.current_pod)
+        assert "from the replacement" in logs.splitlines()
+        # ... and later saves in the new directory are seen
+        mark = rig.mark()
+        (watched / GREET).write_text('console.log("a later save");\n')
+        done = await rig.wait_for(events.CycleFinished, lambda e: e.outcome == "ready", mark)
+        assert done.outcome == "ready"
+    finally:
+        rig.loop.quit()
+        await asyncio.wait({task}, timeout=10)
