@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from devloop.ui.plain import PlainOutput
 
 EXIT_OK, EXIT_REFUSED = 0, 3
+# SIGHUP too: closing the terminal or the SSH session must end pdwatch as cleanly as
+# Ctrl-C does (and run --cleanup-on-exit).
+QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CLEANUP_TIMEOUT_S = 15
 
 
@@ -131,7 +134,7 @@ async def run_daemon(
     running = asyncio.get_running_loop()
     install_daemon_threads(running)
     quit_now: list[Callable[[], None]] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in QUIT_SIGNALS:
         running.add_signal_handler(sig, lambda: [q() for q in quit_now])
     conn: Connection | None = None
     loop: DevLoop | None = None
@@ -191,7 +194,7 @@ async def run_daemon(
         if cleanup_on_exit and loop is not None and loop.deployed is not None:
             await _cleanup(loop)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in QUIT_SIGNALS:
             running.remove_signal_handler(sig)
         if conn is not None:
             conn.close()

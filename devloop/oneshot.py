@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from devloop import events
-from devloop.kube import safety
 from devloop.kube.client import Kube
 from devloop.kube.connection import Connection, ConnectionProblem, connect
 from devloop.kube.deploy import RestartStamps, deploy_cycle
@@ -32,13 +31,15 @@ FIRST_LOG_LINES = 20
 def connect_checked(opts: ClusterOptions) -> tuple[Connection | None, str]:
     """A connection to a cluster pdwatch may deploy to, or why not."""
     try:
-        conn = connect(opts.kubeconfig, opts.context, opts.namespace, opts.embedded)
+        conn = connect(
+            opts.kubeconfig,
+            opts.context,
+            opts.namespace,
+            opts.embedded,
+            allowed=opts.allow_contexts,
+        )
     except ConnectionProblem as exc:
         return None, str(exc)
-    refusal = safety.refusal(conn.context, conn.server, opts.allow_contexts)
-    if refusal:
-        conn.close()
-        return None, refusal
     return conn, ""
 
 

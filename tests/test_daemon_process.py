@@ -129,3 +129,37 @@ def test_cleanup_on_exit_removes_the_workflow(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_cleanup_on_exit_runs_on_sighup_too(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """Closing the terminal or the SSH session sends SIGHUP: the cleanup must run."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devloop",
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--cleanup-on-exit",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = Lines(proc)
+        lines.until("start → applied in")
+        proc.send_signal(signal.SIGHUP)
+        lines.until("cleaned up: Deployment/hello")
+        assert proc.wait(timeout=20) == 0
+        assert client.AppsV1Api(api_client).list_namespaced_deployment("default").items == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

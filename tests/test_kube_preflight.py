@@ -23,32 +23,90 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 # --- context safety ----------------------------------------------------------------------
 
 
+def fake_dns(table: dict[str, list[str]]) -> safety.Resolver:
+    return lambda host: table.get(host, [])
+
+
+DNS = fake_dns(
+    {
+        "kubernetes.docker.internal": ["127.0.0.1"],
+        "k0s.localhost": ["127.0.0.1"],
+        "evil.localhost": ["93.184.216.34"],
+        "api.example.com": ["93.184.216.35"],
+    }
+)
+
+
 @pytest.mark.parametrize(
     ("context", "server"),
     [
-        ("kind-dev", "https://10.0.0.5:6443"),
+        ("kind-dev", "https://127.0.0.1:39125"),
+        ("kind-dev", "https://172.18.0.2:6443"),  # kind on a docker network
         ("k3d-x", "https://10.0.0.5:6443"),
         ("minikube", "https://192.168.49.2:8443"),
-        ("docker-desktop", "https://kubernetes.docker"),
+        ("docker-desktop", "https://kubernetes.docker.internal:6443"),
         ("rancher-desktop", "https://10.1.1.1:6443"),
-        ("k0s", "https://10.1.1.1:6443"),
-        ("k0s-lab", "https://10.1.1.1:6443"),
+        ("k0s", "https://k0s.localhost:6443"),
+        ("k0s-lab", "https://[fe80::1]:6443"),  # link-local
         ("pdwatch-embedded", "http://127.0.0.1:1"),
         ("anything", "https://127.0.0.1:6443"),
-        ("anything", "https://localhost:6443"),
         ("anything", "https://[::1]:6443"),
     ],
 )
 def test_local_contexts_are_allowed(context: str, server: str) -> None:
-    assert safety.refusal(context, server, set()) is None
+    assert safety.refusal(context, server, set(), resolver=DNS) is None
 
 
-def test_remote_context_is_refused_with_how_to_allow_it() -> None:
-    reason = safety.refusal("prod-eu", "https://api.prod.example.com", set())
-    assert reason is not None
-    assert "context 'prod-eu' (server https://api.prod.example.com) does not look like" in reason
-    assert reason.endswith("run again with --allow-context prod-eu")
-    assert safety.refusal("prod-eu", "https://api.prod.example.com", {"prod-eu"}) is None
+@pytest.mark.parametrize(
+    ("context", "server", "proxy", "why"),
+    [
+        ("prod-eu", "https://api.example.com", "", "does not look like a local"),
+        ("kind-dev", "https://8.8.8.8:6443", "", "its name looks local but its server"),
+        ("minikube", "https://api.example.com:8443", "", "its name looks local but"),
+        ("anything", "https://evil.localhost:6443", "", "does not look like a local"),
+        ("anything", "https://10.0.0.5:6443", "", "does not look like a local"),  # private only
+        ("kind-dev", "https://127.0.0.1:6443", "http://proxy.corp:3128", "goes through the proxy"),
+        ("kind-dev", "https://unresolvable.invalid:6443", "", "its name looks local but"),
+    ],
+)
+def test_non_local_contexts_are_refused_with_how_to_allow_them(
+    context: str, server: str, proxy: str, why: str
+) -> None:
+    reason = safety.refusal(context, server, set(), proxy, resolver=DNS)
+    assert reason is not None and why in reason, reason
+    assert reason.endswith(f"run again with --allow-context {context}")
+    assert safety.refusal(context, server, {context}, proxy, resolver=DNS) is None
+
+
+def test_a_refused_context_never_runs_its_credential_plugin(tmp_path: Path) -> None:
+    """The refusal comes before any credential is used: an exec plugin is not run."""
+    marker = tmp_path / "plugin-ran"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "prod",
+        "clusters": [{"name": "prod", "cluster": {"server": "https://203.0.113.10:6443"}}],
+        "users": [
+            {
+                "name": "u",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1",
+                        "command": "sh",
+                        "args": ["-c", f"touch {marker}; echo '{{}}'"],
+                        "interactiveMode": "Never",
+                    }
+                },
+            }
+        ],
+        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "u"}}],
+    }
+    path = tmp_path / "kc"
+    path.write_text(yaml.safe_dump(config))
+    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path))
+    assert proc.returncode == 3
+    assert "run again with --allow-context prod" in proc.stdout.replace("\n", " ")
+    assert not marker.exists()
 
 
 # --- connection ----------------------------------------------------------------------------

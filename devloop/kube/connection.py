@@ -17,6 +17,8 @@ from kubernetes import client
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
+from devloop.kube import safety
+
 if TYPE_CHECKING:  # the embedded cluster (aiohttp and all) is imported only when used
     from devloop.sim import EmbeddedCluster, SimSettings
 
@@ -48,13 +50,20 @@ def kubeconfig_paths(flag: Path | None, environ: dict[str, str] | None = None) -
     return [Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"]
 
 
+class Refused(ConnectionProblem):
+    """The context is not one pdwatch deploys to without --allow-context."""
+
+
 def connect(
     kubeconfig: Path | None = None,
     context: str | None = None,
     namespace: str | None = None,
     embedded: bool = False,
     sim_settings: SimSettings | None = None,
+    allowed: set[str] | None = None,
 ) -> Connection:
+    """`allowed`: check context safety (safety.py) first, from the kubeconfig alone, before
+    its credentials are loaded (an exec plugin would run then)."""
     if embedded:
         from devloop.sim.cluster import CONTEXT as EMBEDDED_CONTEXT
         from devloop.sim.cluster import EmbeddedCluster
@@ -79,6 +88,11 @@ def connect(
     first = _first_current_context(paths)
     active = next((c for c in contexts if c["name"] == first), active)
     chosen = _choose(contexts, active, context)
+    if allowed is not None:
+        server, proxy_url = _cluster_of(paths, chosen)
+        reason = safety.refusal(chosen["name"], server, allowed, proxy_url)
+        if reason:
+            raise Refused(reason)
     configuration = client.Configuration()
     try:
         loader = kube_config.KubeConfigLoader(
@@ -91,6 +105,22 @@ def connect(
         raise ConnectionProblem(f"context {chosen['name']!r}: {exc}") from None
     ns = namespace or chosen.get("context", {}).get("namespace") or "default"
     return Connection(client.ApiClient(configuration), chosen["name"], configuration.host, ns)
+
+
+def _cluster_of(paths: list[Path], chosen: dict[str, Any]) -> tuple[str, str]:
+    """(server, proxy-url) of the context's cluster, read from the files (the first file
+    that names the cluster wins, as kubectl merges them)."""
+    wanted = (chosen.get("context") or {}).get("cluster")
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        for entry in (data or {}).get("clusters") or [] if isinstance(data, dict) else []:
+            if isinstance(entry, dict) and entry.get("name") == wanted:
+                cluster = entry.get("cluster") or {}
+                return str(cluster.get("server", "")), str(cluster.get("proxy-url", "") or "")
+    return "", ""
 
 
 def _first_current_context(paths: list[Path]) -> str | None:
