@@ -271,3 +271,29 @@ async def test_logs_follow_unless_scrolled_up(tmp_path: Path, api_client: client
         app.emit(events.LogLine("hello-abc-x1y2z", "line 80"))
         await pilot.pause(0.3)
         assert log.is_vertical_scroll_end  # back at the bottom: following again
+
+
+async def test_logs_keep_following_through_a_flood_and_a_resize(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """Textual's own check stopped following at about line 21,125 of a 100,000-line flood
+    (the 10,000-line bound pruning under it), and for good after shrinking the terminal."""
+    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+        log = app.query_one(LogView)
+        for chunk in range(40):
+            log.add([f"flood {chunk * 2500 + i}" for i in range(2500)])
+            if chunk % 10 == 0:
+                await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        assert log.scroll_y == log.max_scroll_y > 0, (log.scroll_y, log.max_scroll_y)
+        assert log.lines_kept[-1] == "flood 99999"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        log.add(["after the resize"])
+        await pilot.pause(0.2)
+        assert log.scroll_y == log.max_scroll_y, (log.scroll_y, log.max_scroll_y)
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.2)
+        log.add(["after growing again"])
+        await pilot.pause(0.2)
+        assert log.scroll_y == log.max_scroll_y

@@ -146,19 +146,37 @@ class ProblemsPanel(Static):
 
 
 class LogView(Log):
-    """The pods' logs: bounded, with a filter, following the end unless scrolled up."""
+    """The pods' logs: bounded, with a filter, following the end unless scrolled up.
+
+    Whether to follow is decided here, not by Textual's Log: it follows only when the view
+    is at the end at the moment of a write, which a flood pruning the 10,000-line bound or
+    a resize could make untrue for good (seen: following stopped at line 21,125 of a
+    100,000-line flood, and after shrinking the terminal). Here the view follows until the
+    user scrolls away from the end, and again once they come back to it."""
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=MAX_LOG_LINES, auto_scroll=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(max_lines=MAX_LOG_LINES, auto_scroll=False, **kwargs)  # type: ignore[arg-type]
         self.lines_kept: deque[str] = deque(maxlen=MAX_LOG_LINES)
         self.pattern: re.Pattern[str] | None = None
+        self.following = True
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.following = new_value >= self.max_scroll_y
 
     def add(self, lines: list[str]) -> None:
         self.lines_kept.extend(lines)
         shown = [line for line in lines if self.matches(line)]
         if shown:
-            # Textual's Log scrolls only when the view was at the end: scrolled up, it stays.
+            follow = self.following
             self.write_lines(shown)
+            if follow:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
+                self.following = True
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def matches(self, line: str) -> bool:
         return self.pattern is None or bool(self.pattern.search(line))
@@ -167,6 +185,8 @@ class LogView(Log):
         self.pattern = re.compile(re.escape(text), re.I) if text else None
         self.clear()
         self.write_lines([line for line in self.lines_kept if self.matches(line)])
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.following = True
 
     def clear_all(self) -> None:
         self.lines_kept.clear()
