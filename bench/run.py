@@ -158,11 +158,16 @@ def first(
 
 
 def bench_latency(
-    cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, debounce_ms: int, edits: int
+    cluster: EmbeddedCluster,
+    kubeconfig: Path,
+    tmp: Path,
+    debounce_ms: int,
+    edits: int,
+    namespace: str = "",
 ) -> dict[str, Any]:
-    namespace = f"lat{debounce_ms}"
+    namespace = namespace or f"lat{debounce_ms}"
     directory, proc = start_headless(
-        tmp, kubeconfig, f"latency-{debounce_ms}", namespace, "--debounce-ms", str(debounce_ms)
+        tmp, kubeconfig, f"latency-{namespace}", namespace, "--debounce-ms", str(debounce_ms)
     )
     try:
         cluster.request_log = []
@@ -189,9 +194,9 @@ def bench_latency(
             proc.wait(lambda line: "from save to Ready" in line, mark)
             requests = requests_since(cluster, log_mark)
             t_cm = first(requests, "PATCH", f"/namespaces/{namespace}/configmaps/hello-code")
-            t_restart = first(
-                requests, "PATCH", f"/namespaces/{namespace}/deployments/hello", apply=False
-            )
+            # the request that starts the rollout: the Deployment apply whose pod template
+            # records the new code (a restartedAt patch in pdwatch before 2026-11-25)
+            t_restart = first(requests, "PATCH", f"/namespaces/{namespace}/deployments/hello")
             if t_cm is not None:
                 figures["a_configmap_applied_ms"].append((t_cm - t0) * 1000)
             if t_restart is not None:
@@ -203,6 +208,269 @@ def bench_latency(
     finally:
         proc.stop()
         cluster.request_log = None
+
+
+# --- long sessions, crowded namespaces, quitting (issues 16, 17) ------------------------------
+
+
+def add_unrelated_events(cluster: EmbeddedCluster, namespace: str, count: int) -> None:
+    """`count` Events about objects pdwatch does not follow, written straight into the
+    cluster's store (as a busy namespace's history would be)."""
+    namespaces = resources.of_kind("v1", "Namespace")
+    events_resource = resources.of_kind("v1", "Event")
+
+    def create(start: int, stop: int) -> None:
+        if start == 0:
+            cluster.api.create(namespaces, "", {"metadata": {"name": namespace}}, "bench")
+        for i in range(start, stop):
+            cluster.api.create(
+                events_resource,
+                namespace,
+                {
+                    "metadata": {"name": f"noise.{i:06d}"},
+                    "involvedObject": {"kind": "Pod", "name": f"other-{i}", "namespace": namespace},
+                    "reason": "Noise",
+                    "message": f"unrelated event {i}",
+                    "type": "Normal",
+                },
+                "bench",
+            )
+
+    for start in range(0, count, 1000):
+        cluster.call(lambda start=start: create(start, min(count, start + 1000)), timeout=60)
+
+
+def bench_events(
+    cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, edits: int
+) -> dict[str, Any]:
+    """Save-to-Ready in an empty namespace and in one holding 20,000 unrelated Events."""
+    empty = bench_latency(cluster, kubeconfig, tmp, 20, edits, "events-none")
+    add_unrelated_events(cluster, "events-many", 20_000)
+    crowded = bench_latency(cluster, kubeconfig, tmp, 20, edits, "events-many")
+    ratio = crowded["c_ready_seen_ms"]["p50"] / empty["c_ready_seen_ms"]["p50"]
+    return {
+        "empty_namespace_ready_ms": empty["c_ready_seen_ms"],
+        "with_20000_events_ready_ms": crowded["c_ready_seen_ms"],
+        "ratio_p50": round(ratio, 2),
+    }
+
+
+def bench_long_session(
+    cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path, cycles: int
+) -> dict[str, Any]:
+    """One pdwatch through `cycles` deploy cycles: its RSS after 100 and after all of
+    them, and edit-to-Ready at the start and the end of the session."""
+    directory, proc = start_headless(tmp, kubeconfig, "long", "long", "--debounce-ms", "20")
+    process = psutil.Process(proc.proc.pid)
+    took: list[float] = []
+    rss: dict[int, float] = {}
+    try:
+        for i in range(1, cycles + 1):
+            mark = len(proc.lines)
+            (directory / "nodes" / "greet.ts").write_text(f'console.log("cycle {i}");\n')
+            t0 = time.monotonic()
+            t_ready, _, _ = proc.wait(lambda line: "from save to Ready" in line, mark, timeout=60)
+            took.append((t_ready - t0) * 1000)
+            if i in (100, cycles):
+                rss[i] = round(process.memory_info().rss / 2**20, 1)
+        return {
+            "cycles": cycles,
+            "rss_mb_after_100": rss.get(100),
+            f"rss_mb_after_{cycles}": rss.get(cycles),
+            "rss_growth_mb": round(rss[cycles] - rss[100], 1) if 100 in rss else None,
+            "first_100_save_to_ready_ms": stats(took[:100]),
+            "last_100_save_to_ready_ms": stats(took[-100:]),
+        }
+    finally:
+        proc.stop()
+
+
+def bench_quit(cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path) -> dict[str, Any]:
+    """SIGINT to exit, in three states: tailing logs, following a rollout that never gets
+    Ready, retrying against a cluster that went away (its own cluster)."""
+    out: dict[str, Any] = {}
+    _, proc = start_headless(tmp, kubeconfig, "quit-idle", "quit-idle")
+    proc.wait(lambda line: "health check" in line)
+    out["tailing_logs_ms"] = round(interrupt(proc) * 1000, 1)
+    cluster.set_image("engine:never", ready=False)
+    directory = copy_example(tmp, "hello", "quit-follow")
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            "quit-follow",
+            "--create-namespace",
+            "--image",
+            "engine:never",
+        ]
+    )
+    proc.wait(lambda line: " started (" in line)
+    out["following_a_rollout_ms"] = round(interrupt(proc) * 1000, 1)
+    with EmbeddedCluster(SimSettings.instant()) as other:
+        config = other.write_kubeconfig(tmp / "kubeconfig-quit")
+        directory, proc = start_headless(tmp, config, "quit-retry", "quit-retry")
+        other.stop_server()
+        mark = len(proc.lines)
+        (directory / "nodes" / "greet.ts").write_text('console.log("while down");\n')
+        proc.wait(lambda line: "retry 2 in" in line, mark)
+        out["retrying_with_the_cluster_gone_ms"] = round(interrupt(proc) * 1000, 1)
+    return out
+
+
+def interrupt(proc: Process) -> float:
+    t0 = time.monotonic()
+    proc.proc.send_signal(signal.SIGINT)
+    try:
+        proc.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.proc.kill()
+        proc.proc.wait()
+        return float("inf")
+    return time.monotonic() - t0
+
+
+# --- the embedded cluster's own costs (issue 15) -------------------------------------------
+
+
+def bench_sim_cron(tmp: Path, cronjobs: int = 100) -> dict[str, Any]:
+    """API latency (GET of a ConfigMap, p99) while `cronjobs` CronJobs fire in the same
+    minute, against the same cluster idle. The controller's clock is moved to the minute."""
+    clock_now = [time.time()]
+    settings = SimSettings(
+        schedule_delay=0,
+        mount_delay=0,
+        pull_delay=0,
+        start_delay=0,
+        stop_delay=0,
+        cron_tick=0.2,
+        clock=lambda: clock_now[0],
+    )
+    with EmbeddedCluster(settings) as cluster:
+        import urllib3
+
+        http = urllib3.PoolManager()
+        config_maps = resources.of_kind("v1", "ConfigMap")
+        cron = resources.of_kind("batch/v1", "CronJob")
+
+        def setup() -> None:
+            cluster.api.create(
+                config_maps, "default", {"metadata": {"name": "probe"}, "data": {}}, "bench"
+            )
+            for i in range(cronjobs):
+                cluster.api.create(
+                    cron,
+                    "default",
+                    {
+                        "metadata": {"name": f"tick-{i}"},
+                        "spec": {
+                            "schedule": "* * * * *",
+                            "jobTemplate": {
+                                "spec": {
+                                    "template": {
+                                        "spec": {
+                                            "restartPolicy": "Never",
+                                            "containers": [
+                                                {
+                                                    "name": "t",
+                                                    "image": "curlimages/curl:latest",
+                                                    "command": [
+                                                        "curl",
+                                                        "-sS",
+                                                        "http://nowhere.default.svc:8080/run",
+                                                    ],
+                                                }
+                                            ],
+                                        }
+                                    }
+                                }
+                            },
+                        },
+                    },
+                    "bench",
+                )
+
+        cluster.call(setup, timeout=60)
+        url = f"{cluster.url}/api/v1/namespaces/default/configmaps/probe"
+
+        def sample(seconds: float) -> list[float]:
+            times = []
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                t0 = time.monotonic()
+                http.request("GET", url)
+                times.append((time.monotonic() - t0) * 1000)
+            return times
+
+        idle = sample(2.0)
+        clock_now[0] = (int(time.time()) // 60 + 1) * 60 + 1  # just past the next minute
+        firing = sample(4.0)
+        jobs = len(cluster.call(lambda: cluster.store.list(resources.of_kind("batch/v1", "Job"))))
+    return {
+        "cronjobs": cronjobs,
+        "jobs_started": jobs,
+        "idle_get_ms": stats(idle),
+        "during_the_minute_get_ms": stats(firing),
+        "p99_idle_ms": round(sorted(idle)[int(len(idle) * 0.99)], 1),
+        "p99_during_the_minute_ms": round(sorted(firing)[int(len(firing) * 0.99)], 1),
+    }
+
+
+def bench_sim_memory(tmp: Path, applies: int = 200) -> dict[str, Any]:
+    """The embedded cluster's RSS (its own process) at start, after `applies` server-side
+    applies of a different 900 KB ConfigMap each time, and after deleting it."""
+    import urllib3
+
+    config = tmp / "kubeconfig-memory"
+    sim = subprocess.Popen(
+        [PY, "-m", "devloop.sim", "--kubeconfig", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        line = sim.stdout.readline()
+        url = re.search(r"serving on (\S+)", line)
+        assert url, line
+        base = url.group(1)
+        process = psutil.Process(sim.pid)
+        http = urllib3.PoolManager()
+        path = f"{base}/api/v1/namespaces/default/configmaps/big"
+        before = process.memory_info().rss
+        for i in range(applies):
+            body = json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "big"},
+                    "data": {"code": f"{i:06d}" + "x" * (900 * 1024)},
+                }
+            )
+            http.request(
+                "PATCH",
+                f"{path}?fieldManager=bench&force=true",
+                body=body,
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            )
+        loaded = process.memory_info().rss
+        http.request("DELETE", path)
+        http.request("GET", f"{base}/api/v1/namespaces/default/configmaps")  # settle
+        after = process.memory_info().rss
+        return {
+            "applies": applies,
+            "rss_mb_at_start": round(before / 2**20, 1),
+            "rss_mb_after_applies": round(loaded / 2**20, 1),
+            "rss_mb_after_delete": round(after / 2**20, 1),
+        }
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            sim.kill()
 
 
 # --- 2. the baseline: watchfiles CLI + kubectl ----------------------------------------------
@@ -643,6 +911,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--log-lines", type=int, default=20_000)
     parser.add_argument("--tui-flood-runs", type=int, default=3)
+    parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
     results: dict[str, Any] = {}
@@ -679,6 +948,11 @@ def main() -> None:
         section("logs_plain", lambda: bench_logs_plain(cluster, kubeconfig, tmp, args.log_lines))
         section("logs_tui", lambda: bench_logs_tui(tmp, args.log_lines, args.tui_flood_runs))
         section("idle", lambda: bench_idle(kubeconfig, tmp, args.idle_seconds))
+        section("events_20k", lambda: bench_events(cluster, kubeconfig, tmp, args.edits))
+        section("quit", lambda: bench_quit(cluster, kubeconfig, tmp))
+        section("long_session", lambda: bench_long_session(cluster, kubeconfig, tmp, args.cycles))
+        section("sim_cron", lambda: bench_sim_cron(tmp))
+        section("sim_memory", lambda: bench_sim_memory(tmp))
     if "latency_default_debounce" in results and "baseline_watchfiles_kubectl" in results:
         base, ours = results["baseline_watchfiles_kubectl"], results["latency_default_debounce"]
         results["baseline_over_pdwatch_p50"] = {

@@ -23,6 +23,20 @@ EXIT_USAGE = 2
 REMOVED_FLAGS = {"--cluster-registry": "flag --cluster-registry is removed; use --image instead"}
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pdwatch",
@@ -81,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--rollout-timeout",
-        type=float,
+        type=positive_float,
         default=120,
         metavar="SECONDS",
         help="how long the new pod may take to become Ready (default: 120)",
@@ -94,14 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watching.add_argument(
         "--debounce-ms",
-        type=int,
+        type=positive_int,
         default=150,
         metavar="MS",
         help="deploy this long after the last save (default: 150)",
     )
     watching.add_argument(
         "--max-wait-ms",
-        type=int,
+        type=positive_int,
         default=2000,
         metavar="MS",
         help="deploy at the latest this long after a burst's first change (default: 2000)",
@@ -135,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pdwatch: {REMOVED_FLAGS[flag]}", file=sys.stderr)
             return EXIT_USAGE
     args = build_parser().parse_args(args_list)
+    if not args.directory.is_dir():
+        what = "does not exist" if not args.directory.exists() else "is not a directory"
+        print(f"pdwatch: {args.directory} {what}; give a workflow directory", file=sys.stderr)
+        return EXIT_USAGE
     if args.render:
         return render_command(args)
     if args.once or args.down:
@@ -190,9 +208,6 @@ def daemon_command(args: argparse.Namespace) -> int:
 
     from devloop import daemon
 
-    if not args.directory.is_dir():
-        print(f"pdwatch: {args.directory} is not a directory", file=sys.stderr)
-        return EXIT_INVALID
     coroutine = daemon.run_daemon(
         args.directory,
         args.image,

@@ -181,6 +181,8 @@ class DevLoop:
         self.known_deployment: dict[str, Any] | None = None
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.monitor: asyncio.Task[None] | None = None
+        self.monitored = ""  # the Deployment the monitor watches
+        self.cycling = False  # the monitor ignores what pdwatch's own cycles change
         self.state = ""
         self.preflight_done = False
 
@@ -306,9 +308,9 @@ class DevLoop:
             ):
                 continue
             taken, self.pending = self.pending, _Pending()
-            await self._stop_monitor()
             if not self.preflight_done and not await self._preflight():
                 return
+            self.cycling = True
             try:
                 await self._cycle(taken)
             except Exception as exc:  # a bug or an unforeseen failure: say it, carry on
@@ -321,10 +323,11 @@ class DevLoop:
                 )
                 self.emit(events.CycleFinished(self.cycle_number, "failed"))
                 self._set_state("error", "unexpected failure; see the error")
+            finally:
+                self.cycling = False
+            await self._ensure_monitor()
             if self.pending and not self.paused:
                 self.wake.set()
-            elif not self.stopping.is_set():
-                self._start_monitor()
 
     async def _preflight(self) -> bool:
         attempt = 0
@@ -488,22 +491,31 @@ class DevLoop:
 
     # --- the cluster while idle ----------------------------------------------------------------
 
-    def _start_monitor(self) -> None:
-        if self.monitor is None or self.monitor.done():
-            self.monitor = asyncio.create_task(self._monitor())
+    async def _ensure_monitor(self) -> None:
+        """One monitor for the whole session (starting one per cycle would cost the hot
+        path its watches), on the Deployment the last cycle left."""
+        known = self.known_deployment
+        name = known["metadata"]["name"] if known is not None else ""
+        if name == self.monitored and self.monitor is not None and not self.monitor.done():
+            return
+        await self._stop_monitor()
+        if name and not self.stopping.is_set():
+            assert known is not None
+            self.monitored = name
+            self.monitor = asyncio.create_task(self._monitor(known))
 
     async def _stop_monitor(self) -> None:
         if self.monitor is not None:
             await finish(self.monitor, QUIT_GRACE_S)
             self.monitor = None
+        self.monitored = ""
 
-    async def _monitor(self) -> None:
-        """Watch the Deployment and its pods until something calls for a cycle."""
-        known = self.known_deployment
-        if known is None:
-            return
-        name = known["metadata"]["name"]
-        selector = ",".join(f"{k}={v}" for k, v in known["spec"]["selector"]["matchLabels"].items())
+    async def _monitor(self, deployment: dict[str, Any]) -> None:
+        """Watch the Deployment and its pods for the whole session; while no cycle runs,
+        what someone else changed asks for one (cluster_change)."""
+        name = deployment["metadata"]["name"]
+        labels = deployment["spec"]["selector"]["matchLabels"]
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         merged: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
 
         async def pump(kind: str, labels: str = "", fields: str = "") -> None:
@@ -517,13 +529,15 @@ class DevLoop:
         try:
             while True:
                 source, event, obj = await merged.get()
+                known = self.known_deployment
+                if self.cycling or known is None:
+                    continue
                 why = cluster_change(source, event, obj, known, self.current_pod)
-                if why is None:
+                if why is None or why in self.pending.reasons:
                     continue
                 deleted = why.startswith("deployment") and why.endswith("was deleted")
                 self.emit(events.Warning(f"in the cluster: {why}"))
                 self._request(set(), why, follow_only=not deleted)
-                return
         finally:
             for task in pumps:
                 await finish(task, QUIT_GRACE_S)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers import MINIMAL_WORKFLOW, minimal, write_tree
@@ -71,3 +72,40 @@ def test_help_and_version() -> None:
     assert help_proc.returncode == 0 and "--render" in help_proc.stdout
     version = pdwatch("--version")
     assert version.returncode == 0 and version.stdout.startswith("pdwatch ")
+
+
+@pytest.mark.parametrize("mode", [[], ["--render"], ["--once"], ["--down"]])
+def test_a_missing_directory_or_a_file_is_a_usage_error_in_every_mode(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    a_file = tmp_path / "workflow.yaml"
+    a_file.write_text("name: x\n")
+    for target, what in ((tmp_path / "nope", "does not exist"), (a_file, "is not a directory")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "devloop", str(target), *mode, "--embedded"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip() == f"pdwatch: {target} {what}; give a workflow directory"
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--debounce-ms", "0"],
+        ["--debounce-ms", "-5"],
+        ["--max-wait-ms", "0"],
+        ["--rollout-timeout", "0"],
+        ["--rollout-timeout", "-1"],
+    ],
+)
+def test_zero_or_negative_durations_are_usage_errors(tmp_path: Path, flag: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "devloop", str(tmp_path), *flag],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "must be more than 0" in proc.stderr

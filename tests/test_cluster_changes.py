@@ -120,3 +120,37 @@ async def test_a_restarted_pdwatch_shows_the_serving_pod_and_its_logs(
     finally:
         again.loop.quit()
         await asyncio.wait({task}, timeout=10)
+
+
+async def test_a_deleted_namespace_is_created_again_with_create_namespace(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """The namespace is Terminating while its content goes (creating content in it is a
+    403, creating it again a 409), then gone; pdwatch waits, creates it, deploys."""
+    core = client.CoreV1Api(api_client)
+    await asyncio.to_thread(core.create_namespace, {"metadata": {"name": "team"}})
+    directory = tmp_path / "hello"
+    import shutil
+
+    from tests.looprig import EXAMPLES
+
+    shutil.copytree(EXAMPLES / "hello", directory)
+    from devloop.loop import LoopSettings  # noqa: F401 - the rig builds it
+    from devloop.render import RenderOptions
+
+    rig = Rig(directory, Kube(api_client, "team"), create_namespace=True)
+    rig.loop.settings.render = RenderOptions("team")
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready"
+        mark = rig.mark()
+        await asyncio.to_thread(core.delete_namespace, "team")
+        done = await rig.wait_for(
+            events.CycleFinished, lambda e: e.outcome == "ready", mark, timeout=30
+        )
+        assert done.outcome == "ready"
+        assert any("created it again" in e.message for e in rig.of(events.Warning, mark))
+        assert await rig.kube.get("Deployment", "hello") is not None
+    finally:
+        rig.loop.quit()
+        await asyncio.wait({task}, timeout=10)

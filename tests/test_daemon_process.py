@@ -85,8 +85,8 @@ def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
         text=True,
         timeout=30,
     )
-    assert proc.returncode == 1
-    assert "is not a directory" in proc.stderr
+    assert proc.returncode == 2
+    assert "does not exist; give a workflow directory" in proc.stderr
 
 
 def test_cleanup_on_exit_removes_the_workflow(

@@ -65,7 +65,8 @@ async def test_first_deploy_follows_the_new_pod_to_ready(tmp_path: Path, kube: K
     result = await deploy_cycle(kube, bundle_of(copy_example(tmp_path)), rec, RestartStamps())
     assert result.ok and result.applied and result.restarted
     (applied,) = rec.of(events.Applied)
-    assert applied.objects == ("ConfigMap/hello-code", "Service/hello", "Deployment/hello")
+    # what the pods mount, the Deployment, then what does not shape its pods
+    assert applied.objects == ("ConfigMap/hello-code", "Deployment/hello", "Service/hello")
     (restart,) = rec.of(events.RestartTriggered)
     assert restart.via == "template"  # a new Deployment rolls out by itself
     steps = [e.step for e in rec.of(events.PodProgress)]

@@ -374,10 +374,9 @@ def test_watch_from_an_expired_resource_version_gets_410(
     cluster: EmbeddedCluster, api_client: client.ApiClient
 ) -> None:
     core = client.CoreV1Api(api_client)
-    cluster.call(lambda: cluster.store.history.clear())
     for i in range(3):
         core.create_namespaced_config_map("default", config_map(f"c{i}"))
-    cluster.call(lambda: [cluster.store.history.popleft() for _ in range(2)])
+    cluster.call(lambda: cluster.store.compact(cluster.store.rv - 1))
     with pytest.raises(ApiException) as info:
         for _ in watch.Watch().stream(
             core.list_namespaced_config_map, "default", resource_version="1", timeout_seconds=2

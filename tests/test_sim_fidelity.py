@@ -437,3 +437,244 @@ def test_settings_for_tests_keep_the_shape_of_real_timings() -> None:
     real, fast = SimSettings(), SimSettings.for_tests()
     assert (real.crash_backoff, real.crash_backoff_max) == (10.0, 300.0)
     assert fast.scaled(real.crash_backoff) == pytest.approx(0.5)
+
+
+# --- API server: deletion, watches, HTTP ---------------------------------------------------
+
+
+def test_finalizers_hold_an_object_until_removed(api_client: client.ApiClient) -> None:
+    """registry/generic/registry/store.go: with finalizers, delete only sets
+    deletionTimestamp; the object goes when the last finalizer is removed."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(
+        NS, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {}}
+    )
+    core.delete_namespaced_config_map("held", NS)
+    held = core.read_namespaced_config_map("held", NS)
+    assert held.metadata.deletion_timestamp is not None
+    core.patch_namespaced_config_map("held", NS, {"metadata": {"finalizers": None}})
+    eventually(
+        lambda: "held" not in [c.metadata.name for c in core.list_namespaced_config_map(NS).items]
+    )
+
+
+def owned_pair(api_client: client.ApiClient) -> tuple[str, str]:
+    """A ConfigMap owning another one (ownerReferences), as the garbage collector sees it."""
+    core = client.CoreV1Api(api_client)
+    owner = core.create_namespaced_config_map(NS, {"metadata": {"name": "owner"}, "data": {}})
+    core.create_namespaced_config_map(
+        NS,
+        {
+            "metadata": {
+                "name": "dependent",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": "owner",
+                        "uid": owner.metadata.uid,
+                    }
+                ],
+            },
+            "data": {},
+        },
+    )
+    return "owner", "dependent"
+
+
+def names(api_client: client.ApiClient) -> set[str]:
+    return {
+        c.metadata.name for c in client.CoreV1Api(api_client).list_namespaced_config_map(NS).items
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "dependent_kept"), [("Background", False), ("Foreground", False), ("Orphan", True)]
+)
+def test_deletion_propagation(
+    api_client: client.ApiClient, policy: str, dependent_kept: bool
+) -> None:
+    """garbagecollector: Background deletes the dependents after the owner, Foreground
+    before it (the owner waits with foregroundDeletion), Orphan keeps them, unowned."""
+    owner, dependent = owned_pair(api_client)
+    client.CoreV1Api(api_client).delete_namespaced_config_map(
+        owner, NS, body=client.V1DeleteOptions(propagation_policy=policy)
+    )
+    eventually(lambda: owner not in names(api_client))
+    assert (dependent in names(api_client)) == dependent_kept
+    if dependent_kept:
+        kept = client.CoreV1Api(api_client).read_namespaced_config_map(dependent, NS)
+        assert not kept.metadata.owner_references
+
+
+def test_a_terminating_namespace(api_client: client.ApiClient) -> None:
+    """pkg/controller/namespace: Terminating while its content goes; creating content in
+    it is 403, creating it again 409; then it is gone and can be created."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespace({"metadata": {"name": "doomed"}})
+    core.create_namespaced_config_map(
+        "doomed", {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {}}
+    )
+    core.delete_namespace("doomed")
+    assert core.read_namespace("doomed").status.phase == "Terminating"
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        core.create_namespaced_config_map("doomed", {"metadata": {"name": "new"}, "data": {}})
+    assert refused.value.status == 403
+    assert "because it is being terminated" in json.loads(refused.value.body)["message"]
+    with pytest.raises(client.exceptions.ApiException) as again:
+        core.create_namespace({"metadata": {"name": "doomed"}})
+    assert again.value.status == 409
+    core.patch_namespaced_config_map("held", "doomed", {"metadata": {"finalizers": None}})
+    eventually(lambda: "doomed" not in [n.metadata.name for n in core.list_namespace().items])
+    core.create_namespace({"metadata": {"name": "doomed"}})
+
+
+def cluster_client(cluster: EmbeddedCluster) -> client.ApiClient:
+    return client.ApiClient(client.Configuration(host=cluster.url))
+
+
+def raw(
+    cluster: EmbeddedCluster, method: str, path: str, body: bytes | None = None, **headers: str
+) -> Any:
+    import urllib3
+
+    return urllib3.PoolManager().request(
+        method, f"{cluster.url}{path}", body=body, headers=headers, preload_content=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "is_watch"),
+    [
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("yes", True),
+        ("0", False),
+        ("false", False),
+        ("FALSE", False),
+    ],
+)
+def test_boolean_query_parameters(cluster: EmbeddedCluster, value: str, is_watch: bool) -> None:
+    """apimachinery runtime Convert_Slice_string_To_bool: only "0" and "false" (any case)
+    are false."""
+    client.CoreV1Api(cluster_client(cluster)).create_namespaced_config_map(
+        NS, {"metadata": {"name": "seen"}, "data": {}}
+    )
+    response = raw(
+        cluster, "GET", f"/api/v1/namespaces/default/configmaps?watch={value}&timeoutSeconds=1"
+    )
+    first = json.loads(response.read().split(b"\n")[0] or b"{}")
+    assert ("type" in first) == is_watch, first
+    response.release_conn()
+
+
+def test_error_responses_carry_exactly_application_json(cluster: EmbeddedCluster) -> None:
+    response = raw(cluster, "GET", "/api/v1/namespaces/default/configmaps/missing")
+    assert response.status == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert json.loads(response.read())["kind"] == "Status"
+
+
+def test_watch_bookmarks_before_the_timeout(cluster: EmbeddedCluster) -> None:
+    """storage/cacher: with allowWatchBookmarks, a BOOKMARK comes shortly before the
+    watch's timeout (and every minute), carrying the current resourceVersion."""
+    response = raw(
+        cluster,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=3",
+    )
+    lines = [json.loads(line) for line in response.read().split(b"\n") if line.strip()]
+    bookmarks = [e for e in lines if e["type"] == "BOOKMARK"]
+    assert bookmarks and bookmarks[0]["object"]["metadata"]["resourceVersion"]
+
+
+def test_an_expired_resource_version_gets_410_in_the_stream(
+    cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """A watch from before the kept history: an ERROR event with code 410 (Expired)."""
+    core = client.CoreV1Api(api_client)
+    big = "x" * 300_000
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "big"}, "data": {"a": big}})
+    rv = int(core.read_namespaced_config_map("big", NS).metadata.resource_version)
+    core.delete_namespaced_config_map("big", NS)  # a large object's history is compacted
+    response = raw(
+        cluster,
+        "GET",
+        f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv - 1}&timeoutSeconds=1",
+    )
+    first = json.loads(response.read().split(b"\n")[0])
+    assert first["type"] == "ERROR" and first["object"]["code"] == 410
+
+
+def test_apply_defaults_list_map_keys_before_merging(
+    api_client: client.ApiClient, cluster: EmbeddedCluster
+) -> None:
+    """A port applied without its protocol meets its live twin (protocol defaulted to TCP):
+    re-applying it changes nothing (no duplicate, no new generation)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "svc"},
+        "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]},
+    }
+    path = "/api/v1/namespaces/default/services/svc?fieldManager=test&force=true"
+    for _ in range(2):
+        response = raw(
+            cluster,
+            "PATCH",
+            path,
+            json.dumps(body).encode(),
+            **{"Content-Type": "application/apply-patch+yaml"},
+        )
+        assert response.status in (200, 201), response.read()
+    service = client.CoreV1Api(api_client).read_namespaced_service("svc", NS)
+    assert [(p.port, p.protocol) for p in service.spec.ports] == [(80, "TCP")]
+
+
+def test_lightkube_as_a_third_client(cluster: EmbeddedCluster) -> None:
+    """lightkube (httpx, its own models) against the cluster: apply, get, a 404 as its
+    ApiError, a watch."""
+    from lightkube import ApiError, Client, KubeConfig
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import ConfigMap
+
+    lk = Client(config=KubeConfig.from_dict(cluster.kubeconfig()), field_manager="lightkube")
+    lk.apply(
+        ConfigMap(metadata=ObjectMeta(name="lk", namespace=NS), data={"k": "🚀 v"}), force=True
+    )
+    assert lk.get(ConfigMap, "lk", namespace=NS).data == {"k": "🚀 v"}
+    with pytest.raises(ApiError) as missing:
+        lk.get(ConfigMap, "nope", namespace=NS)
+    assert missing.value.status.code == 404
+    for op, obj in lk.watch(ConfigMap, namespace=NS, server_timeout=1):
+        if obj.metadata.name == "lk":
+            assert op == "ADDED"
+            break
+
+
+def test_what_is_not_supported_says_what_to_do_instead(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc")
+    created = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "create", "namespace", "typed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        created.returncode != 0
+        and "--dry-run=client -o yaml | kubectl apply -f -" in created.stderr
+    )
+    cm, deployment = deployment_with(hello_bundle(tmp_path))
+    create(api_client, cm, deployment)
+    pod = eventually(lambda: client.CoreV1Api(api_client).list_namespaced_pod(NS).items)[0]
+    done = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "exec", pod.metadata.name, "--", "ls"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "runs no containers" in done.stderr and "service proxy" in done.stderr

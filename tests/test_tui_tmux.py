@@ -191,3 +191,19 @@ def test_ctrl_c_quits_and_restores_the_terminal(tmp_path: Path, terminal: Termin
     terminal.key("C-c")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=0" in screen and "Traceback" not in screen
+
+
+def test_q_quits_while_paused(tmp_path: Path, terminal: Terminal) -> None:
+    directory = tmp_path / "hello-paused"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded; echo exit=$?"
+    )
+    terminal.wait_for("● watching", "✓")
+    terminal.key("p")
+    terminal.wait_for("● paused")
+    (directory / "nodes" / "greet.ts").write_text('console.log("saved while paused");\n')
+    terminal.key("q")
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "exit=0" in screen and "Traceback" not in screen

@@ -1,13 +1,15 @@
 """One deploy cycle: apply what differs, roll out exactly once, follow the new pod.
 
-1. Read the ConfigMap, Deployment, Secret, Service and CronJobs in one parallel round.
-2. Server-side apply (forced: pdwatch owns these objects) what differs from the bundle,
-   in order Secret, ConfigMap, Service, CronJobs (plan.plan_objects); delete the CronJobs
-   and Secret the workflow no longer renders, when they carry its labels.
+1. Read the ConfigMap, Deployment, Secret, Service and CronJobs in one parallel round;
+   the rollout waits only for the first three.
+2. Server-side apply (forced: pdwatch owns these objects) what differs from the bundle
+   (plan.plan_objects): the Secret and the ConfigMap, which the new pods mount, first.
 3. The Deployment, whose pod template records the code's content hash and the Secret's
    resourceVersion (plan.wanted_deployment): when it differs, it is applied, and a changed
    template is the one rollout. Only a restart asked for with nothing to apply uses a
-   `kubectl.kubernetes.io/restartedAt` stamp, unique per call.
+   `kubectl.kubernetes.io/restartedAt` stamp, unique per call. Then the Service and the
+   CronJobs; CronJobs and a Secret the workflow no longer renders are deleted, when they
+   carry its labels.
 4. Follow the rollout to the new pod's Ready, or its failure. With nothing applied, the
    rollout the Deployment is in is followed if it is not complete, and the serving pod is
    found when it is. So a cycle cut short anywhere is finished by the next one, and
@@ -35,7 +37,7 @@ from devloop.kube.rollout import (
 )
 from devloop.manifests import ownership_selector
 from devloop.render import Bundle
-from devloop.waits import within
+from devloop.waits import finish, within
 
 Emit = Callable[[events.Event], None]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -100,15 +102,27 @@ async def rollout_restart(
         delay = min(delay * 2, 2.0)
 
 
-async def read_live(kube: Kube, bundle: Bundle) -> plan.Live:
-    cm, deployment, secret, service, crons = await asyncio.gather(
+async def read_mounted(
+    kube: Kube, bundle: Bundle
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The rollout's inputs: the ConfigMap and Secret its pods mount, and the Deployment."""
+    cm, deployment, secret = await asyncio.gather(
         kube.get("ConfigMap", bundle.config_map["metadata"]["name"]),
         kube.get("Deployment", bundle.deployment["metadata"]["name"]),
         kube.get("Secret", f"{bundle.workflow.name}-secrets"),
+    )
+    return cm, deployment, secret
+
+
+async def read_around(
+    kube: Kube, bundle: Bundle
+) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
+    """What the rollout does not depend on: the Service and the workflow's CronJobs."""
+    service, crons = await asyncio.gather(
         kube.get("Service", bundle.service["metadata"]["name"]),
         kube.list("CronJob", label_selector=ownership_selector(bundle.workflow.name)),
     )
-    return plan.Live(cm, deployment, secret, service, tuple(crons.get("items") or ()))
+    return service, tuple(crons.get("items") or ())
 
 
 async def deploy_cycle(
@@ -122,37 +136,61 @@ async def deploy_cycle(
     on_pod_started: Callable[[str], None] | None = None,
     edited_at: float | None = None,
 ) -> CycleResult:
-    live = await read_live(kube, bundle)
-    before_deployment = [m for m in bundle.manifests() if m["kind"] != "Deployment"]
-    objects = plan.plan_objects(live, before_deployment, bundle.workflow.name)
+    # The rollout waits only for what its pods mount; the Service and CronJobs are read
+    # once the Deployment's apply has gone out (at the API server, their requests would
+    # queue in front of it) and applied after it: they do not shape the pods.
+    cm, live_deployment, live_secret = await read_mounted(kube, bundle)
+    around: asyncio.Task[tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]] | None = None
+    mounted = [m for m in (bundle.secret, bundle.config_map) if m is not None]
+    first = plan.plan_objects(
+        plan.Live(cm, live_deployment, live_secret, None), mounted, bundle.workflow.name
+    )
     t0 = time.monotonic()
     applied: list[str] = []
-    secret = live.secret
-    for manifest in objects.apply:
+    pruned: list[str] = []
+    secret = live_secret
+    for manifest in first.apply:
         result = await kube.apply(manifest)
         applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
         if manifest["kind"] == "Secret":
             secret = result
-    pruned = await _prune(kube, bundle, objects)
-    if pruned:
-        secret = None if objects.prune_secret else secret
+    if first.prune_secret and await kube.delete("Secret", f"{bundle.workflow.name}-secrets"):
+        pruned.append(f"Secret/{bundle.workflow.name}-secrets")
+        secret = None
     wanted = plan.wanted_deployment(
         bundle.deployment, plan.secret_version(secret if bundle.secret is not None else None)
     )
-    step = plan.plan_deployment(live.deployment, wanted, force_restart)
+    step = plan.plan_deployment(live_deployment, wanted, force_restart)
     name = wanted["metadata"]["name"]
-    deployment = live.deployment
+    deployment = live_deployment
     watch: RolloutWatch | None = None
     rolled = False
     restart_at = time.monotonic()
     try:
         if step.apply:
-            # The watches open before the change, so the new pod is seen as it appears.
-            watch = open_rollout_watch(kube, bundle)
+            # The apply goes out first; the watches open while it is served, so the new
+            # pod is seen as it appears (not looked up afterwards), and their lists do not
+            # queue in front of the apply at the API server.
             restart_at = time.monotonic()
-            deployment = await kube.apply(wanted)
+            applying = asyncio.create_task(kube.apply(wanted))
+            await asyncio.sleep(0)
+            watch = open_rollout_watch(kube, bundle)
+            around = asyncio.create_task(read_around(kube, bundle))
+            deployment = await applying
             applied.append(f"Deployment/{name}")
-            rolled = plan.templates_differ(live.deployment, deployment)
+            rolled = plan.templates_differ(live_deployment, deployment)
+        service, crons = await (around or read_around(kube, bundle))
+        rest = plan.plan_objects(
+            plan.Live(None, None, None, service, crons),
+            [bundle.service, *bundle.cronjobs],
+            bundle.workflow.name,
+        )
+        for manifest in rest.apply:
+            await kube.apply(manifest)
+            applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+        for cron_name in rest.prune_cronjobs:
+            if await kube.delete("CronJob", cron_name):
+                pruned.append(f"CronJob/{cron_name}")
         if applied or pruned:
             emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
         if rolled:
@@ -182,6 +220,8 @@ async def deploy_cycle(
     finally:
         if watch is not None:
             await watch.close()
+        if around is not None and not around.done():
+            await finish(around, 1.0)
     return CycleResult(applied=True, restarted=True, rollout=rollout, deployment=deployment)
 
 
@@ -250,16 +290,3 @@ def open_rollout_watch(kube: Kube, bundle: Bundle) -> RolloutWatch:
         bundle.deployment["metadata"]["name"],
         bundle.deployment["spec"]["selector"]["matchLabels"],
     )
-
-
-async def _prune(kube: Kube, bundle: Bundle, objects: plan.ObjectsPlan) -> list[str]:
-    """Delete the CronJobs (and the Secret) this workflow rendered before but no longer does."""
-    pruned = []
-    for cron_name in objects.prune_cronjobs:
-        if await kube.delete("CronJob", cron_name):
-            pruned.append(f"CronJob/{cron_name}")
-    if objects.prune_secret:
-        name = f"{bundle.workflow.name}-secrets"
-        if await kube.delete("Secret", name):
-            pruned.append(f"Secret/{name}")
-    return pruned

@@ -85,6 +85,14 @@ class Forbidden(KubeError):
     pass
 
 
+class Terminating(Forbidden):
+    """403 because the namespace is being deleted: it goes (or comes back) shortly."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
 class NotFound(KubeError):
     pass
 
@@ -133,6 +141,8 @@ def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeE
     kind: type[KubeError]
     if status in (400, 422):
         kind = Invalid
+    elif status == 403 and "because it is being terminated" in message:
+        kind = Terminating
     elif status == 403 or status == 401:
         kind = Forbidden
     elif status == 404:

@@ -9,6 +9,7 @@ dependents through ownerReferences. Controllers write through here too, like rea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -29,7 +30,7 @@ from devloop.sim.errors import (
     unsupported_media_type,
 )
 from devloop.sim.resources import Resource
-from devloop.sim.store import Store, now_rfc3339
+from devloop.sim.store import Store, WatchEvent, now_rfc3339
 from devloop.sim.validation import validate
 
 NAMESPACES = resources.of_kind("v1", "Namespace")
@@ -64,6 +65,12 @@ class Api:
         self.forbidden: set[tuple[str, str]] = set()  # (verb, plural) refused with 403
         # Called when a pod is deleted gracefully; the kubelet finishes the deletion.
         self.on_pod_delete: Callable[[dict[str, Any]], bool] | None = None
+        # (namespace, involved uid, reason, message) → the Event that counts its repeats
+        self.recorded: dict[tuple[str, Any, str, str], str] = {}
+        self.terminating: set[str] = set()  # namespaces being emptied
+        # (owner uid, namespace) → the owner a foreground deletion waits on
+        self.foreground_owners: dict[tuple[str, str], tuple[Resource, dict[str, Any]]] = {}
+        store.listeners.append(self.on_store_event)
 
     # --- authorization ----------------------------------------------------------------------
 
@@ -106,10 +113,18 @@ class Api:
         if resource.kind == "Pod":  # the pod strategy's PrepareForCreate
             obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
         if resource.kind == "Namespace":
+            existing = self.store.find(NAMESPACES, "", meta.get("name", ""))
+            if existing is not None and existing["metadata"].get("deletionTimestamp"):
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'object is being deleted: namespaces "{meta.get("name")}" already exists',
+                    {"name": meta.get("name"), "kind": "namespaces"},
+                )
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
-        self._check_namespace(resource, namespace)
+        self._check_namespace(resource, namespace, meta.get("name", ""))
         fieldmanager.record_update(None, obj, manager, resource.api_version, now_rfc3339())
         apply_defaults(resource.kind, obj)
         causes = validate(resource, obj, None)
@@ -148,7 +163,7 @@ class Api:
             meta.pop("namespace", None)
         return obj
 
-    def _check_namespace(self, resource: Resource, namespace: str) -> None:
+    def _check_namespace(self, resource: Resource, namespace: str, name: str = "") -> None:
         if resource.namespaced:
             ns = self.store.find(NAMESPACES, "", namespace)
             if ns is None:
@@ -161,7 +176,7 @@ class Api:
             if ns["metadata"].get("deletionTimestamp"):
                 raise forbidden(
                     resource,
-                    "",
+                    name,
                     f"unable to create new content in namespace "
                     f"{namespace} because it is being terminated",
                 )
@@ -303,7 +318,7 @@ class Api:
         config = yamlbody.decode(raw) if raw else None
         if not isinstance(config, dict):
             raise bad_request("the body of an apply patch must be an object")
-        config = self._prepare_body(resource, namespace, config)
+        config = fieldmanager.default_list_keys(self._prepare_body(resource, namespace, config))
         if config["metadata"].get("name") not in (None, name):
             raise bad_request(
                 f"the name of the object ({config['metadata'].get('name')}) does "
@@ -321,7 +336,7 @@ class Api:
         now = now_rfc3339()
         kind_name = f"{resource.plural}/{name}"
         if old is None:
-            self._check_namespace(resource, namespace)
+            self._check_namespace(resource, namespace, name)
             obj = fieldmanager.apply(
                 None, config, manager, force, resource.api_version, now, kind_name
             )
@@ -345,50 +360,168 @@ class Api:
     # --- delete -----------------------------------------------------------------------------
 
     def delete(
-        self, resource: Resource, namespace: str, name: str, grace_seconds: int | None = None
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        grace_seconds: int | None = None,
+        propagation: str = "Background",
     ) -> dict[str, Any]:
+        """Deletion as the API server and garbage collector do it (staging/src/k8s.io/
+        apiserver/pkg/registry/generic/registry/store.go Delete, pkg/controller/
+        garbagecollector): an object with finalizers is only marked (deletionTimestamp) and
+        goes when the last finalizer is removed; a pod is marked and the kubelet ends it;
+        dependents are deleted after the owner (Background), before it (Foreground: the
+        owner waits with the foregroundDeletion finalizer), or kept without the owner
+        reference (Orphan); a namespace is Terminating until its content is gone."""
         obj = self.store.get(resource, namespace, name)
+        meta = obj["metadata"]
+        if resource.kind == "Namespace":
+            return self._terminate_namespace(obj)
         if resource.kind == "Pod" and grace_seconds != 0 and self.on_pod_delete:
-            if obj["metadata"].get("deletionTimestamp"):
+            if meta.get("deletionTimestamp"):
                 return obj
-            obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+            meta["deletionTimestamp"] = now_rfc3339()
             grace = (
                 grace_seconds
                 if grace_seconds is not None
                 else ((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
             )
-            obj["metadata"]["deletionGracePeriodSeconds"] = grace
+            meta["deletionGracePeriodSeconds"] = grace
             marked = self.store.replace(resource, obj)
             if self.on_pod_delete(marked):
                 return marked
+            obj, meta = marked, marked["metadata"]
+        if propagation == "Orphan":
+            self.orphan_dependents(obj)
+        elif propagation == "Foreground" and self.dependents(obj):
+            meta.setdefault("finalizers", [])
+            if "foregroundDeletion" not in meta["finalizers"]:
+                meta["finalizers"].append("foregroundDeletion")
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                meta["deletionGracePeriodSeconds"] = 0
+                obj = self.store.replace(resource, obj)
+            if "foregroundDeletion" in meta["finalizers"]:
+                owner_key = (meta["uid"], meta.get("namespace", ""))
+                self.foreground_owners[owner_key] = (resource, obj)
+                self.collect_dependents(obj)
+                self.finish_foreground(resource, obj)
+            return obj
         deleted = self.store.delete(resource, namespace, name)
         self.collect_dependents(deleted)
-        if resource.kind == "Namespace":
-            self._empty_namespace(name)
         return deleted
 
-    def collect_dependents(self, owner: dict[str, Any]) -> None:
-        """Background cascading deletion: objects owned by `owner` go too."""
+    def dependents(self, owner: dict[str, Any]) -> list[tuple[Resource, dict[str, Any]]]:
         uid = owner["metadata"]["uid"]
+        found = []
         for resource in resources.RESOURCES:
             if not resource.namespaced:
                 continue
-            for obj in self.store.list(
+            for obj in self.store.view(
                 resource,
                 owner["metadata"].get("namespace", ""),
                 lambda o: any(
                     r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []
                 ),
             ):
-                with contextlib.suppress(ApiError):
-                    self.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+                found.append((resource, obj))
+        return found
+
+    def collect_dependents(self, owner: dict[str, Any]) -> None:
+        """Cascading deletion: objects owned by `owner` go too."""
+        for resource, obj in self.dependents(owner):
+            with contextlib.suppress(ApiError):
+                self.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    def orphan_dependents(self, owner: dict[str, Any]) -> None:
+        """--cascade=orphan: the dependents stay, without the owner reference."""
+        uid = owner["metadata"]["uid"]
+        for resource, obj in self.dependents(owner):
+            kept = copy.deepcopy(obj)
+            kept["metadata"]["ownerReferences"] = [
+                r for r in kept["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+            ]
+            if not kept["metadata"]["ownerReferences"]:
+                kept["metadata"].pop("ownerReferences")
+            with contextlib.suppress(ApiError):
+                self.store.replace(resource, kept)
+
+    def finish_foreground(self, resource: Resource, owner: dict[str, Any]) -> None:
+        """The garbage collector removes foregroundDeletion once no dependent is left."""
+        if self.dependents(owner):
+            return
+        meta = owner["metadata"]
+        self.foreground_owners.pop((meta["uid"], meta.get("namespace", "")), None)
+        current = self.store.find(resource, meta.get("namespace", ""), meta["name"])
+        if current is None:
+            return
+        current["metadata"]["finalizers"] = [
+            f for f in current["metadata"].get("finalizers") or [] if f != "foregroundDeletion"
+        ]
+        self.store.replace(resource, current)
+        self.finalize(resource, current)
+
+    def finalize(self, resource: Resource, obj: dict[str, Any]) -> None:
+        """An object marked for deletion goes once its last finalizer is gone."""
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            with contextlib.suppress(ApiError):
+                deleted = self.store.delete(resource, meta.get("namespace", ""), meta["name"])
+                self.collect_dependents(deleted)
+
+    def _terminate_namespace(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        """pkg/controller/namespace: Terminating, its content deleted, then it goes; while
+        it terminates, creating content in it is refused (403) and creating it again is
+        409 AlreadyExists."""
+        name = namespace["metadata"]["name"]
+        if not namespace["metadata"].get("deletionTimestamp"):
+            namespace["metadata"]["deletionTimestamp"] = now_rfc3339()
+            namespace["metadata"]["deletionGracePeriodSeconds"] = 0
+            namespace.setdefault("status", {})["phase"] = "Terminating"
+            namespace = self.store.replace(NAMESPACES, namespace)
+            self.terminating.add(name)
+            self._empty_namespace(name)
+        self.maybe_remove_namespace(name)
+        return namespace
+
+    def maybe_remove_namespace(self, name: str) -> None:
+        if name not in self.terminating:
+            return
+        for resource in resources.RESOURCES:
+            if resource.namespaced and self.store.scan(resource, name):
+                return
+        self.terminating.discard(name)
+        with contextlib.suppress(ApiError):
+            self.store.delete(NAMESPACES, "", name)
+
+    def on_store_event(self, event: WatchEvent) -> None:
+        """What the garbage collector and the namespace controller react to."""
+        meta = event.object.get("metadata") or {}
+        if event.type == "DELETED":
+            namespace = meta.get("namespace", "")
+            if namespace in self.terminating:
+                asyncio.get_running_loop().call_soon(self.maybe_remove_namespace, namespace)
+            for ref in meta.get("ownerReferences") or []:
+                owner_key = (ref.get("uid"), namespace)
+                if owner_key in self.foreground_owners:
+                    resource, owner = self.foreground_owners[owner_key]
+                    asyncio.get_running_loop().call_soon(self.finish_foreground, resource, owner)
+        elif (
+            event.type == "MODIFIED"
+            and meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and event.resource.kind not in ("Pod", "Namespace")
+        ):
+            asyncio.get_running_loop().call_soon(self.finalize, event.resource, event.object)
 
     def _empty_namespace(self, namespace: str) -> None:
         for resource in resources.RESOURCES:
             if resource.namespaced:
                 for obj in self.store.list(resource, namespace):
                     with contextlib.suppress(ApiError):
-                        self.delete(resource, namespace, obj["metadata"]["name"], 0)
+                        self.delete(resource, namespace, obj["metadata"]["name"])
 
     # --- events -----------------------------------------------------------------------------
 
@@ -404,15 +537,16 @@ class Api:
         """A v1 Event about `involved`; repeats of the same reason and message count up."""
         meta = involved["metadata"]
         namespace = meta.get("namespace", "default")
+        if namespace in self.terminating:
+            return  # the recorder's create would be refused (403) in a terminating namespace
 
-        def same(event: dict[str, Any]) -> bool:
-            return (
-                event.get("involvedObject", {}).get("uid") == meta.get("uid")
-                and event.get("reason") == reason
-                and event.get("message") == message
-            )
-
-        for existing in self.store.list(EVENTS, namespace, same):
+        # client-go's EventCorrelator aggregates repeats in the recording process, not
+        # through the API: here too, from memory (a namespace of 20,000 Events is not
+        # listed for every event).
+        seen = (namespace, meta.get("uid"), reason, message)
+        earlier = self.recorded.get(seen)
+        existing = self.store.find(EVENTS, namespace, earlier) if earlier else None
+        if existing is not None:
             existing["count"] = existing.get("count", 1) + 1
             existing["lastTimestamp"] = now_rfc3339()
             self.store.replace(EVENTS, existing)
@@ -428,11 +562,12 @@ class Api:
         }
         if field_path:
             involved_ref["fieldPath"] = field_path
+        event_name = f"{meta.get('name')}.{random.getrandbits(64):016x}"
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta.get('name')}.{random.getrandbits(64):016x}",
+                "name": event_name,
                 "namespace": namespace,
             },
             "involvedObject": involved_ref,
@@ -450,6 +585,12 @@ class Api:
             "reportingInstance": "pdwatch-embedded" if component == "kubelet" else "",
         }
         self.store.create(EVENTS, event)
+        if len(self.recorded) >= RECORDED_MAX:
+            self.recorded.clear()
+        self.recorded[seen] = event_name
+
+
+RECORDED_MAX = 4096  # the events whose repeats are counted up (EventCorrelator's cache)
 
 
 def qos_class(pod: dict[str, Any]) -> str:

@@ -161,11 +161,14 @@ class Batch:
     # --- cron jobs --------------------------------------------------------------------------
 
     async def run_cron(self) -> None:
+        """One CronJob at a time, yielding between them: the API server shares this event
+        loop and must keep answering while many CronJobs fire in the same minute."""
         while True:
             for cronjob in self.store.list(CRONJOBS):
                 # a bad schedule, or a write that lost a race: the next tick tries again
                 with contextlib.suppress(ApiError, ValueError):
                     self.sync_cronjob(cronjob)
+                await asyncio.sleep(0)
             await asyncio.sleep(self.settings.cron_tick)
 
     def sync_cronjob(self, cj: dict[str, Any]) -> None:

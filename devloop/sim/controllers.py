@@ -167,7 +167,7 @@ class Controllers:
             self.last_progress.pop((ns, name), None)
             return
         spec = d["spec"]
-        rses = self.store.list(REPLICASETS, ns, lambda rs: owned_by(rs, d))
+        rses = self.store.view(REPLICASETS, ns, lambda rs: owned_by(rs, d))
         template_hash_value = template_hash(spec["template"])
         new = next(
             (rs for rs in rses if without_hash(rs["spec"]["template"]) == spec["template"]), None
@@ -202,6 +202,7 @@ class Controllers:
                 d, "NewReplicaSetCreated", f'Created new replica set "{new["metadata"]["name"]}"'
             )
         elif int(new["metadata"].get("annotations", {}).get(REVISION, "0")) < max(revisions):
+            new = copy.deepcopy(new)  # the store's own (Store.view)
             new["metadata"]["annotations"][REVISION] = str(max(revisions) + 1)
             new = self.api.update(REPLICASETS, ns, new["metadata"]["name"], new, MANAGER)
         # scale up the new ReplicaSet within maxSurge
@@ -260,7 +261,7 @@ class Controllers:
         old_uids = {rs["metadata"]["uid"] for rs in old}
         running = [
             p
-            for p in self.store.list(PODS, ns)
+            for p in self.store.view(PODS, ns)
             if any(r.get("uid") in old_uids for r in p["metadata"].get("ownerReferences") or [])
             and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
         ]
@@ -341,6 +342,7 @@ class Controllers:
         return created
 
     def scale(self, d: dict[str, Any], rs: dict[str, Any], to: int) -> dict[str, Any]:
+        rs = copy.deepcopy(rs)  # it may be the store's own (Store.view)
         before = rs["spec"].get("replicas", 0)
         rs["spec"]["replicas"] = to
         updated = self.api.update(
@@ -359,7 +361,7 @@ class Controllers:
         limit = d["spec"].get("revisionHistoryLimit", 10)
         idle = [
             rs
-            for rs in self.store.list(
+            for rs in self.store.view(
                 REPLICASETS, d["metadata"]["namespace"], lambda rs: owned_by(rs, d)
             )
             if rs["metadata"]["uid"] != new["metadata"]["uid"]
@@ -384,7 +386,7 @@ class Controllers:
 
     def update_status(self, ns: str, name: str, new_name: str) -> None:
         d = self.store.get(DEPLOYMENTS, ns, name)
-        rses = self.store.list(REPLICASETS, ns, lambda rs: owned_by(rs, d))
+        rses = self.store.view(REPLICASETS, ns, lambda rs: owned_by(rs, d))
         new = next(rs for rs in rses if rs["metadata"]["name"] == new_name)
         replicas = d["spec"].get("replicas", 1)
 
@@ -491,7 +493,7 @@ class Controllers:
         if found is None:
             return
         rs = found
-        pods = self.store.list(PODS, ns, lambda p: owned_by(p, rs))
+        pods = self.store.view(PODS, ns, lambda p: owned_by(p, rs))
         active = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         want = rs["spec"].get("replicas", 0)
         failure: str | None = None

@@ -36,7 +36,7 @@ LISTENING = (
 )
 
 
-class Yaml12Loader(yaml.SafeLoader):
+class Yaml12Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML 1.2's core schema, as the engine's parser (Deno std/yaml) resolves plain
     scalars: only true/false are booleans, `012` is twelve, `0o17` octal, `yes` a string."""
 

@@ -46,6 +46,26 @@ def list_keys(name: str, items: list[Any]) -> tuple[str, ...] | None:
     return LIST_KEYS.get(name)
 
 
+# List-map keys the API server defaults before merging (core/v1 defaults: a port's
+# protocol is TCP), so that an applied item without the key still meets its live twin.
+DEFAULTED_KEYS = {"ports": {"protocol": "TCP"}}
+
+
+def default_list_keys(value: Any, name: str = "") -> Any:
+    """The apply configuration with defaulted list-map keys filled in (in place)."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            default_list_keys(child, key)
+    elif isinstance(value, list):
+        defaults = DEFAULTED_KEYS.get(name, {})
+        for item in value:
+            if isinstance(item, dict):
+                for key, default in defaults.items():
+                    item.setdefault(key, default)
+                default_list_keys(item)
+    return value
+
+
 def item_token(keys: tuple[str, ...], item: dict[str, Any]) -> str:
     ident = {k: item[k] for k in sorted(keys) if k in item}
     return "k:" + json.dumps(ident, separators=(",", ":"), ensure_ascii=False)

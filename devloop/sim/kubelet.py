@@ -27,6 +27,7 @@ from devloop.sim.api import Api
 from devloop.sim.engine import Engine
 from devloop.sim.errors import ApiError, bad_request, not_found
 from devloop.sim.faults import Faults, cut, start_stream
+from devloop.sim.params import query_bool
 from devloop.sim.settings import ImageBehaviour, SimSettings
 from devloop.sim.store import Store, WatchEvent, now_rfc3339
 
@@ -695,7 +696,7 @@ class Kubelet:
             raise bad_request(f"container {wanted} is not valid for pod {name}")
         runtime = self.pods.get(pod["metadata"]["uid"])
         runs = runtime.runs if runtime else []
-        previous = query.get("previous") in ("true", "1")
+        previous = query_bool(query, "previous")
         if previous:
             if len(runs) < 2:
                 raise bad_request(
@@ -722,9 +723,9 @@ class Kubelet:
             skip = max(0, len(lines) - int(tail))
             lines = lines[skip:]
             start_index += skip
-        stamps = query.get("timestamps") in ("true", "1")
+        stamps = query_bool(query, "timestamps")
         limit = int(query.get("limitBytes") or 0)
-        follow = query.get("follow") in ("true", "1")
+        follow = query_bool(query, "follow")
 
         def render(line: LogLine) -> bytes:
             text = line.text + "\n"

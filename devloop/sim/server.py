@@ -17,6 +17,7 @@ from aiohttp import web
 from devloop.sim import openapi, resources, tables
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
 from devloop.sim.faults import cut, start_stream
+from devloop.sim.params import query_bool
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import field_matcher, label_matcher
 from devloop.sim.store import WatchEvent
@@ -40,7 +41,13 @@ SERVER_VERSION = {
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+    """`Content-Type: application/json` exactly, as the API server sends it (some clients,
+    lightkube among them, compare the header whole)."""
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -289,13 +296,19 @@ def success_status(resource: Resource, name: str, uid: str) -> dict[str, Any]:
 
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+UNSUPPORTED_SUBRESOURCES = {"exec": "exec", "attach": "attach", "portforward": "port-forward"}
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     if request.headers.get("Content-Type", "").startswith(PROTOBUF):
         # A real API server decodes protobuf too; this one only JSON (and YAML for apply).
         raise ApiError(
-            415, "UnsupportedMediaType", f"the embedded cluster accepts JSON bodies, not {PROTOBUF}"
+            415,
+            "UnsupportedMediaType",
+            f"the embedded cluster accepts JSON bodies, not {PROTOBUF} (kubectl's typed "
+            "`create` commands send protobuf); write the object as YAML instead, e.g. "
+            "`kubectl create deployment NAME --image IMAGE --dry-run=client -o yaml | "
+            "kubectl apply -f -`",
         )
     raw = await request.read()
     try:
@@ -330,6 +343,15 @@ async def resource_request(
         return await cluster.kubelet.serve_log(request, t.namespace, t.name, query)
     if t.subresource == "proxy" and t.resource.kind == "Service":
         return await cluster.kubelet.proxy(request, t.namespace, t.name, t.subpath)
+    if t.subresource in UNSUPPORTED_SUBRESOURCES and t.resource.kind == "Pod":
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the embedded cluster runs no containers, so pods/{t.subresource} (kubectl "
+            f"{UNSUPPORTED_SUBRESOURCES[t.subresource]}) is not available; the workflow "
+            "answers through the service proxy instead: kubectl get --raw "
+            f"/api/v1/namespaces/{t.namespace}/services/SERVICE:8080/proxy/health",
+        )
     if t.subresource and t.subresource != "status":
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if method == "GET":
@@ -378,7 +400,7 @@ async def resource_request(
             content_type,
             await request.read(),
             manager,
-            query.get("force") == "true",
+            query_bool(query, "force"),
             t.subresource,
             dry_run,
         )
@@ -391,21 +413,47 @@ async def resource_request(
                 api.delete(t.resource, t.namespace, obj["metadata"]["name"])
             return json_response(success_status(t.resource, "", ""))
         api.authorize("delete", t.resource, t.namespace, t.name)
-        grace = query.get("gracePeriodSeconds")
-        if not grace:
-            raw = await request.read()
-            if raw:
-                try:
-                    grace = (json.loads(raw) or {}).get("gracePeriodSeconds")
-                except ValueError:
-                    grace = None
+        options: dict[str, Any] = {}
+        raw = await request.read()
+        if raw:
+            try:
+                options = json.loads(raw) or {}  # DeleteOptions in the body (kubectl)
+            except ValueError:
+                options = {}
+        grace = query.get("gracePeriodSeconds") or options.get("gracePeriodSeconds")
+        policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+        if options.get("orphanDependents") is True:
+            policy = policy or "Orphan"
         deleted = api.delete(
-            t.resource, t.namespace, t.name, int(grace) if grace is not None else None
+            t.resource,
+            t.namespace,
+            t.name,
+            int(grace) if grace is not None else None,
+            policy or "Background",
         )
         if deleted["metadata"].get("deletionTimestamp") and t.resource.kind == "Pod":
             return json_response(deleted)
         return json_response(success_status(t.resource, t.name, deleted["metadata"]["uid"]))
     raise method_not_supported(t.resource, method.lower())
+
+
+BOOKMARK_EVERY_S = 60.0  # storage/cacher: bookmarkFrequency
+
+
+def bookmark_time(now: float, deadline: float) -> float:
+    """When a watcher that allows bookmarks gets the next one (cacher.go
+    nextBookmarkTime): every minute, and once 2 s before the watch's timeout."""
+    before_end = deadline - 2.0
+    return min(now + BOOKMARK_EVERY_S, before_end if before_end > now else now + BOOKMARK_EVERY_S)
+
+
+def bookmark_line(resource: Resource, rv: int) -> bytes:
+    obj = {
+        "kind": resource.kind,
+        "apiVersion": resource.api_version,
+        "metadata": {"resourceVersion": str(rv)},
+    }
+    return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
 
 
 async def list_or_watch(
@@ -418,7 +466,7 @@ async def list_or_watch(
     def matches(obj: dict[str, Any]) -> bool:
         return labels(obj) and fields(obj)
 
-    if query.get("watch") in ("true", "1"):
+    if query_bool(query, "watch"):
         cluster.api.authorize("watch", t.resource, t.namespace, "")
         return await watch(cluster, request, t, matches)
     cluster.api.authorize("list", t.resource, t.namespace, "")
@@ -481,7 +529,7 @@ async def watch(
     timeout = float(query.get("timeoutSeconds") or 1800)
     # Streaming lists (client-go's WatchListClient, on in kubectl 1.37): the current objects
     # as ADDED, then a BOOKMARK annotated k8s.io/initial-events-end, then changes.
-    initial_events = query.get("sendInitialEvents") == "true"
+    initial_events = query_bool(query, "sendInitialEvents")
     if initial_events:
         if (
             query.get("resourceVersionMatch") != "NotOlderThan"
@@ -538,14 +586,21 @@ async def watch(
             await response.write(
                 json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n"
             )
+        bookmarks = query_bool(request.query, "allowWatchBookmarks")
+        next_bookmark = bookmark_time(time.monotonic(), deadline)
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 break
+            wait = min(remaining, next_bookmark - now) if bookmarks else remaining
             try:
-                event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                event = await asyncio.wait_for(watcher.queue.get(), max(0.0, wait))
             except TimeoutError:
-                break
+                if bookmarks and time.monotonic() >= next_bookmark:
+                    await response.write(bookmark_line(t.resource, cluster.store.rv))
+                    next_bookmark = bookmark_time(time.monotonic(), deadline)
+                continue
             if event is None:  # dropped by a fault or by shutdown
                 cut(request)
                 break

@@ -14,7 +14,7 @@ import copy
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,11 +70,27 @@ class Watcher:
         self.queue.put_nowait(None)
 
 
+HISTORY_EVENTS = 20_000
+HISTORY_BYTES = 64 * 1024 * 1024
+HISTORY_SECONDS = 300.0  # etcd's default compaction interval (--etcd-compaction-interval)
+LARGE_HISTORY = 256 * 1024
+
+
 class Store:
-    def __init__(self, history: int = 20_000) -> None:
+    """The watch history is a window, as a compacted etcd's is: at most HISTORY_EVENTS
+    events and HISTORY_BYTES of objects, none older than HISTORY_SECONDS; and when an
+    object is deleted its earlier events go at once (their objects can be large: a 900 KB
+    ConfigMap applied 40 times). A watch from before the window gets 410 Expired."""
+
+    def __init__(self, history: int = HISTORY_EVENTS) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
+        # the keys of each kind in each namespace: a list looks at those, not at every object
+        self.kinds: dict[tuple[str, str, str], set[Key]] = {}
         self.rv = 0
         self.history: deque[WatchEvent] = deque(maxlen=history)
+        self.history_sizes: deque[tuple[int, float]] = deque(maxlen=history)  # bytes, time
+        self.history_bytes = 0
+        self.compacted = 0  # events up to this resourceVersion are gone
         self.watchers: set[Watcher] = set()
         self.listeners: list[Callable[[WatchEvent], None]] = []
 
@@ -90,20 +106,40 @@ class Store:
         obj = self.objects.get(key_of(resource, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(
+    def scan(
         self, resource: Resource, namespace: str = "", matches: Matcher | None = None
-    ) -> list[dict[str, Any]]:
-        """Copies of the matching objects, in key order. `matches` sees the stored objects
-        (it must not change them), so only what matches is copied: controllers scan often."""
+    ) -> builtins.list[tuple[Key, dict[str, Any]]]:
+        """The matching (key, stored object) pairs in key order: for reading only (the
+        objects are the store's own), so the controllers' frequent reads copy nothing."""
+        if namespace and resource.namespaced:
+            keys: Iterable[Key] = self.kinds.get((resource.group, resource.plural, namespace), ())
+        else:
+            keys = (
+                key
+                for (group, plural, _), members in self.kinds.items()
+                if (group, plural) == (resource.group, resource.plural)
+                for key in members
+            )
         found = [
-            (key, obj)
-            for key, obj in self.objects.items()
-            if (key[0], key[1]) == (resource.group, resource.plural)
-            and not (namespace and resource.namespaced and key[2] != namespace)
-            and (matches is None or matches(obj))
+            (key, self.objects[key])
+            for key in keys
+            if matches is None or matches(self.objects[key])
         ]
         found.sort(key=lambda item: item[0])
-        return [copy.deepcopy(obj) for _, obj in found]
+        return found
+
+    def list(
+        self, resource: Resource, namespace: str = "", matches: Matcher | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Copies of the matching objects, in key order. `matches` sees the stored objects
+        (it must not change them), so only what matches is copied."""
+        return [copy.deepcopy(obj) for _, obj in self.scan(resource, namespace, matches)]
+
+    def view(
+        self, resource: Resource, namespace: str = "", matches: Matcher | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The matching stored objects themselves, in key order: never to be changed."""
+        return [obj for _, obj in self.scan(resource, namespace, matches)]
 
     def page(
         self,
@@ -115,14 +151,11 @@ class Store:
     ) -> tuple[builtins.list[dict[str, Any]], int, tuple[str, ...] | None]:
         """One page of a chunked list (`limit`, `continue`): copies of at most `limit`
         matching objects after the key `after`, how many remain, and the last key given."""
-        keys = sorted(
+        keys = [
             key
-            for key, obj in self.objects.items()
-            if (key[0], key[1]) == (resource.group, resource.plural)
-            and not (namespace and resource.namespaced and key[2] != namespace)
-            and (after is None or key > after)
-            and (matches is None or matches(obj))
-        )
+            for key, _ in self.scan(resource, namespace, matches)
+            if after is None or key > after
+        ]
         taken = keys[:limit]
         last = taken[-1] if len(keys) > limit else None
         return [copy.deepcopy(self.objects[k]) for k in taken], len(keys) - len(taken), last
@@ -150,6 +183,7 @@ class Store:
     def delete(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         key = key_of(resource, namespace, name)
         obj = self.objects.pop(key, None)
+        self.kinds.get(key[:3], set()).discard(key)
         if obj is None:
             raise not_found(resource, name)
         self.rv += 1
@@ -165,16 +199,57 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(self.rv)
         stored = copy.deepcopy(obj)
         self.objects[key] = stored
+        self.kinds.setdefault(key[:3], set()).add(key)
         self._emit(WatchEvent(kind, resource, copy.deepcopy(stored), self.rv))
         return obj
 
     def _emit(self, event: WatchEvent) -> None:
-        self.history.append(event)
+        self._remember(event)
         for watcher in list(self.watchers):
             if watcher.wants(event):
                 watcher.queue.put_nowait(event)
         for listener in list(self.listeners):
             listener(event)
+
+    def _remember(self, event: WatchEvent) -> None:
+        if len(self.history) == self.history.maxlen:
+            self._forget_oldest()
+        size = _size(event.object)
+        self.history.append(event)
+        self.history_sizes.append((size, time.monotonic()))
+        self.history_bytes += size
+        horizon = time.monotonic() - HISTORY_SECONDS
+        while len(self.history) > 1 and (
+            self.history_bytes > HISTORY_BYTES or self.history_sizes[0][1] < horizon
+        ):
+            self._forget_oldest()
+        if event.type == "DELETED":
+            self._forget_earlier_events_of(event)
+
+    def compact(self, rv: int) -> None:
+        """Forget the history up to `rv`, as an etcd compaction does."""
+        while self.history and self.history[0].rv <= rv:
+            self._forget_oldest()
+        self.compacted = max(self.compacted, rv)
+
+    def _forget_oldest(self) -> None:
+        event = self.history.popleft()
+        size, _ = self.history_sizes.popleft()
+        self.history_bytes -= size
+        self.compacted = max(self.compacted, event.rv)
+
+    def _forget_earlier_events_of(self, deleted: WatchEvent) -> None:
+        """When a deleted object's earlier events hold much (a large ConfigMap's versions),
+        compact the history up to the last of them, so that none stays in memory. Small
+        objects (pods, events) age out of the window as usual."""
+        uid = (deleted.object.get("metadata") or {}).get("uid")
+        last, held = 0, 0
+        for event, (size, _) in zip(self.history, self.history_sizes, strict=True):
+            if event is not deleted and (event.object.get("metadata") or {}).get("uid") == uid:
+                last, held = event.rv, held + size
+        if held >= LARGE_HISTORY:
+            while self.history and self.history[0].rv <= last:
+                self._forget_oldest()
 
     # --- watch -----------------------------------------------------------------------------
 
@@ -205,11 +280,15 @@ class Store:
                         "retryAfterSeconds": 1,
                     },
                 )
-            oldest = self.history[0].rv if self.history else self.rv + 1
-            if since < oldest - 1 and since < self.rv:
-                raise gone(f"too old resource version: {since} ({oldest - 1})")
-            for event in self.history:
-                if event.rv > since and watcher.wants(event):
+            if since < self.compacted:
+                raise gone(f"too old resource version: {since} ({self.compacted})")
+            newer = []
+            for event in reversed(self.history):  # only what came after `since`
+                if event.rv <= since:
+                    break
+                newer.append(event)
+            for event in reversed(newer):
+                if watcher.wants(event):
                     watcher.queue.put_nowait(event)
         self.watchers.add(watcher)
         return watcher
@@ -221,3 +300,11 @@ class Store:
         for watcher in list(self.watchers):
             watcher.close()
         self.watchers.clear()
+
+
+def _size(obj: dict[str, Any]) -> int:
+    """Roughly what an object holds: its data values' lengths, plus a fixed overhead."""
+    data = obj.get("data")
+    if isinstance(data, dict):
+        return 1024 + sum(len(str(v)) for v in data.values())
+    return 1024
