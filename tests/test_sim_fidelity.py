@@ -678,3 +678,61 @@ def test_what_is_not_supported_says_what_to_do_instead(
     )
     assert done.returncode != 0
     assert "runs no containers" in done.stderr and "service proxy" in done.stderr
+
+
+def test_kubectl_scale_through_the_scale_subresource(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """registry/apps/deployment ScaleREST: autoscaling/v1 Scale, as kubectl scale uses it."""
+    cm, deployment = deployment_with(hello_bundle(tmp_path))
+    create(api_client, cm, deployment)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc")
+    done = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "scale", "deployment/hello", "--replicas=2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    scale = client.AppsV1Api(api_client).read_namespaced_deployment_scale("hello", NS)
+    assert scale.spec.replicas == 2 and scale.status.selector == "app.kubernetes.io/name=hello"
+    eventually(
+        lambda: (
+            len(
+                [
+                    p
+                    for p in client.CoreV1Api(api_client).list_namespaced_pod(NS).items
+                    if p.status.phase == "Running"
+                ]
+            )
+            == 2
+        )
+    )
+
+
+def test_a_restarted_container_sees_the_configmap_after_the_kubelets_sync(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """Mounted ConfigMaps follow the object lazily (kubelet syncFrequency, about a minute):
+    a crash-looping pod whose code is fixed in the ConfigMap, with no rollout, comes up
+    once a restart happens after the sync."""
+    cm, deployment = deployment_with(hello_bundle(tmp_path), 'throw new Error("broken");\n')
+    create(api_client, cm, deployment)
+    core = client.CoreV1Api(api_client)
+    crashed = eventually(
+        lambda: [
+            p
+            for p in core.list_namespaced_pod(NS).items
+            if p.status.container_statuses
+            and p.status.container_statuses[0].last_state.terminated is not None
+        ]
+    )
+    first = crashed[0].metadata.name
+    cm["data"]["nodes__greet.ts"] = 'console.log("fixed in place");\n'
+    core.replace_namespaced_config_map(cm["metadata"]["name"], NS, cm)
+    pod = eventually(
+        lambda: (p := core.read_namespaced_pod(first, NS)).status.container_statuses[0].ready and p,
+        timeout=30,
+    )
+    assert pod.status.container_statuses[0].restart_count >= 1
+    assert "fixed in place" in core.read_namespaced_pod_log(first, NS).splitlines()

@@ -260,6 +260,7 @@ class Kubelet:
         if await self.pause(runtime, s.mount_delay):
             return await self.finish(runtime, started=False)
         files = self.projected_files(pod)
+        synced_at = time.monotonic()
         set_condition(status, "PodReadyToStartContainers", "True")
         # image
         if not await self.pull(runtime, status, cname, image, container):
@@ -346,6 +347,10 @@ class Kubelet:
                     return await self.finish(runtime, started=False)
             backoff = min(backoff * 2, s.crash_backoff_max) if backoff else s.crash_backoff
             restarts += 1
+            if time.monotonic() - synced_at >= s.scaled(s.configmap_sync):
+                current = self.pod(runtime)
+                if current is not None:  # the volume now holds the objects' current data
+                    files, synced_at = self.projected_files(current), time.monotonic()
 
     async def pull(
         self,

@@ -67,6 +67,7 @@ RESOURCES = (
         short_names=("deploy",),
         has_status=True,
         has_generation=True,
+        subresources=("scale",),
     ),
     Resource(
         "apps",
@@ -76,6 +77,7 @@ RESOURCES = (
         short_names=("rs",),
         has_status=True,
         has_generation=True,
+        subresources=("scale",),
     ),
     Resource("batch", "v1", "Job", "jobs", has_status=True),
     Resource(

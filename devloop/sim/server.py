@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from devloop.sim import openapi, resources, tables
+from devloop.sim import patch as patch_module
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
 from devloop.sim.faults import cut, start_stream
 from devloop.sim.params import query_bool
@@ -219,16 +220,20 @@ def resource_list(group: str, version: str) -> dict[str, Any]:
                 }
             )
         for sub in r.subresources:
-            verbs = ["get"] if sub == "log" else ["create", "delete", "get", "patch", "update"]
-            entries.append(
-                {
-                    "name": f"{r.plural}/{sub}",
-                    "singularName": "",
-                    "namespaced": r.namespaced,
-                    "kind": "Pod" if sub == "log" else "ServiceProxyOptions",
-                    "verbs": verbs,
-                }
-            )
+            verbs = {
+                "log": ["get"],
+                "scale": ["get", "patch", "update"],
+            }.get(sub, ["create", "delete", "get", "patch", "update"])
+            entry = {
+                "name": f"{r.plural}/{sub}",
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": {"log": "Pod", "scale": "Scale"}.get(sub, "ServiceProxyOptions"),
+                "verbs": verbs,
+            }
+            if sub == "scale":
+                entry.update(group="autoscaling", version="v1")
+            entries.append(entry)
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -352,6 +357,8 @@ async def resource_request(
             "answers through the service proxy instead: kubectl get --raw "
             f"/api/v1/namespaces/{t.namespace}/services/SERVICE:8080/proxy/health",
         )
+    if t.subresource == "scale" and t.resource.kind in ("Deployment", "ReplicaSet"):
+        return await scale_request(cluster, request, t)
     if t.subresource and t.subresource != "status":
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if method == "GET":
@@ -435,6 +442,62 @@ async def resource_request(
             return json_response(deleted)
         return json_response(success_status(t.resource, t.name, deleted["metadata"]["uid"]))
     raise method_not_supported(t.resource, method.lower())
+
+
+def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale of a Deployment or ReplicaSet (registry/apps/deployment
+    ScaleREST: spec.replicas, and status.selector as a label selector string)."""
+    meta = obj["metadata"]
+    labels = (obj["spec"].get("selector") or {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": obj["spec"].get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        },
+    }
+
+
+async def scale_request(
+    cluster: EmbeddedCluster, request: web.Request, t: Target
+) -> web.StreamResponse:
+    """GET, PUT and PATCH of the scale subresource (kubectl scale patches it)."""
+    api = cluster.api
+    api.authorize("get" if request.method == "GET" else "update", t.resource, t.namespace, t.name)
+    obj = cluster.store.get(t.resource, t.namespace, t.name)
+    if request.method == "GET":
+        return json_response(scale_of(obj))
+    current = scale_of(obj)
+    if request.method == "PUT":
+        wanted = await read_json(request)
+    elif request.method == "PATCH":
+        raw = await request.read()
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise bad_request(f"error decoding patch: {exc}") from None
+        if content_type == "application/json-patch+json":
+            wanted = patch_module.json_patch(current, body)
+        else:
+            wanted = patch_module.merge_patch(current, body)
+    else:
+        raise method_not_supported(t.resource, request.method.lower())
+    replicas = (wanted.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or replicas < 0:
+        raise ApiError(
+            422, "Invalid", "spec.replicas: Invalid value: must be a non-negative integer"
+        )
+    obj["spec"]["replicas"] = replicas
+    updated = api.update(t.resource, t.namespace, t.name, obj, manager_of(request))
+    return json_response(scale_of(updated))
 
 
 BOOKMARK_EVERY_S = 60.0  # storage/cacher: bookmarkFrequency

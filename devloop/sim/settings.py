@@ -44,6 +44,9 @@ class SimSettings:
     # (nestedpendingoperations: initialDurationBeforeRetry), at most 2 min 2 s
     mount_retry: float = 0.5
     mount_retry_max: float = 122.0
+    # a running pod's mounted ConfigMap follows the object after the kubelet's sync
+    # (syncFrequency 1 min plus its cache's TTL): seen by a restarted container
+    configmap_sync: float = 60.0
     # deployment controller: progressDeadlineSeconds is checked against this clock
     time_scale: float = 1.0
     images: dict[str, ImageBehaviour] = field(
