@@ -21,7 +21,7 @@ from devloop.kube.logs import tail_logs
 from devloop.kube.rollout import RolloutWatch
 from devloop.oneshot import teardown
 from devloop.render import Bundle, RenderOptions, render
-from devloop.sim import EmbeddedCluster
+from devloop.sim import EmbeddedCluster, Rule
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NS = "default"
@@ -422,6 +422,27 @@ async def test_tail_from_the_first_line_survives_dropped_streams(
     await asyncio.wait_for(task, 5)
     assert lines[: len(start_lines)] == start_lines
     assert len(lines) == len(start_lines) + 2  # nothing repeated after the reconnect
+
+
+async def test_stopping_a_tail_whose_log_request_hangs_ends_it_at_once(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    """Quit while the log request waits for its headers (the pod's container is starting,
+    the API server is slow): the tail ends when told, not when the server answers. It
+    used to wait for the server, holding each quit for the loop's whole grace period."""
+    result = await deploy_cycle(
+        kube, bundle_of(copy_example(tmp_path)), Recorder(), RestartStamps()
+    )
+    assert result.rollout is not None
+    cluster.add_fault(Rule(method="GET", path_part="/log", count=10, status=0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(tail_logs(kube, result.rollout.pod, Recorder(), stop))
+    while cluster.held_requests == 0:  # condition: the follow request is being held
+        await asyncio.sleep(0.01)
+    stop.set()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    cluster.clear_faults()
+    assert task in done
 
 
 async def test_trigger_through_the_service_proxy(tmp_path: Path, kube: Kube) -> None:

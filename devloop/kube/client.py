@@ -385,6 +385,10 @@ class LineStream:
                 self.response.release_conn()
 
     def close(self) -> None:
+        """End the iteration now, also while the response is still being opened (the
+        thread may be blocked for headers that never come: it ends on its own later)."""
+        if not self.closed:
+            self._put(END)
         self.closed = True
         if self.response is not None:
             try:
