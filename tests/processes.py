@@ -52,9 +52,14 @@ class Lines:
             self.seen.append(line)
 
 
-def start_pdwatch(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_pdwatch(
+    *args: str | Path, env: dict[str, str] | None = None, python: list[Path] | None = None
+) -> subprocess.Popen[str]:
+    """pdwatch as `python -m devloop ARGS`, or as `python SCRIPT ARGS` for a script that
+    runs pdwatch with something injected."""
+    program = [str(p) for p in python] if python else ["-m", "devloop"]
     return subprocess.Popen(
-        [sys.executable, "-m", "devloop", *(str(a) for a in args)],
+        [sys.executable, *program, *(str(a) for a in args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
 """Quitting works in every state of the daemon, as a process: SIGINT and SIGTERM end it
-with exit code 0 whether it is applying, retrying against a cluster that went away,
+with exit code 0 whether it is rendering, applying, retrying against a cluster that went away,
 following a rollout that does not finish, or tailing logs.
 
 On Python 3.11, `asyncio.wait_for` swallowed a cancellation that arrived just as its
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,47 @@ def test_quit_while_tailing_logs(tmp_path: Path, cluster: EmbeddedCluster) -> No
         lines = Lines(proc)
         lines.until("] Pipedreamer Engine starting")  # the tail is open
         lines.until("Ready in")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+    finally:
+        stop(proc)
+
+
+BLOCKING_RENDER = textwrap.dedent(
+    """
+    import sys, threading
+    import devloop.loop
+    from devloop.cli import entry
+
+    real_render = devloop.loop.render
+
+    def render(directory, options):
+        if "block" in (directory / "nodes" / "greet.ts").read_text():
+            print("rendering: blocked", flush=True)
+            threading.Event().wait()  # a read that never returns (a hung network mount)
+        return real_render(directory, options)
+
+    devloop.loop.render = render
+    sys.argv = ["pdwatch", *sys.argv[1:]]
+    entry()
+    """
+)
+
+
+def test_quit_while_rendering(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    """Rendering reads the workflow on a thread; a read that hangs (a network file system
+    gone away) is injected, since no local file can be made to block a read that pdwatch
+    opens (FIFOs and devices are refused before they are opened)."""
+    directory = hello(tmp_path)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    script = tmp_path / "blocking_render.py"
+    script.write_text(BLOCKING_RENDER)
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui", python=[script])
+    try:
+        lines = Lines(proc)
+        lines.until("Ready in")
+        (directory / "nodes" / "greet.ts").write_text('console.log("block");\n')
+        lines.until("rendering: blocked")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
     finally:
