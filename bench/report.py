@@ -203,6 +203,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 " the slowest rate and the longest stall of all runs.",
                 "",
             ]
+    out += _long_session_sections(r)
+    out += _sim_sections(r)
     out += ["## Targets", "", _row(["target", "measured", "met"]), _row(["---"] * 3)]
     for label, section, key, stat, limit in TARGETS:
         value = r.get(section, {}).get(key, {}).get(stat)
@@ -294,7 +296,158 @@ def _more_targets(r: dict[str, Any]) -> list[str]:
                 ]
             )
         )
+    rows += _session_targets(r)
     return rows
+
+
+def _long_session_sections(r: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if "events_20k" in r:
+        e = r["events_20k"]
+        out += [
+            "## Save to Ready in a busy namespace",
+            "",
+            "(c) with --debounce-ms 20, in a namespace of its own, then in one where the "
+            "cluster holds 20,000 Events about objects pdwatch does not follow.",
+            "",
+            *_stats_table(
+                {
+                    "empty namespace": e["empty_namespace_ready_ms"],
+                    "20,000 unrelated events": e["with_20000_events_ready_ms"],
+                }
+            ),
+            "",
+            f"p50 ratio: {e['ratio_p50']}.",
+            "",
+        ]
+    if "long_session" in r:
+        s = r["long_session"]
+        n = s["cycles"]
+        out += [
+            "## A long session",
+            "",
+            f"One headless pdwatch (--debounce-ms 20) through {n} deploy cycles, each a save "
+            "waited for until pdwatch prints the new pod Ready. RSS is the pdwatch process's.",
+            "",
+            _row(["RSS after 100 cycles MB", f"RSS after {n} MB", "growth MB"]),
+            _row(["---"] * 3),
+            _row([s["rss_mb_after_100"], s.get(f"rss_mb_after_{n}"), s["rss_growth_mb"]]),
+            "",
+            *_stats_table(
+                {
+                    "save → Ready, first 100 cycles": s["first_100_save_to_ready_ms"],
+                    "save → Ready, last 100 cycles": s["last_100_save_to_ready_ms"],
+                }
+            ),
+            "",
+        ]
+    if "quit" in r:
+        q = r["quit"]
+        out += [
+            "## Quit",
+            "",
+            "SIGINT to process exit, headless, in three states.",
+            "",
+            _row(["state", "ms"]),
+            _row(["---"] * 2),
+            *(_row([k.removesuffix("_ms").replace("_", " "), v]) for k, v in q.items()),
+            "",
+        ]
+    return out
+
+
+def _sim_sections(r: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if "sim_cron" in r:
+        c = r["sim_cron"]
+        out += [
+            "## Embedded cluster: API latency while CronJobs fire",
+            "",
+            f"GETs of one ConfigMap in a loop, 2 s idle, then 4 s across the minute at which "
+            f"{c['cronjobs']} CronJobs (`* * * * *`) fire ({c['jobs_started']} Jobs created). "
+            "The client runs in the cluster's process (same GIL).",
+            "",
+            *_stats_table(
+                {
+                    "idle": c["idle_get_ms"],
+                    "during the minute": c["during_the_minute_get_ms"],
+                }
+            ),
+            "",
+            f"p99: idle {c['p99_idle_ms']} ms, during the minute {c['p99_during_the_minute_ms']} "
+            "ms.",
+            "",
+        ]
+    if "sim_memory" in r:
+        m = r["sim_memory"]
+        out += [
+            "## Embedded cluster: memory",
+            "",
+            f"`python -m devloop.sim` as its own process: RSS at start, after {m['applies']} "
+            "server-side applies of a different 900 KB ConfigMap, after deleting it.",
+            "",
+            _row(["at start MB", "after the applies MB", "after the delete MB"]),
+            _row(["---"] * 3),
+            _row([m["rss_mb_at_start"], m["rss_mb_after_applies"], m["rss_mb_after_delete"]]),
+            "",
+        ]
+    return out
+
+
+def _session_targets(r: dict[str, Any]) -> list[str]:
+    rows = []
+    ratio = r.get("events_20k", {}).get("ratio_p50")
+    if ratio is not None:
+        rows.append(
+            _row(
+                [
+                    "save → Ready with 20,000 unrelated events within 10 % of empty (p50)",
+                    f"{ratio}×",
+                    "yes" if ratio <= 1.10 else "no",
+                ]
+            )
+        )
+    growth = r.get("long_session", {}).get("rss_growth_mb")
+    if growth is not None:
+        n = r["long_session"]["cycles"]
+        rows.append(
+            _row(
+                [
+                    f"RSS after {n} cycles within 10 MB of RSS after 100",
+                    f"{growth:+} MB",
+                    "yes" if n >= 1000 and abs(growth) <= 10 else "no",
+                ]
+            )
+        )
+    quit_ms = r.get("quit", {})
+    if quit_ms:
+        slowest = max(quit_ms.values())
+        rows.append(
+            _row(
+                [
+                    "quit ≤ 1 s in every state measured",
+                    f"{slowest} ms (slowest)",
+                    _yes(slowest <= 1000),
+                ]
+            )
+        )
+    memory = r.get("sim_memory", {})
+    if memory:
+        kept = round(memory["rss_mb_after_delete"] - memory["rss_mb_at_start"], 1)
+        rows.append(
+            _row(
+                [
+                    "embedded cluster: a deleted large object's memory is freed (≤ 10 MB kept)",
+                    f"{kept:+} MB",
+                    _yes(kept <= 10),
+                ]
+            )
+        )
+    return rows
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "no"
 
 
 def main() -> None:

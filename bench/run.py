@@ -702,7 +702,7 @@ def make_workflow(root: Path, n_files: int, bytes_per_file: int) -> Path:
     nodes = "".join(f"  n{i}:\n    path: ./nodes/n{i}.ts\n" for i in range(n_files))
     (root / "nodes").mkdir(parents=True)
     (root / "workflow.yaml").write_text(
-        f'name: bench\nversion: "1.0"\ntriggers:\n  - type: manual\nnodes:\n{nodes}'
+        f'name: bench\nversion: "1.0"\ntriggers:\n  - type: manual\nnodes:\n{nodes}edges: []\n'
     )
     body = ("// generated\n" + "x" * 70 + "\n") * max(1, bytes_per_file // 84)
     for i in range(n_files):

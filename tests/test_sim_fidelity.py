@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster, SimSettings
@@ -736,3 +736,41 @@ def test_a_restarted_container_sees_the_configmap_after_the_kubelets_sync(
     )
     assert pod.status.container_statuses[0].restart_count >= 1
     assert "fixed in place" in core.read_namespaced_pod_log(first, NS).splitlines()
+
+
+def test_a_terminating_pod_is_written_not_ready_before_it_goes(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """pkg/kubelet/kubelet.go syncTerminatedPod: the pod's final status (containers
+    terminated, Ready False) is written before the status manager deletes it; a watcher
+    sees the pod go not-ready, then DELETED."""
+    cm, deployment = deployment_with(hello_bundle(tmp_path))
+    create(api_client, cm, deployment)
+    core = client.CoreV1Api(api_client)
+    pod = eventually(
+        lambda: [
+            p
+            for p in core.list_namespaced_pod(NS).items
+            if p.status.container_statuses and p.status.container_statuses[0].ready
+        ]
+    )[0]
+    listed = core.list_namespaced_pod(NS, field_selector=f"metadata.name={pod.metadata.name}")
+    core.delete_namespaced_pod(pod.metadata.name, NS)
+    seen: list[tuple[str, bool, Any]] = []
+    for event in watch.Watch().stream(
+        core.list_namespaced_pod,
+        NS,
+        field_selector=f"metadata.name={pod.metadata.name}",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=20,
+    ):
+        obj = event["object"]
+        status = obj.status.container_statuses[0]
+        seen.append((event["type"], status.ready, status.state.terminated))
+        if event["type"] == "DELETED":
+            break
+    assert seen[-1][0] == "DELETED"
+    not_ready = [s for s in seen if s[0] == "MODIFIED" and not s[1]]
+    assert not_ready, seen
+    terminated = not_ready[-1][2]
+    assert terminated is not None and terminated.exit_code == 143 and terminated.reason == "Error"

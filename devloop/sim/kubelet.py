@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import random
 import time
@@ -604,8 +605,43 @@ class Kubelet:
         for run in runtime.runs:
             run.close()
         runtime.engine = None
+        if started:
+            self.report_stopped(runtime)
         with contextlib.suppress(ApiError):
             self.api.delete(PODS, runtime.namespace, runtime.name, grace_seconds=0)
+
+    def report_stopped(self, runtime: PodRuntime) -> None:
+        """A terminating pod is written not ready once its container has stopped, before it
+        is removed (pkg/kubelet/kubelet.go syncTerminatedPod: "generate the final status of
+        the pod", with the containers' end states, then statusManager.TerminatePod; the
+        status manager deletes the pod after that). The engine has no SIGTERM handler, so
+        the runtime reports death by signal 15: exit code 128+15, reason Error."""
+        pod = self.pod(runtime)
+        if pod is None or not pod.get("status"):
+            return
+        status = copy.deepcopy(pod["status"])
+        for name in ("Ready", "ContainersReady"):
+            set_condition(status, name, "False")
+        for c in status.get("conditions") or []:
+            if c["type"] in ("Ready", "ContainersReady") and c["status"] == "False":
+                c.setdefault("reason", "ContainersNotReady")
+        for container in status.get("containerStatuses") or []:
+            running = (container.get("state") or {}).get("running")
+            if running is None:
+                continue
+            container["ready"] = False
+            container["started"] = False
+            container["state"] = {
+                "terminated": {
+                    "exitCode": 143,
+                    "reason": "Error",
+                    "startedAt": running.get("startedAt", now_rfc3339()),
+                    "finishedAt": now_rfc3339(),
+                    "containerID": container.get("containerID", ""),
+                }
+            }
+        with contextlib.suppress(ApiError):
+            self.write_status(runtime, status)
 
     # --- helpers ----------------------------------------------------------------------------
 

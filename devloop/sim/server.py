@@ -114,6 +114,8 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
             return error_response(err)
         except web.HTTPException:
             raise
+        except ConnectionResetError:  # the client went away mid-stream (a closed log follow)
+            return web.Response(status=499)  # never sent: nobody is there to read it
         except Exception as exc:  # a bug in the simulation: say so as the API server would
             log.exception("embedded cluster: %s %s failed", request.method, request.path)
             return error_response(
