@@ -83,6 +83,14 @@ class RolloutFailed(Event):
 
 
 @dataclass(frozen=True)
+class Explained(Event):
+    """What the failure just reported means and what to do (explain.CATALOGUE)."""
+
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class LogLine(Event):
     pod: str
     text: str

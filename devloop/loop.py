@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from devloop import events
+from devloop.explain import Situation, explaining
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
 from devloop.kube.errors import KubeError, NotFound
@@ -400,10 +401,11 @@ class DevLoop:
     ) -> str | None:
         """One try of a cycle; KubeError is the caller's to retry."""
         if follow_only and self.known_deployment is not None:
+            containers = self.known_deployment["spec"]["template"]["spec"]["containers"]
             result = await follow_existing(
                 self.kube,
                 self.known_deployment["metadata"]["name"],
-                self.emit,
+                self._explaining(containers[0].get("image", "")),
                 self.settings.rollout_timeout,
                 self._start_tail,
             )
@@ -434,7 +436,7 @@ class DevLoop:
         cycle = await deploy_cycle(
             self.kube,
             bundle,
-            self.emit,
+            self._explaining(bundle.image.image),
             self.stamps,
             force_restart=force,
             rollout_timeout=self.settings.rollout_timeout,
@@ -442,6 +444,13 @@ class DevLoop:
             edited_at=edit_time,
         )
         return await self._finish(number, cycle, bundle, edit_time)
+
+    def _explaining(self, image: str) -> Emit:
+        """self.emit, with what a failure means and what to do after each failure."""
+        situation = Situation(
+            self.settings.context, image, self.kube.namespace, self.settings.render.runtime_class
+        )
+        return explaining(self.emit, situation)
 
     async def _finish(
         self, number: int, cycle: CycleResult, bundle: Bundle | None, edit_time: float | None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devloop import events
+from devloop.explain import Situation, explaining
 from devloop.kube.client import Kube
 from devloop.kube.connection import Connection, ConnectionProblem, connect
 from devloop.kube.deploy import RestartStamps, deploy_cycle
@@ -81,8 +82,13 @@ async def run_once(
         if not all(c.ok for c in checks):
             return EXIT_REFUSED
         try:
+            situation = Situation(conn.context, bundle.image.image, conn.namespace, runtime_class)
             cycle = await deploy_cycle(
-                kube, bundle, out, RestartStamps(), rollout_timeout=opts.rollout_timeout
+                kube,
+                bundle,
+                explaining(out, situation),
+                RestartStamps(),
+                rollout_timeout=opts.rollout_timeout,
             )
         except KubeError as exc:
             out(events.Error(str(exc), tuple(exc.details())))

@@ -252,6 +252,7 @@ async def test_failed_create_is_shown_as_waiting_until_the_timeout(
     assert waiting[0].endswith('pod rejected: RuntimeClass "kata" not found')
     (failure,) = rec.of(events.RolloutFailed)
     assert failure.reason == "Timeout"
+    assert failure.message.endswith(f"; last: {waiting[-1]}")  # what it was waiting on
 
 
 async def test_failing_readiness_times_out_naming_the_probe(
@@ -273,6 +274,38 @@ async def test_failing_readiness_times_out_naming_the_probe(
     )
     (failure,) = rec.of(events.RolloutFailed)
     assert failure.reason == "Timeout"
+    assert failure.message.endswith(f"; last: {warnings[-1]}")
+
+
+async def test_a_new_pod_deleted_while_followed_is_not_a_crash(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    """A pod deleted during the rollout (kubectl delete pod) stops with its container
+    terminated (exit 143) before it goes, as a real kubelet reports it; the follower must
+    not call that a crash, and goes on with the pod its ReplicaSet makes instead."""
+    cluster.set_image("engine:slow-ready", ready=False)
+    rec = Recorder()
+    deleted: list[str] = []
+    tasks: list[asyncio.Task[bool]] = []
+
+    def delete_first(pod: str) -> None:
+        if not deleted:
+            deleted.append(pod)
+            tasks.append(asyncio.create_task(kube.delete("Pod", pod)))
+
+    result = await deploy_cycle(
+        kube,
+        bundle_of(copy_example(tmp_path), image="engine:slow-ready"),
+        rec,
+        RestartStamps(),
+        rollout_timeout=3,
+        on_pod_started=delete_first,
+    )
+    await asyncio.gather(*tasks)
+    assert not result.ok and result.rollout is not None and result.rollout.failure is not None
+    assert result.rollout.failure.reason == "Timeout", result.rollout.failure
+    created = [e.pod for e in rec.of(events.PodProgress) if e.step == "created"]
+    assert deleted and created[0] == deleted[0] and len(set(created)) == 2
 
 
 async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:

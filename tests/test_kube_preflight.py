@@ -284,6 +284,11 @@ def test_once_rollout_failure_exits_4(tmp_path: Path, cluster: EmbeddedCluster) 
         "rollout failed: ErrImagePull" in proc.stdout
         or "rollout failed: ImagePullBackOff" in proc.stdout
     )
+    # explained before exiting (explain.CATALOGUE: registry-unreachable)
+    assert "what happened: the cluster's node cannot reach the registry registry.invalid" in (
+        proc.stdout
+    )
+    assert "what to do: check the registry in the image's name" in proc.stdout
 
 
 def test_down_then_down_again(tmp_path: Path, cluster: EmbeddedCluster) -> None:

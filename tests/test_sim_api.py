@@ -582,3 +582,34 @@ def test_self_subject_access_review(cluster: EmbeddedCluster, api_client: client
     with pytest.raises(ApiException) as info:
         client.AppsV1Api(api_client).patch_namespaced_deployment("web", "default", {})
     assert info.value.status == 403
+
+
+def test_chunked_lists_walk_in_name_order_and_count_only_unfiltered(
+    api_client: client.ApiClient,
+) -> None:
+    """apiserver storage/etcd3/store.go GetList: pages in key order with a continue token;
+    remainingItemCount "only if the predicate is empty" (nil with a selector)."""
+    core = client.CoreV1Api(api_client)
+    names = [f"cm-{i:02d}" for i in range(7)]
+    for name in reversed(names):  # created out of order
+        labels = {"odd": "yes"} if int(name[-2:]) % 2 else {}
+        core.create_namespaced_config_map(
+            "default", {"metadata": {"name": name, "labels": labels}, "data": {}}
+        )
+    seen, token, counts = [], None, []
+    while True:
+        page = core.list_namespaced_config_map("default", limit=3, _continue=token)
+        seen += [i.metadata.name for i in page.items]
+        counts.append(page.metadata.remaining_item_count)
+        token = page.metadata._continue
+        if not token:
+            break
+    assert [n for n in seen if n.startswith("cm-")] == names
+    assert counts[0] == len(seen) - 3 and counts[-1] is None
+    odd = core.list_namespaced_config_map("default", limit=2, label_selector="odd=yes")
+    assert [i.metadata.name for i in odd.items] == ["cm-01", "cm-03"]
+    assert odd.metadata._continue and odd.metadata.remaining_item_count is None
+    rest = core.list_namespaced_config_map(
+        "default", limit=2, label_selector="odd=yes", _continue=odd.metadata._continue
+    )
+    assert [i.metadata.name for i in rest.items] == ["cm-05"] and not rest.metadata._continue

@@ -199,14 +199,14 @@ async def follow_rollout(
             deployment["metadata"]["name"],
             deployment["spec"]["selector"].get("matchLabels") or {},
         )
+    state = _Follow(deployment)
     try:
-        return await within(
-            _follow(kube, deployment, emit, t0, watch, on_started, edited_at), timeout
-        )
+        return await within(_follow(kube, state, emit, t0, watch, on_started, edited_at), timeout)
     except TimeoutError:
-        failure = events.RolloutFailed(
-            "", "Timeout", f"the new pod was not Ready after {timeout:g}s"
-        )
+        message = f"the new pod was not Ready after {timeout:g}s"
+        if state.last_problem:  # what it was waiting on: the explanation starts there
+            message += f"; last: {state.last_problem}"
+        failure = events.RolloutFailed(state.last_pod, "Timeout", message)
         emit(failure)
         return RolloutResult(False, failure=failure)
     finally:
@@ -227,6 +227,8 @@ class _Follow:
     uids: set[str] = field(default_factory=set)
     held_pods: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     held_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HELD_EVENTS))
+    last_pod: str = ""  # the newest pod of the new ReplicaSet seen
+    last_problem: str = ""  # the latest waiting reason or warning, as shown
 
     @property
     def rs_name(self) -> str:
@@ -241,14 +243,14 @@ class _Follow:
 
 async def _follow(
     kube: Kube,
-    deployment: dict[str, Any],
+    state: _Follow,
     emit: Emit,
     t0: float,
     watch: RolloutWatch,
     on_started: Callable[[str], None] | None,
     edited_at: float | None = None,
 ) -> RolloutResult:
-    state = _Follow(deployment)
+    deployment = state.deployment
     started_wall = time.time() - (time.monotonic() - t0)
 
     def ms() -> float:
@@ -256,6 +258,8 @@ async def _follow(
 
     def step(pod: str, name: str, detail: str = "") -> None:
         key = f"{pod}/{name}/{detail if name == 'waiting' else ''}"
+        if name == "waiting":
+            state.last_problem = detail
         if key not in state.reported:
             state.reported.add(key)
             emit(events.PodProgress(pod, name, detail, ms()))
@@ -276,6 +280,7 @@ async def _follow(
         conditions = {c["type"]: c.get("status") for c in status.get("conditions") or []}
         if obj["metadata"]["uid"] not in state.uids:
             state.uids.add(obj["metadata"]["uid"])
+            state.last_pod = name
             created = _created_at(obj)
             if created is not None and created < started_wall - 1 and is_ready(obj):
                 # The template equals an older ReplicaSet's: its pod already runs it.
@@ -286,7 +291,10 @@ async def _follow(
                 return result
         if conditions.get("PodScheduled") == "True":
             step(name, "scheduled", (obj.get("spec") or {}).get("nodeName", ""))
-        terminated = termination(obj) if not is_ready(obj) else None
+        # A pod being deleted (by someone, or by the controller) stops with a terminated
+        # container too: that is not a crash, and its ReplicaSet makes a new one.
+        deleting = bool(obj["metadata"].get("deletionTimestamp"))
+        terminated = termination(obj) if not is_ready(obj) and not deleting else None
         if terminated is not None:
             reason, message = crash_message(terminated)
             return await fail(name, reason, message, crashed=True)
@@ -320,7 +328,8 @@ async def _follow(
         elif reason in TRANSIENT_EVENT_REASONS:
             step(pod, "waiting", f"{reason}: {message}")
         elif obj.get("type") == "Warning" and reason not in ("BackOff", "Failed"):
-            emit(events.PodProgress(pod, "warning", f"{reason}: {message}", ms()))
+            state.last_problem = f"{reason}: {message}"
+            emit(events.PodProgress(pod, "warning", state.last_problem, ms()))
         return None
 
     async def replay_events() -> RolloutResult | None:

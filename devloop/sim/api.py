@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import random
 import uuid
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from devloop.sim import fieldmanager, patch, resources, yamlbody
+from devloop.sim.clone import clone
 from devloop.sim.defaults import apply_defaults
 from devloop.sim.errors import (
     MODIFIED,
@@ -140,7 +140,7 @@ class Api:
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         kind, version = obj.get("kind"), obj.get("apiVersion")
         if (kind and kind != resource.kind) or (version and version != resource.api_version):
             raise bad_request(
@@ -232,18 +232,18 @@ class Api:
             if key == "managedFields" and applied:
                 continue  # computed by the apply itself
             if key in old["metadata"]:
-                meta[key] = copy.deepcopy(old["metadata"][key])
+                meta[key] = clone(old["metadata"][key])
             else:
                 meta.pop(key, None)
         meta["name"] = old["metadata"]["name"]
         if subresource == "status":
             new_status = obj.get("status")
-            obj = copy.deepcopy(old)
+            obj = clone(old)
             if new_status is not None:
                 obj["status"] = new_status
         elif resource.has_status:
             if "status" in old:
-                obj["status"] = copy.deepcopy(old["status"])
+                obj["status"] = clone(old["status"])
             else:
                 obj.pop("status", None)
         if not applied:
@@ -439,7 +439,7 @@ class Api:
         """--cascade=orphan: the dependents stay, without the owner reference."""
         uid = owner["metadata"]["uid"]
         for resource, obj in self.dependents(owner):
-            kept = copy.deepcopy(obj)
+            kept = clone(obj)
             kept["metadata"]["ownerReferences"] = [
                 r for r in kept["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
             ]
@@ -615,7 +615,7 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """A write that changes nothing but managedFields timestamps is a no-op."""
 
     def strip(obj: dict[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(obj)
+        out = clone(obj)
         for entry in out.get("metadata", {}).get("managedFields") or []:
             entry.pop("time", None)
         out.get("metadata", {}).pop("resourceVersion", None)

@@ -262,8 +262,9 @@ class EmbeddedCluster:
         assert self.loop is not None
         asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(10)
 
-    def set_image(self, image: str, ready: bool = True) -> None:
-        self.call(lambda: self.settings.images.__setitem__(image, ImageBehaviour(ready)))
+    def set_image(self, image: str, ready: bool = True, oom_killed: bool = False) -> None:
+        behaviour = ImageBehaviour(ready, oom_killed=oom_killed)
+        self.call(lambda: self.settings.images.__setitem__(image, behaviour))
 
     def forbid(self, verb: str, plural: str) -> None:
         self.call(lambda: self.api.forbidden.add((verb, plural)))

@@ -10,13 +10,13 @@ record (ScalingReplicaSet, SuccessfulCreate, SuccessfulDelete, FailedCreate).
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import math
 from typing import Any
 
 from devloop.sim import resources
 from devloop.sim.api import Api
+from devloop.sim.clone import clone
 from devloop.sim.errors import ApiError
 from devloop.sim.store import Store, WatchEvent, now_rfc3339
 
@@ -46,7 +46,7 @@ def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
 
 def pod_for(owner: dict[str, Any]) -> dict[str, Any]:
     """A pod from the template of its controller (a ReplicaSet or a Job)."""
-    template = copy.deepcopy(owner["spec"]["template"])
+    template = clone(owner["spec"]["template"])
     meta = template.get("metadata") or {}
     meta.pop("creationTimestamp", None)
     return {
@@ -86,7 +86,7 @@ def is_ready(pod: dict[str, Any]) -> bool:
 
 
 def without_hash(template: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(template)
+    out = clone(template)
     (out.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
     return out
 
@@ -202,7 +202,7 @@ class Controllers:
                 d, "NewReplicaSetCreated", f'Created new replica set "{new["metadata"]["name"]}"'
             )
         elif int(new["metadata"].get("annotations", {}).get(REVISION, "0")) < max(revisions):
-            new = copy.deepcopy(new)  # the store's own (Store.view)
+            new = clone(new)  # the store's own (Store.view)
             new["metadata"]["annotations"][REVISION] = str(max(revisions) + 1)
             new = self.api.update(REPLICASETS, ns, new["metadata"]["name"], new, MANAGER)
         # scale up the new ReplicaSet within maxSurge
@@ -308,11 +308,11 @@ class Controllers:
     def create_replicaset(
         self, d: dict[str, Any], hash_value: str, revision: int, replicas: int
     ) -> dict[str, Any] | None:
-        template = copy.deepcopy(d["spec"]["template"])
+        template = clone(d["spec"]["template"])
         template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = (
             hash_value
         )
-        selector = copy.deepcopy(d["spec"]["selector"])
+        selector = clone(d["spec"]["selector"])
         selector.setdefault("matchLabels", {})["pod-template-hash"] = hash_value
         name = f"{d['metadata']['name']}-{hash_value}"
         rs = {
@@ -342,7 +342,7 @@ class Controllers:
         return created
 
     def scale(self, d: dict[str, Any], rs: dict[str, Any], to: int) -> dict[str, Any]:
-        rs = copy.deepcopy(rs)  # it may be the store's own (Store.view)
+        rs = clone(rs)  # it may be the store's own (Store.view)
         before = rs["spec"].get("replicas", 0)
         rs["spec"]["replicas"] = to
         updated = self.api.update(

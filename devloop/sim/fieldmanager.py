@@ -11,11 +11,11 @@ conflict text follows the API server ("Apply failed with 1 conflict: conflict wi
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from devloop.sim.clone import clone
 from devloop.sim.errors import ApiError
 
 FieldPath = tuple[str, ...]
@@ -182,7 +182,7 @@ def merge_applied(live: Any, config: Any, name: str = "") -> Any:
                 merged.append(merge_applied(live_by_token.get(token), item))
             merged += [i for i in live if item_token(keys, i) not in config_tokens]
             return merged
-    return copy.deepcopy(config)
+    return clone(config)
 
 
 # --- managedFields entries ---------------------------------------------------------------
@@ -335,7 +335,7 @@ def apply(
     for entry in entries:
         if not entry.same_owner(me):
             others |= entry.fields
-    obj = copy.deepcopy(live) if live else {}
+    obj = clone(live) if live else {}
     for path in sorted(previous - applied - others, key=len, reverse=True):
         if path[-1] == "." and any(o[: len(path) - 1] == path[:-1] for o in others):
             continue  # another manager still owns fields of this list item: keep the item

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import random
 import time
@@ -25,7 +24,8 @@ from multidict import MultiMapping
 
 from devloop.sim import resources
 from devloop.sim.api import Api
-from devloop.sim.engine import Engine
+from devloop.sim.clone import clone
+from devloop.sim.engine import Engine, Exit
 from devloop.sim.errors import ApiError, bad_request, not_found
 from devloop.sim.faults import Faults, cut, start_stream
 from devloop.sim.params import query_bool
@@ -292,6 +292,12 @@ class Kubelet:
             self.write_status(runtime, status)
             engine = Engine(files, run.append)
             exit_ = engine.start()
+            # a container over its memory limit is killed by the kernel's OOM killer with
+            # SIGKILL (exit code 128+9); the container runtime, told by the cgroup's OOM
+            # event, reports the reason OOMKilled (ContainerStateTerminated.Reason)
+            oom = exit_ is None and behaviour is not None and behaviour.oom_killed
+            if oom:
+                exit_ = Exit(137)
             if exit_ is None:
                 runtime.engine = engine
                 await self.serve(
@@ -302,7 +308,7 @@ class Kubelet:
             terminated = {
                 "terminated": {
                     "exitCode": exit_.code,
-                    "reason": "Error" if exit_.code else "Completed",
+                    "reason": "OOMKilled" if oom else ("Error" if exit_.code else "Completed"),
                     "startedAt": started_at,
                     "finishedAt": now_rfc3339(),
                     "containerID": f"containerd://{runtime.uid[:12]}",
@@ -619,7 +625,7 @@ class Kubelet:
         pod = self.pod(runtime)
         if pod is None or not pod.get("status"):
             return
-        status = copy.deepcopy(pod["status"])
+        status = clone(pod["status"])
         for name in ("Ready", "ContainersReady"):
             set_condition(status, name, "False")
         for c in status.get("conditions") or []:

@@ -4,9 +4,9 @@ for `kubectl patch` and `kubectl rollout restart`)."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from devloop.sim.clone import clone
 from devloop.sim.errors import ApiError
 
 # Strategic-merge keys by field name (k8s.io/api patchMergeKey tags).
@@ -39,7 +39,7 @@ def invalid_patch(detail: str) -> ApiError:
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -51,9 +51,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$setElementOrder/") or key in ("$patch", "$retainKeys"):
@@ -66,14 +66,14 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
             out.pop(key, None)
         elif isinstance(value, list) and isinstance(out.get(key), list):
             mk = merge_key(key, value + out[key])
-            out[key] = _merge_list(out[key], value, mk) if mk else copy.deepcopy(value)
+            out[key] = _merge_list(out[key], value, mk) if mk else clone(value)
         else:
             out[key] = strategic_merge_patch(out.get(key), value)
     return out
 
 
 def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
-    out = [copy.deepcopy(i) for i in current]
+    out = [clone(i) for i in current]
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise invalid_patch(f"map: {item} does not contain declared merge key: {key}")
@@ -93,23 +93,23 @@ def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
 def json_patch(target: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise invalid_patch("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for op in operations:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise invalid_patch(f"invalid JSON patch operation: {op}")
         kind, path = op["op"], op["path"]
         if kind == "add":
-            doc = _put(doc, path, copy.deepcopy(op.get("value")), insert=True)
+            doc = _put(doc, path, clone(op.get("value")), insert=True)
         elif kind == "remove":
             doc, _ = _take(doc, path)
         elif kind == "replace":
             _get(doc, path)
-            doc = _put(doc, path, copy.deepcopy(op.get("value")), insert=False)
+            doc = _put(doc, path, clone(op.get("value")), insert=False)
         elif kind == "move":
             doc, value = _take(doc, op["from"])
             doc = _put(doc, path, value, insert=True)
         elif kind == "copy":
-            doc = _put(doc, path, copy.deepcopy(_get(doc, op["from"])), insert=True)
+            doc = _put(doc, path, clone(_get(doc, op["from"])), insert=True)
         elif kind == "test":
             if _get(doc, path) != op.get("value"):
                 raise invalid_patch(f"testing value {path} failed")

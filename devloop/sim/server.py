@@ -537,9 +537,12 @@ async def list_or_watch(
     cluster.api.authorize("list", t.resource, t.namespace, "")
     limit, after = paging(query)
     continue_token = ""
-    remaining = 0
+    remaining: int | None = 0
     if limit:
-        items, remaining, last = cluster.store.page(t.resource, t.namespace, matches, limit, after)
+        filtered = bool(query.get("labelSelector") or query.get("fieldSelector"))
+        items, remaining, last = cluster.store.page(
+            t.resource, t.namespace, matches if filtered else None, limit, after
+        )
         continue_token = encode_continue(last, cluster.store.rv) if last else ""
     else:
         items = cluster.store.list(t.resource, t.namespace, matches)
@@ -551,7 +554,8 @@ async def list_or_watch(
     body = list_body(t.resource, items, cluster.store.rv)
     if continue_token:
         body["metadata"]["continue"] = continue_token
-        body["metadata"]["remainingItemCount"] = remaining
+        if remaining is not None:
+            body["metadata"]["remainingItemCount"] = remaining
     return json_response(body)
 
 

@@ -19,6 +19,7 @@ class ImageBehaviour:
 
     ready: bool = True
     program: str = "engine"  # or "curl": runs its command once and exits (cron triggers)
+    oom_killed: bool = False  # the engine starts, then is killed for its memory
 
 
 @dataclass

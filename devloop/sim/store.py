@@ -8,9 +8,9 @@ compacted etcd gives.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import builtins
 import calendar
-import copy
 import ctypes
 import time
 import uuid
@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devloop.sim.clone import clone
 from devloop.sim.errors import ApiError, already_exists, gone, not_found
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import Matcher
@@ -96,7 +97,9 @@ class Store:
     def __init__(self, history: int = HISTORY_EVENTS) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
         # the keys of each kind in each namespace: a list looks at those, not at every object
-        self.kinds: dict[tuple[str, str, str], set[Key]] = {}
+        # (group, plural, namespace) → its objects' names, sorted: lists and pages walk
+        # them in key order without sorting (etcd's keys are ordered the same way)
+        self.kinds: dict[tuple[str, str, str], builtins.list[str]] = {}
         self.rv = 0
         self.history: deque[WatchEvent] = deque(maxlen=history)
         self.history_sizes: deque[tuple[int, float]] = deque(maxlen=history)  # bytes, time
@@ -111,40 +114,59 @@ class Store:
         obj = self.objects.get(key_of(resource, namespace, name))
         if obj is None:
             raise not_found(resource, name)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def find(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self.objects.get(key_of(resource, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def scan(
         self, resource: Resource, namespace: str = "", matches: Matcher | None = None
     ) -> builtins.list[tuple[Key, dict[str, Any]]]:
         """The matching (key, stored object) pairs in key order: for reading only (the
         objects are the store's own), so the controllers' frequent reads copy nothing."""
-        if namespace and resource.namespaced:
-            keys: Iterable[Key] = self.kinds.get((resource.group, resource.plural, namespace), ())
-        else:
-            keys = (
-                key
-                for (group, plural, _), members in self.kinds.items()
-                if (group, plural) == (resource.group, resource.plural)
-                for key in members
-            )
-        found = [
-            (key, self.objects[key])
-            for key in keys
-            if matches is None or matches(self.objects[key])
+        objects = self.objects
+        return [
+            (key, objects[key])
+            for key in self._keys(resource, namespace)
+            if matches is None or matches(objects[key])
         ]
-        found.sort(key=lambda item: item[0])
-        return found
+
+    def _buckets(self, resource: Resource, namespace: str) -> builtins.list[str]:
+        if namespace and resource.namespaced:
+            return [namespace]
+        group, plural = resource.group, resource.plural
+        return sorted(ns for (g, p, ns) in self.kinds if (g, p) == (group, plural))
+
+    def _count_after(self, resource: Resource, namespace: str, after: tuple[str, ...]) -> int:
+        count = 0
+        for ns in self._buckets(resource, namespace):
+            names = self.kinds.get((resource.group, resource.plural, ns), [])
+            if ns == after[2]:
+                count += len(names) - bisect.bisect_right(names, after[3])
+            elif ns > after[2]:
+                count += len(names)
+        return count
+
+    def _keys(
+        self, resource: Resource, namespace: str, after: tuple[str, ...] | None = None
+    ) -> Iterable[Key]:
+        """The keys of a resource (in one namespace, or all), in order, after `after`."""
+        group, plural = resource.group, resource.plural
+        for ns in self._buckets(resource, namespace):
+            if after is not None and ns < after[2]:
+                continue
+            names = self.kinds.get((group, plural, ns), [])
+            start = bisect.bisect_right(names, after[3]) if after and ns == after[2] else 0
+            for name in names[start:]:
+                yield (group, plural, ns, name)
 
     def list(
         self, resource: Resource, namespace: str = "", matches: Matcher | None = None
     ) -> builtins.list[dict[str, Any]]:
         """Copies of the matching objects, in key order. `matches` sees the stored objects
         (it must not change them), so only what matches is copied."""
-        return [copy.deepcopy(obj) for _, obj in self.scan(resource, namespace, matches)]
+        return [clone(obj) for _, obj in self.scan(resource, namespace, matches)]
 
     def view(
         self, resource: Resource, namespace: str = "", matches: Matcher | None = None
@@ -159,17 +181,26 @@ class Store:
         matches: Matcher | None,
         limit: int,
         after: tuple[str, ...] | None,
-    ) -> tuple[builtins.list[dict[str, Any]], int, tuple[str, ...] | None]:
+    ) -> tuple[builtins.list[dict[str, Any]], int | None, tuple[str, ...] | None]:
         """One page of a chunked list (`limit`, `continue`): copies of at most `limit`
-        matching objects after the key `after`, how many remain, and the last key given."""
-        keys = [
-            key
-            for key, _ in self.scan(resource, namespace, matches)
-            if after is None or key > after
-        ]
-        taken = keys[:limit]
-        last = taken[-1] if len(keys) > limit else None
-        return [copy.deepcopy(self.objects[k]) for k in taken], len(keys) - len(taken), last
+        matching objects after the key `after`, how many more there are (None when a
+        selector filters: apiserver storage/etcd3/store.go GetList sets remainingItemCount
+        "only if the predicate is empty"), and the last key given when more follow.
+        It walks only as far as the page reaches: `limit=1` costs one object, not all."""
+        taken: builtins.list[Key] = []
+        more = False
+        for key in self._keys(resource, namespace, after):
+            if matches is not None and not matches(self.objects[key]):
+                continue
+            if len(taken) == limit:
+                more = True
+                break
+            taken.append(key)
+        remaining: int | None = None
+        if matches is None:
+            remaining = self._count_after(resource, namespace, taken[-1]) if more else 0
+        last = taken[-1] if more else None
+        return [clone(self.objects[k]) for k in taken], remaining, last
 
     # --- writes (the caller has validated) ---------------------------------------------------
 
@@ -194,11 +225,12 @@ class Store:
     def delete(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         key = key_of(resource, namespace, name)
         obj = self.objects.pop(key, None)
-        self.kinds.get(key[:3], set()).discard(key)
         if obj is None:
             raise not_found(resource, name)
+        names = self.kinds[key[:3]]
+        del names[bisect.bisect_left(names, key[3])]
         self.rv += 1
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         obj["metadata"]["resourceVersion"] = str(self.rv)
         self._emit(WatchEvent("DELETED", resource, obj, self.rv))
         return obj
@@ -208,10 +240,11 @@ class Store:
     ) -> dict[str, Any]:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
-        stored = copy.deepcopy(obj)
+        stored = clone(obj)
+        if key not in self.objects:
+            bisect.insort(self.kinds.setdefault(key[:3], []), key[3])
         self.objects[key] = stored
-        self.kinds.setdefault(key[:3], set()).add(key)
-        self._emit(WatchEvent(kind, resource, copy.deepcopy(stored), self.rv))
+        self._emit(WatchEvent(kind, resource, clone(stored), self.rv))
         return obj
 
     def _emit(self, event: WatchEvent) -> None:

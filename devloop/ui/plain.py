@@ -53,6 +53,8 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             if logs:
                 text += "\n" + "\n".join(f"  | {line}" for line in logs)
             return "red", text
+        case events.Explained(what=what, fix=fix):
+            return "yellow", f"  what happened: {what}\n  what to do: {fix}"
         case events.LogLine(pod=pod, text=text):
             return "", f"[{pod}] {text}"
         case events.Warning(message=message):

@@ -234,6 +234,8 @@ class PdwatchApp(App[int]):
                 self.warnings = [f"{p.severity}: {p}" for p in warnings]
             case events.Error(message=text, details=details):
                 self.problems = [text, *details]
+            case events.Explained(what=what, fix=fix):
+                self.problems = [*self.problems, f"→ {what}", f"  to fix: {fix}"]
             case events.RolloutFailed(pod=pod, reason=reason, message=text, last_logs=logs):
                 self.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
                 self.pods.rolling = pod or self.pods.rolling
