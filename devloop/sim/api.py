@@ -414,20 +414,16 @@ class Api:
         return deleted
 
     def dependents(self, owner: dict[str, Any]) -> list[tuple[Resource, dict[str, Any]]]:
-        uid = owner["metadata"]["uid"]
-        found = []
-        for resource in resources.RESOURCES:
-            if not resource.namespaced:
-                continue
-            for obj in self.store.view(
-                resource,
-                owner["metadata"].get("namespace", ""),
-                lambda o: any(
-                    r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []
-                ),
-            ):
-                found.append((resource, obj))
-        return found
+        """The owner's dependents in its namespace, by kind (in RESOURCES order), then key."""
+        namespace = owner["metadata"].get("namespace", "")
+        order = {r: i for i, r in enumerate(resources.RESOURCES)}
+        found = [
+            (order[resource], key, resource, obj)
+            for resource, key, obj in self.store.owned_by(owner["metadata"]["uid"])
+            if resource.namespaced and key[2] == namespace
+        ]
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [(resource, obj) for _, _, resource, obj in found]
 
     def collect_dependents(self, owner: dict[str, Any]) -> None:
         """Cascading deletion: objects owned by `owner` go too."""
