@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -159,15 +160,36 @@ async def batches(
                 if pending:
                     yield Batch(frozenset(pending))
                 return
-            now = loop.time()
+            now = loop.time() - change_age(resolved, changes, min(RAW_STEP_MS, debounce_ms))
             if not pending:
                 first_at = now
             pending |= changes
-            last_at = now
+            last_at = max(last_at, now)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def change_age(root: Path, changes: set[str], step_ms: int, sample: int = 20) -> float:
+    """How long ago (seconds) the saves just reported happened.
+
+    watchfiles reports a change after one to two `step`s of quiet, so the debounce, meant
+    to run from the save, would start late by that much. The changed files' mtimes say
+    when they were written; the result stays within what watchfiles' timing allows (a
+    file system with coarse mtimes, or one file of many, cannot stretch it), and is one
+    step when no changed file is there to ask (deletions)."""
+    bound = 2 * step_ms / 1000 + 0.005
+    latest = None
+    for rel in sorted(changes)[:sample]:
+        try:
+            mtime = (root / rel).stat().st_mtime
+        except OSError:
+            continue
+        latest = mtime if latest is None else max(latest, mtime)
+    if latest is None:
+        return step_ms / 1000
+    return min(max(time.time() - latest, 0.0), bound)
 
 
 def _relative(path: str, root: Path) -> str:

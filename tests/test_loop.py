@@ -13,7 +13,7 @@ from kubernetes import client
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
-from devloop.watch import relevant
+from devloop.watch import change_age, relevant
 from tests.looprig import EXAMPLES, Rig, running_loop
 
 GREET = Path("nodes") / "greet.ts"
@@ -49,6 +49,26 @@ def test_relevant_paths() -> None:
         ".workflow.yaml.swp",
     ):
         assert not relevant(path), path
+
+
+def test_the_debounce_runs_from_the_save_not_from_the_report(tmp_path: Path) -> None:
+    """watchfiles reports a save one to two steps late; the changed file's mtime says
+    when it was written, within what that timing allows."""
+    import os
+    import time
+
+    fresh, old = tmp_path / "fresh.ts", tmp_path / "old.ts"
+    fresh.write_text("x")
+    old.write_text("y")
+    os.utime(old, (time.time() - 10, time.time() - 10))  # a coarse or skewed mtime
+    step_ms = 10
+    bound = 2 * step_ms / 1000 + 0.005
+    assert 0 <= change_age(tmp_path, {"fresh.ts"}, step_ms) <= bound
+    assert change_age(tmp_path, {"old.ts"}, step_ms) == bound  # never stretched beyond
+    assert change_age(tmp_path, {"gone.ts"}, step_ms) == step_ms / 1000  # deleted: one step
+    assert change_age(tmp_path, {"fresh.ts", "old.ts"}, step_ms) <= change_age(
+        tmp_path, {"old.ts"}, step_ms
+    )  # the latest save counts
 
 
 async def test_edit_goes_live_and_the_new_pod_logs_it(

@@ -774,3 +774,27 @@ def test_a_terminating_pod_is_written_not_ready_before_it_goes(
     assert not_ready, seen
     terminated = not_ready[-1][2]
     assert terminated is not None and terminated.exit_code == 143 and terminated.reason == "Error"
+
+
+def test_a_watch_from_a_future_resource_version_times_out_in_the_stream(
+    cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """apiserver storage/cacher: a resourceVersion the cache has not reached fails with
+    NewTooLargeResourceVersionError (504 Timeout, cause ResourceVersionTooLarge,
+    retryAfterSeconds 1), sent as an ERROR watch event once the RV has been parsed (a real
+    server first waits up to 3 s for the cache; the embedded one answers at once). A
+    client that outlived a recreated cluster meets this."""
+    core = client.CoreV1Api(api_client)
+    current = int(core.list_namespaced_config_map(NS).metadata.resource_version)
+    response = raw(
+        cluster,
+        "GET",
+        f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={current + 1000}"
+        "&timeoutSeconds=1",
+    )
+    first = json.loads(response.read().split(b"\n")[0])
+    assert first["type"] == "ERROR"
+    status = first["object"]
+    assert (status["code"], status["reason"]) == (504, "Timeout")
+    assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    assert status["details"]["retryAfterSeconds"] == 1

@@ -614,9 +614,9 @@ async def watch(
     try:
         watcher = cluster.store.watch(t.resource, t.namespace, matches, since)
     except ApiError as err:
-        if err.code != 410:
-            raise
-        # A real API server reports an expired resourceVersion inside the stream.
+        # apiserver storage/cacher Watch: once the resourceVersion has parsed, "other errors
+        # must fail with a watch event of type ERROR, rather than a directly returned error"
+        # (newErrWatcher): an expired one (410) and one not reached yet (504) alike.
         response = await start_stream(request, cluster.faults)
         await response.write(json.dumps({"type": "ERROR", "object": err.status()}).encode() + b"\n")
         cluster.faults.streams.discard(response)
