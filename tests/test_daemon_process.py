@@ -8,46 +8,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from queue import Empty, Queue
 
 from kubernetes import client
 
 from devloop.sim import EmbeddedCluster
+from tests.processes import Lines, start_pdwatch, stop
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-class Lines:
-    """The process's stdout, line by line, readable with a deadline."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.queue: Queue[str | None] = Queue()
-        self.seen: list[str] = []
-        assert proc.stdout is not None
-        stream = proc.stdout
-
-        def pump() -> None:
-            for line in stream:
-                self.queue.put(line.rstrip("\n"))
-            self.queue.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-
-    def until(self, needle: str, timeout: float = 30) -> str:
-        while True:
-            try:
-                line = self.queue.get(timeout=timeout)
-            except Empty:
-                raise AssertionError(
-                    f"{needle!r} not seen; got:\n" + "\n".join(self.seen)
-                ) from None
-            if line is None:
-                raise AssertionError(f"output ended before {needle!r}:\n" + "\n".join(self.seen))
-            self.seen.append(line)
-            if needle in line:
-                return line
 
 
 def test_daemon_plain_output_edit_and_sigterm(tmp_path: Path) -> None:
@@ -73,9 +41,7 @@ def test_daemon_plain_output_edit_and_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
@@ -95,20 +61,7 @@ def test_cleanup_on_exit_removes_the_workflow(
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devloop",
-            str(directory),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--cleanup-on-exit",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
     try:
         lines = Lines(proc)
         lines.until("start → applied in")
@@ -126,9 +79,7 @@ def test_cleanup_on_exit_removes_the_workflow(
         ]
         assert "hello-code" not in names
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_cleanup_on_exit_runs_on_sighup_too(
@@ -138,20 +89,7 @@ def test_cleanup_on_exit_runs_on_sighup_too(
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devloop",
-            str(directory),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--cleanup-on-exit",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
     try:
         lines = Lines(proc)
         lines.until("start → applied in")
@@ -160,6 +98,4 @@ def test_cleanup_on_exit_runs_on_sighup_too(
         assert proc.wait(timeout=20) == 0
         assert client.AppsV1Api(api_client).list_namespaced_deployment("default").items == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
