@@ -237,11 +237,15 @@ def cronjobs(wf: Workflow, namespace: str) -> list[Manifest]:
                                 "metadata": {"labels": trigger_labels(wf, name)},
                                 "spec": {
                                     "restartPolicy": "Never",
+                                    # As the engine's pod: admitted where Pod Security
+                                    # "restricted" is enforced (the reference set none).
+                                    "securityContext": POD_SECURITY,
                                     "containers": [
                                         {
                                             "name": "trigger",
                                             "image": CRON_IMAGE,
                                             "resources": TRIGGER_RESOURCES,
+                                            "securityContext": CONTAINER_SECURITY,
                                             "command": [
                                                 "curl",
                                                 "-sS",

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from devloop.sim import fieldmanager, patch, resources, yamlbody
+from devloop.sim import admission, fieldmanager, patch, resources, yamlbody
 from devloop.sim.clone import clone
 from devloop.sim.defaults import apply_defaults
 from devloop.sim.errors import (
@@ -36,6 +36,8 @@ from devloop.sim.validation import validate
 NAMESPACES = resources.of_kind("v1", "Namespace")
 PODS = resources.of_kind("v1", "Pod")
 RUNTIME_CLASSES = resources.of_kind("node.k8s.io/v1", "RuntimeClass")
+SERVICE_ACCOUNTS = resources.of_kind("v1", "ServiceAccount")
+QUOTAS = resources.of_kind("v1", "ResourceQuota")
 EVENTS = resources.of_kind("v1", "Event")
 
 APPLY = "application/apply-patch+yaml"
@@ -182,15 +184,37 @@ class Api:
                 )
 
     def _admit(self, resource: Resource, obj: dict[str, Any]) -> None:
-        """Admission the real API server runs for pods (RuntimeClass admission plugin)."""
+        """Admission the real API server runs for a new pod, in its plugin order
+        (pkg/kubeapiserver/options/plugins.go AllOrderedPlugins; mutating before
+        validating): ServiceAccount defaulting, RuntimeClass, then the ServiceAccount's
+        existence, PodSecurity, ResourceQuota (see admission.py for each one's source)."""
         if resource.kind != "Pod":
             return
-        runtime_class = (obj.get("spec") or {}).get("runtimeClassName")
+        meta, spec = obj["metadata"], obj.setdefault("spec", {})
+        name = meta.get("name") or meta.get("generateName", "")
+        namespace = meta.get("namespace", "")
+        account = admission.service_account_name(obj)
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+        runtime_class = spec.get("runtimeClassName")
         if runtime_class and self.store.find(RUNTIME_CLASSES, "", runtime_class) is None:
-            name = obj["metadata"].get("name") or obj["metadata"].get("generateName", "")
             raise forbidden(
                 resource, name, f'pod rejected: RuntimeClass "{runtime_class}" not found'
             )
+        service_account = self.store.find(SERVICE_ACCOUNTS, namespace, account)
+        if service_account is None:
+            raise forbidden(resource, name, admission.missing_service_account(namespace, account))
+        if not spec.get("imagePullSecrets") and service_account.get("imagePullSecrets"):
+            # serviceaccount admission.go: a pod without its own takes the account's
+            spec["imagePullSecrets"] = clone(service_account["imagePullSecrets"])
+        ns = self.store.find(NAMESPACES, "", namespace) or {}
+        refused = admission.pod_security(ns, obj)
+        if refused is None:
+            quotas = self.store.view(QUOTAS, namespace)
+            if quotas:
+                pods = self.store.view(PODS, namespace)
+                refused = admission.resource_quota(quotas, pods, obj)
+        if refused is not None:
+            raise forbidden(resource, name, refused)
 
     # --- update -----------------------------------------------------------------------------
 

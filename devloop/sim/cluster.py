@@ -90,7 +90,12 @@ class EmbeddedCluster:
 
     async def _boot(self) -> None:
         self.kubelet = Kubelet(self.api, self.store, self.settings, self.faults)
-        self.controllers = Controllers(self.api, self.store, time_scale=self.settings.time_scale)
+        self.controllers = Controllers(
+            self.api,
+            self.store,
+            time_scale=self.settings.time_scale,
+            service_account_delay=lambda: self.settings.service_account_delay,
+        )
         self.controllers.start()
         self.batch = Batch(self.api, self.store, self.settings)
         self.batch.start()
@@ -123,8 +128,14 @@ class EmbeddedCluster:
 
     def _bootstrap(self) -> None:
         namespaces = resources.of_kind("v1", "Namespace")
+        accounts = resources.of_kind("v1", "ServiceAccount")
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.api.create(namespaces, "", {"metadata": {"name": name}}, "kube-apiserver")
+            # A cluster is reported ready once its default ServiceAccounts exist (kind
+            # waits for them): they are there before the first request.
+            self.api.create(
+                accounts, name, {"metadata": {"name": "default"}}, "kube-controller-manager"
+            )
         self.api.create(
             resources.of_kind("node.k8s.io/v1", "RuntimeClass"),
             "",
@@ -138,6 +149,10 @@ class EmbeddedCluster:
             {
                 "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
                 "status": {
+                    # what the scheduler places pods against (kind's nodes report the
+                    # host's; a laptop-sized node here)
+                    "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+                    "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
                     "addresses": [
                         {"type": "InternalIP", "address": "127.0.0.1"},
                         {"type": "Hostname", "address": NODE_NAME},

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
-from devloop.sim import resources
+from devloop.sim import admission, resources
 from devloop.sim.api import Api
 from devloop.sim.clone import clone
 from devloop.sim.errors import ApiError
@@ -23,6 +24,9 @@ from devloop.sim.store import Store, WatchEvent, now_rfc3339
 DEPLOYMENTS = resources.of_kind("apps/v1", "Deployment")
 REPLICASETS = resources.of_kind("apps/v1", "ReplicaSet")
 PODS = resources.of_kind("v1", "Pod")
+NAMESPACES = resources.of_kind("v1", "Namespace")
+SERVICE_ACCOUNTS = resources.of_kind("v1", "ServiceAccount")
+QUOTAS = resources.of_kind("v1", "ResourceQuota")
 MANAGER = "kube-controller-manager"
 # deployment/util DeploymentProgressing: more of these, or fewer old replicas, is progress
 PROGRESS_COUNTS = ("updatedReplicas", "readyReplicas", "availableReplicas")
@@ -93,10 +97,16 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
 
 class Controllers:
     def __init__(
-        self, api: Api, store: Store, retry_s: float = 1.0, time_scale: float = 1.0
+        self,
+        api: Api,
+        store: Store,
+        retry_s: float = 1.0,
+        time_scale: float = 1.0,
+        service_account_delay: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.api, self.store = api, store
         self.retry_s = retry_s
+        self.service_account_delay = service_account_delay  # read when a namespace appears
         self.time_scale = time_scale  # progressDeadlineSeconds is a real period
         # when each Deployment last made progress (monotonic), for its deadline
         self.last_progress: dict[tuple[str, str], float] = {}
@@ -121,6 +131,12 @@ class Controllers:
     def on_event(self, event: WatchEvent) -> None:
         obj, kind = event.object, event.resource.kind
         ns = obj["metadata"].get("namespace", "")
+        if kind == "Namespace" and event.type == "ADDED":
+            self.later(self.service_account_delay(), "ServiceAccount", obj["metadata"]["name"])
+        elif kind == "ServiceAccount" and event.type == "DELETED":
+            self.later(self.service_account_delay(), "ServiceAccount", ns)
+        if kind in ("Pod", "ResourceQuota") and self.store.view(QUOTAS, ns):
+            self.enqueue("ResourceQuota", ns, "")
         if kind == "Deployment":
             self.enqueue("Deployment", ns, obj["metadata"]["name"])
         elif kind in ("ReplicaSet", "Pod"):
@@ -133,6 +149,12 @@ class Controllers:
                         # deployment_controller.go deletePod: a Recreate rollout waits for
                         # its old pods to be gone, so their deletion wakes the Deployment
                         self.enqueue_owner_of_replicaset(ns, ref["name"])
+
+    def later(self, delay: float, kind: str, namespace: str, name: str = "") -> None:
+        if delay <= 0:
+            self.enqueue(kind, namespace, name)
+        else:
+            asyncio.get_running_loop().call_later(delay, self.enqueue, kind, namespace, name)
 
     def enqueue_owner_of_replicaset(self, ns: str, name: str) -> None:
         rs = self.store.find(REPLICASETS, ns, name)
@@ -150,6 +172,10 @@ class Controllers:
                     self.sync_deployment(ns, name)
                 elif kind == "ReplicaSet":
                     self.sync_replicaset(ns, name)
+                elif kind == "ServiceAccount":
+                    self.sync_service_account(ns)
+                elif kind == "ResourceQuota":
+                    self.sync_quotas(ns)
             except ApiError:
                 loop = asyncio.get_running_loop()
                 loop.call_later(self.retry_s, self.enqueue, kind, ns, name)
@@ -557,6 +583,28 @@ class Controllers:
             status["conditions"] = conditions
         rs["status"] = status
         self.api.update(REPLICASETS, ns, name, rs, MANAGER, "status")
+
+    def sync_service_account(self, ns: str) -> None:
+        """pkg/controller/serviceaccount/serviceaccounts_controller.go syncNamespace: every
+        active namespace has a `default` ServiceAccount (created again when deleted)."""
+        namespace = self.store.find(NAMESPACES, "", ns)
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return
+        if self.store.find(SERVICE_ACCOUNTS, ns, "default") is None:
+            self.api.create(
+                SERVICE_ACCOUNTS, ns, {"metadata": {"name": "default"}}, "kube-controller-manager"
+            )
+
+    def sync_quotas(self, ns: str) -> None:
+        """pkg/controller/resourcequota/resource_quota_controller.go syncResourceQuota:
+        status.hard mirrors spec.hard, status.used what the namespace's pods use."""
+        pods = self.store.view(PODS, ns)
+        for quota in self.store.view(QUOTAS, ns):
+            status = admission.quota_status(quota, pods)
+            if quota.get("status") != status:
+                updated = clone(quota)
+                updated["status"] = status
+                self.api.update(QUOTAS, ns, quota["metadata"]["name"], updated, MANAGER, "status")
 
 
 def set_condition(obj: dict[str, Any], type_: str, status: str, reason: str, message: str) -> None:

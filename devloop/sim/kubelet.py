@@ -12,17 +12,20 @@ lastState.terminated). Deleted pods are stopped (Killing) and then removed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import random
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from devloop.sim import resources
+from devloop.sim.admission import quantity
 from devloop.sim.api import Api
 from devloop.sim.clone import clone
 from devloop.sim.engine import Engine, Exit
@@ -36,6 +39,11 @@ PODS = resources.of_kind("v1", "Pod")
 CONFIGMAPS = resources.of_kind("v1", "ConfigMap")
 SECRETS = resources.of_kind("v1", "Secret")
 SERVICES = resources.of_kind("v1", "Service")
+NODES = resources.of_kind("v1", "Node")
+# the scheduler's back-off for an unschedulable pod (podInitialBackoffSeconds 1 s,
+# podMaxBackoffSeconds 10 s: pkg/scheduler/apis/config/v1 defaults)
+SCHEDULE_BACKOFF = 1.0
+SCHEDULE_BACKOFF_MAX = 10.0
 NODE_NAME = "pdwatch-embedded"
 CODE_MOUNT = "/app/workflow"
 
@@ -83,6 +91,29 @@ class PodRuntime:
     waiting_reason: str = "ContainerCreating"
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+
+def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
+    """k8s.io/api/core/v1 toleration.go ToleratesTaint."""
+    for t in tolerations:
+        if t.get("effect") and t.get("effect") != taint.get("effect"):
+            continue
+        if t.get("key") and t.get("key") != taint.get("key"):
+            continue
+        if t.get("operator") == "Exists" or t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def requests(pod: dict[str, Any], name: str) -> Decimal:
+    """A pod's request of a resource: the sum over its containers (resource_helpers)."""
+    return sum(
+        (
+            quantity(((c.get("resources") or {}).get("requests") or {}).get(name, "0"))
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ),
+        Decimal(0),
+    )
 
 
 def runtime_images(settings: SimSettings) -> dict[str, ImageBehaviour]:
@@ -151,6 +182,63 @@ class Kubelet:
             return False
         return True
 
+    def unschedulable(self, pod: dict[str, Any]) -> str | None:
+        """Why the scheduler cannot place the pod on the cluster's one node, as its FitError
+        says it (pkg/scheduler/framework/types.go FitError.Error: `0/N nodes are
+        available: …`, then the preemption's own verdict), or None. Filters: NodeUnschedulable,
+        TaintToleration (NoSchedule/NoExecute taints, helpers.TolerationsTolerateTaint),
+        NodeResourcesFit (requests of the pods bound to the node against allocatable)."""
+        node = self.store.find(NODES, "", NODE_NAME)
+        if node is None:
+            return "no nodes available to schedule pods"  # schedule_one.go ErrNoNodesAvailable
+        spec, tolerations = node.get("spec") or {}, (pod.get("spec") or {}).get("tolerations")
+        reasons: list[str] = []
+        helpful = False
+        if spec.get("unschedulable") and not tolerates(
+            tolerations or [],
+            {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        ):
+            reasons.append("node(s) were unschedulable")
+        for taint in spec.get("taints") or []:
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(
+                tolerations or [], taint
+            ):
+                reasons.append(
+                    f"node(s) had untolerated taint {{{taint.get('key', '')}: "
+                    f"{taint.get('value', '')}}}"
+                )
+                break
+        if not reasons:
+            allocatable = (node.get("status") or {}).get("allocatable") or {}
+            bound = self.store.view(
+                PODS,
+                "",
+                lambda p: (
+                    (p.get("spec") or {}).get("nodeName") == NODE_NAME
+                    and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                    and p["metadata"]["uid"] != pod["metadata"]["uid"]
+                ),
+            )
+            for name in ("cpu", "memory"):
+                if name not in allocatable:
+                    continue
+                used = sum(requests(p, name) for p in bound) + requests(pod, name)
+                if used > quantity(allocatable[name]):
+                    reasons.append(f"Insufficient {name}")
+                    helpful = True
+        if not reasons:
+            return None
+        preemption = (
+            "No preemption victims found for incoming pod"
+            if helpful
+            else "Preemption is not helpful for scheduling"
+        )
+        listed = ", ".join(f"1 {r}" for r in sorted(reasons))
+        return (
+            f"0/1 nodes are available: {listed}. preemption: 0/1 nodes are available: "
+            f"1 {preemption}."
+        )
+
     def pod(self, runtime: PodRuntime) -> dict[str, Any] | None:
         pod = self.store.find(PODS, runtime.namespace, runtime.name)
         if pod is None or pod["metadata"]["uid"] != runtime.uid:
@@ -202,9 +290,39 @@ class Kubelet:
         s = self.settings
         if await self.pause(runtime, s.schedule_delay):
             return await self.finish(runtime, started=False)
-        pod = self.pod(runtime)
-        if pod is None:
-            return
+        backoff = SCHEDULE_BACKOFF
+        while True:
+            pod = self.pod(runtime)
+            if pod is None:
+                return
+            unschedulable = self.unschedulable(pod)
+            if unschedulable is None:
+                break
+            pod["status"] = {
+                "phase": "Pending",
+                "qosClass": pod["status"].get("qosClass", "BestEffort"),
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": unschedulable,
+                        "lastTransitionTime": now_rfc3339(),
+                    }
+                ],
+            }
+            self.api.update(PODS, runtime.namespace, runtime.name, pod, "kube-scheduler", "status")
+            self.event(
+                runtime,
+                "FailedScheduling",
+                unschedulable,
+                "Warning",
+                component="default-scheduler",
+                container=False,
+            )
+            if await self.pause(runtime, s.scaled(backoff)):
+                return await self.finish(runtime, started=False)
+            backoff = min(backoff * 2, SCHEDULE_BACKOFF_MAX)
         container = pod["spec"]["containers"][0]
         cname, image = container["name"], container.get("image", "")
         now = now_rfc3339()
@@ -359,6 +477,22 @@ class Kubelet:
                 if current is not None:  # the volume now holds the objects' current data
                     files, synced_at = self.projected_files(current), time.monotonic()
 
+    def pull_secret(self, runtime: PodRuntime, host: str) -> bool:
+        """Whether the pod names an existing docker-registry Secret with credentials for
+        the host (the kubelet reads imagePullSecrets; credentialprovider keyring)."""
+        pod = self.pod(runtime) or {}
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+            secret = self.store.find(SECRETS, runtime.namespace, ref.get("name", ""))
+            data = (secret or {}).get("data") or {}
+            encoded = data.get(".dockerconfigjson", "")
+            try:
+                config = json.loads(base64.b64decode(encoded or "e30="))
+            except ValueError:
+                continue
+            if host in (config.get("auths") or {}):
+                return True
+        return False
+
     async def pull(
         self,
         runtime: PodRuntime,
@@ -378,7 +512,10 @@ class Kubelet:
             started = time.monotonic()
             if await self.pause(runtime, s.pull_delay):
                 return False
-            if pullable(image, s):
+            ref = image_reference(image)
+            host = ref.split("/", 1)[0]
+            denied = host in s.private_registries and not self.pull_secret(runtime, host)
+            if pullable(image, s) and not denied:
                 ms = int((time.monotonic() - started) * 1000)
                 self.event(
                     runtime,
@@ -389,9 +526,15 @@ class Kubelet:
                 )
                 s.images.setdefault(image, ImageBehaviour())  # now present on the node
                 return True
-            ref = image_reference(image)
-            host = ref.split("/", 1)[0]
-            if host.endswith(".invalid"):
+            if denied:
+                # containerd's words for a registry that refuses an anonymous pull
+                reason = (
+                    f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": '
+                    f'failed to resolve reference "{ref}": pull access denied, repository does '
+                    "not exist or may require authorization: server message: "
+                    "insufficient_scope: authorization failed"
+                )
+            elif host.endswith(".invalid"):
                 reason = (
                     f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": '
                     f'failed to resolve reference "{ref}": failed to do request: Head '

@@ -59,6 +59,8 @@ RESOURCES = (
     ),
     Resource("", "v1", "Pod", "pods", short_names=("po",), has_status=True, subresources=("log",)),
     Resource("", "v1", "Event", "events", short_names=("ev",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",)),
+    Resource("", "v1", "ResourceQuota", "resourcequotas", short_names=("quota",), has_status=True),
     Resource(
         "apps",
         "v1",
