@@ -225,9 +225,12 @@ def _pod_security(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
 
 
 def _service_account(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    ns = s.namespace or "NAMESPACE"
     return Explanation(
-        "the namespace's default ServiceAccount does not exist yet (a namespace just created)",
-        "nothing: the controller creates it in a moment and the pod follows",
+        "the namespace's default ServiceAccount does not exist yet (the cluster's controller "
+        "manager creates one in every namespace within seconds)",
+        f"check kubectl get serviceaccount default -n {ns}: once it is there, the pod is "
+        "created (or press r); if it never comes, the controller manager is not running",
     )
 
 
@@ -391,11 +394,80 @@ def explain(failure: Failure, situation: Situation) -> Explanation | None:
     return None
 
 
+# --- the API server refusing a request (not a rollout's failure) ---------------------------
+
+PDWATCH_NEEDS = (
+    "pdwatch needs, in its namespace: get, list, watch, create, patch, delete on configmaps, "
+    "secrets, services, deployments (apps) and cronjobs (batch); get, list, watch on pods, "
+    "pods/log, replicasets (apps) and events"
+)
+
+
+def _rbac(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    user, verb, resource, group, namespace = m.groups()
+    typed = f"{resource}.{group}" if group else resource
+    where = f" in namespace {namespace}" if namespace else " cluster-wide"
+    check = f"kubectl auth can-i {verb} {typed}" + (f" -n {namespace}" if namespace else "")
+    return Explanation(
+        f"the cluster's RBAC does not let {user} {verb} {typed}{where}",
+        f"ask for a Role that grants it ({check} checks it); {PDWATCH_NEEDS}",
+    )
+
+
+def _terminating(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    namespace = m.group(1)
+    return Explanation(
+        f"the namespace {namespace} is being deleted",
+        f"wait until kubectl get namespace {namespace} says NotFound (a namespace goes once "
+        "everything in it is gone), then deploy again with --create-namespace; or deploy "
+        "to another one with -n",
+    )
+
+
+def _namespace_missing(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    namespace = m.group(1)
+    return Explanation(
+        f"the namespace {namespace} does not exist",
+        f"pass --create-namespace, or kubectl create namespace {namespace}",
+    )
+
+
+API_CATALOGUE: tuple[Entry, ...] = (
+    Entry(
+        "forbidden",
+        ANY,
+        _re(
+            r'is forbidden: User "([^"]+)" cannot ([\w]+) resource "([^"]+)" in API group '
+            r'"([^"]*)"(?: in the namespace "([^"]+)")?'
+        ),
+        _rbac,
+    ),
+    Entry(
+        "namespace-terminating",
+        ANY,
+        _re(r"unable to create new content in namespace (\S+) because it is being terminated"),
+        _terminating,
+    ),
+    Entry("namespace-missing", ANY, _re(r'namespaces "([^"]+)" not found'), _namespace_missing),
+)
+
+
+def explain_error(message: str, situation: Situation) -> Explanation | None:
+    """What a request the API server refused means, or None."""
+    for entry in API_CATALOGUE:
+        if m := entry.pattern.search(message):
+            return entry.explain(m, Failure("", message), situation)
+    return None
+
+
 def explain_event(event: events.Event, situation: Situation) -> events.Explained | None:
-    """An Explained event for a RolloutFailed the catalogue knows, else None."""
-    if not isinstance(event, events.RolloutFailed):
-        return None
-    found = explain(Failure(event.reason, event.message, event.pod, event.last_logs), situation)
+    """An Explained event for a RolloutFailed or an Error the catalogues know, else None."""
+    found: Explanation | None = None
+    if isinstance(event, events.RolloutFailed):
+        failure = Failure(event.reason, event.message, event.pod, event.last_logs)
+        found = explain(failure, situation)
+    elif isinstance(event, events.Error):
+        found = explain_error(event.message, situation)
     return events.Explained(found.what, found.fix) if found else None
 
 

@@ -374,7 +374,7 @@ class DevLoop:
                 if isinstance(exc, NotFound) and await self._recreate_namespace(exc):
                     continue
                 if not exc.retryable:
-                    self.emit(events.Error(str(exc), tuple(exc.details())))
+                    self._explaining("")(events.Error(str(exc), tuple(exc.details())))
                     self.emit(events.CycleFinished(number, "failed"))
                     self._set_state("error", str(exc))
                     return
@@ -472,7 +472,7 @@ class DevLoop:
             self._start_tail(cycle.serving)
             await self._stop_tails(keep=cycle.serving)
         if bundle is not None and outcome != "failed":
-            if self.deployed is not None and self.deployed.content_hash != bundle.content_hash:
+            if outcome != "unchanged":  # a deploy happened: the one before it is the previous
                 self.previous_deployed = self.deployed
             self.deployed = bundle
         self.emit(events.CycleFinished(number, outcome, edit_to_ready))

@@ -81,8 +81,8 @@ async def run_once(
                 out.console.print(line, style=None if check.ok else "red", highlight=False)
         if not all(c.ok for c in checks):
             return EXIT_REFUSED
+        situation = Situation(conn.context, bundle.image.image, conn.namespace, runtime_class)
         try:
-            situation = Situation(conn.context, bundle.image.image, conn.namespace, runtime_class)
             cycle = await deploy_cycle(
                 kube,
                 bundle,
@@ -91,7 +91,7 @@ async def run_once(
                 rollout_timeout=opts.rollout_timeout,
             )
         except KubeError as exc:
-            out(events.Error(str(exc), tuple(exc.details())))
+            explaining(out, situation)(events.Error(str(exc), tuple(exc.details())))
             return EXIT_FAILED
         if not cycle.ok:
             return EXIT_FAILED
@@ -125,7 +125,8 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
     try:
         deleted = await teardown(kube, name)
     except KubeError as exc:
-        out(events.Error(str(exc)))
+        situation = Situation(conn.context, namespace=conn.namespace)
+        explaining(out, situation)(events.Error(str(exc)))
         return EXIT_FAILED
     finally:
         conn.close()

@@ -2,14 +2,19 @@
 words and says what happened and what to do.
 
 Two kinds of test: the embedded cluster made to fail in each way it can (the message is
-then the cluster's, not the test's), and, for what it cannot produce (registries that
-ask for credentials, quotas, Pod Security, scheduling), the messages as the kubelet,
-containerd, the scheduler and the admission plugins word them.
+then the cluster's, not the test's: registries, quotas, Pod Security, scheduling, mounts,
+the engine), and, for the few it does not produce (an invalid image name, which pdwatch
+refuses before deploying; an exit without the engine's words; other clusters' naming),
+the messages as the kubelet, containerd and the controllers word them.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +22,18 @@ import pytest
 from kubernetes import client
 
 from devloop import events
-from devloop.explain import CATALOGUE, Explanation, Failure, Situation, explain, explaining
+from devloop.explain import (
+    CATALOGUE,
+    Explanation,
+    Failure,
+    Situation,
+    explain,
+    explain_error,
+    explaining,
+)
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
+from devloop.kube.errors import KubeError
 from devloop.kube.rollout import follow_rollout
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
@@ -141,11 +155,148 @@ async def test_the_code_configmap_missing(tmp_path: Path, kube: Kube) -> None:
     assert found.what == "the pod mounts the ConfigMap hello-code, which is not in the namespace"
 
 
+async def test_a_registry_that_asks_for_credentials(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, kube: Kube
+) -> None:
+    cluster.settings.private_registries.add("ghcr.io")
+    image = "ghcr.io/acme/engine:2"
+    found = await fail_with(kube, hello(tmp_path, image=image), Situation("kind-dev", image, NS))
+    assert found.what.startswith(f"the registry ghcr.io refused the pull of {image}")
+    assert "kubectl create secret docker-registry regcred --docker-server=ghcr.io" in found.fix
+    # What the fix says to do makes the next deploy work (the ServiceAccount admission
+    # gives its imagePullSecrets to each new pod).
+    core = client.CoreV1Api(api_client)
+    auths = json.dumps({"auths": {"ghcr.io": {"auth": "dTpw"}}}).encode()
+    core.create_namespaced_secret(
+        NS,
+        {
+            "metadata": {"name": "regcred"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(auths).decode()},
+        },
+    )
+    core.patch_namespaced_service_account(
+        "default", NS, {"imagePullSecrets": [{"name": "regcred"}]}
+    )
+    result = await deploy_cycle(
+        kube,
+        hello(tmp_path / "again", image=image),
+        Recorder(),
+        RestartStamps(),
+        force_restart=True,
+        rollout_timeout=10,
+    )
+    assert result.ok
+
+
+async def test_a_resource_quota_that_refuses_the_pod(
+    tmp_path: Path, api_client: client.ApiClient, kube: Kube
+) -> None:
+    client.CoreV1Api(api_client).create_namespaced_resource_quota(
+        NS, {"metadata": {"name": "team-quota"}, "spec": {"hard": {"limits.memory": "128Mi"}}}
+    )
+    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    assert found.what == (
+        "the namespace's ResourceQuota team-quota refuses the pod (requested: "
+        "limits.memory=256Mi, used: limits.memory=0, limited: limits.memory=128Mi)"
+    )
+    assert f"kubectl describe resourcequota team-quota -n {NS}" in found.fix
+
+
+async def test_pod_security_that_refuses_the_pod(
+    tmp_path: Path, api_client: client.ApiClient, kube: Kube
+) -> None:
+    """pdwatch's own pods meet "restricted" (tests/test_sim_fidelity.py); a pod made to
+    keep its capabilities does not."""
+    client.CoreV1Api(api_client).patch_namespace(
+        NS, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    bundle = hello(tmp_path)
+    container = bundle.deployment["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"] = {**container["securityContext"], "capabilities": {}}
+    found = await fail_with(kube, bundle, KIND, timeout=1.5)
+    assert found.what == (
+        'the namespace\'s Pod Security level "restricted" refuses the pod: unrestricted '
+        'capabilities (container "engine" must set securityContext.capabilities.drop=["ALL"])'
+    )
+
+
+async def test_a_namespace_without_its_service_account_yet(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, kube: Kube
+) -> None:
+    cluster.settings.service_account_delay = 60  # the controller is slow to recreate it
+    client.CoreV1Api(api_client).delete_namespaced_service_account("default", NS)
+    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    assert found.what.startswith("the namespace's default ServiceAccount does not exist yet")
+    assert found.fix.startswith("check kubectl get serviceaccount default -n default")
+
+
+async def test_a_node_tainted_against_the_pod(
+    tmp_path: Path, api_client: client.ApiClient, kube: Kube
+) -> None:
+    core = client.CoreV1Api(api_client)
+    (node,) = core.list_node().items
+    taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    core.patch_node(node.metadata.name, {"spec": {"taints": [taint]}})
+    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    assert found.what.startswith(
+        "every node carries a taint the pod does not tolerate "
+        "({node-role.kubernetes.io/control-plane: })"
+    )
+    assert "kubectl taint nodes --all node-role.kubernetes.io/control-plane-" in found.fix
+
+
+async def test_a_node_without_the_memory_the_pod_requests(
+    tmp_path: Path, api_client: client.ApiClient, kube: Kube
+) -> None:
+    core = client.CoreV1Api(api_client)
+    (node,) = core.list_node().items
+    core.patch_node_status(node.metadata.name, {"status": {"allocatable": {"memory": "32Mi"}}})
+    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    assert found.what.startswith("no node has enough memory free for the pod's request")
+
+
+async def test_a_cluster_without_nodes(
+    tmp_path: Path, api_client: client.ApiClient, kube: Kube
+) -> None:
+    core = client.CoreV1Api(api_client)
+    (node,) = core.list_node().items
+    core.delete_node(node.metadata.name)
+    found = await fail_with(kube, hello(tmp_path), Situation("k0s", "engine:dev", NS), 1.5)
+    assert found.what.startswith("the cluster has no node that runs pods")
+    assert "--enable-worker" in found.fix
+
+
+async def test_a_configmap_without_a_key_the_pod_mounts(tmp_path: Path, kube: Kube) -> None:
+    bundle = hello(tmp_path)
+    config_map = {**bundle.config_map, "data": dict(bundle.config_map["data"])}
+    del config_map["data"]["nodes__greet.ts"]  # the volume's items still name it
+    await kube.apply(config_map)
+    deployment = await kube.apply(bundle.deployment)
+    rec = Recorder()
+    result = await follow_rollout(kube, deployment, explaining(rec, KIND), timeout=1.5)
+    assert not result.ok
+    found = rec.explained()
+    assert found.what.startswith("the pod mounts the key nodes__greet.ts")
+
+
+async def test_no_progress_within_the_deadline(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    cluster.set_image("engine:slow", ready=False)
+    bundle = hello(tmp_path, image="engine:slow")
+    bundle.deployment["spec"]["progressDeadlineSeconds"] = 1
+    found = await fail_with(kube, bundle, KIND, timeout=60)
+    assert found.what.startswith(
+        "the Deployment made no progress within its progressDeadlineSeconds"
+    )
+
+
 # --- as the cluster words what the embedded cluster does not produce --------------------
 
 ENTRIES: list[tuple[str, Failure, Situation, str, str]] = [
     (
-        "image-private",
+        "image-private",  # a registry's 401 (ghcr.io); the embedded one answers as Docker Hub does
         Failure(
             "ErrImagePull",
             'rpc error: code = Unknown desc = failed to pull and unpack image "ghcr.io/acme/'
@@ -198,104 +349,6 @@ ENTRIES: list[tuple[str, Failure, Situation, str, str]] = [
         "the engine exited with code 2 at start",
         "kubectl logs wf-1 --previous -n team",
     ),
-    (
-        "quota",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedCreate: Error creating: pods "
-            '"wf-5d9c-x2" is forbidden: exceeded quota: team-quota, requested: '
-            "limits.memory=256Mi, used: limits.memory=1Gi, limited: limits.memory=1Gi",
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        "the namespace's ResourceQuota team-quota refuses the pod (requested: "
-        "limits.memory=256Mi, used: limits.memory=1Gi, limited: limits.memory=1Gi)",
-        "kubectl describe resourcequota team-quota -n team",
-    ),
-    (
-        "pod-security",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedCreate: Error creating: pods "
-            '"wf-5d9c-x2" is forbidden: violates PodSecurity "restricted:latest": '
-            'unrestricted capabilities (container "engine" must set '
-            'securityContext.capabilities.drop=["ALL"])',
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        'the namespace\'s Pod Security level "restricted" refuses the pod: unrestricted '
-        'capabilities (container "engine" must set securityContext.capabilities.drop=["ALL"])',
-        "pod-security.kubernetes.io/enforce",
-    ),
-    (
-        "service-account",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedCreate: Error creating: pods "
-            '"wf-5d9c-x2" is forbidden: error looking up service account team/default: '
-            'serviceaccount "default" not found',
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        "the namespace's default ServiceAccount does not exist yet",
-        "the controller creates it",
-    ),
-    (
-        "taint",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedScheduling: 0/1 nodes are "
-            "available: 1 node(s) had untolerated taint {node-role.kubernetes.io/"
-            "control-plane: }. preemption: 0/1 nodes are available: 1 Preemption is not "
-            "helpful for scheduling.",
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        "every node carries a taint the pod does not tolerate "
-        "({node-role.kubernetes.io/control-plane: })",
-        "kubectl taint nodes --all node-role.kubernetes.io/control-plane-",
-    ),
-    (
-        "insufficient",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedScheduling: 0/1 nodes are "
-            "available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 No "
-            "preemption victims found for incoming pod.",
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        "no node has enough memory free for the pod's request",
-        "kubectl top nodes",
-    ),
-    (
-        "no-nodes",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedScheduling: no nodes "
-            "available to schedule pods",
-        ),
-        Situation("k0s", "engine:dev", "team"),
-        "the cluster has no node that runs pods",
-        "--enable-worker",
-    ),
-    (
-        "mount-key-missing",
-        Failure(
-            "Timeout",
-            "the new pod was not Ready after 120s; last: FailedMount: MountVolume.SetUp "
-            'failed for volume "code" : configmap references non-existent config key: '
-            "nodes__x.ts",
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        "the pod mounts the key nodes__x.ts, which its ConfigMap or Secret does not have",
-        "save any file",
-    ),
-    (
-        "progress-deadline",
-        Failure(
-            "ProgressDeadlineExceeded",
-            'ReplicaSet "wf-5d9c" has timed out progressing.',
-        ),
-        Situation("kind-dev", "engine:dev", "team"),
-        "the Deployment made no progress within its progressDeadlineSeconds",
-        "kubectl describe pod -n team",
-    ),
 ]
 
 
@@ -316,6 +369,7 @@ def test_words_of_the_cluster(
 def test_every_entry_is_tested() -> None:
     """Each entry has a case above or a test that makes the embedded cluster produce it."""
     produced = {
+        "image-private",
         "image-missing",
         "registry-unreachable",
         "failed-in-node",
@@ -325,6 +379,14 @@ def test_every_entry_is_tested() -> None:
         "not-ready",
         "runtime-class",
         "mount-missing",
+        "mount-key-missing",
+        "quota",
+        "pod-security",
+        "service-account",
+        "taint",
+        "insufficient",
+        "no-nodes",
+        "progress-deadline",
     }
     assert {e.name for e in CATALOGUE} <= produced | {e[0] for e in ENTRIES}
 
@@ -345,3 +407,74 @@ def test_no_explanation_quotes_the_logs() -> None:
     assert found is not None
     assert "sk_live_123" not in found.what + found.fix
     assert found.what == "the engine failed in nodes/pay.ts:12:9 while loading it"
+
+
+# --- requests the API server refuses (outside a rollout) ----------------------------------
+
+
+async def test_rbac_that_does_not_allow_a_verb(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    cluster.api.forbidden.add(("create", "configmaps"))
+    with pytest.raises(KubeError) as info:
+        await kube.apply(hello(tmp_path).config_map)
+    found = explain_error(str(info.value), KIND)
+    assert found is not None
+    assert found.what == (
+        "the cluster's RBAC does not let pdwatch-embedded create configmaps in namespace default"
+    )
+    assert found.fix.startswith("ask for a Role that grants it (kubectl auth can-i create ")
+    assert "configmaps -n default checks it)" in found.fix
+
+
+async def test_a_namespace_being_deleted(api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespace({"metadata": {"name": "going"}})
+    held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    core.create_namespaced_config_map("going", held)
+    core.delete_namespace("going")  # stays Terminating while `held` is there
+    with pytest.raises(KubeError) as info:
+        await Kube(api_client, "going").apply(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+        )
+    found = explain_error(str(info.value), KIND)
+    assert found is not None and found.what == "the namespace going is being deleted"
+
+
+async def test_a_namespace_that_does_not_exist(api_client: client.ApiClient) -> None:
+    with pytest.raises(KubeError) as info:
+        await Kube(api_client, "nope").apply(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+        )
+    found = explain_error(str(info.value), KIND)
+    assert found is not None and found.fix.startswith("pass --create-namespace")
+
+
+def test_once_explains_a_refused_request_before_exiting_4(
+    tmp_path: Path, cluster: EmbeddedCluster
+) -> None:
+    """Preflight asks for patch; creating through apply also needs create (the embedded
+    cluster checks it as the API server's apply handler does), so this gets past it."""
+    cluster.api.forbidden.add(("create", "services"))
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devloop",
+            str(directory),
+            "--once",
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "what happened: the cluster's RBAC does not let pdwatch-embedded create services" in (
+        proc.stdout
+    )
+    assert "what to do: ask for a Role" in proc.stdout
