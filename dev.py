@@ -2,6 +2,7 @@
 """Developer tasks that work on a fresh machine with nothing but Python 3.11+.
 
     python3 dev.py run     # pdwatch on an example workflow (embedded cluster; Ctrl-C or q ends it)
+    python3 dev.py run DIR [OPTIONS]   # pdwatch on DIR; embedded unless a cluster is named
     python3 dev.py test    # the whole test suite
     python3 dev.py lint    # ruff + mypy + the embedded cluster's import boundary
     python3 dev.py bench   # benchmarks
@@ -40,8 +41,19 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def run(*cmd: str) -> int:
-    return subprocess.call(list(cmd), cwd=ROOT)
+def run(*cmd: str, cwd: Path | None = ROOT) -> int:
+    return subprocess.call(list(cmd), cwd=cwd)
+
+
+CLUSTER_OPTIONS = ("--embedded", "--kubeconfig", "--context")
+
+
+def pdwatch_args(rest: list[str]) -> list[str]:
+    """`dev.py run` means the embedded cluster unless the arguments name a cluster."""
+    if not rest:
+        return [str(ROOT / "examples" / "uptime-prober"), "--embedded"]
+    named = any(a == o or a.startswith(o + "=") for a in rest for o in CLUSTER_OPTIONS)
+    return rest if named else [*rest, "--embedded"]
 
 
 def main(argv: list[str]) -> int:
@@ -52,8 +64,8 @@ def main(argv: list[str]) -> int:
         return 0 if task == "help" else 2
     ensure_venv()
     if task == "run":
-        args = rest or ["examples/uptime-prober", "--embedded"]
-        return run(str(BIN / "pdwatch"), *args)
+        # The caller's directory: `dev.py run ./my-workflow` means their ./my-workflow.
+        return run(str(BIN / "pdwatch"), *pdwatch_args(rest), cwd=None)
     if task == "test":
         return run(str(PY), "-m", "pytest", *rest)
     if task == "lint":

@@ -6,6 +6,6 @@ export default async function run(ctx: Context, input: { text: string }) {
     ctx.log.info(`[notify] no Slack webhook configured; report was:\n${input.text}`);
     return { sent: false };
   }
-  await ctx.fetch(webhook, { method: "POST", body: JSON.stringify({ text: input.text }) });
+  await fetch(webhook, { method: "POST", body: JSON.stringify({ text: input.text }) });
   return { sent: true };
 }
