@@ -58,7 +58,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"Measured {doc.get('date', '?')} at commit `{doc.get('commit', '?')[:12]}` on "
         f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, Python {m.get('python', '?')}.",
         "",
-        "Reproduce: `python3 dev.py bench` (or `make bench`); about 6 minutes; "
+        "Reproduce: `python3 dev.py bench` (or `make bench`); about 15 minutes on 2 cores; "
         "`--only SECTION …` reruns sections, `--edits`, `--idle-seconds`, `--log-lines` "
         "change the sizes. Every figure below is in `bench/results.json`.",
         "",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +31,14 @@ EXIT_OK, EXIT_REFUSED = 0, 3
 # Ctrl-C does (and run --cleanup-on-exit).
 QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CLEANUP_TIMEOUT_S = 15
+
+
+def follow_terminal_size() -> None:
+    """Textual sizes the screen with shutil.get_terminal_size, which takes COLUMNS and
+    LINES from the environment first: exported (some shells and launchers do), they froze
+    the TUI at that size for good, through every resize. The terminal is asked instead."""
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 def make_loop(
@@ -174,6 +183,7 @@ async def run_daemon(
             )
             app = PdwatchApp(starting, session)
             quit_now.append(starting.quit)
+            follow_terminal_size()
             await app.run_async()
             loop = starting.loop
             if refused:

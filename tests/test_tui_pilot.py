@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
+from textual.binding import Binding
 from textual.pilot import Pilot
 
 from devloop import events
@@ -18,7 +20,15 @@ from devloop.loop import DevLoop, LoopSettings
 from devloop.render import RenderOptions
 from devloop.ui.screens import TextScreen
 from devloop.ui.tui import PdwatchApp
-from devloop.ui.widgets import HeaderBar, LogView, PodPanel, ProblemsPanel, Session, Timeline
+from devloop.ui.widgets import (
+    HeaderBar,
+    LogView,
+    PodPanel,
+    ProblemsPanel,
+    Session,
+    Timeline,
+    fit_pod_name,
+)
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -137,7 +147,7 @@ async def test_d_shows_the_diff_against_the_previous_deploy(
         await pilot.press("d")
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen)
-        assert "first one" in app.screen.body
+        assert "pdwatch's first" in app.screen.body
         await pilot.press("escape")
         mark = len(seen.events)
         (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
@@ -148,6 +158,15 @@ async def test_d_shows_the_diff_against_the_previous_deploy(
         body = app.screen.body
         assert "--- previous/nodes/greet.ts" in body and "+++ running/nodes/greet.ts" in body
         assert '+console.log("v2");' in body
+        await pilot.press("escape")
+        # Right after a redeploy, the previous deploy is the one `r` restarted: same code.
+        mark = len(seen.events)
+        await pilot.press("r")
+        await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        await pilot.press("d")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, TextScreen)
+        assert "previous deploy ran the same code" in app.screen.body
 
 
 async def test_c_clears_and_slash_filters_logs(
@@ -162,8 +181,20 @@ async def test_c_clears_and_slash_filters_logs(
         assert log.pattern is not None
         shown = [str(line) for line in log.lines]
         assert shown and all("stage" in line.lower() for line in shown)
+        # Enter closes the field and keeps the filter; the panel's title says which.
+        field = app.query_one("#filter")
+        await pilot.press("enter")
+        assert not field.display and log.pattern is not None
+        assert app.focused is log and "filter: stage" in str(log.border_title)
+        assert [str(line) for line in log.lines] == shown
+        # Esc (the field closed) clears it.
         await pilot.press("escape")
         assert log.pattern is None and len(log.lines) == len(log.lines_kept)
+        assert log.border_title == "logs"
+        await pilot.press("slash")
+        await pilot.press(*"stage")
+        await pilot.press("escape")
+        assert not field.display and log.pattern is None
         app.set_focus(None)
         await pilot.press("c")
         assert not log.lines_kept and log.line_count == 0
@@ -213,16 +244,17 @@ async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiCl
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen) and "r   redeploy now" in app.screen.body
         await pilot.press("escape")
-        titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in (
-            "Redeploy now",
-            "Pause / resume watching",
-            "Trigger a run",
-            "Diff with the previous deploy",
-            "Clear logs",
-            "Quit pdwatch",
-        ):
-            assert title in titles
+        commands = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in commands]
+        assert len(titles) == len(set(titles))
+        # Every action of the footer, each exactly once in the palette (Filter and Help too);
+        # Textual's own Quit would end the app without the loop's cleanup: only pdwatch's.
+        for binding in PdwatchApp.BINDINGS:
+            if isinstance(binding, Binding) and binding.show:
+                action = getattr(app, f"action_{binding.action}")
+                assert [c.title for c in commands if c.callback == action] != [], binding
+                assert len([c for c in commands if c.callback == action]) == 1, binding
+        assert [t for t in titles if "Quit" in t] == ["Quit pdwatch"]
 
 
 async def test_q_quits_and_stops_the_loop(tmp_path: Path, api_client: client.ApiClient) -> None:
@@ -297,3 +329,19 @@ async def test_logs_keep_following_through_a_flood_and_a_resize(
         log.add(["after growing again"])
         await pilot.pause(0.2)
         assert log.scroll_y == log.max_scroll_y
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (40, "uptime-prober-5d8f7c9b6-x2k4q"),
+        (29, "uptime-prober-5d8f7c9b6-x2k4q"),
+        (28, "…-5d8f7c9b6-x2k4q"),
+        (17, "…-5d8f7c9b6-x2k4q"),
+        (16, "…-x2k4q"),
+        (7, "…-x2k4q"),
+        (6, "uptim…"),
+    ],
+)
+def test_a_pod_name_that_does_not_fit_keeps_its_distinct_end(width: int, expected: str) -> None:
+    assert fit_pod_name("uptime-prober-5d8f7c9b6-x2k4q", width) == expected

@@ -1,4 +1,4 @@
-"""The TUI in a real terminal: tmux runs `pdwatch DIR --embedded` at 120x40."""
+"""The TUI in a real terminal: tmux runs `pdwatch DIR --embedded` at 120x40 (and 80x24)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ if TMUX is None and not os.environ.get("CI"):
 
 
 class Terminal:
-    def __init__(self) -> None:
+    def __init__(self, width: int = 120, height: int = 40) -> None:
         assert TMUX is not None, "tmux is required"
         self.socket = f"pdwatch-{uuid.uuid4().hex[:8]}"
         self.tmux(
@@ -32,9 +32,9 @@ class Terminal:
                 "-s",
                 "t",
                 "-x",
-                "120",
+                str(width),
                 "-y",
-                "40",
+                str(height),
                 f"env PS1='{PROMPT} ' TERM=xterm-256color bash --norc --noprofile",
             ]
         )
@@ -56,6 +56,9 @@ class Terminal:
 
     def screen(self) -> str:
         return self.tmux(["capture-pane", "-p", "-t", "t"])
+
+    def resize(self, width: int, height: int) -> None:
+        self.tmux(["resize-window", "-t", "t", "-x", str(width), "-y", str(height)])
 
     def wait_until(self, ready: Callable[[str], bool], timeout: float = 40) -> str:
         """The screen once `ready(screen)` (a terminal has no events to wait on)."""
@@ -102,7 +105,7 @@ def test_edit_shows_up_in_the_tui_and_q_returns_to_the_shell(
     terminal.wait_for("report format v2 is live")
 
     def row_done(screen: str) -> bool:  # the log line can show a moment before the row's ✓
-        rows = [line for line in screen.splitlines() if "nodes/format" in line]
+        rows = [line for line in screen.splitlines() if "nodes/forma" in line]
         return bool(rows) and "✓" in rows[0]
 
     terminal.wait_until(row_done)
@@ -207,3 +210,49 @@ def test_q_quits_while_paused(tmp_path: Path, terminal: Terminal) -> None:
     terminal.key("q")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=0" in screen and "Traceback" not in screen
+
+
+def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(tmp_path: Path) -> None:
+    """The footer keeps q Quit and ? Help, a cut cell ends with …, a pod name too long for
+    its panel shows its distinct end, and the logs follow after the terminal grew and
+    shrank again."""
+    terminal = Terminal(80, 24)
+    try:
+        directory = tmp_path / "uptime-prober"
+        shutil.copytree(EXAMPLES / "uptime-prober", directory)
+        terminal.wait_for(PROMPT)
+        # COLUMNS and LINES exported (as some shells and launchers do) must not pin the size.
+        terminal.type(
+            f"cd {Path.cwd()} && COLUMNS=80 LINES=24 {sys.executable} -m devloop {directory} "
+            "--embedded"
+        )
+        screen = terminal.wait_for("● watching", "✓", "listening on")
+        assert "uptime-prober v2.0  ● watching" in screen.splitlines()[0]
+        footer = screen.rstrip().splitlines()[-1]
+        assert "q Quit" in footer and "? Help" in footer, footer
+        serving = next(line for line in screen.splitlines() if "serving" in line)
+        assert "…-" in serving and "uptime-prober-" not in serving, serving
+
+        (directory / "nodes" / "format-report.ts").write_text(
+            'console.log("format v2 at 80x24");\nexport default () => ({ text: "" });\n'
+        )
+        screen = terminal.wait_for("format v2 at 80x24")
+        row = next(line for line in screen.splitlines() if "nodes/form" in line)
+        assert "nodes/format-report.ts" not in row and "…" in row, row
+
+        def footer_on_row(row: int) -> Callable[[str], bool]:  # the app has redrawn
+            return lambda s: len(s.splitlines()) > row and "q Quit" in s.splitlines()[row]
+
+        terminal.resize(120, 40)
+        terminal.wait_until(footer_on_row(39))
+        terminal.resize(80, 24)
+        terminal.wait_until(footer_on_row(23))
+        (directory / "nodes" / "format-report.ts").write_text(
+            'console.log("format v3 after resizing");\nexport default () => ({ text: "" });\n'
+        )
+        terminal.wait_for("format v3 after resizing")
+        terminal.key("q")
+        screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+        assert "Traceback" not in screen
+    finally:
+        terminal.close()

@@ -69,7 +69,9 @@ def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
     if after is None:
         return "Nothing deployed yet."
     if before is None:
-        return "The running deploy is the first one: there is nothing to compare it with."
+        return "The running deploy is pdwatch's first: there is nothing to compare it with."
+    if before.content_hash == after.content_hash:
+        return "The previous deploy ran the same code (a redeploy, or a change outside the code)."
     old = {f.path: f.text for f in before.files}
     new = {f.path: f.text for f in after.files}
     chunks: list[str] = []
@@ -92,7 +94,7 @@ p   pause / resume watching (changes made while paused deploy on resume)
 t   trigger a run of the workflow (POST /run) and show its JSON result
 d   diff: what changed between the running deploy and the previous one
 c   clear the logs
-/   filter the logs (Esc to close the filter)
+/   filter the logs: Enter keeps the filter, Esc clears it
 ?   this help
 q   quit (with --cleanup-on-exit, the workflow is removed first)
 
@@ -111,6 +113,9 @@ class PdwatchApp(App[int]):
     Timeline { width: 1fr; border: round $primary; }
     PodPanel { width: 38; border: round $primary; padding: 0 1; }
     .-narrow PodPanel { width: 28; }
+    /* Below 100 columns the footer leaves out its `^p palette` hint (the help says it), so
+       `q Quit` and `? Help`, its last keys, still fit at 80. */
+    .-narrow FooterKey.-command-palette { display: none; }
     ProblemsPanel { height: auto; max-height: 10; border: round $error; padding: 0 1; }
     LogView { height: 2fr; border: round $primary; }
     #filter { display: none; }
@@ -120,7 +125,7 @@ class PdwatchApp(App[int]):
         Binding("p", "pause", "Pause"),
         Binding("t", "trigger", "Run"),
         Binding("d", "diff", "Diff"),
-        Binding("c", "clear", "Clear logs"),
+        Binding("c", "clear", "Clear"),
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_pdwatch", "Quit"),
@@ -329,14 +334,25 @@ class PdwatchApp(App[int]):
         field.focus()
 
     def action_close_filter(self) -> None:
+        """Esc: the filter is cleared and closed."""
         field = self.filter_field
         field.value = ""
         field.display = False
         self.log_view.set_filter("")
+        self.log_view.border_title = "logs"
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
         self.log_view.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def filter_kept(self, event: Input.Submitted) -> None:
+        """Enter: the field closes, the filter stays (the log panel's title says which)."""
+        self.filter_field.display = False
+        self.log_view.border_title = (
+            f"logs · filter: {event.value} (Esc clears)" if event.value else "logs"
+        )
+        self.log_view.focus()
 
     def action_help(self) -> None:
         self.push_screen(TextScreen("pdwatch keys", HELP))
@@ -347,7 +363,11 @@ class PdwatchApp(App[int]):
         self.controller.quit()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Every action once. Textual's own "Quit" is left out: it ends the app without
+        telling the loop (no --cleanup-on-exit), and pdwatch's Quit is below."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":
+                yield command
         yield SystemCommand(
             "Redeploy now", "Restart the pod even if nothing changed", self.action_redeploy
         )
@@ -361,6 +381,10 @@ class PdwatchApp(App[int]):
             "Diff with the previous deploy", "Unified diff of the code", self.action_diff
         )
         yield SystemCommand("Clear logs", "Empty the log panel", self.action_clear)
+        yield SystemCommand(
+            "Filter logs", "Show only lines containing a text (Esc clears)", self.action_filter
+        )
+        yield SystemCommand("Help", "pdwatch's keys and what the panels show", self.action_help)
         yield SystemCommand(
             "Quit pdwatch", "Stop watching (cleanup if asked)", self.action_quit_pdwatch
         )

@@ -61,6 +61,11 @@ class HeaderBar(Static):
         self.update(text)
 
 
+def cell(text: str, style: str = "") -> Text:
+    """A table cell that, cut short by its column, ends with `…`."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
 class Timeline(DataTable[Text]):
     DEFAULT_CSS = "Timeline { height: 100%; }"
     WIDTHS = {
@@ -83,18 +88,18 @@ class Timeline(DataTable[Text]):
     def show(self, row: CycleRow) -> None:
         style = ROW_STYLE.get(row.state, "")
         cells = [
-            Text(str(row.number)),
-            Text(row.time),
-            Text(row.change),
-            Text(row.result, style=style),
-            Text(row.rollout),
-            Text(row.apply),
-            Text(row.render),
+            cell(str(row.number)),
+            cell(row.time),
+            cell(row.change),
+            cell(row.result, style),
+            cell(row.rollout),
+            cell(row.apply),
+            cell(row.render),
         ]
         key = str(row.number)
         if key in self.rows:
-            for column, cell in zip(self.COLUMNS, cells, strict=True):
-                self.update_cell(key, column, cell)
+            for column, value in zip(self.COLUMNS, cells, strict=True):
+                self.update_cell(key, column, value)
         else:
             self.add_row(*cells, key=key)
             if self.row_count > 200:
@@ -115,11 +120,41 @@ class PodView:
     notes: list[str] = field(default_factory=list)
 
 
+def fit_pod_name(name: str, width: int) -> str:
+    """A pod name in `width` cells: whole when it fits, else its distinct end.
+
+    A Deployment's pod is `<deployment>-<template hash>-<suffix>`; the deployment is the
+    workflow (in the header), so `…-<hash>-<suffix>`, then `…-<suffix>` (what the log
+    lines show) say which pod without cutting a part in the middle."""
+    if len(name) <= width:
+        return name
+    parts = name.split("-")
+    for keep in (2, 1):
+        if len(parts) > keep:
+            short = "…-" + "-".join(parts[-keep:])
+            if len(short) <= width:
+                return short
+    return name[: max(width - 1, 0)] + "…"
+
+
 class PodPanel(Static):
+    LABEL = 9  # "serving  ", "rolling  "
+    shown: tuple[PodView, list[str]] | None = None  # what show() was last given
+
+    def on_resize(self) -> None:
+        if self.shown is not None:
+            self.show(*self.shown)
+
     def show(self, view: PodView, files: list[str]) -> None:
+        self.shown = (view, files)
+        room = max(self.content_size.width - self.LABEL, 8) if self.content_size.width else 64
+
+        def pod(name: str) -> str:
+            return fit_pod_name(name, room)
+
         text = Text()
         text.append("serving  ", style="dim")
-        text.append(view.serving or "—", style="bold")
+        text.append(pod(view.serving) if view.serving else "—", style="bold")
         if view.serving_status:
             text.append(f"  {view.serving_status}", style="green")
         if view.serving_restarts:
@@ -128,10 +163,10 @@ class PodPanel(Static):
         if view.rolling:
             failed = view.rolling_status.startswith("✗")
             text.append("rolling  ", style="dim")
-            text.append(view.rolling, style="bold")
+            text.append(pod(view.rolling), style="bold")
             text.append(f"  {view.rolling_status}\n", style="red" if failed else "dark_orange")
         if view.replaced:
-            text.append(f"replaced {view.replaced}\n", style="dim")
+            text.append(f"replaced {pod(view.replaced)}\n", style="dim")
         if files:
             text.append("code     " + ", ".join(files) + "\n", style="dim")
         for note in view.notes[-4:]:
