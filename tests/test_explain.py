@@ -292,6 +292,23 @@ async def test_no_progress_within_the_deadline(
     )
 
 
+async def test_an_image_name_the_runtime_cannot_parse(tmp_path: Path, kube: Kube) -> None:
+    """pdwatch refuses such a name before deploying (image.py); a Deployment that has one
+    anyway (kubectl set image) is what the kubelet then refuses."""
+    bundle = hello(tmp_path)
+    bundle.deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "Engine:"
+    found = await fail_with(kube, bundle, Situation("kind-dev", "Engine:", NS))
+    assert found.what.startswith("the image name 'Engine:' is not a valid reference")
+
+
+async def test_an_image_that_is_not_the_engine_exits(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    cluster.set_image("engine:wrong", exit_code=2)
+    found = await fail_with(kube, hello(tmp_path, image="engine:wrong"), KIND)
+    assert found.what.startswith("the engine exited with code 2 at start")
+
+
 # --- as the cluster words what the embedded cluster does not produce --------------------
 
 ENTRIES: list[tuple[str, Failure, Situation, str, str]] = [
@@ -387,6 +404,8 @@ def test_every_entry_is_tested() -> None:
         "insufficient",
         "no-nodes",
         "progress-deadline",
+        "image-invalid",
+        "exited",
     }
     assert {e.name for e in CATALOGUE} <= produced | {e[0] for e in ENTRIES}
 

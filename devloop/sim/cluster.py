@@ -277,8 +277,14 @@ class EmbeddedCluster:
         assert self.loop is not None
         asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(10)
 
-    def set_image(self, image: str, ready: bool = True, oom_killed: bool = False) -> None:
-        behaviour = ImageBehaviour(ready, oom_killed=oom_killed)
+    def set_image(
+        self,
+        image: str,
+        ready: bool = True,
+        oom_killed: bool = False,
+        exit_code: int | None = None,
+    ) -> None:
+        behaviour = ImageBehaviour(ready, oom_killed=oom_killed, exit_code=exit_code)
         self.call(lambda: self.settings.images.__setitem__(image, behaviour))
 
     def forbid(self, verb: str, plural: str) -> None:

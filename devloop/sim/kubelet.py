@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -91,6 +92,21 @@ class PodRuntime:
     waiting_reason: str = "ContainerCreating"
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+
+# distribution/reference's grammar (reference/regexp.go): [domain/]path[:tag][@digest],
+# path components lowercase alphanumerics joined by one of . _ __ or dashes
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+REFERENCE_RE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+
+
+def valid_reference(image: str) -> bool:
+    return bool(REFERENCE_RE.match(image))
 
 
 def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
@@ -409,7 +425,10 @@ class Kubelet:
             ]
             self.write_status(runtime, status)
             engine = Engine(files, run.append)
-            exit_ = engine.start()
+            if behaviour is not None and behaviour.exit_code is not None:
+                exit_: Exit | None = Exit(behaviour.exit_code)
+            else:
+                exit_ = engine.start()
             # a container over its memory limit is killed by the kernel's OOM killer with
             # SIGKILL (exit code 128+9); the container runtime, told by the cgroup's OOM
             # event, reports the reason OOMKilled (ContainerStateTerminated.Reason)
@@ -502,6 +521,24 @@ class Kubelet:
         container: dict[str, Any],
     ) -> bool:
         s = self.settings
+        if not valid_reference(image):
+            # kuberuntime_image.go applyDefaultImageTag: the name is parsed before any
+            # pull; the container waits with InvalidImageName and is never retried
+            why = (
+                f'Failed to apply default image tag "{image}": couldn\'t parse image name '
+                f'"{image}": invalid reference format'
+            )
+            self.event(runtime, "InspectFailed", why, "Warning")
+            self.event(runtime, "Failed", "Error: InvalidImageName", "Warning")
+            runtime.waiting_reason = "InvalidImageName"
+            status["containerStatuses"] = [
+                self.container_status(
+                    cname, image, 0, {"waiting": {"reason": "InvalidImageName", "message": why}}
+                )
+            ]
+            self.write_status(runtime, status)
+            await runtime.deleting.wait()
+            return False
         policy = container.get("imagePullPolicy", "IfNotPresent")
         if image in runtime_images(s) and policy != "Always":
             self.event(runtime, "Pulled", f'Container image "{image}" already present on machine')

@@ -20,6 +20,7 @@ class ImageBehaviour:
     ready: bool = True
     program: str = "engine"  # or "curl": runs its command once and exits (cron triggers)
     oom_killed: bool = False  # the engine starts, then is killed for its memory
+    exit_code: int | None = None  # not the engine: its entrypoint exits at once, silent
 
 
 @dataclass
