@@ -58,7 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--down",
         action="store_true",
-        help="delete everything pdwatch created for this workflow, and exit",
+        help="delete everything pdwatch created for this workflow (history too), and exit",
+    )
+    mode.add_argument(
+        "--history",
+        action="store_true",
+        help="list the deploys recorded in the cluster, newest first, the live one marked",
+    )
+    mode.add_argument(
+        "--rollback",
+        type=positive_int,
+        metavar="REV",
+        help="put revision REV's code back live, follow its rollout as --once does, exit",
+    )
+    parser.add_argument(
+        "--diff",
+        type=positive_int,
+        nargs=2,
+        metavar=("A", "B"),
+        help="with --history: revision A's code against revision B's, file by file",
+    )
+    parser.add_argument(
+        "--history-limit",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="deploy revisions kept in the cluster (default: 10)",
     )
     parser.add_argument(
         "-n", "--namespace", help="namespace (default: the context's namespace, else default)"
@@ -148,14 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if flag in REMOVED_FLAGS:
             print(f"pdwatch: {REMOVED_FLAGS[flag]}", file=sys.stderr)
             return EXIT_USAGE
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.diff and not args.history:
+        parser.error("--diff compares two revisions of --history: pdwatch DIR --history --diff A B")
     if not args.directory.is_dir():
         what = "does not exist" if not args.directory.exists() else "is not a directory"
         print(f"pdwatch: {args.directory} {what}; give a workflow directory", file=sys.stderr)
         return EXIT_USAGE
     if args.render:
         return render_command(args)
-    if args.once or args.down:
+    if args.once or args.down or args.history or args.rollback is not None:
         return oneshot_command(args)
     return daemon_command(args)
 
@@ -190,6 +218,7 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
         allow_contexts=set(args.allow_context),
         create_namespace=args.create_namespace,
         rollout_timeout=args.rollout_timeout,
+        history_limit=args.history_limit,
     )
 
 
@@ -200,6 +229,15 @@ def oneshot_command(args: argparse.Namespace) -> int:
     opts, out = cluster_options(args), PlainOutput()
     if args.down:
         return oneshot.run(oneshot.run_down(args.directory, opts, out))
+    if args.history:
+        compare = (args.diff[0], args.diff[1]) if args.diff else None
+        return oneshot.run(oneshot.run_history(args.directory, opts, out, compare))
+    if args.rollback is not None:
+        return oneshot.run(
+            oneshot.run_rollback(
+                args.directory, args.rollback, args.image, args.runtime_class, opts, out
+            )
+        )
     return oneshot.run(oneshot.run_once(args.directory, args.image, args.runtime_class, opts, out))
 
 

@@ -22,6 +22,7 @@ from devloop.settings import ClusterOptions
 from devloop.waits import install_daemon_threads, within
 
 if TYPE_CHECKING:
+    from devloop.history import Revision
     from devloop.kube.connection import Connection
     from devloop.loop import DevLoop
     from devloop.ui.plain import PlainOutput
@@ -62,6 +63,7 @@ def make_loop(
         max_wait_ms=max_wait_ms,
         rollout_timeout=opts.rollout_timeout,
         create_namespace=opts.create_namespace,
+        history_limit=opts.history_limit,
     )
     loop = DevLoop(settings, Kube(conn.api_client, conn.namespace), emit)
     settle_heap()
@@ -123,6 +125,15 @@ class Starting:
         if self.loop:
             return await self.loop.trigger_run(body)
         return events.RunResult(0, "not connected yet")
+
+    async def history(self) -> tuple[list[Revision], str | None]:
+        if self.loop:
+            return await self.loop.history()
+        return [], None
+
+    def rollback(self, number: int) -> None:
+        if self.loop:
+            self.loop.rollback(number)
 
     def quit(self) -> None:
         self.quitting.set()

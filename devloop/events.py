@@ -35,6 +35,13 @@ class RenderFailed(Event):
 
 
 @dataclass(frozen=True)
+class Recorded(Event):
+    """A deploy that reached Ready went into the deploy history as a new revision."""
+
+    revision: int
+
+
+@dataclass(frozen=True)
 class Unchanged(Event):
     """The cluster already runs exactly this: nothing applied, nothing restarted."""
 

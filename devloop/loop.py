@@ -34,6 +34,8 @@ from typing import Any
 
 from devloop import events
 from devloop.explain import Situation, explaining
+from devloop.history import REVISION_ANNOTATION, Revision
+from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
 from devloop.kube.errors import KubeError, NotFound
@@ -42,6 +44,7 @@ from devloop.kube.preflight import preflight
 from devloop.kube.watching import watch_objects
 from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
+from devloop.rollback import revision_bundle
 from devloop.waits import event_or_timeout, finish
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, batches
 
@@ -62,6 +65,7 @@ class LoopSettings:
     retry_initial_s: float = 0.5
     retry_max_s: float = 10.0
     missing_dir_poll_s: float = 0.5
+    history_limit: int = 10
 
 
 @dataclass
@@ -70,6 +74,7 @@ class _Pending:
     reasons: list[str] = field(default_factory=list)
     force: bool = False
     follow_only: bool = True  # only changes seen in the cluster: show them, apply nothing
+    rollback: int | None = None  # a revision to put back live instead of the local files
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -186,12 +191,26 @@ class DevLoop:
         self.cycling = False  # the monitor ignores what pdwatch's own cycles change
         self.state = ""
         self.preflight_done = False
+        self.to_record: asyncio.Queue[Bundle] = asyncio.Queue()
 
     # --- control API (both front ends) ------------------------------------------------------
 
     def redeploy(self) -> None:
         """Deploy now, restarting the pod even when nothing changed."""
         self._request(set(), "redeploy", force=True)
+
+    def rollback(self, number: int) -> None:
+        """Put revision `number` back live: one cycle, after the one running (if any)."""
+        self.pending.rollback = number
+        self._request(set(), "rollback", force=True)
+
+    async def history(self) -> tuple[list[Revision], str | None]:
+        """The recorded revisions (newest first) and the code hash live now."""
+        name = self.deployed.workflow.name if self.deployed else ""
+        if not name:
+            return [], None
+        revisions = await kube_history.load(self.kube, name)
+        return revisions, await kube_history.live_hash(self.kube, name)
 
     def pause(self) -> None:
         self.paused = True
@@ -228,10 +247,11 @@ class DevLoop:
         self._request(set(), "start")
         watcher = asyncio.create_task(self._watch_files())
         worker = asyncio.create_task(self._work())
+        recorder = asyncio.create_task(self._record_history())
         try:
             await self.stopping.wait()
         finally:
-            for task in (watcher, worker):
+            for task in (watcher, worker, recorder):
                 await finish(task, QUIT_GRACE_S)
             await self._stop_monitor()
             await self._stop_tails(keep=None)
@@ -309,6 +329,12 @@ class DevLoop:
             ):
                 continue
             taken, self.pending = self.pending, _Pending()
+            if taken.rollback is not None and (set(taken.reasons) - {"rollback"}):
+                # The rollback goes first; saves that came with it deploy after it.
+                others = [r for r in taken.reasons if r != "rollback"]
+                self.pending = _Pending(taken.paths, others, False, taken.follow_only)
+                taken = _Pending(set(), ["rollback"], True, False, taken.rollback)
+                self.wake.set()
             if not self.preflight_done and not await self._preflight():
                 return
             self.cycling = True
@@ -362,6 +388,8 @@ class DevLoop:
         reason = taken.reasons[0] if len(set(taken.reasons)) == 1 else "change"
         if "redeploy" in taken.reasons:
             reason = "redeploy"
+        if taken.rollback is not None:
+            reason = f"rollback r{taken.rollback}"
         self.emit(events.CycleStarted(number, tuple(sorted(taken.paths)), reason))
         self._set_state("deploying" if not taken.follow_only else "following")
         edit_time = latest_mtime(self.settings.directory, taken.paths)
@@ -369,7 +397,7 @@ class DevLoop:
         attempt = 0
         while True:
             try:
-                outcome = await self._attempt(number, force, follow_only, edit_time)
+                outcome = await self._attempt(number, force, follow_only, edit_time, taken.rollback)
             except KubeError as exc:
                 if isinstance(exc, NotFound) and await self._recreate_namespace(exc):
                     continue
@@ -386,8 +414,10 @@ class DevLoop:
                 self._set_state("retrying", str(exc))
                 if await self._sleep(delay):
                     return
-                # Changes made meanwhile join this cycle: recovery deploys the latest once.
-                if self.pending:
+                # Changes made meanwhile join this cycle: recovery deploys the latest once
+                # (not into a rollback, and not a rollback asked for meanwhile: those go
+                # after it).
+                if self.pending and taken.rollback is None and self.pending.rollback is None:
                     force |= self.pending.force
                     follow_only &= self.pending.follow_only
                     self.pending = _Pending()
@@ -397,9 +427,16 @@ class DevLoop:
             break
 
     async def _attempt(
-        self, number: int, force: bool, follow_only: bool, edit_time: float | None
+        self,
+        number: int,
+        force: bool,
+        follow_only: bool,
+        edit_time: float | None,
+        rollback: int | None = None,
     ) -> str | None:
         """One try of a cycle; KubeError is the caller's to retry."""
+        if rollback is not None:
+            return await self._roll_back(number, rollback)
         if follow_only and self.known_deployment is not None:
             containers = self.known_deployment["spec"]["template"]["spec"]["containers"]
             result = await follow_existing(
@@ -445,6 +482,49 @@ class DevLoop:
         )
         return await self._finish(number, cycle, bundle, edit_time)
 
+    async def _roll_back(self, number: int, revision_number: int) -> str:
+        """A recorded revision's code back live (one rollout), the local files untouched."""
+        name = self.deployed.workflow.name if self.deployed else ""
+        revisions = await kube_history.load(self.kube, name) if name else []
+        revision = next((r for r in revisions if r.number == revision_number), None)
+        if revision is None:
+            there = ", ".join(str(r.number) for r in revisions) or "none yet"
+            self.emit(
+                events.Error(
+                    f"no revision {revision_number} in the deploy history (revisions: {there})"
+                )
+            )
+            self.emit(events.CycleFinished(number, "failed"))
+            self._set_state("watching")
+            return "failed"
+        built = await asyncio.to_thread(
+            revision_bundle, self.settings.directory, revision, self.settings.render
+        )
+        if not isinstance(built, Bundle):
+            self.emit(events.RenderFailed(tuple(built)))
+            self.emit(events.CycleFinished(number, "invalid"))
+            self._set_state("error", f"revision {revision_number} could not be rendered")
+            return "invalid"
+        cycle = await deploy_cycle(
+            self.kube,
+            built,
+            self._explaining(built.image.image),
+            self.stamps,
+            force_restart=True,
+            rollout_timeout=self.settings.rollout_timeout,
+            on_pod_started=self._start_tail,
+        )
+        outcome = await self._finish(number, cycle, built, None, record=False)
+        if outcome != "failed":
+            local = await asyncio.to_thread(render, self.settings.directory, self.settings.render)
+            if not isinstance(local, Bundle) or local.content_hash != built.content_hash:
+                self._set_state(
+                    "watching",
+                    f"revision {revision_number} is live; the local files differ (a save "
+                    "deploys them)",
+                )
+        return outcome
+
     def _explaining(self, image: str) -> Emit:
         """self.emit, with what a failure means and what to do after each failure."""
         situation = Situation(
@@ -453,7 +533,12 @@ class DevLoop:
         return explaining(self.emit, situation)
 
     async def _finish(
-        self, number: int, cycle: CycleResult, bundle: Bundle | None, edit_time: float | None
+        self,
+        number: int,
+        cycle: CycleResult,
+        bundle: Bundle | None,
+        edit_time: float | None,
+        record: bool = True,
     ) -> str:
         self.known_deployment = cycle.deployment
         outcome = "applied" if cycle.applied else "unchanged"
@@ -476,11 +561,27 @@ class DevLoop:
                 self.previous_deployed = self.deployed
             self.deployed = bundle
         self.emit(events.CycleFinished(number, outcome, edit_to_ready))
+        if record and bundle is not None and outcome in ("ready", "unchanged"):
+            self.to_record.put_nowait(bundle)
         self._set_state(
             "watching" if outcome != "failed" else "error",
             "" if outcome != "failed" else "the new pod failed; the previous one keeps running",
         )
         return outcome
+
+    async def _record_history(self) -> None:
+        """The deploy history, beside the cycles and in their order: recording never
+        delays the next deploy (a slow cluster would hold it), and a failure to record
+        is a warning."""
+        while True:
+            bundle = await self.to_record.get()
+            try:
+                plan = await kube_history.record(self.kube, bundle, self.settings.history_limit)
+                if plan.create is not None:
+                    annotations = plan.create["metadata"]["annotations"]
+                    self.emit(events.Recorded(int(annotations[REVISION_ANNOTATION])))
+            except KubeError as exc:
+                self.emit(events.Warning(f"the deploy history was not updated: {exc}"))
 
     async def _recreate_namespace(self, exc: KubeError) -> bool:
         """A namespace deleted behind pdwatch is created again, with --create-namespace."""

@@ -12,8 +12,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from devloop import events
+from devloop import events, history
 from devloop.explain import Situation, explaining
+from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.connection import Connection, ConnectionProblem, connect
 from devloop.kube.deploy import RestartStamps, deploy_cycle
@@ -21,11 +22,12 @@ from devloop.kube.errors import KubeError
 from devloop.kube.preflight import preflight
 from devloop.manifests import owned_by_workflow, ownership_selector
 from devloop.render import Bundle, RenderOptions, read_workflow, render
+from devloop.rollback import revision_bundle
 from devloop.settings import ClusterOptions
 from devloop.ui.plain import PlainOutput
 from devloop.waits import install_daemon_threads
 
-EXIT_OK, EXIT_INVALID, EXIT_REFUSED, EXIT_FAILED = 0, 1, 3, 4
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED = 0, 1, 2, 3, 4
 FIRST_LOG_LINES = 20
 
 
@@ -95,6 +97,7 @@ async def run_once(
             return EXIT_FAILED
         if not cycle.ok:
             return EXIT_FAILED
+        await record_history(kube, bundle, opts.history_limit, out)
         pod = cycle.rollout.pod if cycle.rollout else cycle.serving
         if pod:
             try:
@@ -124,6 +127,7 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
     kube = Kube(conn.api_client, conn.namespace)
     try:
         deleted = await teardown(kube, name)
+        deleted += await kube_history.remove(kube, name)
     except KubeError as exc:
         situation = Situation(conn.context, namespace=conn.namespace)
         explaining(out, situation)(events.Error(str(exc)))
@@ -169,3 +173,128 @@ def run(coro: Coroutine[Any, Any, int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+async def run_history(
+    directory: Path, opts: ClusterOptions, out: PlainOutput, compare: tuple[int, int] | None
+) -> int:
+    """`--history`: the revisions, newest first, the live one marked; `--diff A B`: their
+    code compared file by file."""
+    name = workflow_name(directory, out)
+    if name is None:
+        return EXIT_INVALID
+    conn = open_connection(opts, out)
+    if conn is None:
+        return EXIT_REFUSED
+    kube = Kube(conn.api_client, conn.namespace)
+    try:
+        revisions = await kube_history.load(kube, name)
+        live = await kube_history.live_hash(kube, name)
+    except KubeError as exc:
+        explaining(out, Situation(conn.context, namespace=conn.namespace))(events.Error(str(exc)))
+        return EXIT_FAILED
+    finally:
+        conn.close()
+    if compare is None:
+        for line in history.table(revisions, live):
+            out.console.print(line, highlight=False, markup=False)
+        return EXIT_OK
+    by_number = {r.number: r for r in revisions}
+    missing = [n for n in compare if n not in by_number]
+    if missing:
+        out(events.Error(unknown_revision(missing[0], revisions)))
+        return EXIT_USAGE
+    text = history.diff(by_number[compare[0]], by_number[compare[1]])
+    out.console.print(
+        text or "the two revisions have the same code",
+        highlight=False,
+        markup=False,
+        end="" if text else "\n",
+    )
+    return EXIT_OK
+
+
+def unknown_revision(number: int, revisions: list[history.Revision]) -> str:
+    there = ", ".join(str(r.number) for r in revisions) or "none yet"
+    return f"no revision {number} in the deploy history (revisions: {there})"
+
+
+def workflow_name(directory: Path, out: PlainOutput) -> str | None:
+    workflow, problems = read_workflow(directory)
+    if workflow is None:
+        out(events.RenderFailed(tuple(p for p in problems if p.is_error)))
+        return None
+    return workflow.name
+
+
+async def run_rollback(
+    directory: Path,
+    number: int,
+    image: str | None,
+    runtime_class: str,
+    opts: ClusterOptions,
+    out: PlainOutput,
+) -> int:
+    """`--rollback REV`: the revision's code back into `<wf>-code`, one rollout followed as
+    --once does; what is local then differs from what is live, and is said."""
+    name = workflow_name(directory, out)
+    if name is None:
+        return EXIT_INVALID
+    conn = open_connection(opts, out)
+    if conn is None:
+        return EXIT_REFUSED
+    try:
+        kube = Kube(conn.api_client, conn.namespace)
+        situation = Situation(conn.context, namespace=conn.namespace)
+        try:
+            revisions = await kube_history.load(kube, name)
+        except KubeError as exc:
+            explaining(out, situation)(events.Error(str(exc)))
+            return EXIT_FAILED
+        revision = next((r for r in revisions if r.number == number), None)
+        if revision is None:
+            out(events.Error(unknown_revision(number, revisions)))
+            return EXIT_USAGE
+        options = RenderOptions(conn.namespace, image, runtime_class)
+        bundle = revision_bundle(directory, revision, options)
+        if not isinstance(bundle, Bundle):
+            out(events.RenderFailed(tuple(bundle)))
+            return EXIT_INVALID
+        out.console.print(
+            f"rolling back to revision {number} ({revision.short_hash})", highlight=False
+        )
+        situation = Situation(conn.context, bundle.image.image, conn.namespace, runtime_class)
+        try:
+            cycle = await deploy_cycle(
+                kube,
+                bundle,
+                explaining(out, situation),
+                RestartStamps(),
+                force_restart=True,
+                rollout_timeout=opts.rollout_timeout,
+            )
+        except KubeError as exc:
+            explaining(out, situation)(events.Error(str(exc), tuple(exc.details())))
+            return EXIT_FAILED
+        if not cycle.ok:
+            return EXIT_FAILED
+        local = render(directory, options)
+        if not isinstance(local, Bundle) or local.content_hash != bundle.content_hash:
+            out(
+                events.Warning(
+                    f"revision {number} is live; the local files differ from it (the next "
+                    "save, or pdwatch DIR, deploys them)"
+                )
+            )
+        return EXIT_OK
+    finally:
+        conn.close()
+
+
+async def record_history(kube: Kube, bundle: Bundle, limit: int, out: PlainOutput) -> None:
+    """A deploy that reached Ready goes into the history; not being able to record it
+    is said, and does not fail the deploy."""
+    try:
+        await kube_history.record(kube, bundle, limit)
+    except KubeError as exc:
+        out(events.Warning(f"the deploy history was not updated: {exc}"))

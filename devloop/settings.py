@@ -17,3 +17,4 @@ class ClusterOptions:
     allow_contexts: set[str] = field(default_factory=set)
     create_namespace: bool = False
     rollout_timeout: float = 120
+    history_limit: int = 10  # deploy revisions kept in the cluster

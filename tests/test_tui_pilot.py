@@ -18,7 +18,7 @@ from devloop import events
 from devloop.kube.client import Kube
 from devloop.loop import DevLoop, LoopSettings
 from devloop.render import RenderOptions
-from devloop.ui.screens import TextScreen
+from devloop.ui.screens import ConfirmScreen, HistoryScreen, TextScreen
 from devloop.ui.tui import PdwatchApp
 from devloop.ui.widgets import (
     HeaderBar,
@@ -345,3 +345,61 @@ async def test_logs_keep_following_through_a_flood_and_a_resize(
 )
 def test_a_pod_name_that_does_not_fit_keeps_its_distinct_end(width: int, expected: str) -> None:
     assert fit_pod_name("uptime-prober-5d8f7c9b6-x2k4q", width) == expected
+
+
+async def until_screen(pilot: Pilot[Any], kind: type, timeout: float = 10) -> Any:
+    """The screen once one of `kind` is on top (the history is read from the cluster)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not isinstance(pilot.app.screen, kind):
+        assert loop.time() < deadline, f"no {kind.__name__}"
+        await pilot.pause(0.05)
+    return pilot.app.screen
+
+
+async def test_h_shows_the_history_enter_compares_u_rolls_back(
+    tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+        first = app.controller.deployed
+        assert first is not None
+        mark = len(seen.events)
+        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        await seen.until(lambda e: isinstance(e, events.Recorded) and e.revision == 2, mark)
+
+        await pilot.press("h")
+        screen = await until_screen(pilot, HistoryScreen)
+        assert [r.number for r in screen.revisions] == [2, 1]
+        assert screen.live is not None and screen.live.number == 2
+        await pilot.press("down", "enter")
+        diff = await until_screen(pilot, TextScreen)
+        assert diff.title_text == "r2 (live) → r1"
+        assert '-console.log("v2");' in diff.body
+        await pilot.press("escape")
+
+        mark = len(seen.events)
+        await pilot.press("u")
+        await until_screen(pilot, ConfirmScreen)
+        await pilot.press("y")
+        started = await seen.until(lambda e: isinstance(e, events.CycleStarted), mark)
+        assert isinstance(started, events.CycleStarted) and started.reason == "rollback r1"
+        finished = await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        assert isinstance(finished, events.CycleFinished) and finished.outcome == "ready"
+        state = await seen.until(
+            lambda e: isinstance(e, events.LoopState) and "revision 1 is live" in e.detail, mark
+        )
+        assert "local files differ" in getattr(state, "detail", "")
+        await pilot.pause(0.1)
+        assert "revision 1 is live" in text_of(app.query_one(HeaderBar))
+        assert "rollback r1" in str(app.query_one(Timeline).get_cell(str(finished.cycle), "change"))
+        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", "default")
+        assert live.data == first.config_map["data"]
+
+        # the next save deploys the local files again, as usual
+        mark = len(seen.events)
+        (directory / "nodes" / "greet.ts").write_text('console.log("v3");\n')
+        await seen.until(
+            lambda e: isinstance(e, events.CycleFinished) and e.outcome == "ready", mark
+        )
+        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", "default")
+        assert live.data["nodes__greet.ts"] == 'console.log("v3");\n'

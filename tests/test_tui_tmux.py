@@ -256,3 +256,22 @@ def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(tmp_path: Path) -
         assert "Traceback" not in screen
     finally:
         terminal.close()
+
+
+def test_h_shows_the_deploy_history(tmp_path: Path, terminal: Terminal) -> None:
+    directory = tmp_path / "hello-history"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    terminal.wait_for(PROMPT)
+    terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
+    terminal.wait_for("● watching", "✓")
+    (directory / "nodes" / "greet.ts").write_text('console.log("second revision");\n')
+    terminal.wait_for("second revision")
+    terminal.key("h")
+    screen = terminal.wait_for("deploy history", "live", "nodes/greet.ts")
+    rows = [line for line in screen.splitlines() if "live" in line and "│" in line]
+    assert rows and " 2 " in rows[0], screen
+    terminal.key("Escape")
+    terminal.wait_until(lambda s: "deploy history" not in s)
+    terminal.key("q")
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "Traceback" not in screen

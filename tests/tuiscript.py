@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 from devloop import events
+from devloop.history import Revision
 from devloop.problems import Problem
 from devloop.render import Bundle, render
 from devloop.ui.tui import PdwatchApp
@@ -128,6 +129,11 @@ class ScriptedLoop:
 
     async def trigger_run(self, body: object = None) -> events.RunResult:
         return events.RunResult(200, {})
+
+    async def history(self) -> tuple[list[Revision], str | None]:
+        return [], None
+
+    def rollback(self, number: int) -> None: ...
 
     def quit(self) -> None:
         self.stopping.set()

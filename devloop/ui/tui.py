@@ -24,8 +24,10 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from devloop import events
+from devloop.history import Revision
+from devloop.kube.errors import KubeError
 from devloop.render import Bundle
-from devloop.ui.screens import TextScreen
+from devloop.ui.screens import HistoryScreen, TextScreen
 from devloop.ui.timeline import CycleRow, update
 from devloop.ui.widgets import (
     MAX_LOG_LINES,
@@ -56,6 +58,8 @@ class Controller(Protocol):
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     async def trigger_run(self, body: object = None) -> events.RunResult: ...
+    async def history(self) -> tuple[list[Revision], str | None]: ...
+    def rollback(self, number: int) -> None: ...
     def quit(self) -> None: ...
 
 
@@ -93,6 +97,7 @@ r   redeploy now (restarts the pod even when nothing changed)
 p   pause / resume watching (changes made while paused deploy on resume)
 t   trigger a run of the workflow (POST /run) and show its JSON result
 d   diff: what changed between the running deploy and the previous one
+h   deploy history: Enter compares a revision with what is live, u rolls back to it
 c   clear the logs
 /   filter the logs: Enter keeps the filter, Esc clears it
 ?   this help
@@ -125,7 +130,8 @@ class PdwatchApp(App[int]):
         Binding("p", "pause", "Pause"),
         Binding("t", "trigger", "Run"),
         Binding("d", "diff", "Diff"),
-        Binding("c", "clear", "Clear"),
+        Binding("h", "history", "History"),
+        Binding("c", "clear", "Clear logs", show=False),  # in the help and the palette
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_pdwatch", "Quit"),
@@ -325,6 +331,17 @@ class PdwatchApp(App[int]):
         body = bundle_diff(self.controller.previous_deployed, self.controller.deployed)
         self.push_screen(TextScreen("running deploy vs the previous one", body, "diff"))
 
+    def action_history(self) -> None:
+        self.run_worker(self.show_history(), name="history", exit_on_error=False)
+
+    async def show_history(self) -> None:
+        try:
+            revisions, live = await self.controller.history()
+        except KubeError as exc:
+            self.notify(f"the deploy history could not be read: {exc}", severity="error")
+            return
+        self.push_screen(HistoryScreen(revisions, live, self.controller.rollback))
+
     def action_clear(self) -> None:
         self.log_view.clear_all()
 
@@ -379,6 +396,9 @@ class PdwatchApp(App[int]):
         )
         yield SystemCommand(
             "Diff with the previous deploy", "Unified diff of the code", self.action_diff
+        )
+        yield SystemCommand(
+            "Deploy history", "Revisions, their diffs, roll back", self.action_history
         )
         yield SystemCommand("Clear logs", "Empty the log panel", self.action_clear)
         yield SystemCommand(

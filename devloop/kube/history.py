@@ -1,0 +1,52 @@
+"""The deploy history in the cluster (see history.py): read it, record a deploy, remove it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from devloop import history
+from devloop.history import RecordPlan, Revision
+from devloop.kube.client import Kube
+from devloop.manifests import CONTENT_HASH_ANNOTATION, owned_by_workflow
+from devloop.render import Bundle
+
+
+async def load(kube: Kube, workflow: str) -> list[Revision]:
+    """The workflow's revisions, newest first (only ConfigMaps that carry its labels)."""
+    listed = await kube.list("ConfigMap", label_selector=history.selector(workflow))
+    items = [cm for cm in listed.get("items") or [] if owned_by_workflow(cm, workflow)]
+    return history.revisions(items)
+
+
+async def live_hash(kube: Kube, deployment: str) -> str | None:
+    """The code hash the Deployment's pod template runs (None: not deployed)."""
+    live = await kube.get("Deployment", deployment)
+    template = ((live or {}).get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(CONTENT_HASH_ANNOTATION)
+    return str(value) if value else None
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def record(kube: Kube, bundle: Bundle, limit: int) -> RecordPlan:
+    """Record a deploy that reached Ready: a new revision unless its code is recorded,
+    then the oldest beyond `limit` deleted. Returns what was done."""
+    existing = await load(kube, bundle.workflow.name)
+    plan = history.plan_record(existing, bundle.config_map, bundle.content_hash, now(), limit)
+    if plan.create is not None:
+        await kube.apply(plan.create)
+    for name in plan.delete:
+        await kube.delete("ConfigMap", name)
+    return plan
+
+
+async def remove(kube: Kube, workflow: str) -> list[str]:
+    """Delete every revision (`--down`)."""
+    deleted = []
+    for revision in await load(kube, workflow):
+        if await kube.delete("ConfigMap", revision.name):
+            deleted.append(f"ConfigMap/{revision.name}")
+    return deleted
