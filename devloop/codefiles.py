@@ -166,7 +166,7 @@ def read_code_files(
                 )
             )
             continue
-        data = read_inside(full, top, CODE_FILE_MAX)
+        data = read_inside(full, top, CODE_FILE_MAX, resolved)
         if isinstance(data, Refusal):
             problems.append(Problem(shown(rel), data.reason))
             continue

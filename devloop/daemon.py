@@ -12,6 +12,8 @@ import contextlib
 import gc
 import os
 import signal
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,35 @@ EXIT_OK, EXIT_REFUSED = 0, 3
 # Ctrl-C does (and run --cleanup-on-exit).
 QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CLEANUP_TIMEOUT_S = 15
+
+
+# After a quit signal, at most this long to end (cleanup included) before the process
+# is ended anyway.
+QUIT_WATCHDOG_S = 15.0
+EXIT_STUCK = 1
+
+
+class QuitWatchdog:
+    """Ends the process if it has not ended `seconds` after a quit signal.
+
+    Seen: the terminal closed under the TUI (its window, tmux, an SSH session); Textual's
+    output thread died on the gone terminal, and its shutdown then blocked for good on a
+    write (a full queue nobody drains) with the event loop inside it. pdwatch ignored
+    SIGHUP and SIGTERM from then on, at 6 % of a core each, until SIGKILL."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = False
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        threading.Thread(target=self._guard, name="pdwatch-quit-watchdog", daemon=True).start()
+
+    def _guard(self) -> None:
+        time.sleep(self.seconds)
+        os._exit(EXIT_STUCK)
 
 
 def follow_terminal_size() -> None:
@@ -154,8 +185,15 @@ async def run_daemon(
     running = asyncio.get_running_loop()
     install_daemon_threads(running)
     quit_now: list[Callable[[], None]] = []
-    for sig in QUIT_SIGNALS:
-        running.add_signal_handler(sig, lambda: [q() for q in quit_now])
+    watchdog = QuitWatchdog(QUIT_WATCHDOG_S)
+
+    def on_quit_signal(signum: int, frame: object) -> None:
+        # A Python-level handler, not the loop's: it runs even while the event loop is
+        # blocked, and then the watchdog ends a process that cannot end by itself.
+        running.call_soon_threadsafe(lambda: [q() for q in quit_now])
+        watchdog.start()
+
+    previous = {sig: signal.signal(sig, on_quit_signal) for sig in QUIT_SIGNALS}
     conn: Connection | None = None
     loop: DevLoop | None = None
     try:
@@ -215,8 +253,8 @@ async def run_daemon(
         if cleanup_on_exit and loop is not None and loop.deployed is not None:
             await _cleanup(loop)
     finally:
-        for sig in QUIT_SIGNALS:
-            running.remove_signal_handler(sig)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if conn is not None:
             conn.close()
     return EXIT_OK

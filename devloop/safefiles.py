@@ -40,10 +40,13 @@ def describe_mode(mode: int) -> str:
     return "not a regular file"
 
 
-def read_inside(path: Path, top: str | None, limit: int) -> bytes | Refusal:
+def read_inside(
+    path: Path, top: str | None, limit: int, resolved: str | None = None
+) -> bytes | Refusal:
     """The bytes of `path`, or why they were not read. `top` is the realpath of the
-    workflow directory (None: the file may lead anywhere)."""
-    resolved = os.path.realpath(path)
+    workflow directory (None: the file may lead anywhere); `resolved`, the path's realpath
+    when the caller has it (one realpath a file: they cost a stat per component)."""
+    resolved = resolved or os.path.realpath(path)
     if top is not None and not inside(resolved, top):
         return Refusal(f"is a link to {resolved}, outside the workflow directory")
     try:

@@ -624,3 +624,20 @@ def test_a_typescript_syntax_error_names_the_file_line_and_column(
     assert str(problem).startswith(f"{tmp_path}/nodes/lib/bad.ts:{where}: TypeScript syntax error")
     assert what in problem.message
     assert problem.source is not None
+
+
+def test_a_large_node_file_is_parsed_in_chunks_with_the_same_verdict_and_position() -> None:
+    """Parsed whole, tree-sitter held the GIL for 200 ms on a 600 KB file (the TUI froze);
+    in chunks it lets the event loop run. Chunks split multi-byte characters here."""
+    from devloop import tscheck
+
+    line = 'console.log("🎉 é 漢字 flood");\n'
+    broken = (line * 3000 + "const x = ;\n" + line * 10).encode()
+    assert len(broken) > 4 * tscheck.CHUNK_BYTES
+    whole = tscheck._parser().parse(broken)
+    chunked = tscheck.parse(broken)
+    assert chunked.root_node.has_error and whole.root_node.has_error
+    first_whole = tscheck._first_error(whole.root_node)
+    first_chunked = tscheck._first_error(chunked.root_node)
+    assert first_chunked.start_point == first_whole.start_point == (3000, 8)
+    assert not tscheck.parse((line * 5000).encode()).root_node.has_error

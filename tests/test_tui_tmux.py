@@ -275,3 +275,36 @@ def test_h_shows_the_deploy_history(tmp_path: Path, terminal: Terminal) -> None:
     terminal.key("q")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "Traceback" not in screen
+
+
+def test_a_terminal_that_goes_away_ends_pdwatch(tmp_path: Path) -> None:
+    """tmux killed under a TUI that has been tailing logs: Textual's shutdown blocked on a
+    write to the gone terminal and pdwatch stayed alive, ignoring SIGHUP and SIGTERM. The
+    quit watchdog now ends it."""
+    import psutil
+
+    from devloop.daemon import QUIT_WATCHDOG_S
+
+    directory = tmp_path / "uptime-prober-hangup"
+    shutil.copytree(EXAMPLES / "uptime-prober", directory)
+    terminal = Terminal(80, 24)
+    try:
+        terminal.wait_for(PROMPT)
+        terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
+        terminal.wait_for("● watching", "✓")
+        (directory / "nodes" / "format-report.ts").write_text(
+            'console.log("tailing before the hangup");\nexport default () => ({ text: "" });\n'
+        )
+        terminal.wait_for("tailing before the hangup")
+        (pdwatch,) = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if str(directory) in " ".join(p.info["cmdline"] or [])
+        ]
+    finally:
+        terminal.close()
+    try:
+        pdwatch.wait(timeout=QUIT_WATCHDOG_S + 15)
+    except psutil.TimeoutExpired:
+        pdwatch.kill()
+        raise AssertionError("pdwatch outlived its terminal") from None
