@@ -309,6 +309,17 @@ async def test_an_image_that_is_not_the_engine_exits(
     assert found.what.startswith("the engine exited with code 2 at start")
 
 
+async def test_a_registry_that_fails_in_another_way(
+    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
+) -> None:
+    """The fallback entry: a pull error the catalogue has no words for (a 500)."""
+    cluster.settings.failing_registries.add("registry.acme.io")
+    image = "registry.acme.io/team/engine:dev"
+    found = await fail_with(kube, hello(tmp_path, image=image), Situation("prod", image, NS))
+    assert found.what.startswith(f"the image {image} could not be pulled")
+    assert f"docker push {image}" in found.fix
+
+
 # --- as the cluster words what the embedded cluster does not produce --------------------
 
 ENTRIES: list[tuple[str, Failure, Situation, str, str]] = [
@@ -406,6 +417,7 @@ def test_every_entry_is_tested() -> None:
         "progress-deadline",
         "image-invalid",
         "exited",
+        "image-other",
     }
     assert {e.name for e in CATALOGUE} <= produced | {e[0] for e in ENTRIES}
 

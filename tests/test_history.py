@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from devloop import history
+from devloop import events, history
 from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
@@ -220,3 +220,30 @@ def test_history_options_used_wrongly_are_usage_errors(tmp_path: Path, args: lis
         timeout=60,
     )
     assert proc.returncode == 2
+
+
+async def test_a_rollback_asked_for_during_a_deploy_waits_for_it(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """Single flight: the rollback's cycle starts after the running one has finished, and a
+    save that came with it deploys after the rollback."""
+    from tests.looprig import running_loop
+
+    async with running_loop(tmp_path, api_client) as rig:
+        await rig.wait_for(events.Recorded, lambda e: e.revision == 1)
+        original = (rig.directory / "nodes" / "greet.ts").read_text()
+        mark = rig.mark()
+        cluster.set_latency(0.2)  # the next cycle takes a while
+        save(rig.directory, "slow deploy")
+        await rig.wait_for(events.Applied, since=mark)  # that cycle is in flight
+        rig.loop.rollback(1)
+        rolled = await rig.wait_for(events.CycleStarted, lambda e: e.reason == "rollback r1", mark)
+        cluster.set_latency(0)
+        before = rig.events[: rig.events.index(rolled)]
+        assert [e.outcome for e in before[mark:] if isinstance(e, events.CycleFinished)] == [
+            "ready"
+        ]
+        done = await rig.wait_for(events.CycleFinished, lambda e: e.cycle == rolled.cycle, mark)
+        assert done.outcome == "ready"
+        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", NS)
+        assert live.data["nodes__greet.ts"] == original

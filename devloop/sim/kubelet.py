@@ -552,7 +552,8 @@ class Kubelet:
             ref = image_reference(image)
             host = ref.split("/", 1)[0]
             denied = host in s.private_registries and not self.pull_secret(runtime, host)
-            if pullable(image, s) and not denied:
+            failing = host in s.failing_registries
+            if pullable(image, s) and not denied and not failing:
                 ms = int((time.monotonic() - started) * 1000)
                 self.event(
                     runtime,
@@ -563,7 +564,16 @@ class Kubelet:
                 )
                 s.images.setdefault(image, ImageBehaviour())  # now present on the node
                 return True
-            if denied:
+            if failing:
+                # containerd's words for a registry that answers with a server error
+                repository = ref.split("/", 1)[1].rsplit(":", 1)[0]
+                reason = (
+                    f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": '
+                    f'failed to resolve reference "{ref}": unexpected status from HEAD request '
+                    f"to https://{host}/v2/{repository}/manifests/latest: 500 Internal Server "
+                    "Error"
+                )
+            elif denied:
                 # containerd's words for a registry that refuses an anonymous pull
                 reason = (
                     f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": '

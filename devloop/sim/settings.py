@@ -61,6 +61,8 @@ class SimSettings:
     # registry hosts that answer an anonymous pull with "authorization failed"; a pod
     # pulls from them only with an imagePullSecrets entry naming an existing Secret
     private_registries: set[str] = field(default_factory=set)
+    # registry hosts that answer every pull with a server error (500)
+    failing_registries: set[str] = field(default_factory=set)
     # the ServiceAccount controller: how long a new namespace waits for its `default`
     service_account_delay: float = 0.0
     cron_tick: float = 1.0  # how often the CronJob controller looks at its schedules
