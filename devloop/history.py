@@ -12,10 +12,10 @@ kube/history.py.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from devloop.codediff import unified
 from devloop.codefiles import key_to_path
 from devloop.manifests import CONTENT_HASH_ANNOTATION, Manifest
 
@@ -152,16 +152,4 @@ def table(existing: list[Revision], live_hash: str | None) -> list[str]:
 
 def diff(before: Revision, after: Revision) -> str:
     """File by file, unified, `before` → `after` (empty when the code is the same)."""
-    old, new = before.files(), after.files()
-    chunks: list[str] = []
-    for path in sorted(old.keys() | new.keys()):
-        if old.get(path) != new.get(path):
-            chunks.extend(
-                difflib.unified_diff(
-                    (old.get(path) or "").splitlines(keepends=True),
-                    (new.get(path) or "").splitlines(keepends=True),
-                    fromfile=f"r{before.number}/{path}",
-                    tofile=f"r{after.number}/{path}",
-                )
-            )
-    return "".join(chunks)
+    return unified(before.files(), after.files(), f"r{before.number}", f"r{after.number}")

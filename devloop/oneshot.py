@@ -17,7 +17,7 @@ from devloop.explain import Situation, explaining
 from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.connection import Connection, ConnectionProblem, connect
-from devloop.kube.deploy import RestartStamps, deploy_cycle
+from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle
 from devloop.kube.errors import KubeError
 from devloop.kube.preflight import preflight
 from devloop.manifests import owned_by_workflow, ownership_selector
@@ -84,18 +84,8 @@ async def run_once(
         if not all(c.ok for c in checks):
             return EXIT_REFUSED
         situation = Situation(conn.context, bundle.image.image, conn.namespace, runtime_class)
-        try:
-            cycle = await deploy_cycle(
-                kube,
-                bundle,
-                explaining(out, situation),
-                RestartStamps(),
-                rollout_timeout=opts.rollout_timeout,
-            )
-        except KubeError as exc:
-            explaining(out, situation)(events.Error(str(exc), tuple(exc.details())))
-            return EXIT_FAILED
-        if not cycle.ok:
+        cycle = await deploy_explained(kube, bundle, situation, opts, out)
+        if cycle is None or not cycle.ok:
             return EXIT_FAILED
         await record_history(kube, bundle, opts.history_limit, out)
         pod = cycle.rollout.pod if cycle.rollout else cycle.serving
@@ -264,19 +254,8 @@ async def run_rollback(
             f"rolling back to revision {number} ({revision.short_hash})", highlight=False
         )
         situation = Situation(conn.context, bundle.image.image, conn.namespace, runtime_class)
-        try:
-            cycle = await deploy_cycle(
-                kube,
-                bundle,
-                explaining(out, situation),
-                RestartStamps(),
-                force_restart=True,
-                rollout_timeout=opts.rollout_timeout,
-            )
-        except KubeError as exc:
-            explaining(out, situation)(events.Error(str(exc), tuple(exc.details())))
-            return EXIT_FAILED
-        if not cycle.ok:
+        cycle = await deploy_explained(kube, bundle, situation, opts, out, force_restart=True)
+        if cycle is None or not cycle.ok:
             return EXIT_FAILED
         local = render(directory, options)
         if not isinstance(local, Bundle) or local.content_hash != bundle.content_hash:
@@ -298,3 +277,27 @@ async def record_history(kube: Kube, bundle: Bundle, limit: int, out: PlainOutpu
         await kube_history.record(kube, bundle, limit)
     except KubeError as exc:
         out(events.Warning(f"the deploy history was not updated: {exc}"))
+
+
+async def deploy_explained(
+    kube: Kube,
+    bundle: Bundle,
+    situation: Situation,
+    opts: ClusterOptions,
+    out: PlainOutput,
+    force_restart: bool = False,
+) -> CycleResult | None:
+    """One deploy cycle followed to its end, each failure with its explanation; None when
+    the API server refused a request (said, explained)."""
+    try:
+        return await deploy_cycle(
+            kube,
+            bundle,
+            explaining(out, situation),
+            RestartStamps(),
+            force_restart=force_restart,
+            rollout_timeout=opts.rollout_timeout,
+        )
+    except KubeError as exc:
+        explaining(out, situation)(events.Error(str(exc), tuple(exc.details())))
+        return None

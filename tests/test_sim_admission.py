@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
+from tests.test_sim_fidelity import eventually
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NS = "default"
@@ -38,18 +37,6 @@ def refusal(api_client: client.ApiClient, body: dict[str, Any], ns: str = NS) ->
         client.CoreV1Api(api_client).create_namespaced_pod(ns, body)
     assert info.value.status == 403
     return str(json.loads(info.value.body)["message"])
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    """Poll a condition of the cluster's state (no event stream to wait on here)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("not reached in time")
-        time.sleep(0.02)
 
 
 def label_namespace(api_client: client.ApiClient, level: str, ns: str = NS) -> None:

@@ -7,7 +7,6 @@ them costs one widget update per tick, not one per line.
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from devloop import events
+from devloop.codediff import unified
 from devloop.history import Revision
 from devloop.kube.errors import KubeError
 from devloop.render import Bundle
@@ -78,18 +78,8 @@ def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
         return "The previous deploy ran the same code (a redeploy, or a change outside the code)."
     old = {f.path: f.text for f in before.files}
     new = {f.path: f.text for f in after.files}
-    chunks: list[str] = []
-    for path in sorted(old.keys() | new.keys()):
-        if old.get(path) != new.get(path):
-            chunks.extend(
-                difflib.unified_diff(
-                    (old.get(path) or "").splitlines(keepends=True),
-                    (new.get(path) or "").splitlines(keepends=True),
-                    fromfile=f"previous/{path}",
-                    tofile=f"running/{path}",
-                )
-            )
-    return "".join(chunks) or "The code is the same; the deploy differs elsewhere."
+    text = unified(old, new, "previous", "running")
+    return text or "The code is the same; the deploy differs elsewhere."
 
 
 HELP = """\
