@@ -382,9 +382,11 @@ CATALOGUE: tuple[Entry, ...] = (
 )
 
 
-def explain(failure: Failure, situation: Situation) -> Explanation | None:
+def explain(
+    failure: Failure, situation: Situation, catalogue: tuple[Entry, ...] | None = None
+) -> Explanation | None:
     """The first catalogue entry that recognises the failure, or None."""
-    for entry in CATALOGUE:
+    for entry in CATALOGUE if catalogue is None else catalogue:
         if "*" not in entry.reasons and failure.reason not in entry.reasons:
             continue
         texts = [failure.message, *(failure.last_logs if entry.in_logs else ())]
@@ -454,10 +456,7 @@ API_CATALOGUE: tuple[Entry, ...] = (
 
 def explain_error(message: str, situation: Situation) -> Explanation | None:
     """What a request the API server refused means, or None."""
-    for entry in API_CATALOGUE:
-        if m := entry.pattern.search(message):
-            return entry.explain(m, Failure("", message), situation)
-    return None
+    return explain(Failure("", message), situation, API_CATALOGUE)
 
 
 def explain_event(event: events.Event, situation: Situation) -> events.Explained | None:

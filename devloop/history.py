@@ -127,6 +127,11 @@ def plan_record(
     return RecordPlan(manifest, doomed)
 
 
+def unknown_revision(number: int, existing: list[Revision]) -> str:
+    there = ", ".join(str(r.number) for r in existing) or "none yet"
+    return f"no revision {number} in the deploy history (revisions: {there})"
+
+
 def live_revision(existing: list[Revision], live_hash: str | None) -> Revision | None:
     return next((r for r in existing if live_hash and r.content_hash == live_hash), None)
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from devloop import events
 from devloop.explain import Situation, explaining
-from devloop.history import REVISION_ANNOTATION, Revision
+from devloop.history import REVISION_ANNOTATION, Revision, unknown_revision
 from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
@@ -488,12 +488,7 @@ class DevLoop:
         revisions = await kube_history.load(self.kube, name) if name else []
         revision = next((r for r in revisions if r.number == revision_number), None)
         if revision is None:
-            there = ", ".join(str(r.number) for r in revisions) or "none yet"
-            self.emit(
-                events.Error(
-                    f"no revision {revision_number} in the deploy history (revisions: {there})"
-                )
-            )
+            self.emit(events.Error(unknown_revision(revision_number, revisions)))
             self.emit(events.CycleFinished(number, "failed"))
             self._set_state("watching")
             return "failed"

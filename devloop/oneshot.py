@@ -192,7 +192,7 @@ async def run_history(
     by_number = {r.number: r for r in revisions}
     missing = [n for n in compare if n not in by_number]
     if missing:
-        out(events.Error(unknown_revision(missing[0], revisions)))
+        out(events.Error(history.unknown_revision(missing[0], revisions)))
         return EXIT_USAGE
     text = history.diff(by_number[compare[0]], by_number[compare[1]])
     out.console.print(
@@ -202,11 +202,6 @@ async def run_history(
         end="" if text else "\n",
     )
     return EXIT_OK
-
-
-def unknown_revision(number: int, revisions: list[history.Revision]) -> str:
-    there = ", ".join(str(r.number) for r in revisions) or "none yet"
-    return f"no revision {number} in the deploy history (revisions: {there})"
 
 
 def workflow_name(directory: Path, out: PlainOutput) -> str | None:
@@ -243,7 +238,7 @@ async def run_rollback(
             return EXIT_FAILED
         revision = next((r for r in revisions if r.number == number), None)
         if revision is None:
-            out(events.Error(unknown_revision(number, revisions)))
+            out(events.Error(history.unknown_revision(number, revisions)))
             return EXIT_USAGE
         options = RenderOptions(conn.namespace, image, runtime_class)
         bundle = revision_bundle(directory, revision, options)

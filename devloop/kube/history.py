@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from devloop import history
 from devloop.history import RecordPlan, Revision
+from devloop.kube import plan
 from devloop.kube.client import Kube
-from devloop.manifests import CONTENT_HASH_ANNOTATION, owned_by_workflow
+from devloop.manifests import owned_by_workflow
 from devloop.render import Bundle
 
 
@@ -20,11 +21,7 @@ async def load(kube: Kube, workflow: str) -> list[Revision]:
 
 async def live_hash(kube: Kube, deployment: str) -> str | None:
     """The code hash the Deployment's pod template runs (None: not deployed)."""
-    live = await kube.get("Deployment", deployment)
-    template = ((live or {}).get("spec") or {}).get("template") or {}
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(CONTENT_HASH_ANNOTATION)
-    return str(value) if value else None
+    return plan.template_hash(await kube.get("Deployment", deployment))
 
 
 def now() -> str:
