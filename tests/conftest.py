@@ -12,20 +12,51 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-# --- the embedded cluster, with the official client pointed at it over real HTTP ------------
+# --- the cluster under test: embedded ones, or a real one (tests/target.py) ----------------
 
 from collections.abc import Iterator  # noqa: E402
+from typing import Any, cast  # noqa: E402
 
 import pytest  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 from devloop.sim import EmbeddedCluster, SimSettings  # noqa: E402
+from tests import target  # noqa: E402
+from tests.faultproxy import FaultProxy, upstream_configuration  # noqa: E402
+
+
+def pytest_report_header(config: Any) -> str:
+    real = target.REAL
+    if real is None:
+        return "pdwatch: embedded clusters (set PDWATCH_TEST_KUBECONFIG for a real one)"
+    return (
+        f"pdwatch: real cluster {real.context} from {real.kubeconfig}, "
+        f"image {real.image or 'pdwatch default'}"
+    )
 
 
 @pytest.fixture
-def cluster() -> Iterator[EmbeddedCluster]:
-    with EmbeddedCluster(SimSettings.for_tests()) as running:
-        yield running
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test's namespace: "default" of its own embedded cluster, or one created for it on
+    the real cluster and removed after it."""
+    if target.REAL is None:
+        yield "default"
+        return
+    with target.direct_client(target.REAL) as api:
+        yield from target.own_namespace(api, target.namespace_name(request.node.name))
+
+
+@pytest.fixture
+def cluster(namespace: str) -> Iterator[EmbeddedCluster]:
+    if target.REAL is None:
+        with EmbeddedCluster(SimSettings.for_tests()) as running:
+            yield running
+        return
+    upstream = upstream_configuration(str(target.REAL.kubeconfig), target.REAL.context)
+    with FaultProxy(upstream, namespace) as proxy:
+        # Typed as the embedded cluster: it answers the same hooks, black-box, and fails
+        # loudly on the others (target.SimOnlyHook).
+        yield cast(EmbeddedCluster, target.ProxiedCluster(target.REAL, proxy, namespace))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""A DevLoop running against the embedded cluster, with its events captured so tests can
-wait on them (never on sleeps)."""
+"""A DevLoop running against the cluster under test (tests/target.py), with its events
+captured so tests can wait on them (never on sleeps)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubernetes import client
-
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.loop import DevLoop, LoopSettings
-from devloop.render import RenderOptions
+from tests.target import context_name, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 E = TypeVar("E", bound=events.Event)
@@ -29,7 +27,7 @@ class Rig:
         self.changed = asyncio.Condition()
         self.loop = DevLoop(
             LoopSettings(
-                directory, RenderOptions("default"), context="pdwatch-embedded", **settings
+                directory, render_options(kube.namespace), context=context_name(), **settings
             ),
             kube,
             self.emit,
@@ -75,11 +73,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running_loop(
-    tmp_path: Path, api_client: client.ApiClient, example: str = "hello", **settings: Any
+    tmp_path: Path, kube: Kube, example: str = "hello", **settings: Any
 ) -> AsyncIterator[Rig]:
     directory = tmp_path / example
     shutil.copytree(EXAMPLES / example, directory)
-    rig = Rig(directory, Kube(api_client, "default"), **settings)
+    rig = Rig(directory, kube, **settings)
     task = asyncio.create_task(rig.loop.run())
     try:
         first = await rig.cycle_done()

@@ -7,6 +7,7 @@ pod that serves and tails it."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 from kubernetes import client
@@ -14,7 +15,9 @@ from kubernetes import client
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
-from tests.looprig import Rig, running_loop
+from tests import target
+from tests.looprig import EXAMPLES, Rig, running_loop
+from tests.target import sim_only
 
 RESTART = {
     "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "x"}}}}
@@ -22,12 +25,12 @@ RESTART = {
 
 
 async def test_a_deployment_deleted_behind_pdwatch_is_deployed_again(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         await asyncio.to_thread(
-            client.AppsV1Api(api_client).delete_namespaced_deployment, "hello", "default"
+            client.AppsV1Api(api_client).delete_namespaced_deployment, "hello", namespace
         )
         # Seen as the Deployment's deletion, or first as its pod's (the cascade): either
         # way the cycle finds the Deployment gone and deploys it again.
@@ -41,10 +44,11 @@ async def test_a_deployment_deleted_behind_pdwatch_is_deployed_again(
         assert await rig.kube.get("Deployment", "hello") is not None
 
 
+@sim_only("a new, empty cluster at the same address")
 async def test_a_cluster_recreated_empty_is_noticed_while_idle(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         port = cluster.port
         cluster.stop()
@@ -55,15 +59,15 @@ async def test_a_cluster_recreated_empty_is_noticed_while_idle(
 
 
 async def test_someone_elses_rollout_restart_is_followed_and_shown(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         first_pod = rig.loop.current_pod
         mark = rig.mark()
         await asyncio.to_thread(
             client.AppsV1Api(api_client).patch_namespaced_deployment,
             "hello",
-            "default",
+            namespace,
             RESTART,
             field_manager="kubectl-rollout",
         )
@@ -78,13 +82,13 @@ async def test_someone_elses_rollout_restart_is_followed_and_shown(
 
 
 async def test_a_deleted_serving_pod_is_replaced_in_view(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         first_pod = rig.loop.current_pod
         mark = rig.mark()
         await asyncio.to_thread(
-            client.CoreV1Api(api_client).delete_namespaced_pod, first_pod, "default"
+            client.CoreV1Api(api_client).delete_namespaced_pod, first_pod, namespace
         )
         started = await rig.wait_for(events.CycleStarted, since=mark)
         assert started.reason == f"pod {first_pod} was deleted"
@@ -96,20 +100,20 @@ async def test_a_deleted_serving_pod_is_replaced_in_view(
 
 
 async def test_a_restarted_pdwatch_shows_the_serving_pod_and_its_logs(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         serving = rig.loop.current_pod
         directory = rig.directory
     # Someone writes the Deployment with kubectl (an annotation pdwatch does not set).
     await asyncio.to_thread(
         client.AppsV1Api(api_client).patch_namespaced_deployment,
         "hello",
-        "default",
+        namespace,
         {"metadata": {"annotations": {"team": "a"}}},
         field_manager="kubectl-annotate",
     )
-    again = Rig(directory, Kube(api_client, "default"))
+    again = Rig(directory, Kube(api_client, namespace))
     task = asyncio.create_task(again.loop.run())
     try:
         done = await again.cycle_done()
@@ -123,30 +127,24 @@ async def test_a_restarted_pdwatch_shows_the_serving_pod_and_its_logs(
 
 
 async def test_a_deleted_namespace_is_created_again_with_create_namespace(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
     """The namespace is Terminating while its content goes (creating content in it is a
     403, creating it again a 409), then gone; pdwatch waits, creates it, deploys."""
     core = client.CoreV1Api(api_client)
-    await asyncio.to_thread(core.create_namespace, {"metadata": {"name": "team"}})
+    if target.REAL is None:  # the embedded cluster's own "default" stays; use another
+        namespace = "team"
+        await asyncio.to_thread(core.create_namespace, {"metadata": {"name": namespace}})
     directory = tmp_path / "hello"
-    import shutil
-
-    from tests.looprig import EXAMPLES
-
     shutil.copytree(EXAMPLES / "hello", directory)
-    from devloop.loop import LoopSettings  # noqa: F401 - the rig builds it
-    from devloop.render import RenderOptions
-
-    rig = Rig(directory, Kube(api_client, "team"), create_namespace=True)
-    rig.loop.settings.render = RenderOptions("team")
+    rig = Rig(directory, Kube(api_client, namespace), create_namespace=True)
     task = asyncio.create_task(rig.loop.run())
     try:
         assert (await rig.cycle_done()).outcome == "ready"
         mark = rig.mark()
-        await asyncio.to_thread(core.delete_namespace, "team")
+        await asyncio.to_thread(core.delete_namespace, namespace)
         done = await rig.wait_for(
-            events.CycleFinished, lambda e: e.outcome == "ready", mark, timeout=30
+            events.CycleFinished, lambda e: e.outcome == "ready", mark, timeout=60
         )
         assert done.outcome == "ready"
         assert any("created it again" in e.message for e in rig.of(events.Warning, mark))

@@ -23,9 +23,10 @@ from kubernetes import client
 
 from devloop import events
 from devloop.kube.client import Kube
-from devloop.render import Bundle, RenderOptions, render
+from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
 from tests.looprig import Rig
+from tests.target import image_from_files, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 GREET = Path("nodes") / "greet.ts"
@@ -39,15 +40,18 @@ def fast_settings() -> dict[str, Any]:
 class Session:
     """A pdwatch that can be killed and started again against the same cluster."""
 
-    def __init__(self, directory: Path, api_client: client.ApiClient, timeout_s: float) -> None:
+    def __init__(
+        self, directory: Path, api_client: client.ApiClient, namespace: str, timeout_s: float
+    ) -> None:
         self.directory = directory
         self.api_client = api_client
+        self.namespace = namespace
         self.timeout_s = timeout_s
         self.rig: Rig | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> events.CycleFinished:
-        kube = Kube(self.api_client, "default")
+        kube = Kube(self.api_client, self.namespace)
         kube.request_timeout = self.timeout_s
         self.rig = Rig(self.directory, kube, **fast_settings())
         self.task = asyncio.create_task(self.rig.loop.run())
@@ -68,12 +72,10 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def session(
-    tmp_path: Path, api_client: client.ApiClient, timeout_s: float = 15
-) -> AsyncIterator[Session]:
+async def session(tmp_path: Path, kube: Kube, timeout_s: float = 15) -> AsyncIterator[Session]:
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
-    s = Session(directory, api_client, timeout_s)
+    s = Session(directory, kube.api_client, kube.namespace, timeout_s)
     first = await s.start()
     assert first.outcome == "ready"
     try:
@@ -82,8 +84,8 @@ async def session(
         await s.stop()
 
 
-def wanted(directory: Path) -> Bundle:
-    result = render(directory, RenderOptions("default"))
+def wanted(s: Session) -> Bundle:
+    result = render(s.directory, render_options(s.namespace))
     assert isinstance(result, Bundle), result
     return result
 
@@ -116,7 +118,7 @@ async def settled(s: Session, mark: int, touch: Callable[[], None]) -> events.Cy
     """The cycle of the latest save; a failed one is followed by a touch (nothing changes
     on disk), whose cycle must finish what the failed one left."""
     assert s.rig is not None
-    target = wanted(s.directory).content_hash
+    target = wanted(s).content_hash
     done = await cycle_of(s.rig, mark, target)
     if done.outcome not in OK:
         mark = s.rig.mark()
@@ -127,7 +129,7 @@ async def settled(s: Session, mark: int, touch: Callable[[], None]) -> events.Cy
 
 async def assert_converged(s: Session, kube: Kube, marker: str, before: set[str]) -> None:
     assert s.rig is not None
-    bundle = wanted(s.directory)
+    bundle = wanted(s)
     deployment = await kube.get("Deployment", "hello")
     assert deployment is not None
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -165,10 +167,14 @@ MODES = {
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_a_fault_at_any_request_of_a_cycle_converges_with_one_rollout(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, mode: str
+    tmp_path: Path,
+    cluster: EmbeddedCluster,
+    api_client: client.ApiClient,
+    namespace: str,
+    mode: str,
 ) -> None:
-    kube = Kube(api_client, "default")
-    async with session(tmp_path, api_client, timeout_s=0.5 if mode == "timeout" else 15) as s:
+    kube = Kube(api_client, namespace)
+    async with session(tmp_path, kube, timeout_s=0.5 if mode == "timeout" else 15) as s:
         assert s.rig is not None
         path = s.directory / GREET
         # How many requests a clean cycle makes, to fail each of them in turn.
@@ -216,14 +222,15 @@ async def ready_after(s: Session, mark: int) -> events.CycleFinished:
     return await s.rig.wait_for(events.CycleFinished, lambda e: e.outcome in OK, mark, 30)
 
 
+@sim_only("a second engine image (set_image)")
 async def test_a_failed_deployment_apply_does_not_lose_a_new_image(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     """One 500 on the Deployment apply while base-image.txt changes: the new image must
     be applied by the retry, and later edits must roll out with it."""
-    kube = Kube(api_client, "default")
+    kube = Kube(api_client, namespace)
     cluster.set_image("engine:2")
-    async with session(tmp_path, api_client) as s:
+    async with session(tmp_path, kube) as s:
         assert s.rig is not None
         cluster.add_fault(Rule(method="PATCH", path_part="/deployments/hello", status=500))
         mark = s.rig.mark()
@@ -233,17 +240,17 @@ async def test_a_failed_deployment_apply_does_not_lose_a_new_image(
         assert s.rig.of(events.Retrying, mark), "the fault was not hit"
         mark = s.rig.mark()
         (s.directory / GREET).write_text('console.log("after the image");\n')
-        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         pod = await kube.get("Pod", s.rig.loop.current_pod)
         assert pod is not None and pod["spec"]["containers"][0]["image"] == "engine:2"
 
 
 async def test_a_failed_service_apply_during_a_version_bump_still_rolls_out(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    kube = Kube(api_client, "default")
-    async with session(tmp_path, api_client) as s:
+    kube = Kube(api_client, namespace)
+    async with session(tmp_path, kube) as s:
         assert s.rig is not None
         before = await replica_sets(kube)
         cluster.add_fault(Rule(method="PATCH", path_part="/services/hello", status=500))
@@ -251,16 +258,16 @@ async def test_a_failed_service_apply_during_a_version_bump_still_rolls_out(
         workflow = s.directory / "workflow.yaml"
         workflow.write_text(workflow.read_text().replace('"1.0"', '"1.1"'))
         (s.directory / GREET).write_text('console.log("v1.1");\n')
-        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         await assert_converged(s, kube, "v1.1", before)
 
 
 async def test_the_api_server_down_right_after_the_config_map_write(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    kube = Kube(api_client, "default")
-    async with session(tmp_path, api_client) as s:
+    kube = Kube(api_client, namespace)
+    async with session(tmp_path, kube) as s:
         assert s.rig is not None
         before = await replica_sets(kube)
         cluster.add_fault(Rule(status=503, count=10_000, after=("PATCH", "/configmaps/hello-code")))
@@ -269,18 +276,19 @@ async def test_the_api_server_down_right_after_the_config_map_write(
         await s.rig.wait_for(events.Retrying, since=mark)
         await s.rig.wait_for(events.Retrying, lambda e: e.attempt >= 3, mark)
         cluster.clear_faults()  # the API server is back
-        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         await assert_converged(s, kube, "through the outage", before)
 
 
+@image_from_files("a bad image in base-image.txt")
 async def test_reverting_a_bad_image_while_editing_code_runs_the_new_code(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     """The revert makes the template equal to an older one but for the code hash: a new
     ReplicaSet runs the new code (the old pod is not taken for it)."""
-    kube = Kube(api_client, "default")
-    async with session(tmp_path, api_client) as s:
+    kube = Kube(api_client, namespace)
+    async with session(tmp_path, kube) as s:
         assert s.rig is not None
         old_pod = s.rig.loop.current_pod
         image_file = s.directory / ".pipedreamer" / "base-image.txt"
@@ -293,17 +301,17 @@ async def test_reverting_a_bad_image_while_editing_code_runs_the_new_code(
         mark = s.rig.mark()
         image_file.unlink()
         (s.directory / GREET).write_text('console.log("reverted and edited");\n')
-        done = await cycle_of(s.rig, mark, wanted(s.directory).content_hash)
+        done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         assert s.rig.loop.current_pod != old_pod
         await assert_converged(s, kube, "reverted and edited", before)
 
 
 async def test_a_config_map_deleted_behind_pdwatch_is_restored_without_a_rollout(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    kube = Kube(api_client, "default")
-    async with session(tmp_path, api_client) as s:
+    kube = Kube(api_client, namespace)
+    async with session(tmp_path, kube) as s:
         assert s.rig is not None
         before = await replica_sets(kube)
         await kube.delete("ConfigMap", "hello-code")

@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,15 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.kube.errors import KubeError
 from devloop.kube.rollout import follow_rollout
-from devloop.render import Bundle, RenderOptions, render
+from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
+from tests.target import render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-NS = "default"
-KIND = Situation(context="kind-dev", image="engine:dev", namespace=NS)
+
+
+def kind_in(namespace: str) -> Situation:
+    return Situation(context="kind-dev", image="engine:dev", namespace=namespace)
 
 
 class Recorder:
@@ -60,14 +64,14 @@ class Recorder:
 
 
 @pytest.fixture
-def kube(api_client: client.ApiClient) -> Kube:
-    return Kube(api_client, NS)
+def kube(api_client: client.ApiClient, namespace: str) -> Kube:
+    return Kube(api_client, namespace)
 
 
-def hello(tmp_path: Path, **options: Any) -> Bundle:
-    target = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello", target)
-    result = render(target, RenderOptions(**options))
+def hello(tmp_path: Path, kube: Kube, **options: Any) -> Bundle:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    result = render(directory, replace(render_options(kube.namespace), **options))
     assert isinstance(result, Bundle), result
     return result
 
@@ -86,81 +90,99 @@ async def fail_with(
 # --- made to happen in the embedded cluster -------------------------------------------
 
 
+@sim_only("an image its registry does not have (settings.unpullable)")
 async def test_image_not_in_its_registry_on_kind(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     cluster.settings.unpullable.add("engine:dev")
-    found = await fail_with(kube, hello(tmp_path, image="engine:dev"), KIND)
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image="engine:dev"), kind_in(kube.namespace)
+    )
     assert found.what == "the image engine:dev is not in its registry"
     assert found.fix.endswith("kind load docker-image engine:dev --name dev")
 
 
 async def test_a_registry_that_cannot_be_reached(tmp_path: Path, kube: Kube) -> None:
     image = "registry.invalid/team/engine:1"
-    found = await fail_with(kube, hello(tmp_path, image=image), Situation("k3d-work", image, NS))
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image=image), Situation("k3d-work", image, kube.namespace)
+    )
     assert found.what == "the cluster's node cannot reach the registry registry.invalid"
     assert found.fix.endswith(f"k3d image import {image} -c work")
 
 
 async def test_a_node_that_throws_while_loading(tmp_path: Path, kube: Kube) -> None:
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     bundle.config_map["data"]["nodes__greet.ts"] = 'throw new Error("no API key");\n'
-    found = await fail_with(kube, bundle, KIND)
+    found = await fail_with(kube, bundle, kind_in(kube.namespace))
     assert found.what == "the engine failed in nodes/greet.ts:1:7 while loading it"
     assert found.fix.startswith("fix nodes/greet.ts at line 1")
 
 
 async def test_an_import_of_a_file_that_is_not_deployed(tmp_path: Path, kube: Kube) -> None:
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     bundle.config_map["data"]["nodes__greet.ts"] = 'import { x } from "./lib/util.ts";\n'
-    found = await fail_with(kube, bundle, KIND)
+    found = await fail_with(kube, bundle, kind_in(kube.namespace))
     assert found.what == "a node imports nodes/lib/util.ts, which is not in the deployed workflow"
 
 
 async def test_a_workflow_the_engine_refuses(tmp_path: Path, kube: Kube) -> None:
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     text = bundle.config_map["data"]["workflow.yaml"]
     bundle.config_map["data"]["workflow.yaml"] = text.replace("edges:", "old_edges:")
-    found = await fail_with(kube, bundle, KIND)
+    found = await fail_with(kube, bundle, kind_in(kube.namespace))
     assert found.fix.startswith("add edges: [] to workflow.yaml")
 
 
+@sim_only("an engine image killed for its memory (set_image)")
 async def test_killed_for_its_memory(tmp_path: Path, cluster: EmbeddedCluster, kube: Kube) -> None:
     cluster.set_image("engine:hungry", oom_killed=True)
-    found = await fail_with(kube, hello(tmp_path, image="engine:hungry"), KIND)
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image="engine:hungry"), kind_in(kube.namespace)
+    )
     assert found.what.startswith("the engine was killed for using more memory than its limit")
 
 
+@sim_only("an engine image that never gets Ready (set_image)")
 async def test_readiness_never_answered(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     cluster.set_image("engine:deaf", ready=False)
-    found = await fail_with(kube, hello(tmp_path, image="engine:deaf"), KIND, timeout=1.5)
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image="engine:deaf"), kind_in(kube.namespace), timeout=1.5
+    )
     assert found.what.startswith("the engine runs but does not answer its readiness check")
 
 
 async def test_a_missing_runtime_class(tmp_path: Path, kube: Kube) -> None:
-    found = await fail_with(kube, hello(tmp_path, runtime_class="kata"), KIND, timeout=1.5)
+    found = await fail_with(
+        kube, hello(tmp_path, kube, runtime_class="kata"), kind_in(kube.namespace), timeout=1.5
+    )
     assert found.what == 'the cluster has no RuntimeClass "kata" (stock kind and k0s have none)'
     assert found.fix.startswith('--runtime-class "" runs the pod without it')
 
 
 async def test_the_code_configmap_missing(tmp_path: Path, kube: Kube) -> None:
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     deployment = await kube.apply(bundle.deployment)  # the ConfigMap was never written
     rec = Recorder()
-    result = await follow_rollout(kube, deployment, explaining(rec, KIND), timeout=1.5)
+    result = await follow_rollout(
+        kube, deployment, explaining(rec, kind_in(kube.namespace)), timeout=1.5
+    )
     assert not result.ok
     found = rec.explained()
     assert found.what == "the pod mounts the ConfigMap hello-code, which is not in the namespace"
 
 
+@sim_only("a registry that asks for credentials (settings)")
 async def test_a_registry_that_asks_for_credentials(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, kube: Kube
 ) -> None:
     cluster.settings.private_registries.add("ghcr.io")
     image = "ghcr.io/acme/engine:2"
-    found = await fail_with(kube, hello(tmp_path, image=image), Situation("kind-dev", image, NS))
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image=image), Situation("kind-dev", image, kube.namespace)
+    )
     assert found.what.startswith(f"the registry ghcr.io refused the pull of {image}")
     assert "kubectl create secret docker-registry regcred --docker-server=ghcr.io" in found.fix
     # What the fix says to do makes the next deploy work (the ServiceAccount admission
@@ -168,7 +190,7 @@ async def test_a_registry_that_asks_for_credentials(
     core = client.CoreV1Api(api_client)
     auths = json.dumps({"auths": {"ghcr.io": {"auth": "dTpw"}}}).encode()
     core.create_namespaced_secret(
-        NS,
+        kube.namespace,
         {
             "metadata": {"name": "regcred"},
             "type": "kubernetes.io/dockerconfigjson",
@@ -176,11 +198,11 @@ async def test_a_registry_that_asks_for_credentials(
         },
     )
     core.patch_namespaced_service_account(
-        "default", NS, {"imagePullSecrets": [{"name": "regcred"}]}
+        "default", kube.namespace, {"imagePullSecrets": [{"name": "regcred"}]}
     )
     result = await deploy_cycle(
         kube,
-        hello(tmp_path / "again", image=image),
+        hello(tmp_path / "again", kube, image=image),
         Recorder(),
         RestartStamps(),
         force_restart=True,
@@ -193,14 +215,15 @@ async def test_a_resource_quota_that_refuses_the_pod(
     tmp_path: Path, api_client: client.ApiClient, kube: Kube
 ) -> None:
     client.CoreV1Api(api_client).create_namespaced_resource_quota(
-        NS, {"metadata": {"name": "team-quota"}, "spec": {"hard": {"limits.memory": "128Mi"}}}
+        kube.namespace,
+        {"metadata": {"name": "team-quota"}, "spec": {"hard": {"limits.memory": "128Mi"}}},
     )
-    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    found = await fail_with(kube, hello(tmp_path, kube), kind_in(kube.namespace), timeout=1.5)
     assert found.what == (
         "the namespace's ResourceQuota team-quota refuses the pod (requested: "
         "limits.memory=256Mi, used: limits.memory=0, limited: limits.memory=128Mi)"
     )
-    assert f"kubectl describe resourcequota team-quota -n {NS}" in found.fix
+    assert f"kubectl describe resourcequota team-quota -n {kube.namespace}" in found.fix
 
 
 async def test_pod_security_that_refuses_the_pod(
@@ -209,28 +232,31 @@ async def test_pod_security_that_refuses_the_pod(
     """pdwatch's own pods meet "restricted" (tests/test_sim_fidelity.py); a pod made to
     keep its capabilities does not."""
     client.CoreV1Api(api_client).patch_namespace(
-        NS, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+        kube.namespace,
+        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
     )
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     container = bundle.deployment["spec"]["template"]["spec"]["containers"][0]
     container["securityContext"] = {**container["securityContext"], "capabilities": {}}
-    found = await fail_with(kube, bundle, KIND, timeout=1.5)
+    found = await fail_with(kube, bundle, kind_in(kube.namespace), timeout=1.5)
     assert found.what == (
         'the namespace\'s Pod Security level "restricted" refuses the pod: unrestricted '
         'capabilities (container "engine" must set securityContext.capabilities.drop=["ALL"])'
     )
 
 
+@sim_only("a slow ServiceAccount controller (settings)")
 async def test_a_namespace_without_its_service_account_yet(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, kube: Kube
 ) -> None:
     cluster.settings.service_account_delay = 60  # the controller is slow to recreate it
-    client.CoreV1Api(api_client).delete_namespaced_service_account("default", NS)
-    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    client.CoreV1Api(api_client).delete_namespaced_service_account("default", kube.namespace)
+    found = await fail_with(kube, hello(tmp_path, kube), kind_in(kube.namespace), timeout=1.5)
     assert found.what.startswith("the namespace's default ServiceAccount does not exist yet")
     assert found.fix.startswith("check kubectl get serviceaccount default -n default")
 
 
+@sim_only("changes the cluster's node")
 async def test_a_node_tainted_against_the_pod(
     tmp_path: Path, api_client: client.ApiClient, kube: Kube
 ) -> None:
@@ -238,7 +264,7 @@ async def test_a_node_tainted_against_the_pod(
     (node,) = core.list_node().items
     taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
     core.patch_node(node.metadata.name, {"spec": {"taints": [taint]}})
-    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    found = await fail_with(kube, hello(tmp_path, kube), kind_in(kube.namespace), timeout=1.5)
     assert found.what.startswith(
         "every node carries a taint the pod does not tolerate "
         "({node-role.kubernetes.io/control-plane: })"
@@ -246,47 +272,54 @@ async def test_a_node_tainted_against_the_pod(
     assert "kubectl taint nodes --all node-role.kubernetes.io/control-plane-" in found.fix
 
 
+@sim_only("changes the cluster's node")
 async def test_a_node_without_the_memory_the_pod_requests(
     tmp_path: Path, api_client: client.ApiClient, kube: Kube
 ) -> None:
     core = client.CoreV1Api(api_client)
     (node,) = core.list_node().items
     core.patch_node_status(node.metadata.name, {"status": {"allocatable": {"memory": "32Mi"}}})
-    found = await fail_with(kube, hello(tmp_path), KIND, timeout=1.5)
+    found = await fail_with(kube, hello(tmp_path, kube), kind_in(kube.namespace), timeout=1.5)
     assert found.what.startswith("no node has enough memory free for the pod's request")
 
 
+@sim_only("deletes the cluster's node")
 async def test_a_cluster_without_nodes(
     tmp_path: Path, api_client: client.ApiClient, kube: Kube
 ) -> None:
     core = client.CoreV1Api(api_client)
     (node,) = core.list_node().items
     core.delete_node(node.metadata.name)
-    found = await fail_with(kube, hello(tmp_path), Situation("k0s", "engine:dev", NS), 1.5)
+    found = await fail_with(
+        kube, hello(tmp_path, kube), Situation("k0s", "engine:dev", kube.namespace), 1.5
+    )
     assert found.what.startswith("the cluster has no node that runs pods")
     assert "--enable-worker" in found.fix
 
 
 async def test_a_configmap_without_a_key_the_pod_mounts(tmp_path: Path, kube: Kube) -> None:
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     config_map = {**bundle.config_map, "data": dict(bundle.config_map["data"])}
     del config_map["data"]["nodes__greet.ts"]  # the volume's items still name it
     await kube.apply(config_map)
     deployment = await kube.apply(bundle.deployment)
     rec = Recorder()
-    result = await follow_rollout(kube, deployment, explaining(rec, KIND), timeout=1.5)
+    result = await follow_rollout(
+        kube, deployment, explaining(rec, kind_in(kube.namespace)), timeout=1.5
+    )
     assert not result.ok
     found = rec.explained()
     assert found.what.startswith("the pod mounts the key nodes__greet.ts")
 
 
+@sim_only("an engine image that never gets Ready (set_image)")
 async def test_no_progress_within_the_deadline(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     cluster.set_image("engine:slow", ready=False)
-    bundle = hello(tmp_path, image="engine:slow")
+    bundle = hello(tmp_path, kube, image="engine:slow")
     bundle.deployment["spec"]["progressDeadlineSeconds"] = 1
-    found = await fail_with(kube, bundle, KIND, timeout=60)
+    found = await fail_with(kube, bundle, kind_in(kube.namespace), timeout=60)
     assert found.what.startswith(
         "the Deployment made no progress within its progressDeadlineSeconds"
     )
@@ -295,27 +328,33 @@ async def test_no_progress_within_the_deadline(
 async def test_an_image_name_the_runtime_cannot_parse(tmp_path: Path, kube: Kube) -> None:
     """pdwatch refuses such a name before deploying (image.py); a Deployment that has one
     anyway (kubectl set image) is what the kubelet then refuses."""
-    bundle = hello(tmp_path)
+    bundle = hello(tmp_path, kube)
     bundle.deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "Engine:"
-    found = await fail_with(kube, bundle, Situation("kind-dev", "Engine:", NS))
+    found = await fail_with(kube, bundle, Situation("kind-dev", "Engine:", kube.namespace))
     assert found.what.startswith("the image name 'Engine:' is not a valid reference")
 
 
+@sim_only("an image that exits at once (set_image)")
 async def test_an_image_that_is_not_the_engine_exits(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     cluster.set_image("engine:wrong", exit_code=2)
-    found = await fail_with(kube, hello(tmp_path, image="engine:wrong"), KIND)
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image="engine:wrong"), kind_in(kube.namespace)
+    )
     assert found.what.startswith("the engine exited with code 2 at start")
 
 
+@sim_only("a registry that answers 500 (settings)")
 async def test_a_registry_that_fails_in_another_way(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     """The fallback entry: a pull error the catalogue has no words for (a 500)."""
     cluster.settings.failing_registries.add("registry.acme.io")
     image = "registry.acme.io/team/engine:dev"
-    found = await fail_with(kube, hello(tmp_path, image=image), Situation("prod", image, NS))
+    found = await fail_with(
+        kube, hello(tmp_path, kube, image=image), Situation("prod", image, kube.namespace)
+    )
     assert found.what.startswith(f"the image {image} could not be pulled")
     assert f"docker push {image}" in found.fix
 
@@ -423,8 +462,11 @@ def test_every_entry_is_tested() -> None:
 
 
 def test_what_it_does_not_know_is_left_to_the_cluster_s_words() -> None:
-    assert explain(Failure("Timeout", "the new pod was not Ready after 120s"), KIND) is None
-    assert explain(Failure("Paused", "deployment x is paused"), KIND) is None
+    assert (
+        explain(Failure("Timeout", "the new pod was not Ready after 120s"), kind_in("default"))
+        is None
+    )
+    assert explain(Failure("Paused", "deployment x is paused"), kind_in("default")) is None
 
 
 def test_no_explanation_quotes_the_logs() -> None:
@@ -434,7 +476,9 @@ def test_no_explanation_quotes_the_logs() -> None:
         "error: Uncaught (in promise) Error: token sk_live_123 rejected",
         "    at file:///app/workflow/nodes/pay.ts:12:9",
     )
-    found = explain(Failure("Error", "the engine exited with code 1", "p", logs), KIND)
+    found = explain(
+        Failure("Error", "the engine exited with code 1", "p", logs), kind_in("default")
+    )
     assert found is not None
     assert "sk_live_123" not in found.what + found.fix
     assert found.what == "the engine failed in nodes/pay.ts:12:9 while loading it"
@@ -443,13 +487,14 @@ def test_no_explanation_quotes_the_logs() -> None:
 # --- requests the API server refuses (outside a rollout) ----------------------------------
 
 
+@sim_only("RBAC rules set in the embedded cluster")
 async def test_rbac_that_does_not_allow_a_verb(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     cluster.api.forbidden.add(("create", "configmaps"))
     with pytest.raises(KubeError) as info:
-        await kube.apply(hello(tmp_path).config_map)
-    found = explain_error(str(info.value), KIND)
+        await kube.apply(hello(tmp_path, kube).config_map)
+    found = explain_error(str(info.value), kind_in(kube.namespace))
     assert found is not None
     assert found.what == (
         "the cluster's RBAC does not let pdwatch-embedded create configmaps in namespace default"
@@ -458,29 +503,36 @@ async def test_rbac_that_does_not_allow_a_verb(
     assert "configmaps -n default checks it)" in found.fix
 
 
-async def test_a_namespace_being_deleted(api_client: client.ApiClient) -> None:
+async def test_a_namespace_being_deleted(api_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
-    core.create_namespace({"metadata": {"name": "going"}})
+    going = f"{namespace}-going"  # the test's own (tests/faultproxy.py)
+    core.create_namespace({"metadata": {"name": going}})
     held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
-    core.create_namespaced_config_map("going", held)
-    core.delete_namespace("going")  # stays Terminating while `held` is there
-    with pytest.raises(KubeError) as info:
-        await Kube(api_client, "going").apply(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
-        )
-    found = explain_error(str(info.value), KIND)
-    assert found is not None and found.what == "the namespace going is being deleted"
+    core.create_namespaced_config_map(going, held)
+    core.delete_namespace(going)  # stays Terminating while `held` is there
+    try:
+        with pytest.raises(KubeError) as info:
+            await Kube(api_client, going).apply(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+            )
+    finally:  # let the namespace go
+        core.patch_namespaced_config_map("held", going, {"metadata": {"finalizers": None}})
+    found = explain_error(str(info.value), kind_in(going))
+    assert found is not None and found.what == f"the namespace {going} is being deleted"
 
 
-async def test_a_namespace_that_does_not_exist(api_client: client.ApiClient) -> None:
+async def test_a_namespace_that_does_not_exist(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     with pytest.raises(KubeError) as info:
-        await Kube(api_client, "nope").apply(
+        await Kube(api_client, f"{namespace}-nope").apply(
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
         )
-    found = explain_error(str(info.value), KIND)
+    found = explain_error(str(info.value), kind_in(f"{namespace}-nope"))
     assert found is not None and found.fix.startswith("pass --create-namespace")
 
 
+@sim_only("RBAC rules set in the embedded cluster")
 def test_once_explains_a_refused_request_before_exiting_4(
     tmp_path: Path, cluster: EmbeddedCluster
 ) -> None:

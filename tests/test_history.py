@@ -17,11 +17,11 @@ from devloop import events, history
 from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
-from devloop.render import Bundle, RenderOptions, render
+from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
+from tests.target import cli_args, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-NS = "default"
 
 
 def hello(tmp_path: Path) -> Path:
@@ -36,14 +36,14 @@ def save(directory: Path, marker: str) -> None:
     )
 
 
-def bundle_of(directory: Path) -> Bundle:
-    result = render(directory, RenderOptions(NS))
+def bundle_of(directory: Path, namespace: str) -> Bundle:
+    result = render(directory, render_options(namespace))
     assert isinstance(result, Bundle), result
     return result
 
 
 async def deploy_and_record(kube: Kube, directory: Path, limit: int = 10) -> Bundle:
-    bundle = bundle_of(directory)
+    bundle = bundle_of(directory, kube.namespace)
     result = await deploy_cycle(kube, bundle, lambda e: None, RestartStamps(), rollout_timeout=20)
     assert result.ok
     await kube_history.record(kube, bundle, limit)
@@ -55,7 +55,16 @@ def pdwatch(
 ) -> subprocess.CompletedProcess[str]:
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     return subprocess.run(
-        [sys.executable, "-m", "devloop", str(directory), *args, "--kubeconfig", str(kubeconfig)],
+        [
+            sys.executable,
+            "-m",
+            "devloop",
+            str(directory),
+            *args,
+            "--kubeconfig",
+            str(kubeconfig),
+            *cli_args(),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -67,7 +76,7 @@ def pdwatch(
 
 def code_map(data: dict[str, str]) -> dict[str, object]:
     labels = {"app.kubernetes.io/name": "wf", "app.kubernetes.io/version": "1.0"}
-    return {"metadata": {"name": "wf-code", "namespace": NS, "labels": labels}, "data": data}
+    return {"metadata": {"name": "wf-code", "namespace": "default", "labels": labels}, "data": data}
 
 
 def stored(manifest: dict[str, object] | None) -> history.Revision:
@@ -118,9 +127,9 @@ def test_the_table_marks_the_live_revision_and_says_when_there_is_none() -> None
 
 
 async def test_twelve_deploys_keep_ten_revisions(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    kube, directory = Kube(api_client, NS), hello(tmp_path)
+    kube, directory = Kube(api_client, namespace), hello(tmp_path)
     for n in range(12):
         save(directory, f"v{n}")
         await deploy_and_record(kube, directory)
@@ -131,16 +140,16 @@ async def test_twelve_deploys_keep_ten_revisions(
     # the live ConfigMap is the one seed 000 specifies, untouched by the history
     core = client.CoreV1Api(api_client)
     assert (
-        core.read_namespaced_config_map("hello-code", NS)
+        core.read_namespaced_config_map("hello-code", namespace)
         .data["nodes__greet.ts"]
         .startswith('console.log("v11")')
     )
 
 
 async def test_rollback_restores_the_code_and_the_pod_runs_it(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    kube, directory = Kube(api_client, NS), hello(tmp_path)
+    kube, directory = Kube(api_client, namespace), hello(tmp_path)
     save(directory, "old code")
     first = await deploy_and_record(kube, directory)
     save(directory, "new code")
@@ -150,13 +159,13 @@ async def test_rollback_restores_the_code_and_the_pod_runs_it(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "revision 1 is live; the local files differ from it" in proc.stdout
     core = client.CoreV1Api(api_client)
-    assert core.read_namespaced_config_map("hello-code", NS).data == first.config_map["data"]
+    assert core.read_namespaced_config_map("hello-code", namespace).data == first.config_map["data"]
     (pod,) = [
         p
-        for p in core.list_namespaced_pod(NS).items
+        for p in core.list_namespaced_pod(namespace).items
         if p.status.phase == "Running" and not p.metadata.deletion_timestamp
     ]
-    assert "old code" in core.read_namespaced_pod_log(pod.metadata.name, NS)
+    assert "old code" in core.read_namespaced_pod_log(pod.metadata.name, namespace)
 
     listing = pdwatch(cluster, tmp_path, directory, "--history")
     assert listing.returncode == 0
@@ -166,9 +175,9 @@ async def test_rollback_restores_the_code_and_the_pod_runs_it(
 
 
 async def test_rollback_to_a_revision_that_is_not_there(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    kube, directory = Kube(api_client, NS), hello(tmp_path)
+    kube, directory = Kube(api_client, namespace), hello(tmp_path)
     await deploy_and_record(kube, directory)
     proc = pdwatch(cluster, tmp_path, directory, "--rollback", "7")
     assert proc.returncode == 2
@@ -200,13 +209,13 @@ def test_history_with_none_yet_says_so(tmp_path: Path, cluster: EmbeddedCluster)
 
 
 def test_down_removes_the_history(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     directory = hello(tmp_path)
     assert pdwatch(cluster, tmp_path, directory, "--once").returncode == 0
     assert pdwatch(cluster, tmp_path, directory, "--down").returncode == 0
     left = client.CoreV1Api(api_client).list_namespaced_config_map(
-        NS, label_selector="app.kubernetes.io/name=hello"
+        namespace, label_selector="app.kubernetes.io/name=hello"
     )
     assert left.items == []
 
@@ -223,13 +232,13 @@ def test_history_options_used_wrongly_are_usage_errors(tmp_path: Path, args: lis
 
 
 async def test_a_rollback_asked_for_during_a_deploy_waits_for_it(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     """Single flight: the rollback's cycle starts after the running one has finished, and a
     save that came with it deploys after the rollback."""
     from tests.looprig import running_loop
 
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         await rig.wait_for(events.Recorded, lambda e: e.revision == 1)
         original = (rig.directory / "nodes" / "greet.ts").read_text()
         mark = rig.mark()
@@ -245,5 +254,5 @@ async def test_a_rollback_asked_for_during_a_deploy_waits_for_it(
         ]
         done = await rig.wait_for(events.CycleFinished, lambda e: e.cycle == rolled.cycle, mark)
         assert done.outcome == "ready"
-        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", NS)
+        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", namespace)
         assert live.data["nodes__greet.ts"] == original

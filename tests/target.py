@@ -1,0 +1,229 @@
+"""Which cluster the integration tests run against: embedded ones (the default), or a real
+cluster named by the environment (real-cluster mode):
+
+    PDWATCH_TEST_KUBECONFIG=PATH   the kubeconfig of the cluster (kind, k0s, ...)
+    PDWATCH_TEST_CONTEXT=NAME      its context (default: the kubeconfig's current one)
+    PDWATCH_TEST_IMAGE=IMAGE       the engine image to deploy (default: pdwatch's own
+                                   choice, pipedreamer-engine:latest)
+
+In real-cluster mode each test gets a namespace of its own, created and removed by the
+test, and talks to the cluster through a fault-injecting proxy (tests/faultproxy.py) that
+keeps it inside that namespace. Tests that need what only the embedded cluster offers are
+marked `sim_only(reason)` and skipped there with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config, watch
+
+from devloop.render import DEFAULT_RUNTIME_CLASS, RenderOptions
+from tests.faultproxy import FaultProxy
+
+EMBEDDED_CONTEXT = "pdwatch-embedded"
+
+
+@dataclass(frozen=True)
+class RealCluster:
+    kubeconfig: Path
+    context: str
+    image: str | None
+
+
+def real_cluster_from_env() -> RealCluster | None:
+    path = os.environ.get("PDWATCH_TEST_KUBECONFIG")
+    if not path:
+        return None
+    wanted = os.environ.get("PDWATCH_TEST_CONTEXT") or None
+    contexts, current = config.list_kube_config_contexts(config_file=path)
+    names = [c["name"] for c in contexts]
+    context = wanted or current["name"]
+    if context not in names:
+        raise pytest.UsageError(f"PDWATCH_TEST_CONTEXT {context!r} is not in {path} ({names})")
+    return RealCluster(Path(path), context, os.environ.get("PDWATCH_TEST_IMAGE") or None)
+
+
+REAL = real_cluster_from_env()
+
+
+def sim_only(reason: str) -> pytest.MarkDecorator:
+    """Skips the test in real-cluster mode: it needs the embedded cluster for `reason`."""
+    return pytest.mark.skipif(REAL is not None, reason=f"embedded cluster only: {reason}")
+
+
+def image_from_files(what: str) -> pytest.MarkDecorator:
+    """Skips the test when PDWATCH_TEST_IMAGE is set: it deploys the image the workflow's
+    own files name (`what`), which the test image would replace."""
+    return pytest.mark.skipif(
+        REAL is not None and REAL.image is not None,
+        reason=f"the workflow names its engine image ({what}); PDWATCH_TEST_IMAGE replaces it",
+    )
+
+
+class SimOnlyHook(AssertionError):
+    """A test reached for an embedded-cluster hook in real-cluster mode without sim_only."""
+
+
+@dataclass
+class ProxiedCluster:
+    """The real cluster as the tests see it: the proxy's address, the test's namespace and
+    the embedded cluster's fault hooks (answered by the proxy). Hooks only the embedded
+    cluster has fail loudly, so a test that needs one must be marked sim_only."""
+
+    real: RealCluster
+    proxy: FaultProxy
+    namespace: str
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    @property
+    def request_count(self) -> int:
+        return self.proxy.request_count
+
+    @property
+    def held_requests(self) -> int:
+        return self.proxy.held_requests
+
+    def kubeconfig(
+        self, namespace: str | None = None, context: str | None = None
+    ) -> dict[str, Any]:
+        name = context or self.real.context
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": self.url}}],
+            "users": [{"name": name, "user": {}}],
+            "contexts": [
+                {
+                    "name": name,
+                    "context": {
+                        "cluster": name,
+                        "user": name,
+                        "namespace": namespace or self.namespace,
+                    },
+                }
+            ],
+            "current-context": name,
+        }
+
+    def write_kubeconfig(
+        self, path: Path, namespace: str | None = None, context: str | None = None
+    ) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.kubeconfig(namespace, context), sort_keys=False))
+        return path
+
+    def set_latency(self, seconds: float) -> None:
+        self.proxy.set_latency(seconds)
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        self.proxy.fail_next(count, status)
+
+    def add_fault(self, rule: Any) -> None:
+        self.proxy.add_fault(rule)
+
+    def clear_faults(self) -> None:
+        self.proxy.clear_faults()
+
+    def drop_streams(self) -> None:
+        self.proxy.drop_streams()
+
+    def stop_server(self) -> None:
+        self.proxy.stop_server()
+
+    def start_server(self) -> None:
+        self.proxy.start_server()
+
+    def __getattr__(self, name: str) -> Any:
+        raise SimOnlyHook(
+            f"cluster.{name} exists only on the embedded cluster: mark the test sim_only"
+        )
+
+
+def render_options(namespace: str) -> RenderOptions:
+    """What pdwatch is asked to render in this mode: the test's namespace, image and
+    RuntimeClass."""
+    if REAL is None:
+        return RenderOptions(namespace)
+    return RenderOptions(namespace, REAL.image, runtime_class())
+
+
+def context_name() -> str:
+    return REAL.context if REAL is not None else EMBEDDED_CONTEXT
+
+
+def cli_args() -> list[str]:
+    """The options a pdwatch process needs to deploy as the tests do in this mode."""
+    if REAL is None:
+        return []
+    args = ["--runtime-class", runtime_class()]
+    if REAL.image:
+        args += ["--image", REAL.image]
+    return args
+
+
+def direct_client(real: RealCluster) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(real.kubeconfig), context=real.context, client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+@cache
+def runtime_class() -> str:
+    """pdwatch's default RuntimeClass when the real cluster has it, else none (stock kind
+    and k0s have no gvisor)."""
+    if REAL is None:
+        return DEFAULT_RUNTIME_CLASS
+    with direct_client(REAL) as api:
+        names = {r.metadata.name for r in client.NodeV1Api(api).list_runtime_class().items}
+    return DEFAULT_RUNTIME_CLASS if DEFAULT_RUNTIME_CLASS in names else ""
+
+
+def namespace_name(test_name: str) -> str:
+    """A DNS label unique to this test run: pdw-<test>-<random>."""
+    stem = "".join(c if c.isalnum() else "-" for c in test_name.lower()).strip("-")
+    return f"pdw-{stem[:40].strip('-')}-{secrets.token_hex(3)}"
+
+
+def own_namespace(api: client.ApiClient, name: str, timeout: int = 60) -> Iterator[str]:
+    """Create `name`, wait for its default ServiceAccount (pods are refused before it
+    exists), yield it, and delete it with everything in it."""
+    core = client.CoreV1Api(api)
+    core.create_namespace(
+        {"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "pdwatch-tests"}}}
+    )
+    try:
+        accounts = core.list_namespaced_service_account(name)
+        if not any(a.metadata.name == "default" for a in accounts.items):
+            w = watch.Watch()
+            for event in w.stream(
+                core.list_namespaced_service_account,
+                name,
+                resource_version=accounts.metadata.resource_version,
+                timeout_seconds=timeout,
+            ):
+                if event["object"].metadata.name == "default":
+                    w.stop()
+                    break
+            else:
+                raise AssertionError(f"namespace {name}: no default ServiceAccount in {timeout}s")
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
