@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from queue import Empty, Queue
 
+from tests.target import cli_args
+
 
 class Lines:
     """The process's stdout, line by line, readable with a deadline."""
@@ -56,8 +58,11 @@ def start_pdwatch(
     *args: str | Path, env: dict[str, str] | None = None, python: list[Path] | None = None
 ) -> subprocess.Popen[str]:
     """pdwatch as `python -m devloop ARGS`, or as `python SCRIPT ARGS` for a script that
-    runs pdwatch with something injected."""
+    runs pdwatch with something injected. Given a kubeconfig, it deploys as the tests do
+    in this mode (tests/target.py: the real-cluster mode's image and RuntimeClass)."""
     program = [str(p) for p in python] if python else ["-m", "devloop"]
+    if "--kubeconfig" in args:  # first: a test's own options come later and win
+        args = (*cli_args(), *args)
     return subprocess.Popen(
         [sys.executable, *program, *(str(a) for a in args)],
         stdout=subprocess.PIPE,

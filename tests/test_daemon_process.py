@@ -14,10 +14,12 @@ from kubernetes import client
 
 from devloop.sim import EmbeddedCluster
 from tests.processes import Lines, start_pdwatch, stop
+from tests.target import sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
+@sim_only("pdwatch --embedded starts a cluster of its own")
 def test_daemon_plain_output_edit_and_sigterm(tmp_path: Path) -> None:
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
@@ -56,7 +58,7 @@ def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
 
 
 def test_cleanup_on_exit_removes_the_workflow(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
@@ -66,16 +68,16 @@ def test_cleanup_on_exit_removes_the_workflow(
         lines = Lines(proc)
         lines.until("start → applied in")
         apps = client.AppsV1Api(api_client)
-        assert [d.metadata.name for d in apps.list_namespaced_deployment("default").items] == [
+        assert [d.metadata.name for d in apps.list_namespaced_deployment(namespace).items] == [
             "hello"
         ]
         proc.send_signal(signal.SIGTERM)
         lines.until("cleaned up: Deployment/hello, Service/hello, ConfigMap/hello-code")
         assert proc.wait(timeout=20) == 0
-        assert apps.list_namespaced_deployment("default").items == []
+        assert apps.list_namespaced_deployment(namespace).items == []
         names = [
             c.metadata.name
-            for c in client.CoreV1Api(api_client).list_namespaced_config_map("default").items
+            for c in client.CoreV1Api(api_client).list_namespaced_config_map(namespace).items
         ]
         assert "hello-code" not in names
     finally:
@@ -83,7 +85,7 @@ def test_cleanup_on_exit_removes_the_workflow(
 
 
 def test_cleanup_on_exit_runs_on_sighup_too(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     """Closing the terminal or the SSH session sends SIGHUP: the cleanup must run."""
     directory = tmp_path / "hello"
@@ -96,6 +98,6 @@ def test_cleanup_on_exit_runs_on_sighup_too(
         proc.send_signal(signal.SIGHUP)
         lines.until("cleaned up: Deployment/hello")
         assert proc.wait(timeout=20) == 0
-        assert client.AppsV1Api(api_client).list_namespaced_deployment("default").items == []
+        assert client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items == []
     finally:
         stop(proc)

@@ -1,9 +1,10 @@
-"""Every example deploys as it is, and reaches Ready on the embedded cluster: what is
+"""Every example deploys as it is, and reaches Ready on the cluster under test: what is
 rendered is what runs, byte for byte (emoji, CRLF and tabs included), helpers mounted,
 and the reference's later format honoured (deployment.namespace)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from kubernetes import client
 
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
-from devloop.render import Bundle, RenderOptions, render
+from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
+from tests.target import cli_args, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "workflow.yaml").exists())
@@ -23,14 +25,14 @@ NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "workflow.yaml").exist
 
 @pytest.mark.parametrize("name", NAMES)
 async def test_each_example_deploys_to_ready_byte_for_byte(
-    tmp_path: Path, api_client: client.ApiClient, name: str
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, name: str
 ) -> None:
     directory = tmp_path / name
     shutil.copytree(EXAMPLES / name, directory)
-    bundle = render(directory, RenderOptions("default"))
+    bundle = render(directory, render_options(namespace))
     assert isinstance(bundle, Bundle), bundle
     assert not [w for w in bundle.warnings if w.severity == "warning"], bundle.warnings
-    kube = Kube(api_client, "default")
+    kube = Kube(api_client, namespace)
     events_seen: list[object] = []
     result = await deploy_cycle(kube, bundle, events_seen.append, RestartStamps())
     assert result.ok, events_seen
@@ -41,12 +43,14 @@ async def test_each_example_deploys_to_ready_byte_for_byte(
         assert cm["data"][file.key] == on_disk, file.path
 
 
-async def test_emoji_survive_to_the_engine(tmp_path: Path, api_client: client.ApiClient) -> None:
+async def test_emoji_survive_to_the_engine(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
     directory = tmp_path / "emoji-report"
     shutil.copytree(EXAMPLES / "emoji-report", directory)
-    bundle = render(directory, RenderOptions("default"))
+    bundle = render(directory, render_options(namespace))
     assert isinstance(bundle, Bundle)
-    kube = Kube(api_client, "default")
+    kube = Kube(api_client, namespace)
     result = await deploy_cycle(kube, bundle, lambda e: None, RestartStamps())
     assert result.ok and result.rollout is not None
     logs = await kube.pod_log(result.rollout.pod)
@@ -54,27 +58,38 @@ async def test_emoji_survive_to_the_engine(tmp_path: Path, api_client: client.Ap
 
 
 def test_deployment_namespace_is_where_it_deploys_without_n(
-    tmp_path: Path, cluster: EmbeddedCluster
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str
 ) -> None:
+    directory = tmp_path / "github-digest"
+    shutil.copytree(EXAMPLES / "github-digest", directory)
+    wanted = f"{namespace}-digest"  # the test's own (tests/faultproxy.py)
+    spec = directory / "workflow.yaml"
+    spec.write_text(spec.read_text().replace("namespace: digest", f"namespace: {wanted}"))
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kc")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devloop",
-            str(EXAMPLES / "github-digest"),
-            "--once",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--create-namespace",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "namespace digest" in proc.stdout
-    apps = client.AppsV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
-    assert [d.metadata.name for d in apps.list_namespaced_deployment("digest").items] == [
-        "github-digest"
-    ]
+    core = client.CoreV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devloop",
+                str(directory),
+                "--once",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--create-namespace",
+                *cli_args(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"namespace {wanted}" in proc.stdout
+        apps = client.AppsV1Api(core.api_client)
+        assert [d.metadata.name for d in apps.list_namespaced_deployment(wanted).items] == [
+            "github-digest"
+        ]
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(wanted)

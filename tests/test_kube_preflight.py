@@ -16,6 +16,7 @@ from devloop.kube.connection import ConnectionProblem, connect, kubeconfig_paths
 from devloop.kube.preflight import preflight
 from devloop.sim import EmbeddedCluster
 from tests.helpers import MINIMAL_WORKFLOW, write_tree
+from tests.target import REAL, cli_args, context_name, runtime_class, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -159,13 +160,13 @@ def test_missing_kubeconfig_suggests_embedded(tmp_path: Path) -> None:
 
 
 async def checks_for(
-    api: client.ApiClient, namespace: str = "default", runtime: str = "gvisor", create: bool = False
+    api: client.ApiClient, namespace: str, runtime: str | None = None, create: bool = False
 ) -> list[str]:
     kube = Kube(api, namespace)
     found = await preflight(
         kube,
-        "pdwatch-embedded",
-        runtime,
+        context_name(),
+        runtime_class() if runtime is None else runtime,
         with_secret=True,
         with_cronjobs=True,
         create_namespace=create,
@@ -173,28 +174,44 @@ async def checks_for(
     return [line for check in found for line in check.lines()]
 
 
-async def test_preflight_passes_on_the_embedded_cluster(api_client: client.ApiClient) -> None:
-    lines = await checks_for(api_client)
+async def test_preflight_passes_on_the_cluster(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    lines = await checks_for(api_client, namespace)
+    reachable = "  ✓ Kubernetes API reachable (v1.36.0+pdwatch-embedded)"
+    if REAL is not None:  # a real cluster's own version
+        assert lines[0].startswith("  ✓ Kubernetes API reachable (v"), lines
+        reachable = lines[0]
+    runtime = [f'  ✓ RuntimeClass "{runtime_class()}" available'] if runtime_class() else []
     assert lines == [
-        "  ✓ Kubernetes API reachable (v1.36.0+pdwatch-embedded)",
-        '  ✓ Namespace "default" exists',
-        '  ✓ RuntimeClass "gvisor" available',
+        reachable,
+        f'  ✓ Namespace "{namespace}" exists',
+        *runtime,
         "  ✓ permissions to deploy and follow the workflow",
     ]
 
 
-async def test_preflight_missing_namespace_and_create(api_client: client.ApiClient) -> None:
-    lines = await checks_for(api_client, namespace="team")
-    assert '  ✗ Namespace "team" not found' in lines
+async def test_preflight_missing_namespace_and_create(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    team = f"{namespace}-team"  # the test's own (tests/faultproxy.py)
+    lines = await checks_for(api_client, team)
+    assert f'  ✗ Namespace "{team}" not found' in lines
     assert (
-        "    -> create it: kubectl create namespace team (or run pdwatch with --create-namespace)"
+        f"    -> create it: kubectl create namespace {team} (or run pdwatch with "
+        "--create-namespace)"
     ) in lines
-    assert '  ✓ Namespace "team" created' in await checks_for(api_client, "team", create=True)
-    assert '  ✓ Namespace "team" exists' in await checks_for(api_client, "team")
+    try:
+        assert f'  ✓ Namespace "{team}" created' in await checks_for(api_client, team, create=True)
+        assert f'  ✓ Namespace "{team}" exists' in await checks_for(api_client, team)
+    finally:
+        client.CoreV1Api(api_client).delete_namespace(team)
 
 
-async def test_preflight_missing_runtime_class(api_client: client.ApiClient) -> None:
-    lines = await checks_for(api_client, runtime="kata")
+async def test_preflight_missing_runtime_class(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    lines = await checks_for(api_client, namespace, runtime="kata")
     assert '  ✗ RuntimeClass "kata" not found' in lines
     assert (
         '    -> install it in the cluster, or run pdwatch with --runtime-class "" to use '
@@ -202,12 +219,13 @@ async def test_preflight_missing_runtime_class(api_client: client.ApiClient) -> 
     ) in lines
 
 
+@sim_only("RBAC rules set in the embedded cluster")
 async def test_preflight_missing_permissions(
     cluster: EmbeddedCluster, api_client: client.ApiClient
 ) -> None:
     cluster.forbid("patch", "deployments")
     cluster.forbid("watch", "pods")
-    lines = await checks_for(api_client)
+    lines = await checks_for(api_client, "default")
     assert '  ✗ not allowed in namespace "default": patch deployments.apps, watch pods' in lines
     assert (
         "    -> ask for a Role granting these; check with: kubectl auth can-i patch "
@@ -216,17 +234,17 @@ async def test_preflight_missing_permissions(
 
 
 async def test_preflight_unreachable(
-    cluster: EmbeddedCluster, api_client: client.ApiClient
+    cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     cluster.stop_server()
-    lines = await checks_for(api_client)
+    lines = await checks_for(api_client, namespace)
     assert len(lines) == 2
     assert (
         lines[0] == "  ✗ Kubernetes API not reachable: reach the API server: cluster "
         "unreachable: Connection refused"
     )
-    assert (
-        lines[1] == "    -> is the cluster running? kubectl --context pdwatch-embedded cluster-info"
+    assert lines[1] == (
+        f"    -> is the cluster running? kubectl --context {context_name()} cluster-info"
     )
 
 
@@ -234,11 +252,14 @@ async def test_preflight_unreachable(
 
 
 def pdwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    """Given a kubeconfig, as the tests deploy in this mode (the test's options win)."""
+    mode = cli_args() if "--kubeconfig" in args else []
     return subprocess.run(
-        [sys.executable, "-m", "devloop", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "devloop", *mode, *args], capture_output=True, text=True, timeout=120
     )
 
 
+@sim_only("pdwatch --embedded starts a cluster of its own")
 def test_once_embedded_deploys_and_prints_the_first_log_lines() -> None:
     proc = pdwatch(str(EXAMPLES / "uptime-prober"), "--once", "--embedded")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -262,11 +283,14 @@ def test_once_refuses_a_remote_context_with_exit_3(tmp_path: Path) -> None:
     assert "run again with --allow-context prod" in proc.stdout.replace("\n", " ")
 
 
-def test_once_preflight_failure_exits_3(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+def test_once_preflight_failure_exits_3(
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str
+) -> None:
     config = cluster.write_kubeconfig(tmp_path / "kc")
-    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "-n", "team")
+    team = f"{namespace}-team"  # the test's own, never created
+    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "-n", team)
     assert proc.returncode == 3
-    assert '✗ Namespace "team" not found' in proc.stdout
+    assert f'✗ Namespace "{team}" not found' in proc.stdout
 
 
 def test_once_rollout_failure_exits_4(tmp_path: Path, cluster: EmbeddedCluster) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from devloop.sim import EmbeddedCluster
 from tests.processes import Lines, start_pdwatch, stop
+from tests.target import sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 QUIT_BOUND_S = 8
@@ -68,6 +69,7 @@ def test_quit_while_applying_against_a_slow_cluster(
         stop(proc)
 
 
+@sim_only("an engine image that never gets Ready (set_image)")
 def test_quit_while_following_a_rollout_that_never_gets_ready(
     tmp_path: Path, cluster: EmbeddedCluster
 ) -> None:

@@ -21,7 +21,10 @@ from kubernetes.client.rest import ApiException
 
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
+from tests.target import sim_only
 from tests.test_sim_fidelity import eventually
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NS = "default"

@@ -15,6 +15,9 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from devloop.sim import EmbeddedCluster
+from tests.target import sim_only
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 APPLY = "application/apply-patch+yaml"
 

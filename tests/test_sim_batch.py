@@ -18,7 +18,10 @@ from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster, SimSettings
 from devloop.sim.cron import ScheduleError, next_run
 from tests.helpers import write_tree
+from tests.target import sim_only
 from tests.test_sim_faults import EXAMPLES, kubectl
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 
 def at(text: str) -> float:

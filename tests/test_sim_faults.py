@@ -19,6 +19,9 @@ from kubernetes.client.rest import ApiException
 
 from devloop.sim import EmbeddedCluster
 from tests.helpers import write_tree
+from tests.target import sim_only
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -18,6 +18,9 @@ from kubernetes import client, watch
 
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster, SimSettings
+from tests.target import sim_only
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NS = "default"

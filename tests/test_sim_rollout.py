@@ -19,6 +19,9 @@ from kubernetes.client.rest import ApiException
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
 from tests.kubewait import is_ready, wait_for, wait_for_event
+from tests.target import sim_only
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 APPLY = "application/apply-patch+yaml"

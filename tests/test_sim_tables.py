@@ -15,7 +15,10 @@ from kubernetes import client
 
 from devloop.sim import EmbeddedCluster
 from devloop.sim.tables import human_duration, wanted_table_version
+from tests.target import sim_only
 from tests.test_sim_faults import EXAMPLES, kubectl
+
+pytestmark = sim_only("tests the embedded cluster itself")
 
 KUBECTL_ACCEPT = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"

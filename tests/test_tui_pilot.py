@@ -1,8 +1,9 @@
-"""The TUI driven by Textual's Pilot, with the real loop on the embedded cluster."""
+"""The TUI driven by Textual's Pilot, with the real loop on the cluster under test."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,6 @@ from textual.pilot import Pilot
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.loop import DevLoop, LoopSettings
-from devloop.render import RenderOptions
 from devloop.ui.screens import ConfirmScreen, HistoryScreen, TextScreen
 from devloop.ui.tui import PdwatchApp
 from devloop.ui.widgets import (
@@ -29,6 +29,7 @@ from devloop.ui.widgets import (
     Timeline,
     fit_pod_name,
 )
+from tests.target import REAL, context_name, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -62,16 +63,17 @@ class Seen:
 
 @asynccontextmanager
 async def tui(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, kube: Kube
 ) -> AsyncIterator[tuple[PdwatchApp, Pilot[Any], Seen, Path]]:
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
     loop = DevLoop(
-        LoopSettings(directory, RenderOptions("default"), "pdwatch-embedded"),
-        Kube(api_client, "default"),
+        LoopSettings(directory, render_options(kube.namespace), context_name()),
+        kube,
         lambda e: None,
     )
-    app = PdwatchApp(loop, Session(str(directory), "pdwatch-embedded", True, "default"))
+    session = Session(str(directory), context_name(), REAL is None, kube.namespace)
+    app = PdwatchApp(loop, session)
     seen = Seen(app)
     loop.emit = seen
     async with app.run_test(size=(120, 40)) as pilot:
@@ -85,11 +87,12 @@ def text_of(widget: Any) -> str:
 
 
 async def test_first_deploy_shows_header_timeline_pod_and_logs(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, _):
         header = text_of(app.query_one(HeaderBar))
-        assert "hello v1.0" in header and "embedded cluster" in header and "● watching" in header
+        assert "hello v1.0" in header and "● watching" in header
+        assert ("embedded cluster" if REAL is None else context_name()) in header
         table = app.query_one(Timeline)
         assert table.row_count == 1
         assert str(table.get_cell("1", "outcome")).startswith("✓")
@@ -101,8 +104,8 @@ async def test_first_deploy_shows_header_timeline_pod_and_logs(
         assert f"[{pod[-5:]}] Pipedreamer Engine starting..." in logs
 
 
-async def test_r_redeploys(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+async def test_r_redeploys(tmp_path: Path, api_client: client.ApiClient, namespace: str) -> None:
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, _):
         mark = len(seen.events)
         await pilot.press("r")
         restart = await seen.until(lambda e: isinstance(e, events.RestartTriggered), mark)
@@ -112,8 +115,10 @@ async def test_r_redeploys(tmp_path: Path, api_client: client.ApiClient) -> None
         assert app.query_one(Timeline).row_count == 2
 
 
-async def test_p_pauses_and_resumes(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+async def test_p_pauses_and_resumes(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         await pilot.press("p")
         await pilot.pause(0.1)
         assert "● paused" in text_of(app.query_one(HeaderBar))
@@ -126,24 +131,26 @@ async def test_p_pauses_and_resumes(tmp_path: Path, api_client: client.ApiClient
 
 
 async def test_t_triggers_a_run_and_shows_its_json(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, _):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, _):
         mark = len(seen.events)
         await pilot.press("t")
-        await seen.until(lambda e: isinstance(e, events.RunResult), mark)
+        result = await seen.until(lambda e: isinstance(e, events.RunResult), mark)
         await pilot.pause(0.2)
         assert isinstance(app.screen, TextScreen)
         assert app.screen.title_text == "run → HTTP 200"
-        assert '"nodes": [\n    "greet"\n  ]' in app.screen.body
+        # the engine's JSON result, whatever the engine put in it, shown indented
+        assert isinstance(result, events.RunResult) and isinstance(result.body, dict)
+        assert app.screen.body == json.dumps(result.body, indent=2, ensure_ascii=False)
         await pilot.press("escape")
         assert not isinstance(app.screen, TextScreen)
 
 
 async def test_d_shows_the_diff_against_the_previous_deploy(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         await pilot.press("d")
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen)
@@ -170,9 +177,9 @@ async def test_d_shows_the_diff_against_the_previous_deploy(
 
 
 async def test_c_clears_and_slash_filters_logs(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, _seen, _):
         await pilot.pause(0.3)
         log = app.query_one(LogView)
         await pilot.press("slash")
@@ -201,9 +208,9 @@ async def test_c_clears_and_slash_filters_logs(
 
 
 async def test_validation_error_then_fix_in_the_problems_panel(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         good = (directory / "workflow.yaml").read_text()
         mark = len(seen.events)
         (directory / "workflow.yaml").write_text(
@@ -225,9 +232,9 @@ async def test_validation_error_then_fix_in_the_problems_panel(
 
 
 async def test_rollout_failure_in_the_problems_panel(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         mark = len(seen.events)
         (directory / "nodes" / "greet.ts").write_text('throw new Error("nope");\n')
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
@@ -238,8 +245,10 @@ async def test_rollout_failure_in_the_problems_panel(
         assert "✗ Error" in text_of(app.query_one(PodPanel))
 
 
-async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+async def test_help_and_command_palette(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, _seen, _):
         await pilot.press("question_mark")
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen) and "r   redeploy now" in app.screen.body
@@ -257,8 +266,10 @@ async def test_help_and_command_palette(tmp_path: Path, api_client: client.ApiCl
         assert [t for t in titles if "Quit" in t] == ["Quit pdwatch"]
 
 
-async def test_q_quits_and_stops_the_loop(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+async def test_q_quits_and_stops_the_loop(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, _seen, _):
         await pilot.press("q")
         await pilot.pause(0.5)
         assert app.controller.stopping.is_set()  # type: ignore[attr-defined]
@@ -266,9 +277,9 @@ async def test_q_quits_and_stops_the_loop(tmp_path: Path, api_client: client.Api
 
 
 async def test_deploys_continue_while_a_modal_is_open(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         await pilot.press("question_mark")
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen)
@@ -284,8 +295,10 @@ async def test_deploys_continue_while_a_modal_is_open(
         assert any("behind the modal" in line for line in app.query_one(LogView).lines_kept)
 
 
-async def test_logs_follow_unless_scrolled_up(tmp_path: Path, api_client: client.ApiClient) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+async def test_logs_follow_unless_scrolled_up(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, _seen, _):
         log = app.query_one(LogView)
         for i in range(60):
             app.emit(events.LogLine("hello-abc-x1y2z", f"line {i}"))
@@ -306,11 +319,11 @@ async def test_logs_follow_unless_scrolled_up(tmp_path: Path, api_client: client
 
 
 async def test_logs_keep_following_through_a_flood_and_a_resize(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
     """Textual's own check stopped following at about line 21,125 of a 100,000-line flood
     (the 10,000-line bound pruning under it), and for good after shrinking the terminal."""
-    async with tui(tmp_path, api_client) as (app, pilot, _seen, _):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, _seen, _):
         log = app.query_one(LogView)
         for chunk in range(40):
             log.add([f"flood {chunk * 2500 + i}" for i in range(2500)])
@@ -358,9 +371,9 @@ async def until_screen(pilot: Pilot[Any], kind: type, timeout: float = 10) -> An
 
 
 async def test_h_shows_the_history_enter_compares_u_rolls_back(
-    tmp_path: Path, api_client: client.ApiClient
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with tui(tmp_path, api_client) as (app, pilot, seen, directory):
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         first = app.controller.deployed
         assert first is not None
         mark = len(seen.events)
@@ -392,7 +405,7 @@ async def test_h_shows_the_history_enter_compares_u_rolls_back(
         await pilot.pause(0.1)
         assert "revision 1 is live" in text_of(app.query_one(HeaderBar))
         assert "rollback r1" in str(app.query_one(Timeline).get_cell(str(finished.cycle), "change"))
-        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", "default")
+        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", namespace)
         assert live.data == first.config_map["data"]
 
         # the next save deploys the local files again, as usual
@@ -401,5 +414,5 @@ async def test_h_shows_the_history_enter_compares_u_rolls_back(
         await seen.until(
             lambda e: isinstance(e, events.CycleFinished) and e.outcome == "ready", mark
         )
-        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", "default")
+        live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", namespace)
         assert live.data["nodes__greet.ts"] == 'console.log("v3");\n'

@@ -1,8 +1,10 @@
-"""The TUI in a real terminal: tmux runs `pdwatch DIR --embedded` at 120x40 (and 80x24)."""
+"""The TUI in a real terminal: tmux runs `pdwatch DIR --embedded` at 120x40 (and 80x24);
+in real-cluster mode `pdwatch DIR --kubeconfig ...` against that cluster."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import target
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 TMUX = shutil.which("tmux")
@@ -81,6 +85,17 @@ class Terminal:
 
 
 @pytest.fixture
+def cluster_option(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """pdwatch's options for the cluster under test: an embedded one of its own, or the
+    real cluster (through the test's proxy, in its namespace)."""
+    if target.REAL is None:
+        return "--embedded"
+    cluster = request.getfixturevalue("cluster")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    return shlex.join(["--kubeconfig", str(kubeconfig), *target.cli_args()])
+
+
+@pytest.fixture
 def terminal() -> Iterator[Terminal]:
     term = Terminal()
     try:
@@ -90,12 +105,12 @@ def terminal() -> Iterator[Terminal]:
 
 
 def test_edit_shows_up_in_the_tui_and_q_returns_to_the_shell(
-    tmp_path: Path, terminal: Terminal
+    tmp_path: Path, cluster_option: str, terminal: Terminal
 ) -> None:
     directory = tmp_path / "uptime-prober"
     shutil.copytree(EXAMPLES / "uptime-prober", directory)
     terminal.wait_for(PROMPT)
-    terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
+    terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}")
     terminal.wait_for(
         "deploys", "● watching", "✓", "Workflow server listening on http://localhost:8080"
     )
@@ -119,7 +134,9 @@ def last_line(screen: str) -> str:
     return lines[-1] if lines else ""
 
 
-def test_sigterm_restores_the_terminal(tmp_path: Path, terminal: Terminal) -> None:
+def test_sigterm_restores_the_terminal(
+    tmp_path: Path, cluster_option: str, terminal: Terminal
+) -> None:
     import signal
 
     import psutil
@@ -128,7 +145,7 @@ def test_sigterm_restores_the_terminal(tmp_path: Path, terminal: Terminal) -> No
     shutil.copytree(EXAMPLES / "hello", directory)
     terminal.wait_for(PROMPT)
     terminal.type(
-        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded; echo exit=$?"
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}; echo exit=$?"
     )
     terminal.wait_for("● watching", "✓")
     (pdwatch,) = [
@@ -183,12 +200,14 @@ def test_refused_context_is_shown_and_exits_3(tmp_path: Path, terminal: Terminal
     assert "exit=3" in screen
 
 
-def test_ctrl_c_quits_and_restores_the_terminal(tmp_path: Path, terminal: Terminal) -> None:
+def test_ctrl_c_quits_and_restores_the_terminal(
+    tmp_path: Path, cluster_option: str, terminal: Terminal
+) -> None:
     directory = tmp_path / "hello-ctrl-c"
     shutil.copytree(EXAMPLES / "hello", directory)
     terminal.wait_for(PROMPT)
     terminal.type(
-        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded; echo exit=$?"
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}; echo exit=$?"
     )
     terminal.wait_for("● watching", "✓")
     terminal.key("C-c")
@@ -196,12 +215,12 @@ def test_ctrl_c_quits_and_restores_the_terminal(tmp_path: Path, terminal: Termin
     assert "exit=0" in screen and "Traceback" not in screen
 
 
-def test_q_quits_while_paused(tmp_path: Path, terminal: Terminal) -> None:
+def test_q_quits_while_paused(tmp_path: Path, cluster_option: str, terminal: Terminal) -> None:
     directory = tmp_path / "hello-paused"
     shutil.copytree(EXAMPLES / "hello", directory)
     terminal.wait_for(PROMPT)
     terminal.type(
-        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded; echo exit=$?"
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}; echo exit=$?"
     )
     terminal.wait_for("● watching", "✓")
     terminal.key("p")
@@ -212,7 +231,9 @@ def test_q_quits_while_paused(tmp_path: Path, terminal: Terminal) -> None:
     assert "exit=0" in screen and "Traceback" not in screen
 
 
-def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(tmp_path: Path) -> None:
+def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(
+    tmp_path: Path, cluster_option: str
+) -> None:
     """The footer keeps q Quit and ? Help, a cut cell ends with …, a pod name too long for
     its panel shows its distinct end, and the logs follow after the terminal grew and
     shrank again."""
@@ -224,7 +245,7 @@ def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(tmp_path: Path) -
         # COLUMNS and LINES exported (as some shells and launchers do) must not pin the size.
         terminal.type(
             f"cd {Path.cwd()} && COLUMNS=80 LINES=24 {sys.executable} -m devloop {directory} "
-            "--embedded"
+            f"{cluster_option}"
         )
         screen = terminal.wait_for("● watching", "✓", "listening on")
         assert "uptime-prober v2.0  ● watching" in screen.splitlines()[0]
@@ -258,11 +279,13 @@ def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(tmp_path: Path) -
         terminal.close()
 
 
-def test_h_shows_the_deploy_history(tmp_path: Path, terminal: Terminal) -> None:
+def test_h_shows_the_deploy_history(
+    tmp_path: Path, cluster_option: str, terminal: Terminal
+) -> None:
     directory = tmp_path / "hello-history"
     shutil.copytree(EXAMPLES / "hello", directory)
     terminal.wait_for(PROMPT)
-    terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
+    terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}")
     terminal.wait_for("● watching", "✓")
     (directory / "nodes" / "greet.ts").write_text('console.log("second revision");\n')
     terminal.wait_for("second revision")
@@ -277,7 +300,7 @@ def test_h_shows_the_deploy_history(tmp_path: Path, terminal: Terminal) -> None:
     assert "Traceback" not in screen
 
 
-def test_a_terminal_that_goes_away_ends_pdwatch(tmp_path: Path) -> None:
+def test_a_terminal_that_goes_away_ends_pdwatch(tmp_path: Path, cluster_option: str) -> None:
     """tmux killed under a TUI that has been tailing logs: Textual's shutdown blocked on a
     write to the gone terminal and pdwatch stayed alive, ignoring SIGHUP and SIGTERM. The
     quit watchdog now ends it."""
@@ -290,7 +313,9 @@ def test_a_terminal_that_goes_away_ends_pdwatch(tmp_path: Path) -> None:
     terminal = Terminal(80, 24)
     try:
         terminal.wait_for(PROMPT)
-        terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} --embedded")
+        terminal.type(
+            f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}"
+        )
         terminal.wait_for("● watching", "✓")
         (directory / "nodes" / "format-report.ts").write_text(
             'console.log("tailing before the hangup");\nexport default () => ({ text: "" });\n'

@@ -45,8 +45,8 @@ def config_map(data: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def kube(api_client: client.ApiClient) -> Kube:
-    return Kube(api_client, "default")
+def kube(api_client: client.ApiClient, namespace: str) -> Kube:
+    return Kube(api_client, namespace)
 
 
 @pytest.mark.parametrize("name", sorted(CODE_POINT_CLASSES))
@@ -62,10 +62,10 @@ async def test_every_class_of_code_point_round_trips(kube: Kube, name: str) -> N
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.text(max_size=200))
-def test_any_text_round_trips(api_client: client.ApiClient, text: str) -> None:
+def test_any_text_round_trips(api_client: client.ApiClient, namespace: str, text: str) -> None:
     """Any string without surrogates (which UTF-8 files cannot hold) arrives as it was."""
     body = apply_body(config_map({"k": text}))
-    response = send_apply(api_client, body)
+    response = send_apply(api_client, namespace, body)
     assert response["data"]["k"] == text
 
 
@@ -76,11 +76,11 @@ def test_the_body_is_raw_utf8_with_escapes_only_where_go_yaml_needs_them() -> No
     assert b"\\ud83d" not in body
 
 
-def send_apply(api_client: client.ApiClient, body: bytes) -> dict[str, Any]:
+def send_apply(api_client: client.ApiClient, namespace: str, body: bytes) -> dict[str, Any]:
     """PATCH an apply body as given (bytes are sent unchanged by the client)."""
     request = api_client.param_serialize(
         method="PATCH",
-        resource_path="/api/v1/namespaces/default/configmaps/wire",
+        resource_path=f"/api/v1/namespaces/{namespace}/configmaps/wire",
         query_params=[("fieldManager", "test"), ("force", True)],
         header_params={"Content-Type": "application/apply-patch+yaml"},
         body=body,
@@ -96,13 +96,15 @@ def status_message(exc: ApiException) -> str:
     return str(json.loads(exc.body)["message"])
 
 
-def test_go_yaml_refuses_a_json_surrogate_pair_escape(api_client: client.ApiClient) -> None:
+def test_go_yaml_refuses_a_json_surrogate_pair_escape(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     """What the official client sends for a dict body with an emoji (json.dumps, ASCII):
     refused by a real API server (gopkg.in/yaml.v2 scannerc.go)."""
     ascii_json = json.dumps(config_map({"k": "🚀"})).encode()
     assert b"\\ud83d\\ude80" in ascii_json
     with pytest.raises(ApiException) as caught:
-        send_apply(api_client, ascii_json)
+        send_apply(api_client, namespace, ascii_json)
     assert caught.value.status == 400
     assert status_message(caught.value) == (
         "error decoding YAML: error converting YAML to JSON: yaml: line 1: "
@@ -111,23 +113,29 @@ def test_go_yaml_refuses_a_json_surrogate_pair_escape(api_client: client.ApiClie
 
 
 @pytest.mark.parametrize("raw", ["\x7f", "\x80", "\x9f", "\ufffe", "\uffff", "\x01"])
-def test_go_yaml_refuses_raw_control_characters(api_client: client.ApiClient, raw: str) -> None:
+def test_go_yaml_refuses_raw_control_characters(
+    api_client: client.ApiClient, namespace: str, raw: str
+) -> None:
     """gopkg.in/yaml.v2 readerc.go, yaml_parser_update_buffer."""
     body = ('{"apiVersion":"v1","kind":"ConfigMap","data":{"k":"a' + raw + 'b"}}').encode()
     with pytest.raises(ApiException) as caught:
-        send_apply(api_client, body)
+        send_apply(api_client, namespace, body)
     assert caught.value.status == 400
     assert status_message(caught.value).endswith("yaml: control characters are not allowed")
 
 
-def test_go_yaml_folds_a_raw_nel_in_a_quoted_string(api_client: client.ApiClient) -> None:
+def test_go_yaml_folds_a_raw_nel_in_a_quoted_string(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     body = '{"apiVersion":"v1","kind":"ConfigMap","data":{"k":"a\x85b"}}'.encode()
-    assert send_apply(api_client, body)["data"]["k"] == "a b"
+    assert send_apply(api_client, namespace, body)["data"]["k"] == "a b"
 
 
-def test_escaped_controls_are_read_as_the_characters(api_client: client.ApiClient) -> None:
+def test_escaped_controls_are_read_as_the_characters(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     body = b'{"apiVersion":"v1","kind":"ConfigMap","data":{"k":"\\u007f\\u0085\\U0001d7d9"}}'
-    assert send_apply(api_client, body)["data"]["k"] == "\x7f\x85\U0001d7d9"
+    assert send_apply(api_client, namespace, body)["data"]["k"] == "\x7f\x85\U0001d7d9"
 
 
 async def test_errors_never_repeat_file_contents_or_secrets(
