@@ -109,3 +109,12 @@ def test_zero_or_negative_durations_are_usage_errors(tmp_path: Path, flag: list[
         timeout=30,
     )
     assert proc.returncode == 2 and "must be more than 0" in proc.stderr
+
+
+def test_a_run_result_is_shown_as_the_engine_wrote_it() -> None:
+    """Plain output keeps non-ASCII text as it is ("é", not "\\u00e9")."""
+    from devloop import events
+    from devloop.ui.plain import describe
+
+    shown = describe(events.RunResult(200, {"greeting": "Grüß dich 👋"}))
+    assert shown == ("green", 'run → 200: {"greeting": "Grüß dich 👋"}')

@@ -68,7 +68,7 @@ def describe(event: events.Event) -> tuple[str, str] | None:
         case events.LoopState(state=state, detail=detail) if state in ("paused", "waiting"):
             return "yellow", f"{state}: {detail}" if detail else state
         case events.RunResult(status=status, body=body):
-            shown = json.dumps(body) if not isinstance(body, str) else body
+            shown = json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body
             return ("green" if status == 200 else "red"), f"run → {status}: {shown}"
     return None
 

@@ -263,7 +263,12 @@ class PdwatchApp(App[int]):
                 if outcome in ("ready", "unchanged", "applied"):
                     self.problems = []
             case events.RunResult(status=status, body=body):
-                shown = body if isinstance(body, str) else json.dumps(body, indent=2)
+                # as the engine wrote it: "é", not "\u00e9"
+                shown = (
+                    body
+                    if isinstance(body, str)
+                    else json.dumps(body, indent=2, ensure_ascii=False)
+                )
                 self.push_screen(
                     TextScreen(
                         f"run → HTTP {status}", shown, "" if isinstance(body, str) else "json"
