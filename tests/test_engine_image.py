@@ -1,0 +1,267 @@
+"""The stand-in engine image (engine-image/): its scripts parse, its Dockerfile keeps the
+engine's contract, and its server, run by a real Deno, behaves as REFERENCE §2 says the
+engine does — the same start-up lines as the embedded cluster's simulated engine (two
+independent readings of one contract), the same crash words pdwatch explains, /health,
+/run, secrets. The image itself cannot be built here (no container engine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devloop.explain import Failure, Situation, explain
+from devloop.sim.engine import Engine
+from tests.helpers import write_tree
+
+IMAGE = Path(__file__).parent.parent / "engine-image"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+DENO = shutil.which("deno")
+needs_deno = pytest.mark.skipif(
+    DENO is None and not os.environ.get("CI"),
+    reason="deno is not installed (CI installs it: npm install deno)",
+)
+
+
+def test_the_scripts_parse() -> None:
+    for script in ("start.sh", "build-and-load.sh"):
+        subprocess.run(["bash", "-n", str(IMAGE / script)], check=True)
+    subprocess.run(["sh", "-n", str(IMAGE / "start.sh")], check=True)
+
+
+def test_the_dockerfile_keeps_the_contract() -> None:
+    lines = (IMAGE / "Dockerfile").read_text().splitlines()
+    entrypoint = json.loads(next(x for x in lines if x.startswith("ENTRYPOINT")).split(" ", 1)[1])
+    assert entrypoint[1:] == ["--workflow", "/app/workflow/workflow.yaml", "--port", "8080"]
+    user = next(x for x in lines if x.startswith("USER")).split()[1]
+    assert user.split(":")[0] not in ("0", "root")  # runs as pdwatch's pods do: non-root
+    assert "EXPOSE 8080" in lines
+
+
+# --- the server, run by Deno ------------------------------------------------------------
+
+
+@dataclass
+class Exited:
+    code: int
+    lines: list[str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def engine_command(workflow: Path, port: int, secrets: Path | None = None) -> list[str]:
+    assert DENO is not None, "deno is required"
+    return [
+        DENO,
+        "run",
+        "--allow-read",
+        "--allow-net",
+        "--allow-env",
+        str(IMAGE / "main.ts"),
+        "--workflow",
+        str(workflow / "workflow.yaml"),
+        "--port",
+        str(port),
+        "--secrets",
+        str(secrets or workflow / "no-secrets"),
+    ]
+
+
+ENV = {**os.environ, "NO_COLOR": "1"}
+
+
+def run_to_exit(workflow: Path) -> Exited:
+    proc = subprocess.run(
+        engine_command(workflow, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
+    return Exited(proc.returncode, (proc.stdout + proc.stderr).splitlines())
+
+
+@dataclass
+class Serving:
+    proc: subprocess.Popen[str]
+    port: int
+    lines: list[str]
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+
+@pytest.fixture(scope="module")
+def deno_ready() -> None:
+    """Deno fetches the server's one dependency (npm:yaml) once, before the timed runs."""
+    assert DENO is not None, "deno is required"
+    subprocess.run([DENO, "cache", str(IMAGE / "main.ts")], check=True, timeout=300, env=ENV)
+
+
+@pytest.fixture
+def serve(deno_ready: None) -> Iterator[object]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(workflow: Path, secrets: Path | None = None) -> Serving:
+        port = free_port()
+        proc = subprocess.Popen(
+            engine_command(workflow, port, secrets),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=ENV,
+        )
+        started.append(proc)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # until the last start-up line (then it serves)
+            lines.append(line.rstrip("\n"))
+            if line.startswith("  GET  /health"):
+                break
+        else:
+            raise AssertionError("the engine ended before serving:\n" + "\n".join(lines))
+        return Serving(proc, port, lines)
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def copy(tmp_path: Path, name: str) -> Path:
+    directory = tmp_path / name
+    shutil.copytree(EXAMPLES / name, directory)
+    return directory
+
+
+def simulated_start(directory: Path) -> list[str]:
+    files = {
+        str(p.relative_to(directory)): p.read_text()
+        for p in directory.rglob("*")
+        if p.is_file() and (p.suffix == ".ts" or p.name == "workflow.yaml")
+    }
+    lines: list[str] = []
+    Engine(files, lines.append).start()
+    return lines
+
+
+@needs_deno
+@pytest.mark.parametrize("name", ["hello", "uptime-prober", "emoji-report"])
+def test_start_up_lines_are_the_simulated_engine_s(tmp_path: Path, serve, name: str) -> None:  # type: ignore[no-untyped-def]
+    directory = copy(tmp_path, name)
+    served = serve(directory)
+    expected = [
+        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
+        for line in simulated_start(directory)
+    ]
+    assert served.lines == expected
+
+
+@needs_deno
+def test_health_run_and_other_paths(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    served = serve(copy(tmp_path, "hello"))
+    assert served.request("GET", "/health") == (200, {"status": "ok"})
+    assert served.request("POST", "/run", {"name": "kind"}) == (200, {"message": "Hello, kind!"})
+    status, _ = served.request("GET", "/nope")
+    assert status == 404
+
+
+@needs_deno
+def test_a_failing_run_answers_500(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    directory = copy(tmp_path, "hello")
+    (directory / "nodes" / "greet.ts").write_text(
+        'export default async function run() { throw new Error("down"); }\n'
+    )
+    status, body = serve(directory).request("POST", "/run", {})
+    assert status == 500 and "down" in str(body)
+
+
+@needs_deno
+def test_secrets_as_the_engine_reads_them(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    directory = copy(tmp_path, "hello")
+    (directory / "nodes" / "greet.ts").write_text(
+        "export default async function run(ctx: any) { return ctx.secrets; }\n"
+    )
+    secrets = write_tree(tmp_path / "secrets", {"token": "abc\n", "slack": '{"url": "u"}'})
+    status, body = serve(directory, secrets).request("POST", "/run", {})
+    assert (status, body) == (200, {"token": {"value": "abc"}, "slack": {"url": "u"}})
+
+
+@needs_deno
+def test_stages_run_in_order_each_with_its_predecessor_s_result(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    directory = write_tree(
+        tmp_path / "chain",
+        {
+            "workflow.yaml": (
+                'name: chain\nversion: "1.0"\ntriggers: [{type: manual}]\n'
+                "nodes:\n  a: {path: ./nodes/a.ts}\n  b: {path: ./nodes/b.ts}\n"
+                "edges: [{from: a, to: b}]\n"
+            ),
+            "nodes/a.ts": "export default (_ctx: unknown, input: any) => ({ n: input.n + 1 });\n",
+            "nodes/b.ts": "export default (_ctx: unknown, input: any) => ({ n: input.n * 10 });\n",
+        },
+    )
+    assert serve(directory).request("POST", "/run", {"n": 1}) == (200, {"n": 20})
+
+
+def in_the_pod(lines: list[str], directory: Path) -> list[str]:
+    """The lines as the pod would print them: the workflow mounted at /app/workflow."""
+    return [line.replace(f"file://{directory}/", "file:///app/workflow/") for line in lines]
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+def test_crashes_pdwatch_explains(tmp_path: Path) -> None:
+    situation = Situation("kind-dev", "pipedreamer-engine:standin", "default")
+    cases = {
+        'console.log("about to fail");\nthrow new Error("boom at load");\n': (
+            "the engine failed in nodes/greet.ts:2:7 while loading it"
+        ),
+        'import { x } from "./lib/util.ts";\n': (
+            "a node imports nodes/lib/util.ts, which is not in the deployed workflow"
+        ),
+    }
+    for n, (source, what) in enumerate(cases.items()):
+        directory = copy(tmp_path / str(n), "hello")
+        (directory / "nodes" / "greet.ts").write_text(source)
+        exited = run_to_exit(directory)
+        assert exited.code == 1, exited.lines
+        logs = tuple(in_the_pod(exited.lines, directory))
+        found = explain(Failure("Error", "the engine exited with code 1", "p", logs), situation)
+        assert found is not None and found.what == what, logs
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+def test_yaml_1_2_and_edges_required(tmp_path: Path) -> None:
+    directory = copy(tmp_path, "hello")
+    spec = directory / "workflow.yaml"
+    spec.write_text(spec.read_text().replace('"1.0"', "1.10").replace("edges:", "old_edges:"))
+    exited = run_to_exit(directory)
+    assert exited.code == 1
+    assert exited.lines[:2] == ["Pipedreamer Engine starting...", "Workflow: hello v1.1"]
+    assert exited.lines[2] == (
+        'error: Uncaught (in promise) Error: Workflow spec missing required field: "edges" '
+        "(must be an array)"
+    )
