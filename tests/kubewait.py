@@ -7,6 +7,8 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from tests.target import patience
+
 Predicate = Callable[[Any], bool]
 
 
@@ -15,6 +17,7 @@ def wait_for(
 ) -> Any:
     """The first object (from a list, then a watch from its resourceVersion) matching
     `predicate`; fails after `timeout` seconds without one."""
+    timeout = patience(timeout)
     listed = list_fn(**kwargs)
     for item in listed.items:
         if predicate(item):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.loop import DevLoop, LoopSettings
-from tests.target import context_name, render_options
+from tests.target import context_name, patience, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 E = TypeVar("E", bound=events.Event)
@@ -62,7 +62,7 @@ class Rig:
                             return event
                     await self.changed.wait()
 
-        return await asyncio.wait_for(find(), timeout)
+        return await asyncio.wait_for(find(), patience(timeout))
 
     async def cycle_done(self, since: int = 0, timeout: float = 20) -> events.CycleFinished:
         return await self.wait_for(events.CycleFinished, since=since, timeout=timeout)

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from queue import Empty, Queue
 
-from tests.target import cli_args
+from tests.target import cli_args, patience
 
 
 class Lines:
@@ -31,7 +31,7 @@ class Lines:
     def until(self, needle: str, timeout: float = 30) -> str:
         while True:
             try:
-                line = self.queue.get(timeout=timeout)
+                line = self.queue.get(timeout=patience(timeout))
             except Empty:
                 raise AssertionError(
                     f"{needle!r} not seen; got:\n" + "\n".join(self.seen)

@@ -55,6 +55,16 @@ def real_cluster_from_env() -> RealCluster | None:
 REAL = real_cluster_from_env()
 
 
+# A real cluster starts pods in seconds, not the embedded cluster's tenths: the tests'
+# waits for what should happen are this much longer there (a passing test waits no longer).
+PATIENCE = 1.0 if REAL is None else float(os.environ.get("PDWATCH_TEST_PATIENCE", "4"))
+
+
+def patience(seconds: float) -> float:
+    """How long to wait for something that takes `seconds` on an embedded cluster."""
+    return seconds * PATIENCE
+
+
 def sim_only(reason: str) -> pytest.MarkDecorator:
     """Skips the test in real-cluster mode: it needs the embedded cluster for `reason`."""
     return pytest.mark.skipif(REAL is not None, reason=f"embedded cluster only: {reason}")

@@ -38,7 +38,7 @@ from devloop.kube.errors import KubeError
 from devloop.kube.rollout import follow_rollout
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
-from tests.target import render_options, sim_only
+from tests.target import patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -81,7 +81,7 @@ async def fail_with(
 ) -> events.Explained:
     rec = Recorder()
     result = await deploy_cycle(
-        kube, bundle, explaining(rec, situation), RestartStamps(), rollout_timeout=timeout
+        kube, bundle, explaining(rec, situation), RestartStamps(), rollout_timeout=patience(timeout)
     )
     assert not result.ok
     return rec.explained()
@@ -167,7 +167,7 @@ async def test_the_code_configmap_missing(tmp_path: Path, kube: Kube) -> None:
     deployment = await kube.apply(bundle.deployment)  # the ConfigMap was never written
     rec = Recorder()
     result = await follow_rollout(
-        kube, deployment, explaining(rec, kind_in(kube.namespace)), timeout=1.5
+        kube, deployment, explaining(rec, kind_in(kube.namespace)), timeout=patience(1.5)
     )
     assert not result.ok
     found = rec.explained()
@@ -206,7 +206,7 @@ async def test_a_registry_that_asks_for_credentials(
         Recorder(),
         RestartStamps(),
         force_restart=True,
-        rollout_timeout=10,
+        rollout_timeout=patience(10),
     )
     assert result.ok
 
@@ -305,7 +305,7 @@ async def test_a_configmap_without_a_key_the_pod_mounts(tmp_path: Path, kube: Ku
     deployment = await kube.apply(bundle.deployment)
     rec = Recorder()
     result = await follow_rollout(
-        kube, deployment, explaining(rec, kind_in(kube.namespace)), timeout=1.5
+        kube, deployment, explaining(rec, kind_in(kube.namespace)), timeout=patience(1.5)
     )
     assert not result.ok
     found = rec.explained()

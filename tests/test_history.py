@@ -19,7 +19,7 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
-from tests.target import cli_args, render_options
+from tests.target import cli_args, patience, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -44,7 +44,9 @@ def bundle_of(directory: Path, namespace: str) -> Bundle:
 
 async def deploy_and_record(kube: Kube, directory: Path, limit: int = 10) -> Bundle:
     bundle = bundle_of(directory, kube.namespace)
-    result = await deploy_cycle(kube, bundle, lambda e: None, RestartStamps(), rollout_timeout=20)
+    result = await deploy_cycle(
+        kube, bundle, lambda e: None, RestartStamps(), rollout_timeout=patience(20)
+    )
     assert result.ok
     await kube_history.record(kube, bundle, limit)
     return bundle

@@ -24,7 +24,7 @@ from devloop.kube.rollout import RolloutWatch
 from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
-from tests.target import render_options, sim_only
+from tests.target import patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -249,7 +249,7 @@ async def test_failed_create_is_shown_as_waiting_until_the_timeout(
         bundle_of(kube, copy_example(tmp_path), runtime_class="kata"),
         rec,
         RestartStamps(),
-        rollout_timeout=2,
+        rollout_timeout=patience(2),
     )
     assert not result.ok
     waiting = [e.detail for e in rec.of(events.PodProgress) if e.step == "waiting"]
@@ -271,7 +271,7 @@ async def test_failing_readiness_times_out_naming_the_probe(
         bundle_of(kube, copy_example(tmp_path), image="engine:unhealthy"),
         rec,
         RestartStamps(),
-        rollout_timeout=1.5,
+        rollout_timeout=patience(1.5),
     )
     assert not result.ok
     warnings = [e.detail for e in rec.of(events.PodProgress) if e.step == "warning"]
@@ -305,7 +305,7 @@ async def test_a_new_pod_deleted_while_followed_is_not_a_crash(
         bundle_of(kube, copy_example(tmp_path), image="engine:slow-ready"),
         rec,
         RestartStamps(),
-        rollout_timeout=3,
+        rollout_timeout=patience(3),
         on_pod_started=delete_first,
     )
     await asyncio.gather(*tasks)
@@ -321,7 +321,7 @@ async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:
     bundle = bundle_of(kube, copy_example(tmp_path))
     deployment = await kube.apply(bundle.deployment)  # the ConfigMap was never applied
     rec = Recorder()
-    result = await follow_rollout(kube, deployment, rec, timeout=2)
+    result = await follow_rollout(kube, deployment, rec, timeout=patience(2))
     assert not result.ok and result.failure is not None
     assert result.failure.reason == "Timeout"
     waiting = [e.detail for e in rec.of(events.PodProgress) if e.step == "waiting"]
@@ -580,7 +580,7 @@ async def test_a_paused_deployment_is_said_with_the_command_that_resumes_it(
     (directory / "nodes" / "greet.ts").write_text('console.log("while paused");\n')
     rec = Recorder()
     result = await deploy_cycle(
-        kube, bundle_of(kube, directory), rec, RestartStamps(), rollout_timeout=10
+        kube, bundle_of(kube, directory), rec, RestartStamps(), rollout_timeout=patience(10)
     )
     assert not result.ok
     (failure,) = rec.of(events.RolloutFailed)
@@ -598,11 +598,11 @@ async def test_a_recreate_rollout_is_followed_to_the_new_pod(
     await kube.apply(bundle.config_map)
     recreate = json.loads(json.dumps(bundle.deployment))
     recreate["spec"]["strategy"] = {"type": "Recreate"}
-    first = await follow_rollout(kube, await kube.apply(recreate), Recorder(), timeout=10)
+    first = await follow_rollout(kube, await kube.apply(recreate), Recorder(), timeout=patience(10))
     assert first.ok
     recreate["spec"]["template"]["metadata"]["annotations"]["x"] = "2"
     rec = Recorder()
-    second = await follow_rollout(kube, await kube.apply(recreate), rec, timeout=10)
+    second = await follow_rollout(kube, await kube.apply(recreate), rec, timeout=patience(10))
     assert second.ok and second.pod != first.pod
     assert await kube.get("Pod", first.pod) is None  # gone before the new one was Ready
 
@@ -619,7 +619,7 @@ async def test_progress_deadline_exceeded_ends_the_follow(
     deployment = json.loads(json.dumps(bundle.deployment))
     deployment["spec"]["progressDeadlineSeconds"] = 4  # 0.2 s at the tests' time scale
     rec = Recorder()
-    result = await follow_rollout(kube, await kube.apply(deployment), rec, timeout=20)
+    result = await follow_rollout(kube, await kube.apply(deployment), rec, timeout=patience(20))
     assert not result.ok and result.failure is not None
     assert result.failure.reason == "ProgressDeadlineExceeded"
     assert result.failure.message.endswith("has timed out progressing.")

@@ -66,7 +66,7 @@ class Terminal:
 
     def wait_until(self, ready: Callable[[str], bool], timeout: float = 40) -> str:
         """The screen once `ready(screen)` (a terminal has no events to wait on)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + target.patience(timeout)
         while True:
             screen = self.screen()
             if ready(screen):
