@@ -5,6 +5,7 @@ cluster named by the environment (real-cluster mode):
     PDWATCH_TEST_CONTEXT=NAME      its context (default: the kubeconfig's current one)
     PDWATCH_TEST_IMAGE=IMAGE       the engine image to deploy (default: pdwatch's own
                                    choice, pipedreamer-engine:latest)
+    PDWATCH_TEST_PATIENCE=N        wait N times longer than on the embedded cluster (4)
 
 In real-cluster mode each test gets a namespace of its own, created and removed by the
 test, and talks to the cluster through a fault-injecting proxy (tests/faultproxy.py) that
