@@ -265,3 +265,33 @@ def test_yaml_1_2_and_edges_required(tmp_path: Path) -> None:
         'error: Uncaught (in promise) Error: Workflow spec missing required field: "edges" '
         "(must be an array)"
     )
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+def test_top_level_awaits_as_deno_runs_them(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """The simulated engine's model of a node that awaits at load, checked against Deno:
+    a promise that never settles ends the engine; a timer holds the loading, then it serves."""
+    never = copy(tmp_path / "never", "hello")
+    (never / "nodes" / "greet.ts").write_text(
+        'console.log("before");\nawait new Promise(() => {});\nexport default () => ({});\n'
+    )
+    exited = run_to_exit(never)
+    simulated = simulated_start(never)
+    assert exited.code == 1
+    assert simulated[-1] == "error: Top-level await promise never resolved"
+    assert exited.lines[: len(simulated)] == simulated
+
+    timer = copy(tmp_path / "timer", "hello")
+    (timer / "nodes" / "greet.ts").write_text(
+        'console.log("before");\n'
+        "await new Promise((resolve) => setTimeout(resolve, 200));\n"
+        'console.log("after");\n'
+        "export default () => ({});\n"
+    )
+    served = serve(timer)
+    expected = [
+        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
+        for line in simulated_start(timer)
+    ]
+    assert served.lines == expected and "after" in expected

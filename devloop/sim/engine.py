@@ -7,8 +7,11 @@ the engine's order, compiles the DAG (stages by Kahn's algorithm, the ready queu
 sorted) and exits when `edges` is not an array, warns and uses 30 s for a `config.timeout`
 it cannot read, and only then loads the node modules: a module that does not parse as
 TypeScript (tree-sitter's grammar, as Deno would refuse it), a missing module or relative
-import, or a top-level `throw new Error("…")` crashes it; a top-level
-`console.log("…")` prints. Then it serves, with the server's own listening lines.
+import, a top-level `throw new Error("…")` or a top-level await that never settles crashes
+it; a top-level `console.log("…")` prints; a top-level await of a timer
+(`await new Promise((r) => setTimeout(r, MS))`) holds the loading for MS milliseconds (the
+kubelet drives `boot()`, which yields a Wait for it). Then it serves, with the server's own
+listening lines.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import math
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,14 @@ ROOT = "/app/workflow"
 IMPORT_RE = re.compile(r"""^\s*(?:import|export)\b[^'"]*?\bfrom\s+["'](\.{1,2}/[^"']+)["']""", re.M)
 CONSOLE_RE = re.compile(r"""^console\.(?:log|info)\((["'`])(.*?)\1\);?\s*$""")
 THROW_RE = re.compile(r"""^throw new Error\((["'`])(.*?)\1\);?\s*$""")
+# Top-level awaits. One that never settles, with nothing else pending, ends Deno: "error:
+# Top-level await promise never resolved" (deno_core's module evaluation: a pending
+# top-level await with an empty event loop). One on a timer keeps the loop alive: the
+# module goes on loading when the timer fires, and the engine serves only then.
+NEVER_RE = re.compile(r"^await new Promise\(\s*\(\)\s*=>\s*\{\s*\}\s*\);?\s*$")
+TIMER_RE = re.compile(
+    r"^await new Promise\(\s*\(?(\w+)\)?\s*=>\s*setTimeout\(\s*\1\s*,\s*([0-9_]+)\s*\)\s*\);?\s*$"
+)
 TIMEOUT_RE = re.compile(r"^(\d+)(s|m)$")
 LISTENING = (
     "Workflow server listening on http://localhost:8080",
@@ -118,6 +129,13 @@ class Exit:
     code: int
 
 
+@dataclass(frozen=True)
+class Wait:
+    """The engine's loading waits on a timer this long (program time, not scaled)."""
+
+    seconds: float
+
+
 @dataclass
 class Spec:
     name: str
@@ -138,7 +156,19 @@ class Engine:
         return Exit(1)
 
     def start(self) -> Exit | None:
-        """Boot as the engine does; an Exit when it dies at start, None when serving."""
+        """Boot as the engine does, its timers elapsing at once; an Exit when it dies at
+        start, None when serving."""
+        boot = self.boot()
+        while True:
+            try:
+                next(boot)
+            except StopIteration as done:
+                result: Exit | None = done.value
+                return result
+
+    def boot(self) -> Generator[Wait, None, Exit | None]:
+        """Boot as the engine does: a Wait for each top-level timer a module awaits, then
+        an Exit when it dies at start, None when serving."""
         self.emit("Pipedreamer Engine starting...")
         text = self.files.get("workflow.yaml")
         if text is None:
@@ -179,7 +209,7 @@ class Engine:
             )
         loaded: set[str] = set()
         for path in nodes.values():
-            failure = self._load(posixpath.normpath(path), loaded, importer=None)
+            failure = yield from self._load(posixpath.normpath(path), loaded, importer=None)
             if failure:
                 return failure
         self.spec = Spec(js_string(raw.get("name")), js_string(raw.get("version")), nodes, stages)
@@ -187,7 +217,9 @@ class Engine:
             self.emit(line)
         return None
 
-    def _load(self, path: str, loaded: set[str], importer: str | None) -> Exit | None:
+    def _load(
+        self, path: str, loaded: set[str], importer: str | None
+    ) -> Generator[Wait, None, Exit | None]:
         if path in loaded:
             return None
         loaded.add(path)
@@ -205,13 +237,19 @@ class Engine:
             return Exit(1)
         for target in IMPORT_RE.findall(text):
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            failure = self._load(resolved, loaded, importer=path)
+            failure = yield from self._load(resolved, loaded, importer=path)
             if failure:
                 return failure
         for number, line in enumerate(text.splitlines(), 1):
             printed = CONSOLE_RE.match(line)
             if printed:
                 self.emit(printed.group(2))
+            if NEVER_RE.match(line):
+                self.emit("error: Top-level await promise never resolved")
+                return Exit(1)
+            timer = TIMER_RE.match(line)
+            if timer:
+                yield Wait(int(timer.group(2).replace("_", "")) / 1000)
             thrown = THROW_RE.match(line)
             if thrown:
                 self.emit(f"error: Uncaught (in promise) Error: {thrown.group(2)}")

@@ -82,6 +82,16 @@ class ContainerLog:
         await self._changed.wait()
 
 
+@dataclass(frozen=True)
+class Booted:
+    """How an engine's start ended: serving (exit None), dead at start (exit), stopped by
+    its liveness probe while it loaded (killed), or its pod deleted meanwhile (deleted)."""
+
+    exit: Exit | None = None
+    killed: bool = False
+    deleted: bool = False
+
+
 @dataclass
 class PodRuntime:
     namespace: str
@@ -428,7 +438,11 @@ class Kubelet:
             if behaviour is not None and behaviour.exit_code is not None:
                 exit_: Exit | None = Exit(behaviour.exit_code)
             else:
-                exit_ = engine.start()
+                booted = await self.boot(runtime, engine, cname, container, status)
+                if booted.deleted:
+                    return await self.finish(runtime, started=True)
+                # stopped by the kubelet with SIGTERM; the engine has no handler: 128+15
+                exit_ = Exit(143) if booted.killed else booted.exit
             # a container over its memory limit is killed by the kernel's OOM killer with
             # SIGKILL (exit code 128+9); the container runtime, told by the cgroup's OOM
             # event, reports the reason OOMKilled (ContainerStateTerminated.Reason)
@@ -437,10 +451,16 @@ class Kubelet:
                 exit_ = Exit(137)
             if exit_ is None:
                 runtime.engine = engine
-                await self.serve(
+                killed = await self.serve(
                     runtime, status, cname, image, restarts, running, last_state, container
                 )
-                return await self.finish(runtime, started=True)
+                if not killed:
+                    return await self.finish(runtime, started=True)
+                runtime.engine = None
+                # the kubelet stops it with SIGTERM; the engine has no handler: 128+15
+                exit_ = Exit(143)
+                for name in ("Ready", "ContainersReady"):
+                    set_condition(status, name, "False")
             run.close()
             terminated = {
                 "terminated": {
@@ -634,11 +654,13 @@ class Kubelet:
         running: dict[str, Any],
         last_state: dict[str, Any],
         container: dict[str, Any],
-    ) -> None:
-        """The engine is up: pass or fail readiness until the pod is deleted."""
+    ) -> bool:
+        """The engine is up: pass or fail its probes until the pod is deleted (False) or
+        the liveness probe has failed `failureThreshold` times in a row and the container
+        is killed to be restarted (True)."""
         s = self.settings
         if await self.pause(runtime, s.start_delay):
-            return
+            return False
         behaviour = s.images.get(image)
         if behaviour is None or behaviour.ready:
             for name in ("Ready", "ContainersReady"):
@@ -650,17 +672,90 @@ class Kubelet:
             ]
             self.write_status(runtime, status)
             await runtime.deleting.wait()
-            return
-        period = (container.get("readinessProbe") or {}).get("periodSeconds", 10)
+            return False
+        # an engine that answers /health with 503
+        return await self.fail_probes(runtime, cname, container, status.get("podIP", ""), False)
+
+    async def boot(
+        self,
+        runtime: PodRuntime,
+        engine: Engine,
+        cname: str,
+        container: dict[str, Any],
+        status: dict[str, Any],
+    ) -> Booted:
+        """The engine's start, its top-level timers waited out; it does not listen while it
+        loads, so its probes fail meanwhile, and its liveness probe may stop it."""
+        steps = engine.boot()
+        probes: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                try:
+                    wait = next(steps)
+                except StopIteration as done:
+                    return Booted(exit=done.value)
+                if probes is None:
+                    probes = asyncio.create_task(
+                        self.fail_probes(runtime, cname, container, status.get("podIP", ""), True)
+                    )
+                timer = asyncio.create_task(asyncio.sleep(wait.seconds))
+                finished, _ = await asyncio.wait(
+                    {probes, timer}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if probes in finished:
+                    timer.cancel()
+                    return Booted(killed=probes.result(), deleted=not probes.result())
+        finally:
+            if probes is not None and not probes.done():
+                probes.cancel()
+
+    async def fail_probes(
+        self, runtime: PodRuntime, cname: str, container: dict[str, Any], ip: str, hung: bool
+    ) -> bool:
+        """Readiness and liveness probes that keep failing, each on its own schedule
+        (pkg/kubelet/prober/worker.go: the first after initialDelaySeconds, then every
+        periodSeconds). `failureThreshold` liveness failures in a row (default 3) kill the
+        container to be restarted (kuberuntime_manager.go computePodActions: "Container %s
+        failed liveness probe, will be restarted", event Killing). True when killed.
+
+        What a failure says is pkg/probe/http/http.go DoHTTPProbe's output: the status
+        code, or the HTTP client's error (`Get "<url>": dial tcp ...`) when nothing listens.
+        """
+        s = self.settings
+        probes = {"Readiness": container.get("readinessProbe") or {}}
+        if container.get("livenessProbe"):
+            probes["Liveness"] = container["livenessProbe"]
+        due = {name: float(p.get("initialDelaySeconds", 0)) for name, p in probes.items()}
+        threshold = int(probes.get("Liveness", {}).get("failureThreshold", 3))
+
+        def failure(probe: dict[str, Any]) -> str:
+            get = probe.get("httpGet") or {}
+            port, path = get.get("port", 8080), get.get("path", "/")
+            if hung:
+                return (
+                    f'Get "http://{ip}:{port}{path}": dial tcp {ip}:{port}: '
+                    "connect: connection refused"
+                )
+            return "HTTP probe failed with statuscode: 503"
+
+        now, failures = 0.0, 0
         while True:
-            self.event(
-                runtime,
-                "Unhealthy",
-                "Readiness probe failed: HTTP probe failed with statuscode: 503",
-                "Warning",
-            )
-            if await self.pause(runtime, s.scaled(period)):
-                return
+            name = min(due, key=lambda n: due[n])
+            if await self.pause(runtime, s.scaled(due[name] - now)):
+                return False
+            now = due[name]
+            due[name] += float(probes[name].get("periodSeconds", 10))
+            message = f"{name} probe failed: {failure(probes[name])}"
+            self.event(runtime, "Unhealthy", message, "Warning")
+            if name == "Liveness":
+                failures += 1
+                if failures >= threshold:
+                    self.event(
+                        runtime,
+                        "Killing",
+                        f"Container {cname} failed liveness probe, will be restarted",
+                    )
+                    return True
 
     async def run_to_completion(
         self,
