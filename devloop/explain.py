@@ -183,6 +183,15 @@ def _not_ready(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     )
 
 
+def _not_alive(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    return Explanation(
+        "the engine did not answer its liveness check (GET /health on port 8080), so the "
+        "kubelet restarted it",
+        "the engine serves /health once the workflow has loaded: a node that waits at load "
+        "(a top-level await) keeps it from serving; its log lines say how far it got",
+    )
+
+
 def _mount_missing(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     kind, name = m.group(1), m.group(2)
     if kind == "secret":
@@ -377,7 +386,8 @@ CATALOGUE: tuple[Entry, ...] = (
         "insufficient", WAITING, _re(r"Insufficient (cpu|memory|ephemeral-storage)"), _insufficient
     ),
     Entry("no-nodes", WAITING, _re(r"no nodes available to schedule pods|0/0 nodes"), _no_nodes),
-    Entry("not-ready", WAITING, _re(r"Readiness probe failed"), _not_ready),
+    Entry("not-alive", frozenset({"Unhealthy"}), _re(r"Liveness probe failed"), _not_alive),
+    Entry("not-ready", WAITING, _re(r"(Readiness|Liveness) probe failed"), _not_ready),
     Entry("progress-deadline", frozenset({"ProgressDeadlineExceeded"}), _re(r""), _deadline),
 )
 

@@ -148,10 +148,22 @@ async def test_readiness_never_answered(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
     cluster.set_image("engine:deaf", ready=False)
-    found = await fail_with(
-        kube, hello(tmp_path, kube, image="engine:deaf"), kind_in(kube.namespace), timeout=1.5
+    found = await fail_with(  # before its liveness probe stops it (1.25 s at this scale)
+        kube, hello(tmp_path, kube, image="engine:deaf"), kind_in(kube.namespace), timeout=1.0
     )
     assert found.what.startswith("the engine runs but does not answer its readiness check")
+
+
+async def test_an_engine_stuck_loading_until_its_liveness_probe_restarts_it(
+    tmp_path: Path, kube: Kube
+) -> None:
+    bundle = hello(tmp_path, kube)
+    bundle.config_map["data"]["nodes__greet.ts"] = (
+        "await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
+    )
+    found = await fail_with(kube, bundle, kind_in(kube.namespace), timeout=20)
+    assert found.what.startswith("the engine did not answer its liveness check")
+    assert "top-level await" in found.fix
 
 
 async def test_a_missing_runtime_class(tmp_path: Path, kube: Kube) -> None:
@@ -436,6 +448,7 @@ def test_words_of_the_cluster(
 def test_every_entry_is_tested() -> None:
     """Each entry has a case above or a test that makes the embedded cluster produce it."""
     produced = {
+        "not-alive",
         "image-private",
         "image-missing",
         "registry-unreachable",

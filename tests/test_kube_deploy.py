@@ -271,7 +271,8 @@ async def test_failing_readiness_times_out_naming_the_probe(
         bundle_of(kube, copy_example(tmp_path), image="engine:unhealthy"),
         rec,
         RestartStamps(),
-        rollout_timeout=patience(1.5),
+        # before the liveness probe stops it: 5 s + 3 x 10 s, 1.25 s at the tests' scale
+        rollout_timeout=patience(1.0),
     )
     assert not result.ok
     warnings = [e.detail for e in rec.of(events.PodProgress) if e.step == "warning"]
@@ -310,9 +311,41 @@ async def test_a_new_pod_deleted_while_followed_is_not_a_crash(
     )
     await asyncio.gather(*tasks)
     assert not result.ok and result.rollout is not None and result.rollout.failure is not None
-    assert result.rollout.failure.reason == "Timeout", result.rollout.failure
+    failure = result.rollout.failure
+    # the replacement timed out, or its liveness probe had it restarted: never a crash
+    # of the deleted pod
+    assert failure.reason in ("Timeout", "Unhealthy"), failure
     created = [e.pod for e in rec.of(events.PodProgress) if e.step == "created"]
     assert deleted and created[0] == deleted[0] and len(set(created)) == 2
+    assert failure.pod != deleted[0]
+
+
+async def test_an_engine_stuck_loading_is_restarted_by_its_liveness_probe(
+    tmp_path: Path, kube: Kube
+) -> None:
+    """A node that waits at load (here a ten-minute timer) keeps the engine from serving:
+    the readiness probe fails, then the liveness probe (5 s, then every 10 s, 3 failures)
+    has the kubelet stop it to restart it. That is what pdwatch says, not the exit code
+    it was stopped with (143)."""
+    directory = copy_example(tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(
+        'console.log("waiting for a token");\n'
+        "await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
+        "export default async function run() {\n  return {};\n}\n"
+    )
+    rec = Recorder()
+    result = await deploy_cycle(
+        kube, bundle_of(kube, directory), rec, RestartStamps(), rollout_timeout=patience(20)
+    )
+    assert not result.ok
+    (failure,) = rec.of(events.RolloutFailed)
+    assert failure.reason == "Unhealthy", failure
+    assert failure.message.startswith(
+        'the kubelet restarted the engine: Liveness probe failed: Get "http://'
+    ), failure.message
+    assert ':8080/health": dial tcp ' in failure.message
+    assert failure.message.endswith("connect: connection refused"), failure.message
+    assert "waiting for a token" in failure.last_logs
 
 
 async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:

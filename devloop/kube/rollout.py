@@ -104,6 +104,18 @@ def crash_message(terminated: dict[str, Any]) -> tuple[str, str]:
     return reason, text
 
 
+# A container stopped by the kubelet: SIGTERM (the engine has no handler), or SIGKILL
+# after the grace period.
+KILLED_EXIT_CODES = (143, 137)
+
+
+def liveness_kill(last_failure: str) -> tuple[str, str]:
+    """(reason, message) of a container the kubelet stopped because its liveness probe
+    kept failing (its event: "Container … failed liveness probe, will be restarted"): that,
+    not the exit code it was stopped with, is what happened."""
+    return "Unhealthy", f"the kubelet restarted the engine: {last_failure}"
+
+
 class RolloutWatch:
     """The watches a rollout is followed with: the Deployment, its ReplicaSets and pods,
     and the namespace's new events, merged into one stream.
@@ -229,6 +241,7 @@ class _Follow:
     held_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HELD_EVENTS))
     last_pod: str = ""  # the newest pod of the new ReplicaSet seen
     last_problem: str = ""  # the latest waiting reason or warning, as shown
+    liveness: dict[str, str] = field(default_factory=dict)  # pod → its last liveness failure
 
     @property
     def rs_name(self) -> str:
@@ -297,6 +310,8 @@ async def _follow(
         terminated = termination(obj) if not is_ready(obj) and not deleting else None
         if terminated is not None:
             reason, message = crash_message(terminated)
+            if name in state.liveness and terminated.get("exitCode") in KILLED_EXIT_CODES:
+                reason, message = liveness_kill(state.liveness[name])
             return await fail(name, reason, message, crashed=True)
         for cs in status.get("containerStatuses") or []:
             container_state = cs.get("state") or {}
@@ -328,6 +343,8 @@ async def _follow(
         elif reason in TRANSIENT_EVENT_REASONS:
             step(pod, "waiting", f"{reason}: {message}")
         elif obj.get("type") == "Warning" and reason not in ("BackOff", "Failed"):
+            if reason == "Unhealthy" and message.startswith("Liveness probe failed"):
+                state.liveness[pod] = message
             state.last_problem = f"{reason}: {message}"
             emit(events.PodProgress(pod, "warning", state.last_problem, ms()))
         return None
