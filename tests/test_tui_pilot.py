@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 from textual.binding import Binding
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from devloop import events
 from devloop.kube.client import Kube
@@ -416,3 +417,33 @@ async def test_h_shows_the_history_enter_compares_u_rolls_back(
         )
         live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", namespace)
         assert live.data["nodes__greet.ts"] == 'console.log("v3");\n'
+
+
+async def test_an_open_history_shows_a_revision_recorded_meanwhile() -> None:
+    """h right after a deploy is Ready may come before its revision is recorded (that runs
+    beside the cycles): the open screen shows it once it is."""
+    from devloop.history import Revision
+    from tests.tuiscript import READY, ScriptedLoop, scripted_app
+
+    def revision(number: int, content_hash: str) -> Revision:
+        changed = ("nodes/greet.ts",)
+        return Revision(
+            number, f"hello-code-r{number}", "2026-11-26", "1.0", content_hash, changed, {}
+        )
+
+    app = scripted_app(READY)
+    loop = app.controller
+    assert isinstance(loop, ScriptedLoop)
+    loop.revisions, loop.live_hash = [revision(1, "a" * 64)], "b" * 64
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("h")
+        screen = await until_screen(pilot, HistoryScreen)
+        table = screen.query_one(DataTable)
+        assert table.row_count == 1 and table.get_row("1")[0] == ""  # r1 is not live
+        loop.revisions = [revision(2, "b" * 64), *loop.revisions]
+        app.emit(events.Recorded(2))
+        deadline = asyncio.get_running_loop().time() + 10
+        while table.row_count != 2:  # condition: the screen read the history again
+            assert asyncio.get_running_loop().time() < deadline, "not shown"
+            await pilot.pause(0.05)
+        assert table.get_row("2")[0] == "live"

@@ -113,6 +113,8 @@ class ScriptedLoop:
         self.previous_deployed: Bundle | None = None
         self.app: PdwatchApp | None = None
         self.stopping = asyncio.Event()
+        self.revisions: list[Revision] = []  # what history() reads "from the cluster"
+        self.live_hash: str | None = None
 
     async def run(self) -> None:
         assert self.app is not None
@@ -131,7 +133,7 @@ class ScriptedLoop:
         return events.RunResult(200, {})
 
     async def history(self) -> tuple[list[Revision], str | None]:
-        return [], None
+        return list(self.revisions), self.live_hash
 
     def rollback(self, number: int) -> None: ...
 

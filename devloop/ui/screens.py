@@ -68,24 +68,40 @@ class HistoryScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "deploy history"
-            box.border_subtitle = "Enter: diff with live · u: roll back · Esc: close"
             table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("", "rev", "deployed", "version", "hash", "changed")
-            for r in self.revisions:
-                marker = "live" if self.live is not None and r.number == self.live.number else ""
-                changed = ", ".join(r.changed) or "—"
-                table.add_row(
-                    marker,
-                    str(r.number),
-                    r.deployed_at,
-                    r.version,
-                    r.short_hash,
-                    changed,
-                    key=str(r.number),
-                )
-            if not self.revisions:
-                box.border_subtitle = "no deploy history yet: Esc to close"
+            self._fill(box, table)
             yield table
+
+    def _fill(self, box: Vertical, table: DataTable[str]) -> None:
+        for r in self.revisions:
+            marker = "live" if self.live is not None and r.number == self.live.number else ""
+            changed = ", ".join(r.changed) or "—"
+            table.add_row(
+                marker,
+                str(r.number),
+                r.deployed_at,
+                r.version,
+                r.short_hash,
+                changed,
+                key=str(r.number),
+            )
+        box.border_subtitle = (
+            "Enter: diff with live · u: roll back · Esc: close"
+            if self.revisions
+            else "no deploy history yet: Esc to close"
+        )
+
+    def show(self, revisions: list[Revision], live_hash: str | None) -> None:
+        """The history read again (a deploy was recorded while the screen was open)."""
+        self.revisions = revisions
+        self.live = history.live_revision(revisions, live_hash)
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        self._fill(self.query_one(Vertical), table)
+        if self.revisions:
+            table.move_cursor(row=min(max(row, 0), len(self.revisions) - 1))
 
     def selected(self) -> Revision | None:
         table = self.query_one(DataTable)

@@ -262,6 +262,8 @@ class PdwatchApp(App[int]):
             case events.CycleFinished(outcome=outcome):
                 if outcome in ("ready", "unchanged", "applied"):
                     self.problems = []
+            case events.Recorded() if isinstance(self.screen, HistoryScreen):
+                self.run_worker(self.reload_history(), name="history", exit_on_error=False)
             case events.RunResult(status=status, body=body):
                 # as the engine wrote it: "é", not "\u00e9"
                 shown = (
@@ -336,6 +338,15 @@ class PdwatchApp(App[int]):
             self.notify(f"the deploy history could not be read: {exc}", severity="error")
             return
         self.push_screen(HistoryScreen(revisions, live, self.controller.rollback))
+
+    async def reload_history(self) -> None:
+        """An open history screen shows a revision recorded while it was open."""
+        try:
+            revisions, live = await self.controller.history()
+        except KubeError:
+            return  # it keeps what it showed; h reads it again
+        if isinstance(self.screen, HistoryScreen):
+            self.screen.show(revisions, live)
 
     def action_clear(self) -> None:
         self.log_view.clear_all()
