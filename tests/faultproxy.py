@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 from kubernetes import client
 
-from devloop.sim.faults import Faults, Rule, cut
+from devloop.sim.faults import Faults, Rule, cut, inject
 
 T = TypeVar("T")
 
@@ -240,25 +240,9 @@ class FaultProxy:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        faults = self.faults
-        if faults.latency_s:
-            await asyncio.sleep(faults.latency_s)
-        rule = faults.rule_for(request)
-        if rule is not None and rule.delay_s:
-            await asyncio.sleep(rule.delay_s)
-        elif rule is not None and rule.status == 0:
-            faults.held += 1
-            try:
-                await faults.release.wait()
-            finally:
-                faults.held -= 1
-            cut(request)
-            raise web.HTTPServiceUnavailable()
-        elif rule is not None:
-            return _status(rule.status, rule.message)
-        if faults.fail_next > 0:
-            faults.fail_next -= 1
-            return _status(faults.fail_status, "injected fault (pdwatch fault proxy)")
+        injected = await inject(self.faults, request, "injected fault (pdwatch fault proxy)")
+        if injected is not None:
+            return _status(*injected)
         refused = outside(self.namespace, request.method, request.path, await request.read())
         if refused is not None:
             return _status(403, f"pdwatch test isolation: {refused}")

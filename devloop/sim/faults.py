@@ -90,3 +90,30 @@ async def start_stream(
     await response.prepare(request)
     faults.streams.add(response)
     return response
+
+
+async def inject(
+    faults: Faults, request: web.Request, message: str = "injected fault (pdwatch embedded cluster)"
+) -> tuple[int, str] | None:
+    """What the faults do to this request: wait (latency, a delay rule, a held request,
+    which is then dropped), or answer it with an error, as (status, message); None when it
+    is to be served."""
+    if faults.latency_s:
+        await asyncio.sleep(faults.latency_s)
+    rule = faults.rule_for(request)
+    if rule is not None and rule.delay_s:
+        await asyncio.sleep(rule.delay_s)
+    elif rule is not None and rule.status == 0:
+        faults.held += 1
+        try:
+            await faults.release.wait()
+        finally:
+            faults.held -= 1
+        cut(request)
+        raise web.HTTPServiceUnavailable()
+    elif rule is not None:
+        return rule.status, rule.message
+    if faults.fail_next > 0:
+        faults.fail_next -= 1
+        return faults.fail_status, message
+    return None

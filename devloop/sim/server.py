@@ -17,7 +17,7 @@ from aiohttp import web
 from devloop.sim import openapi, resources, tables
 from devloop.sim import patch as patch_module
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
-from devloop.sim.faults import cut, start_stream
+from devloop.sim.faults import cut, inject, start_stream
 from devloop.sim.params import query_bool
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import field_matcher, label_matcher
@@ -77,32 +77,10 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
     async def fault_middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if faults.latency_s:
-            await asyncio.sleep(faults.latency_s)
-        rule = faults.rule_for(request)
-        if rule is not None and rule.delay_s:
-            await asyncio.sleep(rule.delay_s)
-        elif rule is not None and rule.status == 0:
-            faults.held += 1
-            try:
-                await faults.release.wait()
-            finally:
-                faults.held -= 1
-            cut(request)
-            raise web.HTTPServiceUnavailable()
-        elif rule is not None:
-            reason = REASONS.get(rule.status, "InternalError")
-            return error_response(ApiError(rule.status, reason, rule.message))
-        if faults.fail_next > 0:
-            faults.fail_next -= 1
-            code = faults.fail_status
-            return error_response(
-                ApiError(
-                    code,
-                    REASONS.get(code, "InternalError"),
-                    "injected fault (pdwatch embedded cluster)",
-                )
-            )
+        injected = await inject(faults, request)
+        if injected is not None:
+            code, message = injected
+            return error_response(ApiError(code, REASONS.get(code, "InternalError"), message))
         cluster.request_count += 1
         if cluster.request_log is not None:  # benchmarks: when each request arrived
             cluster.request_log.append(
