@@ -295,3 +295,23 @@ def test_top_level_awaits_as_deno_runs_them(tmp_path: Path, serve) -> None:  # t
         for line in simulated_start(timer)
     ]
     assert served.lines == expected and "after" in expected
+
+
+def test_the_kind_recipe_runs_the_real_cluster_mode_with_the_built_image() -> None:
+    """.github/workflows/kind.yml cannot run here; what it names must at least agree with
+    the test mode (tests/target.py) and the build script."""
+    import re
+
+    import yaml
+
+    recipe = yaml.safe_load((IMAGE.parent / ".github" / "workflows" / "kind.yml").read_text())
+    steps = recipe["jobs"]["kind"]["steps"]
+    cluster = next(s for s in steps if "kind-action" in s.get("uses", ""))["with"]["cluster_name"]
+    (env,) = [s["env"] for s in steps if "env" in s]
+    assert set(env) == {"PDWATCH_TEST_KUBECONFIG", "PDWATCH_TEST_CONTEXT", "PDWATCH_TEST_IMAGE"}
+    built = re.search(r'IMAGE="\$\{IMAGE:-([^}]+)\}"', (IMAGE / "build-and-load.sh").read_text())
+    assert built is not None and env["PDWATCH_TEST_IMAGE"] == built.group(1)
+    assert env["PDWATCH_TEST_CONTEXT"] == f"kind-{cluster}"
+    runs = [s.get("run", "") for s in steps]
+    assert f"engine-image/build-and-load.sh kind {cluster}" in runs
+    assert runs[-1].startswith("python3 dev.py test")
