@@ -36,3 +36,13 @@ def minimal(root: Path, **extra: str | bytes) -> Path:
     return write_tree(
         root, {"workflow.yaml": MINIMAL_WORKFLOW, "nodes/fetch.ts": FETCH_TS, **extra}
     )
+
+
+# A node that waits ten minutes at load: the engine never serves /health meanwhile (its
+# probes fail, and its liveness probe has it restarted after 5 s + 3 x 10 s). Black-box:
+# it does that to any engine that follows the contract, on any cluster.
+STUCK_AT_LOAD = (
+    'console.log("waiting at load");\n'
+    "await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
+    "export default async function run() {\n  return {};\n}\n"
+)

@@ -24,6 +24,7 @@ from devloop.kube.rollout import RolloutWatch
 from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
+from tests.helpers import STUCK_AT_LOAD
 from tests.target import patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -284,14 +285,12 @@ async def test_failing_readiness_times_out_naming_the_probe(
     assert failure.message.endswith(f"; last: {warnings[-1]}")
 
 
-@sim_only("an engine image slow to get Ready (set_image)")
-async def test_a_new_pod_deleted_while_followed_is_not_a_crash(
-    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
-) -> None:
+async def test_a_new_pod_deleted_while_followed_is_not_a_crash(tmp_path: Path, kube: Kube) -> None:
     """A pod deleted during the rollout (kubectl delete pod) stops with its container
     terminated (exit 143) before it goes, as a real kubelet reports it; the follower must
     not call that a crash, and goes on with the pod its ReplicaSet makes instead."""
-    cluster.set_image("engine:slow-ready", ready=False)
+    directory = copy_example(tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)  # not Ready for a while
     rec = Recorder()
     deleted: list[str] = []
     tasks: list[asyncio.Task[bool]] = []
@@ -303,7 +302,7 @@ async def test_a_new_pod_deleted_while_followed_is_not_a_crash(
 
     result = await deploy_cycle(
         kube,
-        bundle_of(kube, copy_example(tmp_path), image="engine:slow-ready"),
+        bundle_of(kube, directory),
         rec,
         RestartStamps(),
         rollout_timeout=patience(3),
@@ -328,11 +327,7 @@ async def test_an_engine_stuck_loading_is_restarted_by_its_liveness_probe(
     has the kubelet stop it to restart it. That is what pdwatch says, not the exit code
     it was stopped with (143)."""
     directory = copy_example(tmp_path)
-    (directory / "nodes" / "greet.ts").write_text(
-        'console.log("waiting for a token");\n'
-        "await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
-        "export default async function run() {\n  return {};\n}\n"
-    )
+    (directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)
     rec = Recorder()
     result = await deploy_cycle(
         kube, bundle_of(kube, directory), rec, RestartStamps(), rollout_timeout=patience(20)
@@ -345,7 +340,7 @@ async def test_an_engine_stuck_loading_is_restarted_by_its_liveness_probe(
     ), failure.message
     assert ':8080/health": dial tcp ' in failure.message
     assert failure.message.endswith("connect: connection refused"), failure.message
-    assert "waiting for a token" in failure.last_logs
+    assert "waiting at load" in failure.last_logs
 
 
 async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:
@@ -640,14 +635,12 @@ async def test_a_recreate_rollout_is_followed_to_the_new_pod(
     assert await kube.get("Pod", first.pod) is None  # gone before the new one was Ready
 
 
-@sim_only("an engine image that never gets Ready (set_image)")
-async def test_progress_deadline_exceeded_ends_the_follow(
-    tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
-) -> None:
+async def test_progress_deadline_exceeded_ends_the_follow(tmp_path: Path, kube: Kube) -> None:
     from devloop.kube.rollout import follow_rollout
 
-    cluster.set_image("engine:unready", ready=False)
-    bundle = bundle_of(kube, copy_example(tmp_path), image="engine:unready")
+    directory = copy_example(tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)  # never Ready in time
+    bundle = bundle_of(kube, directory)
     await kube.apply(bundle.config_map)
     deployment = json.loads(json.dumps(bundle.deployment))
     deployment["spec"]["progressDeadlineSeconds"] = 4  # 0.2 s at the tests' time scale

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from devloop.sim import EmbeddedCluster
+from tests.helpers import STUCK_AT_LOAD
 from tests.processes import Lines, start_pdwatch, stop
-from tests.target import sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 QUIT_BOUND_S = 8
@@ -69,16 +69,13 @@ def test_quit_while_applying_against_a_slow_cluster(
         stop(proc)
 
 
-@sim_only("an engine image that never gets Ready (set_image)")
 def test_quit_while_following_a_rollout_that_never_gets_ready(
     tmp_path: Path, cluster: EmbeddedCluster
 ) -> None:
     directory = hello(tmp_path)
-    cluster.set_image("engine:never-ready", ready=False)
+    (directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = start_pdwatch(
-        directory, "--kubeconfig", kubeconfig, "--no-tui", "--image", "engine:never-ready"
-    )
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui")
     try:
         lines = Lines(proc)
         lines.until(" started")
