@@ -6,7 +6,9 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import work
 from textual.widgets import DataTable, Log, Static
 
 from devloop.ui.timeline import CycleRow
@@ -212,6 +214,20 @@ class LogView(Log):
     def on_resize(self) -> None:
         if self.following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    @work(thread=True, exit_on_error=False)
+    def _update_size(self, updates: int, lines: list[str]) -> None:
+        """Textual's Log measures new lines' width on a thread, then hands it to the app;
+        when the app is gone meanwhile (pdwatch quitting while lines arrive), its worker
+        failed with NoActiveAppError and the app ended on that traceback. Here the width
+        is dropped instead: there is nothing left to resize."""
+        if not lines:
+            return
+        width = max(cell_len(self._process_line(line)) for line in lines)
+        try:
+            self.app.call_from_thread(self._update_maximum_width, updates, width)
+        except RuntimeError:  # NoActiveAppError (detached), or the app is not running
+            return
 
     def matches(self, line: str) -> bool:
         return self.pattern is None or bool(self.pattern.search(line))
