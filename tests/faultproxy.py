@@ -250,11 +250,14 @@ class FaultProxy:
         return await self._forward(request)
 
     def _auth_headers(self) -> dict[str, str]:
-        token = self.upstream.api_key.get("authorization") if self.upstream.api_key else None
-        if token:
-            prefix = (self.upstream.api_key_prefix or {}).get("authorization")
-            return {"Authorization": f"{prefix} {token}" if prefix else token}
-        return {}
+        """The credentials the client library would send (a bearer token, refreshed by its
+        hook when it comes from an exec plugin or a token file); client certificates are
+        the TLS context's."""
+        return {
+            setting["key"]: setting["value"]
+            for setting in self.upstream.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None

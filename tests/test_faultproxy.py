@@ -4,15 +4,24 @@ its namespaces."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import ssl
+import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from aiohttp import web
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from devloop.sim import EmbeddedCluster, Rule, SimSettings
-from tests.faultproxy import FaultProxy, outside
+from tests.faultproxy import FaultProxy, outside, upstream_configuration
 from tests.target import sim_only
 
 IN_FRONT = sim_only("puts the proxy in front of an embedded cluster of its own")
@@ -94,3 +103,118 @@ def test_dropped_streams_end_and_a_stopped_proxy_refuses(
         core.list_namespaced_config_map("default", _request_timeout=2)
     proxy.start_server()
     assert core.list_namespaced_config_map("default").items == []
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def certificates(directory: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as kind's."""
+    openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "1", "-subj", "/CN=kubernetes", cwd=directory,
+    )  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, subject, ext in (
+        ("server", "/CN=kube-apiserver", ["-extfile", "san.ext"]),
+        ("client", "/O=kubeadm:cluster-admins/CN=kubernetes-admin", []),
+    ):
+        openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+            f"{name}.csr", "-subj", subject, cwd=directory,
+        )  # fmt: skip
+        openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "1", *ext, cwd=directory,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def tls_api_server(directory: Path) -> Iterator[int]:
+    """An HTTPS server that, like kind's API server, asks for a client certificate signed
+    by its CA; it answers with what it saw of each request."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(directory / "ca.crt"))
+    context.load_cert_chain(directory / "server.crt", directory / "server.key")
+    context.verify_mode = ssl.CERT_REQUIRED
+    ready, stop = threading.Event(), threading.Event()
+    port: list[int] = []
+
+    async def seen(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        subject = dict(pair[0] for pair in (peer or {}).get("subject", ()))
+        return web.json_response(
+            {
+                "path": request.path_qs,
+                "authorization": request.headers.get("Authorization"),
+                "user": subject.get("commonName"),
+            }
+        )
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", seen)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+        port.append(int(runner.addresses[0][1]))
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await runner.cleanup()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield port[0]
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_the_proxy_speaks_the_cluster_s_tls_with_its_client_certificate_and_token(
+    tmp_path: Path,
+) -> None:
+    """A real cluster (kind, k0s) is HTTPS with a client certificate, or a token: the
+    proxy takes both from the kubeconfig and its clients speak plain HTTP to it."""
+    certificates(tmp_path)
+    with tls_api_server(tmp_path) as port:
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kind-tls",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{port}",
+                        "certificate-authority": str(tmp_path / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "kind-tls",
+                    "user": {
+                        "client-certificate": str(tmp_path / "client.crt"),
+                        "client-key": str(tmp_path / "client.key"),
+                        "token": "s3cret-token",
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "kind-tls", "context": {"cluster": "kind-tls", "user": "kind-tls"}}
+            ],
+            "current-context": "kind-tls",
+        }
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig))
+        with FaultProxy(upstream_configuration(str(path), "kind-tls"), "t1") as proxy:
+            url = f"{proxy.url}/api/v1/namespaces/t1/pods?limit=1"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                seen = json.loads(response.read())
+    assert seen == {
+        "path": "/api/v1/namespaces/t1/pods?limit=1",
+        "authorization": "Bearer s3cret-token",
+        "user": "kubernetes-admin",
+    }
