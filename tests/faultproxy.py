@@ -31,6 +31,7 @@ from aiohttp import web
 from kubernetes import client
 
 from devloop.sim.faults import Faults, Rule, cut, inject
+from devloop.sim.server import status_response
 
 T = TypeVar("T")
 
@@ -51,25 +52,6 @@ _NAMESPACED = re.compile(r"/namespaces/([^/]+)(/|$)")
 # Cluster-scoped writes a test may make: reviews of its own permissions (pdwatch's
 # preflight asks with them).
 _ALLOWED_CLUSTER_WRITES = ("/selfsubjectaccessreviews", "/selfsubjectrulesreviews")
-_REASONS = {
-    403: "Forbidden",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-}
-
-
-def _status(code: int, message: str) -> web.Response:
-    body = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": _REASONS.get(code, "InternalError"),
-        "code": code,
-    }
-    return web.Response(status=code, text=json.dumps(body), content_type="application/json")
 
 
 def owned(namespace: str, name: object) -> bool:
@@ -242,10 +224,10 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         injected = await inject(self.faults, request, "injected fault (pdwatch fault proxy)")
         if injected is not None:
-            return _status(*injected)
+            return status_response(*injected)
         refused = outside(self.namespace, request.method, request.path, await request.read())
         if refused is not None:
-            return _status(403, f"pdwatch test isolation: {refused}")
+            return status_response(403, f"pdwatch test isolation: {refused}")
         self.request_count += 1
         return await self._forward(request)
 
@@ -270,7 +252,7 @@ class FaultProxy:
                 request.method, url, headers=headers, data=body or None, allow_redirects=False
             )
         except aiohttp.ClientError as err:
-            return _status(503, f"pdwatch fault proxy: the cluster did not answer ({err})")
+            return status_response(503, f"pdwatch fault proxy: the cluster did not answer ({err})")
         async with upstream:
             response = web.StreamResponse(
                 status=upstream.status,

@@ -54,17 +54,35 @@ class Lines:
             self.seen.append(line)
 
 
+def with_mode(args: tuple[str | Path, ...]) -> list[str]:
+    """pdwatch's arguments as the tests deploy in this mode: given a kubeconfig, the
+    real-cluster mode's image and RuntimeClass (tests/target.py) come first, so a test's
+    own options come later and win."""
+    mode = cli_args() if "--kubeconfig" in args else []
+    return [*mode, *(str(a) for a in args)]
+
+
+def run_pdwatch(
+    *args: str | Path, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m devloop ARGS` to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "devloop", *with_mode(args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
 def start_pdwatch(
     *args: str | Path, env: dict[str, str] | None = None, python: list[Path] | None = None
 ) -> subprocess.Popen[str]:
     """pdwatch as `python -m devloop ARGS`, or as `python SCRIPT ARGS` for a script that
-    runs pdwatch with something injected. Given a kubeconfig, it deploys as the tests do
-    in this mode (tests/target.py: the real-cluster mode's image and RuntimeClass)."""
+    runs pdwatch with something injected."""
     program = [str(p) for p in python] if python else ["-m", "devloop"]
-    if "--kubeconfig" in args:  # first: a test's own options come later and win
-        args = (*cli_args(), *args)
     return subprocess.Popen(
-        [sys.executable, *program, *(str(a) for a in args)],
+        [sys.executable, *program, *with_mode(args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

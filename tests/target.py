@@ -80,6 +80,24 @@ def image_from_files(what: str) -> pytest.MarkDecorator:
     )
 
 
+# What the proxy answers of the embedded cluster's surface, black-box.
+FAULT_HOOKS = frozenset(
+    {
+        "url",
+        "port",
+        "request_count",
+        "held_requests",
+        "set_latency",
+        "fail_next",
+        "add_fault",
+        "clear_faults",
+        "drop_streams",
+        "stop_server",
+        "start_server",
+    }
+)
+
+
 class SimOnlyHook(AssertionError):
     """A test reached for an embedded-cluster hook in real-cluster mode without sim_only."""
 
@@ -93,22 +111,6 @@ class ProxiedCluster:
     real: RealCluster
     proxy: FaultProxy
     namespace: str
-
-    @property
-    def url(self) -> str:
-        return self.proxy.url
-
-    @property
-    def port(self) -> int:
-        return self.proxy.port
-
-    @property
-    def request_count(self) -> int:
-        return self.proxy.request_count
-
-    @property
-    def held_requests(self) -> int:
-        return self.proxy.held_requests
 
     def kubeconfig(
         self, namespace: str | None = None, context: str | None = None
@@ -139,28 +141,9 @@ class ProxiedCluster:
         path.write_text(yaml.safe_dump(self.kubeconfig(namespace, context), sort_keys=False))
         return path
 
-    def set_latency(self, seconds: float) -> None:
-        self.proxy.set_latency(seconds)
-
-    def fail_next(self, count: int, status: int = 500) -> None:
-        self.proxy.fail_next(count, status)
-
-    def add_fault(self, rule: Any) -> None:
-        self.proxy.add_fault(rule)
-
-    def clear_faults(self) -> None:
-        self.proxy.clear_faults()
-
-    def drop_streams(self) -> None:
-        self.proxy.drop_streams()
-
-    def stop_server(self) -> None:
-        self.proxy.stop_server()
-
-    def start_server(self) -> None:
-        self.proxy.start_server()
-
     def __getattr__(self, name: str) -> Any:
+        if name in FAULT_HOOKS:
+            return getattr(self.proxy, name)
         raise SimOnlyHook(
             f"cluster.{name} exists only on the embedded cluster: mark the test sim_only"
         )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,8 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
-from tests.target import cli_args, render_options
+from tests.processes import run_pdwatch
+from tests.target import render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "workflow.yaml").exists())
@@ -68,22 +67,7 @@ def test_deployment_namespace_is_where_it_deploys_without_n(
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kc")
     core = client.CoreV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
     try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "devloop",
-                str(directory),
-                "--once",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--create-namespace",
-                *cli_args(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = run_pdwatch(directory, "--once", "--kubeconfig", kubeconfig, "--create-namespace")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"namespace {wanted}" in proc.stdout
         apps = client.AppsV1Api(core.api_client)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from devloop.kube.rollout import follow_rollout
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
 from tests.helpers import STUCK_AT_LOAD
+from tests.processes import run_pdwatch
 from tests.target import patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -550,20 +549,7 @@ def test_once_explains_a_refused_request_before_exiting_4(
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devloop",
-            str(directory),
-            "--once",
-            "--kubeconfig",
-            str(kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_pdwatch(directory, "--once", "--kubeconfig", kubeconfig)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "what happened: the cluster's RBAC does not let pdwatch-embedded create services" in (
         proc.stdout

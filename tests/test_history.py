@@ -19,7 +19,8 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
-from tests.target import cli_args, patience, render_options
+from tests.processes import run_pdwatch
+from tests.target import patience, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -56,21 +57,7 @@ def pdwatch(
     cluster: EmbeddedCluster, tmp_path: Path, directory: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devloop",
-            str(directory),
-            *args,
-            "--kubeconfig",
-            str(kubeconfig),
-            *cli_args(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_pdwatch(directory, *args, "--kubeconfig", kubeconfig)
 
 
 # --- the record, as pure decisions ----------------------------------------------------------

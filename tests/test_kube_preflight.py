@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,8 @@ from devloop.kube.connection import ConnectionProblem, connect, kubeconfig_paths
 from devloop.kube.preflight import preflight
 from devloop.sim import EmbeddedCluster
 from tests.helpers import MINIMAL_WORKFLOW, write_tree
-from tests.target import REAL, cli_args, context_name, runtime_class, sim_only
+from tests.processes import run_pdwatch
+from tests.target import REAL, context_name, runtime_class, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -104,7 +103,7 @@ def test_a_refused_context_never_runs_its_credential_plugin(tmp_path: Path) -> N
     }
     path = tmp_path / "kc"
     path.write_text(yaml.safe_dump(config))
-    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path))
+    proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path))
     assert proc.returncode == 3
     assert "run again with --allow-context prod" in proc.stdout.replace("\n", " ")
     assert not marker.exists()
@@ -251,17 +250,9 @@ async def test_preflight_unreachable(
 # --- the one-shot commands as processes ----------------------------------------------------
 
 
-def pdwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    """Given a kubeconfig, as the tests deploy in this mode (the test's options win)."""
-    mode = cli_args() if "--kubeconfig" in args else []
-    return subprocess.run(
-        [sys.executable, "-m", "devloop", *mode, *args], capture_output=True, text=True, timeout=120
-    )
-
-
 @sim_only("pdwatch --embedded starts a cluster of its own")
 def test_once_embedded_deploys_and_prints_the_first_log_lines() -> None:
-    proc = pdwatch(str(EXAMPLES / "uptime-prober"), "--once", "--embedded")
+    proc = run_pdwatch(str(EXAMPLES / "uptime-prober"), "--once", "--embedded")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "✓ permissions to deploy and follow the workflow" in proc.stdout
     assert " Ready in " in proc.stdout
@@ -271,14 +262,14 @@ def test_once_embedded_deploys_and_prints_the_first_log_lines() -> None:
 
 def test_once_invalid_workflow_exits_1(tmp_path: Path) -> None:
     write_tree(tmp_path, {"workflow.yaml": MINIMAL_WORKFLOW.replace('"1.0"', "one")})
-    proc = pdwatch(str(tmp_path), "--once", "--embedded")
+    proc = run_pdwatch(str(tmp_path), "--once", "--embedded")
     assert proc.returncode == 1
     assert "version 'one' must be MAJOR.MINOR" in proc.stdout
 
 
 def test_once_refuses_a_remote_context_with_exit_3(tmp_path: Path) -> None:
     config = kubeconfig(tmp_path / "kc", {"prod": ("https://k8s.example.com:6443", None)}, "prod")
-    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config))
+    proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config))
     assert proc.returncode == 3
     assert "run again with --allow-context prod" in proc.stdout.replace("\n", " ")
 
@@ -288,14 +279,14 @@ def test_once_preflight_failure_exits_3(
 ) -> None:
     config = cluster.write_kubeconfig(tmp_path / "kc")
     team = f"{namespace}-team"  # the test's own, never created
-    proc = pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "-n", team)
+    proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config), "-n", team)
     assert proc.returncode == 3
     assert f'✗ Namespace "{team}" not found' in proc.stdout
 
 
 def test_once_rollout_failure_exits_4(tmp_path: Path, cluster: EmbeddedCluster) -> None:
     config = cluster.write_kubeconfig(tmp_path / "kc")
-    proc = pdwatch(
+    proc = run_pdwatch(
         str(EXAMPLES / "hello"),
         "--once",
         "--kubeconfig",
@@ -317,11 +308,13 @@ def test_once_rollout_failure_exits_4(tmp_path: Path, cluster: EmbeddedCluster) 
 
 def test_down_then_down_again(tmp_path: Path, cluster: EmbeddedCluster) -> None:
     config = cluster.write_kubeconfig(tmp_path / "kc")
-    assert pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config)).returncode == 0
-    down = pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
+    assert (
+        run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(config)).returncode == 0
+    )
+    down = run_pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
     assert down.returncode == 0
     assert (
         "deleted Deployment/hello" in down.stdout and "deleted ConfigMap/hello-code" in down.stdout
     )
-    again = pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
+    again = run_pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
     assert again.returncode == 0 and "nothing of workflow hello" in again.stdout

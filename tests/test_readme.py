@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from devloop import workflow
 from devloop.kube.client import Kube
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
-from tests.target import cli_args
+from tests.processes import run_pdwatch
 
 README = Path(__file__).parent.parent / "README.md"
 EXAMPLE_RE = re.compile(r"<!-- readme-example: (\S+) -->\n```\w*\n(.*?)```", re.DOTALL)
@@ -71,21 +70,7 @@ async def test_the_example_deploys_as_the_readme_says_and_runs(
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     command = re.search(r"`pdwatch\s+(\./greeter --once)`", section("Writing a workflow"))
     assert command is not None
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devloop",
-            *command.group(1).split(),
-            "--kubeconfig",
-            str(kubeconfig),
-            *cli_args(),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_pdwatch(*command.group(1).split(), "--kubeconfig", kubeconfig, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Good morning" not in proc.stdout + proc.stderr
 

@@ -155,17 +155,6 @@ class Engine:
         self.emit(f"error: Uncaught (in promise) {message}")
         return Exit(1)
 
-    def start(self) -> Exit | None:
-        """Boot as the engine does, its timers elapsing at once; an Exit when it dies at
-        start, None when serving."""
-        boot = self.boot()
-        while True:
-            try:
-                next(boot)
-            except StopIteration as done:
-                result: Exit | None = done.value
-                return result
-
     def boot(self) -> Generator[Wait, None, Exit | None]:
         """Boot as the engine does: a Wait for each top-level timer a module awaits, then
         an Exit when it dies at start, None when serving."""

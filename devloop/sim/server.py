@@ -70,6 +70,11 @@ REASONS = {
 }
 
 
+def status_response(code: int, message: str) -> web.Response:
+    """A failure Status for `code`, with the reason the API server gives that code."""
+    return error_response(ApiError(code, REASONS.get(code, "InternalError"), message))
+
+
 def make_app(cluster: EmbeddedCluster) -> web.Application:
     faults = cluster.faults
 
@@ -79,8 +84,7 @@ def make_app(cluster: EmbeddedCluster) -> web.Application:
     ) -> web.StreamResponse:
         injected = await inject(faults, request)
         if injected is not None:
-            code, message = injected
-            return error_response(ApiError(code, REASONS.get(code, "InternalError"), message))
+            return status_response(*injected)
         cluster.request_count += 1
         if cluster.request_log is not None:  # benchmarks: when each request arrived
             cluster.request_log.append(
