@@ -1,0 +1,1 @@
+"""Kubernetes' own control plane for tests and development (devloop.controlplane.cluster)."""
