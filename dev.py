@@ -3,7 +3,10 @@
 
     python3 dev.py run     # pdwatch on an example workflow (embedded cluster; Ctrl-C or q ends it)
     python3 dev.py run DIR [OPTIONS]   # pdwatch on DIR; embedded unless a cluster is named
-    python3 dev.py test    # the whole test suite
+    python3 dev.py test    # the whole test suite, against the embedded cluster and then
+                           # against Kubernetes' own control plane (when Go is here)
+    python3 dev.py test --mode embedded|real [PYTEST ARGS]   # one of the two runs
+    python3 dev.py controlplane --kubeconfig FILE   # that control plane, in the foreground
     python3 dev.py lint    # ruff + mypy + the embedded cluster's import boundary
     python3 dev.py bench   # benchmarks
 
@@ -15,8 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -56,10 +62,80 @@ def pdwatch_args(rest: list[str]) -> list[str]:
     return rest if named else [*rest, "--embedded"]
 
 
+NO_GO = (
+    "dev.py: the run against Kubernetes' own control plane was skipped: no Go toolchain here "
+    "(install Go >= 1.26 from https://go.dev/dl/ and put `go` on PATH; the next "
+    "`python3 dev.py test` builds the control plane once, a few minutes, and runs it)"
+)
+
+
+def test_against_control_plane(args: list[str]) -> int:
+    """The suite in real-cluster mode against etcd, kube-apiserver, controller-manager and
+    scheduler built from Kubernetes' Go modules, with pdwatch's node (devloop.controlplane)."""
+    if shutil.which("go") is None:
+        print(NO_GO, flush=True)
+        return 0
+    scratch = Path(tempfile.mkdtemp(prefix="pdwatch-dev-"))
+    kubeconfig = scratch / "kubeconfig"
+    log = (scratch / "controlplane.log").open("w")
+    print("dev.py: starting Kubernetes' control plane (built once per machine)", flush=True)
+    plane = subprocess.Popen(
+        [
+            str(PY),
+            "-m",
+            "devloop.controlplane",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--time-scale",
+            "0.05",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        while not kubeconfig.exists():
+            if plane.poll() is not None:
+                log.close()
+                print((scratch / "controlplane.log").read_text()[-4000:], flush=True)
+                print("dev.py: the control plane did not start", flush=True)
+                return 1
+            time.sleep(0.2)
+        print(f"dev.py: the suite against it ({kubeconfig})", flush=True)
+        env = {**os.environ, "PDWATCH_TEST_KUBECONFIG": str(kubeconfig)}
+        return subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT, env=env)
+    finally:
+        plane.terminate()
+        try:
+            plane.wait(60)
+        except subprocess.TimeoutExpired:
+            plane.kill()
+            plane.wait()
+        log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test(rest: list[str]) -> int:
+    mode = "both"
+    if rest[:1] == ["--mode"] and len(rest) > 1:
+        mode, rest = rest[1], rest[2:]
+    if os.environ.get("PDWATCH_TEST_KUBECONFIG"):  # the user's own cluster: that run only
+        return run(str(PY), "-m", "pytest", *rest)
+    results = {}
+    if mode in ("both", "embedded"):
+        results["embedded cluster"] = run(str(PY), "-m", "pytest", *rest)
+    if mode in ("both", "real"):
+        results["real control plane"] = test_against_control_plane(rest)
+    if len(results) > 1:
+        said = "; ".join(f"{k}: {'passed' if v == 0 else 'FAILED'}" for k, v in results.items())
+        print(f"dev.py: {said}", flush=True)
+    return next((code for code in results.values() if code), 0)
+
+
 def main(argv: list[str]) -> int:
     task = argv[0] if argv else "help"
     rest = argv[1:]
-    if task not in {"run", "test", "lint", "bench"}:
+    if task not in {"run", "test", "lint", "bench", "controlplane"}:
         print(__doc__)
         return 0 if task == "help" else 2
     ensure_venv()
@@ -67,7 +143,9 @@ def main(argv: list[str]) -> int:
         # The caller's directory: `dev.py run ./my-workflow` means their ./my-workflow.
         return run(str(BIN / "pdwatch"), *pdwatch_args(rest), cwd=None)
     if task == "test":
-        return run(str(PY), "-m", "pytest", *rest)
+        return test(rest)
+    if task == "controlplane":
+        return run(str(PY), "-m", "devloop.controlplane", *rest, cwd=None)
     if task == "lint":
         return (
             run(str(BIN / "ruff"), "check", "devloop", "tests", "bench", "dev.py")

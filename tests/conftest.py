@@ -64,3 +64,17 @@ def api_client(cluster: EmbeddedCluster) -> Iterator[client.ApiClient]:
     configuration = client.Configuration(host=cluster.url)
     with client.ApiClient(configuration) as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Kubernetes' own control plane with pdwatch's node, for the tests that compare with it
+    or drive it with kubectl (started once, on first use; needs Go to build it)."""
+    from devloop.controlplane import build
+    from devloop.controlplane.cluster import Running
+
+    if build.go_binary() is None:
+        pytest.skip(f"no Go toolchain to build Kubernetes' control plane: {build.HOW_TO_GET_GO}")
+    kubeconfig = tmp_path_factory.mktemp("controlplane") / "kubeconfig"
+    with Running(kubeconfig, SimSettings(time_scale=0.05)) as running:
+        yield running

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from queue import Empty, Queue
 
@@ -29,9 +30,11 @@ class Lines:
         threading.Thread(target=pump, daemon=True).start()
 
     def until(self, needle: str, timeout: float = 30) -> str:
+        """The next line with `needle`, within `timeout` in all (however chatty the output)."""
+        deadline = time.monotonic() + patience(timeout)
         while True:
             try:
-                line = self.queue.get(timeout=patience(timeout))
+                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except Empty:
                 raise AssertionError(
                     f"{needle!r} not seen; got:\n" + "\n".join(self.seen)
@@ -41,6 +44,14 @@ class Lines:
             self.seen.append(line)
             if needle in line:
                 return line
+
+    def until_all(self, *needles: str, timeout: float = 30) -> None:
+        """Lines with each of `needles`, in any order, within `timeout` in all."""
+        deadline = time.monotonic() + patience(timeout)
+        missing = list(needles)
+        while missing:
+            line = self.until("", max(0.0, deadline - time.monotonic()) / patience(1))
+            missing = [n for n in missing if n not in line]
 
     def rest(self, timeout: float = 10) -> list[str]:
         """Every line until the output ends."""

@@ -1,6 +1,6 @@
-"""The import boundary of the embedded cluster stays complete: every module of pdwatch is
-among those devloop.sim may not import (import-linter checks the imports in `dev.py lint`;
-this checks that its list keeps up with new modules)."""
+"""The import boundary of the cluster side stays complete: every module of pdwatch is among
+those devloop.sim, devloop.node and devloop.controlplane may not import (import-linter
+checks the imports in `dev.py lint`; this checks that its list keeps up with new modules)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ import devloop
 ROOT = Path(__file__).parent.parent
 
 
-def test_every_pdwatch_module_is_forbidden_to_the_embedded_cluster() -> None:
+CLUSTER_SIDE = ("sim", "node", "controlplane")
+
+
+def test_every_pdwatch_module_is_forbidden_to_the_cluster_side() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (contract,) = config["tool"]["importlinter"]["contracts"]
-    assert contract["source_modules"] == ["devloop.sim"]
+    assert contract["source_modules"] == [f"devloop.{name}" for name in CLUSTER_SIDE]
     modules = {
         f"devloop.{m.name}"
         for m in pkgutil.iter_modules(devloop.__path__)
-        if m.name not in ("sim", "__main__")
+        if m.name not in (*CLUSTER_SIDE, "__main__")
     }
     assert modules == set(contract["forbidden_modules"])

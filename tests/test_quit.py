@@ -91,8 +91,7 @@ def test_quit_while_tailing_logs(tmp_path: Path, cluster: EmbeddedCluster) -> No
     proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui")
     try:
         lines = Lines(proc)
-        lines.until("] Pipedreamer Engine starting")  # the tail is open
-        lines.until("Ready in")
+        lines.until_all("] Pipedreamer Engine starting", "Ready in")  # the tail is open
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
     finally:

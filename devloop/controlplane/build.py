@@ -112,7 +112,16 @@ def ensure_built(say: object = None) -> dict[str, Path]:
         began = time.monotonic()
         env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
         result = subprocess.run(
-            [go, "build", "-trimpath", "-ldflags", ldflags(), "-o", f"{staging}/", *COMMANDS.values()],
+            [
+                go,
+                "build",
+                "-trimpath",
+                "-ldflags",
+                ldflags(),
+                "-o",
+                f"{staging}/",
+                *COMMANDS.values(),
+            ],
             cwd=MODULE,
             env=env,
             capture_output=True,

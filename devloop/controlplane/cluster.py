@@ -22,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,9 @@ class ControlPlane:
             ),
             client=False,
         )
-        kubelet_client = ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",))
+        kubelet_client = ca.issue(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",)
+        )
         sa = pki.service_account_keys(pkidir)
         admin = ca.issue("admin", "kubernetes-admin", ("system:masters",))
         manager = ca.issue("controller-manager", "system:kube-controller-manager")
@@ -254,7 +257,7 @@ class ControlPlane:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
+                preexec_fn=_die_with_parent,
                 cwd=self.directory,
             )
         self.processes.append(Process(name, popen, log))
@@ -273,10 +276,9 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
             time.sleep(0.1)
         raise RuntimeError(f"{what} did not answer {url} in {timeout:.0f} s")
 
@@ -290,12 +292,14 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(
                     f"{self.server}/readyz", timeout=2, context=context
-                ) as response:
-                    if response.status == 200:
-                        return
+                ) as response,
+            ):
+                if response.status == 200:
+                    return
             time.sleep(0.2)
         raise RuntimeError(f"kube-apiserver was not ready in {timeout:.0f} s")
 
@@ -337,3 +341,49 @@ async def run_node(plane: ControlPlane, stop: asyncio.Event, settings: Any = Non
     finally:
         await node.stop()
         network.close()
+
+
+class Running:
+    """The control plane and its node in the background (a thread runs the node's event
+    loop): `with Running() as plane:` — what the tests and the benchmarks use."""
+
+    def __init__(self, kubeconfig_path: Path | None = None, settings: Any = None) -> None:
+        self.plane = ControlPlane()
+        self.kubeconfig_path = kubeconfig_path
+        self.settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._failed: list[BaseException] = []
+
+    def __enter__(self) -> ControlPlane:
+        self.plane.start(self.kubeconfig_path)
+        started = threading.Event()
+
+        def serve() -> None:
+            async def main() -> None:
+                self._loop = asyncio.get_running_loop()
+                self._stop = asyncio.Event()
+                started.set()
+                await run_node(self.plane, self._stop, self.settings)
+
+            try:
+                asyncio.run(main())
+            except BaseException as exc:  # shown by __exit__
+                self._failed.append(exc)
+                started.set()
+
+        self._thread = threading.Thread(target=serve, name="pdwatch-node", daemon=True)
+        self._thread.start()
+        started.wait()
+        return self.plane
+
+    def __exit__(self, *_: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(30)
+        self.plane.stop()
+        if self._failed:
+            raise self._failed[0]

@@ -97,6 +97,15 @@ class NotFound(KubeError):
     pass
 
 
+class Vanished(KubeError):
+    """What a cycle was following was deleted under it (a namespace being deleted takes
+    its Deployment with it): deploying again is the way back."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
 class Conflict(KubeError):
     pass
 

@@ -29,7 +29,7 @@ from typing import Any
 from devloop import events
 from devloop.kube import plan
 from devloop.kube.client import Kube
-from devloop.kube.errors import KubeError
+from devloop.kube.errors import KubeError, Vanished
 from devloop.kube.watching import watch_objects
 from devloop.waits import within
 
@@ -383,6 +383,10 @@ async def _follow(
         if tag == "deployment":
             if kind != "DELETED":
                 result = on_deployment(obj)
+            elif obj["metadata"].get("uid") == deployment["metadata"].get("uid"):
+                raise Vanished(
+                    f"deployment {obj['metadata'].get('name')} was deleted during its rollout"
+                )
         elif tag == "rs":
             if state.rs is None and kind != "DELETED" and is_new_replica_set(obj, deployment):
                 state.rs = obj

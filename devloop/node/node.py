@@ -183,7 +183,7 @@ class Node:
 
     async def _serve_kubelet_api(self) -> None:
         app = web.Application()
-        app.router.add_get("/healthz", lambda _r: web.Response(text="ok"))
+        app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -452,7 +452,11 @@ class Node:
         status: dict[str, Any] = {
             "phase": "Pending",
             "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": stamp},
+                {
+                    "type": "PodReadyToStartContainers",
+                    "status": "False",
+                    "lastTransitionTime": stamp,
+                },
                 {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
                 {
                     "type": "Ready",
@@ -813,9 +817,7 @@ class Node:
             return None
         service_ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else namespace
         try:
-            await self.rest.request(
-                "GET", f"/api/v1/namespaces/{service_ns}/services/{parts[0]}"
-            )
+            await self.rest.request("GET", f"/api/v1/namespaces/{service_ns}/services/{parts[0]}")
             slices = await self.rest.request(
                 "GET",
                 f"/apis/discovery.k8s.io/v1/namespaces/{service_ns}/endpointslices",
@@ -826,9 +828,7 @@ class Node:
                 return None
             raise
         for item in slices.get("items") or []:
-            target = next(
-                (p.get("port") for p in item.get("ports") or [] if p.get("port")), port
-            )
+            target = next((p.get("port") for p in item.get("ports") or [] if p.get("port")), port)
             for endpoint in item.get("endpoints") or []:
                 if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("addresses"):
                     return f"{endpoint['addresses'][0]}:{target}"
@@ -872,7 +872,9 @@ class Node:
                     return f"{prefix}{exc.message}", {}
                 data = dict(obj.get("data") or {})
                 if kind == "secret":
-                    data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+                    data = {
+                        k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()
+                    }
                 keys = set(data) | set(obj.get("binaryData") or {})
                 items = source.get("items")
                 for item in items or []:
@@ -1052,20 +1054,20 @@ class Node:
 
     # --- the kubelet API --------------------------------------------------------------------
 
+    @staticmethod
+    async def _healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         """GET /containerLogs/{ns}/{pod}/{container}, as the kubelet server answers it;
         errors are plain text with 400 (the API server turns them into a Status)."""
         ns, name = request.match_info["ns"], request.match_info["pod"]
         wanted = request.match_info["container"]
-        worker = next(
-            (w for w in self.pods.values() if w.namespace == ns and w.name == name), None
-        )
+        worker = next((w for w in self.pods.values() if w.namespace == ns and w.name == name), None)
         if worker is None:
             return web.Response(status=404, text=f'pod "{name}" not found')
         if wanted != worker.cname:
-            return web.Response(
-                status=400, text=f"container {wanted} is not valid for pod {name}"
-            )
+            return web.Response(status=400, text=f"container {wanted} is not valid for pod {name}")
         query = request.query
         runs = worker.runs
         if query.get("previous") == "true":

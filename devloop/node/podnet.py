@@ -10,8 +10,8 @@ Traffic goes only to these addresses, which live in a namespace this process mad
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import itertools
 import os
 import shutil
 import socket
@@ -38,6 +38,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _links(ident: str) -> tuple[str, str]:
+    """The veth pair's names (at most 15 characters: pw<pid>-<n>h)."""
+    return f"pw{ident}h", f"pw{ident}p"
+
+
 def remove_stale() -> None:
     """Namespaces and links a node killed without its cleanup left behind."""
     if not os.path.isdir(NETNS_DIR):
@@ -45,10 +50,14 @@ def remove_stale() -> None:
     for name in os.listdir(NETNS_DIR):
         if not name.startswith(PREFIX):
             continue
-        pid = name[len(PREFIX) :]
+        ident = name[len(PREFIX) :]
+        pid = ident.split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             _ip("netns", "del", name)
-            _ip("link", "del", f"pdw{pid}h")
+            _ip("link", "del", _links(ident)[0])
+
+
+_made = itertools.count(1)
 
 
 @dataclass
@@ -68,13 +77,14 @@ class PodNetwork:
             return cls(subnet=(os.getpid() % 200) + 20)
         remove_stale()
         pid = os.getpid()
-        name = f"{PREFIX}{pid}"
+        ident = f"{pid}-{next(_made)}"
+        name = f"{PREFIX}{ident}"
         used = _ip("-4", "route", "show").stdout
         subnet = next(
             (n for n in range(pid % 200 + 1, 255) if f"10.244.{n}.0/24" not in used),
             pid % 200 + 1,
         )
-        host, peer = f"pdw{pid}h", f"pdw{pid}p"
+        host, peer = _links(ident)
         steps = [
             ("netns", "add", name),
             ("link", "add", host, "type", "veth", "peer", "name", peer),
@@ -113,7 +123,7 @@ class PodNetwork:
     @property
     def _peer(self) -> str:
         assert self.namespace is not None
-        return f"pdw{self.namespace[len(PREFIX):]}p"
+        return _links(self.namespace[len(PREFIX) :])[1]
 
     def listen(self, address: str, port: int) -> socket.socket:
         """A listening TCP socket on the pod's address (inside the namespace: a socket
@@ -151,8 +161,7 @@ class PodNetwork:
         if self.namespace is None:
             return
         _ip("netns", "del", self.namespace)
-        with contextlib.suppress(Exception):
-            _ip("link", "del", f"pdw{self.namespace[len(PREFIX):]}h")
+        _ip("link", "del", _links(self.namespace[len(PREFIX) :])[0])
         self.namespace = None
 
 

@@ -53,7 +53,9 @@ class Rest:
         name = context or config.get("current-context")
         ctx = next(c["context"] for c in config["contexts"] if c["name"] == name)
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
-        user = next((u["user"] for u in config.get("users") or [] if u["name"] == ctx["user"]), {})
+        user: dict[str, Any] = next(
+            (u["user"] for u in config.get("users") or [] if u["name"] == ctx["user"]), {}
+        )
         server = str(cluster["server"])
         if not server.startswith("https://"):
             return cls(server)
@@ -103,9 +105,7 @@ class Rest:
                 raise _status(response.status, text)
             return json.loads(text) if text else None
 
-    async def watch(
-        self, path: str, params: dict[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def watch(self, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """The events of one watch request until the server ends it; an ERROR event (a 410
         among them) is raised as ApiStatus."""
         query = {**params, "watch": "1", "allowWatchBookmarks": "true"}
@@ -146,7 +146,7 @@ async def retrying(what: Any, attempts: int = 5, delay: float = 0.2) -> Any:
         try:
             return await what()
         except ApiStatus as exc:
-            if exc.code < 500 and exc.code != 429 or attempt == attempts - 1:
+            if (exc.code < 500 and exc.code != 429) or attempt == attempts - 1:
                 raise
         except (aiohttp.ClientError, TimeoutError):
             if attempt == attempts - 1:

@@ -422,7 +422,9 @@ async def resource_request(
             int(grace) if grace is not None else None,
             policy or "Background",
         )
-        if deleted["metadata"].get("deletionTimestamp") and t.resource.kind == "Pod":
+        if deleted["metadata"].get("deletionTimestamp"):
+            # still there (a grace period or finalizers): the object, as the registry's
+            # Delete returns it when the deletion is not immediate
             return json_response(deleted)
         return json_response(success_status(t.resource, t.name, deleted["metadata"]["uid"]))
     raise method_not_supported(t.resource, method.lower())
@@ -480,7 +482,7 @@ async def scale_request(
             422, "Invalid", "spec.replicas: Invalid value: must be a non-negative integer"
         )
     obj["spec"]["replicas"] = replicas
-    updated = api.update(t.resource, t.namespace, t.name, obj, manager_of(request))
+    updated = api.update(t.resource, t.namespace, t.name, obj, manager_of(request), "scale")
     return json_response(scale_of(updated))
 
 

@@ -31,12 +31,50 @@ def validate(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None
     check = KIND_CHECKS.get(resource.kind)
     if check:
         causes += check(obj)
-    if old is not None and resource.kind in ("Deployment", "ReplicaSet"):
+    if old is None:
+        return causes
+    if resource.kind in ("Deployment", "ReplicaSet"):
         old_sel = (old.get("spec") or {}).get("selector")
         new_sel = (obj.get("spec") or {}).get("selector")
         if old_sel != new_sel:
             causes.append(Cause.invalid("spec.selector", _go_map(new_sel), "field is immutable"))
+    if resource.kind in ("ConfigMap", "Secret") and old.get("immutable"):
+        causes += _immutable_data(obj, old)
+    return causes + _finalizers_while_deleting(obj, old)
+
+
+IMMUTABLE = "field is immutable when `immutable` is set"
+
+
+def _immutable_data(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    """pkg/apis/core/validation ValidateConfigMapUpdate / ValidateSecretUpdate: once
+    immutable, neither the data nor the flag may change."""
+    causes = []
+    if not obj.get("immutable"):
+        causes.append(Cause.forbidden("immutable", IMMUTABLE))
+    for section in ("data", "binaryData"):
+        if (obj.get(section) or {}) != (old.get(section) or {}):
+            causes.append(Cause.forbidden(section, IMMUTABLE))
     return causes
+
+
+def _finalizers_while_deleting(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    """apimachinery ValidateObjectMetaUpdate: no finalizer may be added to an object that
+    is being deleted."""
+    if not (old.get("metadata") or {}).get("deletionTimestamp"):
+        return []
+    before = set((old.get("metadata") or {}).get("finalizers") or [])
+    added = [f for f in (obj.get("metadata") or {}).get("finalizers") or [] if f not in before]
+    if not added:
+        return []
+    listed = ", ".join(json.dumps(f) for f in added)
+    return [
+        Cause.forbidden(
+            "metadata.finalizers",
+            "no new finalizers can be added if the object is being deleted, found new "
+            f"finalizers []string{{{listed}}}",
+        )
+    ]
 
 
 def metadata_causes(resource: Resource, meta: dict[str, Any]) -> list[Cause]:
