@@ -249,7 +249,14 @@ class FaultProxy:
         url = self.upstream.host.rstrip("/") + request.rel_url.raw_path_qs
         try:
             upstream = await self._session.request(
-                request.method, url, headers=headers, data=body or None, allow_redirects=False
+                request.method,
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                # a body sent without a type goes on without one: aiohttp would call it
+                # application/octet-stream, which the API server refuses (415)
+                skip_auto_headers=("Content-Type",),
             )
         except aiohttp.ClientError as err:
             return status_response(503, f"pdwatch fault proxy: the cluster did not answer ({err})")

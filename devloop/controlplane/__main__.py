@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "--time-scale",
         type=float,
         default=1.0,
-        help="the node's back-offs and probe periods, scaled (tests use less than 1)",
+        help="the node's back-offs (crash loops, image pulls, mounts), scaled; tests use 0.05",
     )
     args = parser.parse_args(argv)
     plane = ControlPlane()

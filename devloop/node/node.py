@@ -149,6 +149,7 @@ class Node:
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._prober: aiohttp.ClientSession | None = None
         self.ready = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -179,6 +180,8 @@ class Node:
                 run.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._prober is not None:
+            await self._prober.close()
         await self.rest.close()
 
     async def _serve_kubelet_api(self) -> None:
@@ -663,7 +666,6 @@ class Node:
         DoHTTPProbe's words for a failure. Returns when liveness failed failureThreshold
         times in a row (the container is to be restarted); a container without a readiness
         probe is ready once running."""
-        s = self.settings
         cname = container["name"]
         probes = {
             name: container[key]
@@ -681,7 +683,9 @@ class Node:
         clock = 0.0
         while True:
             name = min(due, key=lambda n: due[n])
-            await asyncio.sleep(s.scaled(due[name] - clock))
+            # the pod's own schedule, unscaled: the controllers' clocks (a progress deadline)
+            # are real ones on a real control plane
+            await asyncio.sleep(due[name] - clock)
             clock = due[name]
             probe = probes[name]
             due[name] += float(probe.get("periodSeconds", 10))
@@ -728,8 +732,14 @@ class Node:
             entry["ready"] = ready
         await self._write_status(worker, status)
 
-    @staticmethod
-    async def _http_probe(address: str, probe: dict[str, Any]) -> str | None:
+    @property
+    def _probe_session(self) -> aiohttp.ClientSession:
+        """One connection pool for every probe (the kubelet's prober keeps one client)."""
+        if self._prober is None or self._prober.closed:
+            self._prober = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        return self._prober
+
+    async def _http_probe(self, address: str, probe: dict[str, Any]) -> str | None:
         """None when the probe succeeds, else DoHTTPProbe's words for the failure."""
         get = probe.get("httpGet")
         if get is None:
@@ -738,10 +748,9 @@ class Node:
         url = f"http://{address}:{port}{path}"
         timeout = float(probe.get("timeoutSeconds", 1))
         try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response,
-            ):
+            async with self._probe_session.get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
                 await response.read()
                 if 200 <= response.status < 400:
                     return None

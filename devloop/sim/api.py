@@ -343,7 +343,13 @@ class Api:
         if not isinstance(config, dict):
             raise bad_request("the body of an apply patch must be an object")
         config = fieldmanager.default_list_keys(self._prepare_body(resource, namespace, config))
-        if config["metadata"].get("name") not in (None, name):
+        if not config["metadata"].get("name"):
+            # handlers/rest.go: an apply configuration must name its object
+            raise bad_request(
+                f"the name of the object ({name} based on URL) was undeterminable: "
+                "name must be provided"
+            )
+        if config["metadata"].get("name") != name:
             raise bad_request(
                 f"the name of the object ({config['metadata'].get('name')}) does "
                 f"not match the name on the URL ({name})"

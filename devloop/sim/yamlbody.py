@@ -1,10 +1,13 @@
 """Apply bodies read as the API server reads them: YAML, through sigs.k8s.io/yaml over
 go-yaml v2, even when the text is JSON.
 
-k8s.io/apiserver pkg/endpoints/handlers/patch.go (newApplyPatcher with yaml.Unmarshal)
-answers a body go-yaml cannot read with 400 BadRequest
-"error decoding YAML: <err>", where sigs.k8s.io/yaml wraps go-yaml's error as
-"error converting YAML to JSON: yaml: [line N: ]<problem>".
+k8s.io/apiserver pkg/endpoints/handlers/patch.go (the apply patcher) answers a body
+go-yaml cannot read with 400 BadRequest "error decoding patch: <err>", where
+sigs.k8s.io/yaml wraps go-yaml's error as "error converting YAML to JSON: yaml: [line N:
+]<problem>" (checked against kube-apiserver v1.37.2 by tests/test_wire.py). go-yaml's
+parser.fail() names a line only when the error's mark is past the first line (0-based
+line L > 0): L+1 for a scanner error, L for a parser error; on the first line it falls
+back to the context mark, usually also the first line: no line at all.
 
 What go-yaml v2 refuses or changes, and how this module does the same:
 - readerc.go, yaml_parser_update_buffer: only #x9, #xA, #xD, #x20-#x7E, #x85,
@@ -13,7 +16,7 @@ What go-yaml v2 refuses or changes, and how this module does the same:
   parsing. PyYAML's reader accepts exactly the same set.
 - scannerc.go, yaml_parser_scan_flow_scalar: a `\\u`/`\\U` escape of U+D800-U+DFFF (half
   of a JSON surrogate pair, as `json.dumps` writes an emoji) is "found invalid Unicode
-  character escape code" (a scanner error: with the line). PyYAML decodes such an escape
+  character escape code" (a scanner error: with its line past the first). PyYAML decodes such an escape
   into a lone surrogate instead, so a parsed string holding one is refused here; valid
   UTF-8 text can hold no surrogate, so it can only have come from an escape.
 - A raw NEL inside a quoted scalar is a line break and is folded to a space; LS and PS are
@@ -38,7 +41,14 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _refuse(problem: str) -> ApiError:
-    return bad_request(f"error decoding YAML: error converting YAML to JSON: yaml: {problem}")
+    return bad_request(f"error decoding patch: error converting YAML to JSON: yaml: {problem}")
+
+
+def _where(line: int, scanner: bool, context_line: int = 0) -> str:
+    """go-yaml v2 yaml.go parser.fail(): the line named for a 0-based mark line."""
+    if line != 0:
+        return f"line {line + 1 if scanner else line}: "
+    return f"line {context_line}: " if context_line != 0 else ""
 
 
 def decode(raw: bytes) -> Any:
@@ -52,15 +62,19 @@ def decode(raw: bytes) -> Any:
     try:
         value = yaml.load(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}: " if mark is not None else ""
+        mark, context = exc.problem_mark, exc.context_mark
+        where = _where(
+            mark.line if mark is not None else 0,
+            isinstance(exc, yaml.scanner.ScannerError),
+            context.line if context is not None else 0,
+        )
         raise _refuse(f"{where}{exc.problem or 'unknown problem parsing YAML content'}") from None
     except yaml.YAMLError:
         raise _refuse("unknown problem parsing YAML content") from None
     if _holds_surrogate(value):
         found = _SURROGATE_ESCAPE.search(text)
-        line = text.count("\n", 0, found.start()) + 1 if found else 1
-        raise _refuse(f"line {line}: found invalid Unicode character escape code")
+        line = text.count("\n", 0, found.start()) if found else 0
+        raise _refuse(f"{_where(line, scanner=True)}found invalid Unicode character escape code")
     return value
 
 
