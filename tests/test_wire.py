@@ -128,14 +128,19 @@ def test_go_yaml_refuses_raw_control_characters(
 def test_go_yaml_folds_a_raw_nel_in_a_quoted_string(
     api_client: client.ApiClient, namespace: str
 ) -> None:
-    body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"wire"},"data":{"k":"a\x85b"}}'.encode()
+    body = (
+        '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"wire"},"data":{"k":"a\x85b"}}'
+    ).encode()
     assert send_apply(api_client, namespace, body)["data"]["k"] == "a b"
 
 
 def test_escaped_controls_are_read_as_the_characters(
     api_client: client.ApiClient, namespace: str
 ) -> None:
-    body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"wire"},"data":{"k":"\\u007f\\u0085\\U0001d7d9"}}'
+    body = (
+        b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"wire"},'
+        b'"data":{"k":"\\u007f\\u0085\\U0001d7d9"}}'
+    )
     assert send_apply(api_client, namespace, body)["data"]["k"] == "\x7f\x85\U0001d7d9"
 
 

@@ -16,9 +16,9 @@ What go-yaml v2 refuses or changes, and how this module does the same:
   parsing. PyYAML's reader accepts exactly the same set.
 - scannerc.go, yaml_parser_scan_flow_scalar: a `\\u`/`\\U` escape of U+D800-U+DFFF (half
   of a JSON surrogate pair, as `json.dumps` writes an emoji) is "found invalid Unicode
-  character escape code" (a scanner error: with its line past the first). PyYAML decodes such an escape
-  into a lone surrogate instead, so a parsed string holding one is refused here; valid
-  UTF-8 text can hold no surrogate, so it can only have come from an escape.
+  character escape code" (a scanner error: with its line past the first). PyYAML decodes
+  such an escape into a lone surrogate instead, so a parsed string holding one is refused
+  here; valid UTF-8 text can hold no surrogate, so it can only have come from an escape.
 - A raw NEL inside a quoted scalar is a line break and is folded to a space; LS and PS are
   kept. PyYAML (like libyaml, which go-yaml ports) does the same, so parsing is left to it.
 """
