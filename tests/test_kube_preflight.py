@@ -78,6 +78,66 @@ def test_non_local_contexts_are_refused_with_how_to_allow_them(
     assert safety.refusal(context, server, {context}, proxy, resolver=DNS) is None
 
 
+@pytest.mark.parametrize(
+    "server",
+    [
+        "http://203.0.113.10:80\\@127.0.0.1:16441",  # urllib: loopback; the client: 203.…
+        "https://user@127.0.0.1:6443",
+        "https://user:pw@127.0.0.1:6443",
+        "https://127.0.0.1%2f@evil:6443",
+        "ftp://127.0.0.1:6443",
+        "127.0.0.1:6443",
+        "https://127.0.0.1:6443 evil",
+        "https://127.0.0.1:6443\t",
+        "https://127.0.0.1:notaport",
+        "https://:6443",
+    ],
+)
+def test_an_ambiguous_server_address_is_refused_whatever_the_flags(server: str) -> None:
+    for allowed in (set(), {"kind-dev"}):
+        reason = safety.refusal("kind-dev", server, allowed, resolver=DNS)
+        assert reason is not None and "cannot be trusted" in reason, (server, reason)
+
+
+def test_a_backslash_userinfo_server_never_gets_the_credentials(tmp_path: Path) -> None:
+    """The adversarial campaign's repro: a context named production whose server urllib
+    reads as loopback; its exec plugin must not run, with or without --allow-context."""
+    marker = tmp_path / "plugin-ran"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "production",
+        "clusters": [
+            {
+                "name": "production",
+                "cluster": {"server": "http://203.0.113.10:80\\@127.0.0.1:16441"},
+            }
+        ],
+        "users": [
+            {
+                "name": "u",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1",
+                        "command": "sh",
+                        "args": ["-c", f"touch {marker}; echo '{{}}'"],
+                        "interactiveMode": "Never",
+                    }
+                },
+            }
+        ],
+        "contexts": [{"name": "production", "context": {"cluster": "production", "user": "u"}}],
+    }
+    path = tmp_path / "kc"
+    path.write_text(yaml.safe_dump(config))
+    for extra in ([], ["--allow-context", "production"]):
+        proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path), *extra)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "cannot be trusted" in proc.stdout.replace("\n", " ")
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert not marker.exists()
+
+
 def test_a_refused_context_never_runs_its_credential_plugin(tmp_path: Path) -> None:
     """The refusal comes before any credential is used: an exec plugin is not run."""
     marker = tmp_path / "plugin-ran"
@@ -318,3 +378,68 @@ def test_down_then_down_again(tmp_path: Path, cluster: EmbeddedCluster) -> None:
     )
     again = run_pdwatch(str(EXAMPLES / "hello"), "--down", "--kubeconfig", str(config))
     assert again.returncode == 0 and "nothing of workflow hello" in again.stdout
+
+
+@pytest.mark.parametrize("what", ["directory", "yaml-error", "fifo", "list"])
+def test_an_unreadable_kubeconfig_is_a_problem_named_by_its_path(tmp_path: Path, what: str) -> None:
+    """Exit 3 with `kubeconfig PATH: …`, never a traceback, and never a hang (a FIFO)."""
+    import os
+
+    path = tmp_path / "kc"
+    if what == "directory":
+        path.mkdir()
+    elif what == "yaml-error":
+        path.write_text("apiVersion: v1\nclusters: [\n")
+    elif what == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("- a\n- b\n")
+    proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"kubeconfig {path}" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_relative_certificate_paths_are_read_from_their_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KUBECONFIG=a:b, b names the cluster with a relative CA path: kubectl reads it
+    relative to b, not to a."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (second / "ca.crt").write_text("not checked here\n")
+    (first / "kc").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "kind-x",
+                "contexts": [{"name": "kind-x", "context": {"cluster": "c", "user": "u"}}],
+                "users": [{"name": "u", "user": {}}],
+            }
+        )
+    )
+    (second / "kc").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": "https://127.0.0.1:6443",
+                            "certificate-authority": "ca.crt",
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", f"{first / 'kc'}:{second / 'kc'}")
+    connection = connect(allowed=set())
+    try:
+        assert connection.api_client.configuration.ssl_ca_cert == str(second / "ca.crt")
+    finally:
+        connection.close()

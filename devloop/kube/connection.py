@@ -8,6 +8,7 @@ the context's, else `default`. `--embedded` starts the embedded cluster instead.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,8 @@ def connect(
             f"no kubeconfig found ({shown}); point --kubeconfig or "
             "KUBECONFIG at one, or try pdwatch with --embedded"
         )
+    for path in paths:
+        _check_readable(path)
     joined = kube_config.ENV_KUBECONFIG_PATH_SEPARATOR.join(str(p) for p in paths)
     try:
         contexts, active = kube_config.list_kube_config_contexts(joined)
@@ -98,13 +101,45 @@ def connect(
         loader = kube_config.KubeConfigLoader(
             config_dict=kube_config.KubeConfigMerger(joined).config,
             active_context=chosen["name"],
-            config_base_path=str(paths[0].parent),
+            # None: a relative certificate path is read relative to the file that names
+            # it, as kubectl reads KUBECONFIG=a:b (not relative to the first file)
+            config_base_path=None,
         )
         loader.load_and_set(configuration)
     except ConfigException as exc:
         raise ConnectionProblem(f"context {chosen['name']!r}: {exc}") from None
     ns = namespace or chosen.get("context", {}).get("namespace") or "default"
     return Connection(client.ApiClient(configuration), chosen["name"], configuration.host, ns)
+
+
+MAX_KUBECONFIG_BYTES = 16 * 1024 * 1024
+
+
+def _check_readable(path: Path) -> None:
+    """A kubeconfig pdwatch can read without hanging or crashing: a regular file (a FIFO
+    would block the read), of sane size, holding a YAML mapping; else the problem, named."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConnectionProblem(f"kubeconfig {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ConnectionProblem(f"kubeconfig {path}: {kind}; point --kubeconfig at a file")
+    if info.st_size > MAX_KUBECONFIG_BYTES:
+        raise ConnectionProblem(f"kubeconfig {path}: {info.st_size} bytes, too large to be one")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConnectionProblem(f"kubeconfig {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConnectionProblem(f"kubeconfig {path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConnectionProblem(f"kubeconfig {path}{where}: {problem}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConnectionProblem(f"kubeconfig {path}: not a kubeconfig (a YAML mapping)")
 
 
 def _cluster_of(paths: list[Path], chosen: dict[str, Any]) -> tuple[str, str]:

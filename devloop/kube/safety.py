@@ -14,6 +14,12 @@ even run for a refused context).
   when it resolves to loopback.
 - A `proxy-url` sends the traffic elsewhere: such a context is never local by itself.
 Anything else needs `--allow-context NAME`.
+
+A server address that two parsers could read differently is refused whatever the flags
+(kubectl refuses it too): `http://evil:80\\@127.0.0.1:6443` is loopback to urllib's
+parser and `evil:80` to the HTTP client that sends the credentials. Only http(s) URLs with
+a host, an optional numeric port and no user information, backslash, whitespace, control
+character or percent-escape in the authority are read at all.
 """
 
 from __future__ import annotations
@@ -96,6 +102,28 @@ def looks_local(context: str) -> bool:
     return context in LOCAL_CONTEXT_NAMES or context.startswith(LOCAL_CONTEXT_PREFIXES)
 
 
+def ambiguity(server: str) -> str | None:
+    """Why `server` cannot be read one way only, or None when it can."""
+    if any(c == "\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in server):
+        return "it holds a backslash, a space or a control character"
+    scheme, sep, rest = server.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "it is not an http:// or https:// URL"
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in authority:
+        return "it names a user (user@host): the host it connects to is ambiguous"
+    if "%" in authority:
+        return "its host is percent-escaped"
+    parsed = urlparse(server)
+    try:
+        port = parsed.port
+    except ValueError:
+        return "its port is not a number"
+    if not parsed.hostname or (port is not None and not 0 < port < 65536):
+        return "it has no host, or a port out of range"
+    return None
+
+
 def refusal(
     context: str,
     server: str,
@@ -104,6 +132,13 @@ def refusal(
     resolver: Resolver = resolve,
 ) -> str | None:
     """None when deploying to this context is fine; else the reason and how to allow it."""
+    unclear = ambiguity(server)
+    if unclear is not None:
+        return (
+            f"context {context!r}: its server address {server!r} cannot be trusted: {unclear}. "
+            "pdwatch refuses it whatever the flags, before any credential is used; write the "
+            "address as https://HOST:PORT"
+        )
     if context in allowed:
         return None
     why = ""
