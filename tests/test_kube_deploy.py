@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from devloop import events
+from devloop.kube import plan
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart
 from devloop.kube.errors import Timeout
@@ -101,9 +102,23 @@ async def test_code_change_restarts_once_with_a_new_replicaset(tmp_path: Path, k
     assert "v2" in logs.splitlines()
 
 
+async def rollout_complete(kube: Kube, name: str) -> None:
+    """Until the Deployment's own status says its rollout is complete (as `kubectl rollout
+    status` reads it): on a real control plane the controllers write it a moment after the
+    new pod is Ready, which is where pdwatch's cycle ends."""
+    deadline = asyncio.get_running_loop().time() + patience(10)
+    while True:
+        deployment = await kube.get("Deployment", name)
+        if deployment is not None and plan.rollout_status(deployment).state == plan.COMPLETE:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the rollout never completed"
+        await asyncio.sleep(0.05)
+
+
 async def test_unchanged_redeploy_applies_and_restarts_nothing(tmp_path: Path, kube: Kube) -> None:
     bundle = bundle_of(kube, copy_example(tmp_path))
     await deploy_cycle(kube, bundle, Recorder(), RestartStamps())
+    await rollout_complete(kube, "hello")
     before = await kube.get("ConfigMap", "hello-code")
     rec = Recorder()
     result = await deploy_cycle(kube, bundle, rec, RestartStamps())

@@ -93,6 +93,9 @@ class PodNetwork:
             ("link", "set", host, "up"),
             ("-n", name, "link", "set", "lo", "up"),
             ("-n", name, "link", "set", peer, "up"),
+            # A primary address that stays: deleting a subnet's primary address deletes its
+            # secondaries (every other pod's) unless they are promoted.
+            ("-n", name, "addr", "add", f"10.244.{subnet}.254/24", "dev", peer),
         ]
         for step in steps:
             if _ip(*step).returncode != 0:
@@ -110,8 +113,8 @@ class PodNetwork:
 
     def _take(self) -> int:
         self._next += 1
-        if self._next > 254:
-            raise RuntimeError("the node's pod network is full (253 pods)")
+        if self._next > 253:
+            raise RuntimeError("the node's pod network is full (252 pods)")
         return self._next
 
     def release(self, address: str) -> None:
