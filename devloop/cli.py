@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devloop import __version__
+from devloop import __version__, inert
 
 if TYPE_CHECKING:
     from devloop.settings import ClusterOptions
@@ -197,7 +197,7 @@ def render_command(args: argparse.Namespace) -> int:
     result = render(args.directory, options)
     problems = result.warnings if isinstance(result, Bundle) else result
     for problem in problems:
-        print(f"{problem.severity}: {problem}", file=sys.stderr)
+        print(inert.line(f"{problem.severity}: {problem}"), file=sys.stderr)
     if not isinstance(result, Bundle):
         count = sum(p.is_error for p in result)
         print(f"pdwatch: {count} problem(s); nothing rendered", file=sys.stderr)

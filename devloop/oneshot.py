@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from devloop import events, history
+from devloop import events, history, inert
 from devloop.explain import Situation, explaining
 from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
@@ -52,7 +52,11 @@ def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None
         out(events.Error(problem))
         return None
     where = "the embedded cluster" if conn.embedded else f"context {conn.context}"
-    out.console.print(f"{where} ({conn.server}), namespace {conn.namespace}", highlight=False)
+    out.console.print(
+        inert.line(f"{where} ({conn.server}), namespace {conn.namespace}"),
+        highlight=False,
+        markup=False,
+    )
     return conn
 
 
@@ -126,7 +130,7 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
         conn.close()
     if deleted:
         for item in deleted:
-            out.console.print(f"  deleted {item}", highlight=False)
+            out.console.print(inert.line(f"  deleted {item}"), highlight=False, markup=False)
     else:
         out.console.print(
             f"  nothing of workflow {name} in namespace {kube.namespace}", highlight=False
@@ -187,7 +191,7 @@ async def run_history(
         conn.close()
     if compare is None:
         for line in history.table(revisions, live):
-            out.console.print(line, highlight=False, markup=False)
+            out.console.print(inert.line(line), highlight=False, markup=False)
         return EXIT_OK
     by_number = {r.number: r for r in revisions}
     missing = [n for n in compare if n not in by_number]
@@ -196,7 +200,7 @@ async def run_history(
         return EXIT_USAGE
     text = history.diff(by_number[compare[0]], by_number[compare[1]])
     out.console.print(
-        text or "the two revisions have the same code",
+        inert.text(text) or "the two revisions have the same code",
         highlight=False,
         markup=False,
         end="" if text else "\n",

@@ -8,7 +8,7 @@ import time
 from rich.console import Console
 from rich.markup import escape
 
-from devloop import events
+from devloop import events, inert
 from devloop.problems import Problem
 
 
@@ -113,6 +113,7 @@ class PlainOutput:
         self.warned: tuple[Problem, ...] = ()
 
     def __call__(self, event: events.Event) -> None:
+        event = inert.event(event)  # nothing from outside drives the terminal
         if isinstance(event, events.Rendered) and event.warnings != self.warned:
             self.warned = event.warnings  # each set of warnings once, not every cycle
             for problem in event.warnings:

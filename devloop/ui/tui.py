@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from devloop import events
+from devloop import events, inert
 from devloop.codediff import unified
 from devloop.history import Revision
 from devloop.kube.errors import KubeError
@@ -184,6 +184,7 @@ class PdwatchApp(App[int]):
 
     def emit(self, event: events.Event) -> None:
         """The loop's sink. Log lines are only queued here; everything else is a message."""
+        event = inert.event(event)  # nothing from outside drives the terminal
         if isinstance(event, events.LogLine):
             if event.pod != self.log_pod:
                 self.log_pod = event.pod
