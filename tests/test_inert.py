@@ -22,7 +22,7 @@ CLIPBOARD = "\x1b]52;c;cHduZWQ=\x07"  # OSC 52: write the clipboard
 
 def dangerous(text: str) -> bool:
     return any(
-        ord(c) < 0x20 and c not in "\t\n" or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029\u202e"
+        (ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029\u202e"
         for c in text
     )
 
