@@ -162,7 +162,33 @@ class ParsedWorkflow:
     problems: list[Problem]
 
 
+# Line breaks to YAML 1.1 (PyYAML, pdwatch) but not to YAML 1.2 (the engine's parser):
+# the two would read a different workflow from the same file.
+YAML11_ONLY_BREAKS = {"\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR", "\x85": "NEL"}
+
+
+def _ambiguous_breaks(text: str, file: str) -> list[Problem]:
+    problems = []
+    for number, line in enumerate(re.split("\r\n|\n|\r", text), 1):
+        for char, name in YAML11_ONLY_BREAKS.items():
+            if char in line:
+                problems.append(
+                    Problem(
+                        file,
+                        f"holds U+{ord(char):04X} ({name}): pdwatch's YAML 1.1 reads it as a line "
+                        "break and the engine's YAML 1.2 does not, so the two would read "
+                        "different workflows; remove it or write a plain newline",
+                        number,
+                        line.index(char) + 1,
+                    )
+                )
+    return problems
+
+
 def parse_workflow_partial(text: str, file: str = WORKFLOW_FILE) -> ParsedWorkflow:
+    breaks = _ambiguous_breaks(text, file)
+    if breaks:
+        return ParsedWorkflow(None, (), breaks)
     source = Source(file, text)
     root, problems = compose(text, source)
     if problems:
@@ -477,7 +503,7 @@ class _Parser:
         if "timeout" in f:
             value = f["timeout"][1]
             raw = value.value if isinstance(value, ScalarNode) else None
-            if raw is None or not ENGINE_TIMEOUT_RE.match(str(raw)):
+            if raw is None or not fullmatch(ENGINE_TIMEOUT_RE, str(raw)):
                 shown = repr(raw) if raw is not None else "this value"
                 self.warn(
                     value,

@@ -268,12 +268,15 @@ def test_config_retries_checked() -> None:
     assert [p.message for p in problems_of(text)] == ["config.retries must be a whole number ≥ 0"]
 
 
-@pytest.mark.parametrize("timeout", ["soon", "1h", "500ms", "30", "1.5m", "[30s]"])
+@pytest.mark.parametrize(
+    "timeout", ["soon", "1h", "500ms", "30", "1.5m", "[30s]", '"30s\\n"', "|\n    30s\n"]
+)
 def test_a_timeout_the_engine_cannot_read_is_a_warning(timeout: str) -> None:
     """The engine reads config.timeout with ^(\\d+)(s|m)$ and otherwise warns and uses 30 s."""
     (warning,) = warnings_of(doc(config=f"config:\n  timeout: {timeout}"))
     assert "the engine will warn and use the default 30s" in warning
     assert warning.startswith("wf/workflow.yaml:12:12: config.timeout")
+    # (a value ending in a newline: the engine's JavaScript `$` does not match before it)
 
 
 @pytest.mark.parametrize("timeout", ["30s", "2m", "600s"])
@@ -426,3 +429,14 @@ def test_stages_list_the_nodes_of_a_stage_in_name_order() -> None:
     nodes = "nodes:\n" + "".join(f"  {n}:\n    path: ./nodes/{n}.ts\n" for n in ["zeta", "alpha"])
     wf, _ = parse_workflow(doc(nodes=nodes.rstrip()))
     assert wf is not None and wf.stages() == [["alpha", "zeta"]]
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85"])
+def test_a_line_break_only_yaml_one_one_knows_is_refused(char: str) -> None:
+    """PyYAML (YAML 1.1) breaks the line at U+2028, U+2029 and NEL; the engine's YAML 1.2
+    parser does not: `name: a<LS>version: x` is two keys to one and one value to the other."""
+    text = doc().replace("\nversion:", f"{char}version:", 1)
+    problems = problems_of(text)
+    assert len(problems) == 1, problems
+    assert f"U+{ord(char):04X}" in problems[0].message
+    assert problems[0].line == 1

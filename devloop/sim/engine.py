@@ -191,7 +191,8 @@ class Engine:
             if isinstance(raw.get("config"), dict)
             else None
         )
-        if timeout is not None and not TIMEOUT_RE.match(js_string(timeout)):
+        # JavaScript's `$` (no m flag) is the end of the text, not a final newline: fullmatch
+        if timeout is not None and not TIMEOUT_RE.fullmatch(js_string(timeout)):
             self.emit(
                 f'Invalid timeout format "{js_string(timeout)}" — expected "<number>s" or '
                 '"<number>m". Using default 30s.'
