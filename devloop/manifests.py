@@ -20,6 +20,11 @@ MANAGED_BY = "pipedreamer"
 # In the Deployment's pod template: what its pods run (kube/plan.py reads it back).
 CONTENT_HASH_ANNOTATION = "pdwatch/content-hash"
 SECRET_VERSION_ANNOTATION = "pdwatch/secret-version"
+# The code the pods mount: an immutable copy of `<wf>-code` named by its content, so a
+# ReplicaSet always runs the code it was created with (a replaced pod of the previous
+# rollout never loads newer, possibly broken, code; `kubectl rollout undo` brings the old
+# code back). `<wf>-code` itself stays as the specification has it.
+SNAPSHOT_LABEL = "pdwatch/code-snapshot"
 ENGINE_PORT = 8080
 CODE_MOUNT = "/app/workflow"
 SECRETS_MOUNT = "/app/secrets"
@@ -92,6 +97,36 @@ def code_config_map(
     meta = metadata(wf, config_map_name(wf), namespace)
     meta["annotations"] = {CONTENT_HASH_ANNOTATION: content_hash}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}
+
+
+def snapshot_name(wf: Workflow, content_hash: str) -> str:
+    """`<wf>-code-<first 10 hex digits>`: never a revision's `<wf>-code-r<N>` (r is not hex)."""
+    return f"{wf.name}-code-{content_hash[:10]}"
+
+
+def snapshot_selector(workflow_name: str) -> str:
+    return f"app.kubernetes.io/name={workflow_name},{SNAPSHOT_LABEL}=true"
+
+
+def code_snapshot(
+    wf: Workflow, namespace: str, data: dict[str, str], content_hash: str
+) -> Manifest:
+    meta = metadata(wf, snapshot_name(wf, content_hash), namespace)
+    meta["labels"][SNAPSHOT_LABEL] = "true"
+    meta["annotations"] = {CONTENT_HASH_ANNOTATION: content_hash}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "immutable": True,
+        "data": dict(data),
+    }
+
+
+def mounted_config_maps(template: Manifest) -> set[str]:
+    """The ConfigMaps a pod template's volumes name."""
+    volumes = ((template.get("spec") or {}).get("volumes")) or []
+    return {str(v["configMap"]["name"]) for v in volumes if (v.get("configMap") or {}).get("name")}
 
 
 def code_items(config_map: Manifest) -> list[dict[str, str]]:

@@ -49,6 +49,7 @@ class Bundle:
     files: tuple[CodeFile, ...]
     content_hash: str
     config_map: Manifest
+    code_snapshot: Manifest  # what the pods mount: an immutable copy named by the content
     deployment: Manifest
     service: Manifest
     cronjobs: tuple[Manifest, ...]
@@ -65,9 +66,16 @@ class Bundle:
         return sum(f.stored_size for f in self.files)
 
     def manifests(self) -> list[Manifest]:
-        """In apply order: the Secret and ConfigMap exist before the pods that mount them."""
+        """In apply order: the Secret and ConfigMaps exist before the pods that mount them."""
         head = [self.secret] if self.secret else []
-        return [*head, self.config_map, self.service, *self.cronjobs, self.deployment]
+        return [
+            *head,
+            self.config_map,
+            self.code_snapshot,
+            self.service,
+            *self.cronjobs,
+            self.deployment,
+        ]
 
     def printable_manifests(self) -> list[Manifest]:
         """The manifests with Secret values redacted."""
@@ -129,8 +137,9 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     digest = content_hash(files)
     data = {f.key: f.text for f in files}
     config_map = manifests.code_config_map(workflow, ns, data, digest)
+    snapshot = manifests.code_snapshot(workflow, ns, data, digest)
     deployment = manifests.deployment(
-        workflow, ns, image.image, options.runtime_class, config_map, digest
+        workflow, ns, image.image, options.runtime_class, snapshot, digest
     )
     service = manifests.service(workflow, ns)
     cronjobs = tuple(manifests.cronjobs(workflow, ns))
@@ -141,6 +150,7 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         files=tuple(files),
         content_hash=digest,
         config_map=config_map,
+        code_snapshot=snapshot,
         deployment=deployment,
         service=service,
         cronjobs=cronjobs,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client, watch
 
+from devloop.kube import plan
+from devloop.kube.client import Kube
 from tests.target import patience
 
 Predicate = Callable[[Any], bool]
@@ -54,3 +57,16 @@ def wait_for_event(
 def is_ready(pod: Any) -> bool:
     conditions = (pod.status.conditions if pod.status else None) or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+async def rollout_complete(kube: Kube, name: str) -> None:
+    """Until the Deployment's own status says its rollout is complete (as `kubectl rollout
+    status` reads it): on a real control plane the controllers write it a moment after the
+    new pod is Ready, which is where pdwatch's cycle ends."""
+    deadline = asyncio.get_running_loop().time() + patience(10)
+    while True:
+        deployment = await kube.get("Deployment", name)
+        if deployment is not None and plan.rollout_status(deployment).state == plan.COMPLETE:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the rollout never completed"
+        await asyncio.sleep(0.05)

@@ -25,6 +25,7 @@ from devloop import events
 from devloop.kube.client import Kube
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
+from tests.kubewait import rollout_complete
 from tests.looprig import Rig
 from tests.target import image_from_files, render_options, sim_only
 
@@ -313,6 +314,7 @@ async def test_a_config_map_deleted_behind_pdwatch_is_restored_without_a_rollout
     kube = Kube(api_client, namespace)
     async with session(tmp_path, kube) as s:
         assert s.rig is not None
+        await rollout_complete(kube, "hello")  # the Deployment's own status says so too
         before = await replica_sets(kube)
         await kube.delete("ConfigMap", "hello-code")
         mark = s.rig.mark()

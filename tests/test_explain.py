@@ -113,7 +113,7 @@ async def test_a_registry_that_cannot_be_reached(tmp_path: Path, kube: Kube) -> 
 
 async def test_a_node_that_throws_while_loading(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
-    bundle.config_map["data"]["nodes__greet.ts"] = 'throw new Error("no API key");\n'
+    bundle.code_snapshot["data"]["nodes__greet.ts"] = 'throw new Error("no API key");\n'
     found = await fail_with(kube, bundle, kind_in(kube.namespace))
     assert found.what == "the engine failed in nodes/greet.ts:1:7 while loading it"
     assert found.fix.startswith("fix nodes/greet.ts at line 1")
@@ -121,15 +121,15 @@ async def test_a_node_that_throws_while_loading(tmp_path: Path, kube: Kube) -> N
 
 async def test_an_import_of_a_file_that_is_not_deployed(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
-    bundle.config_map["data"]["nodes__greet.ts"] = 'import { x } from "./lib/util.ts";\n'
+    bundle.code_snapshot["data"]["nodes__greet.ts"] = 'import { x } from "./lib/util.ts";\n'
     found = await fail_with(kube, bundle, kind_in(kube.namespace))
     assert found.what == "a node imports nodes/lib/util.ts, which is not in the deployed workflow"
 
 
 async def test_a_workflow_the_engine_refuses(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
-    text = bundle.config_map["data"]["workflow.yaml"]
-    bundle.config_map["data"]["workflow.yaml"] = text.replace("edges:", "old_edges:")
+    text = bundle.code_snapshot["data"]["workflow.yaml"]
+    bundle.code_snapshot["data"]["workflow.yaml"] = text.replace("edges:", "old_edges:")
     found = await fail_with(kube, bundle, kind_in(kube.namespace))
     assert found.fix.startswith("add edges: [] to workflow.yaml")
 
@@ -145,7 +145,7 @@ async def test_killed_for_its_memory(tmp_path: Path, cluster: EmbeddedCluster, k
 
 async def test_readiness_never_answered(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
-    bundle.config_map["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
+    bundle.code_snapshot["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
     # Without its liveness probe, which would stop it (after 35 s on a real cluster, 1.25 s
     # on a time-scaled embedded one): this is about the readiness check alone.
     del bundle.deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
@@ -157,7 +157,7 @@ async def test_an_engine_stuck_loading_until_its_liveness_probe_restarts_it(
     tmp_path: Path, kube: Kube
 ) -> None:
     bundle = hello(tmp_path, kube)
-    bundle.config_map["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
+    bundle.code_snapshot["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
     found = await fail_with(kube, bundle, kind_in(kube.namespace), timeout=20)
     assert found.what.startswith("the engine did not answer its liveness check")
     assert "top-level await" in found.fix
@@ -180,7 +180,8 @@ async def test_the_code_configmap_missing(tmp_path: Path, kube: Kube) -> None:
     )
     assert not result.ok
     found = rec.explained()
-    assert found.what == "the pod mounts the ConfigMap hello-code, which is not in the namespace"
+    name = bundle.code_snapshot["metadata"]["name"]
+    assert found.what == f"the pod mounts the ConfigMap {name}, which is not in the namespace"
 
 
 @sim_only("a registry that asks for credentials (settings)")
@@ -308,7 +309,7 @@ async def test_a_cluster_without_nodes(
 
 async def test_a_configmap_without_a_key_the_pod_mounts(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
-    config_map = {**bundle.config_map, "data": dict(bundle.config_map["data"])}
+    config_map = {**bundle.code_snapshot, "data": dict(bundle.code_snapshot["data"])}
     del config_map["data"]["nodes__greet.ts"]  # the volume's items still name it
     await kube.apply(config_map)
     deployment = await kube.apply(bundle.deployment)
@@ -323,7 +324,7 @@ async def test_a_configmap_without_a_key_the_pod_mounts(tmp_path: Path, kube: Ku
 
 async def test_no_progress_within_the_deadline(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
-    bundle.config_map["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
+    bundle.code_snapshot["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
     bundle.deployment["spec"]["progressDeadlineSeconds"] = 1
     found = await fail_with(kube, bundle, kind_in(kube.namespace), timeout=60)
     assert found.what.startswith(

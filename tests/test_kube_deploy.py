@@ -16,7 +16,6 @@ import pytest
 from kubernetes import client
 
 from devloop import events
-from devloop.kube import plan
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart
 from devloop.kube.errors import Timeout
@@ -26,6 +25,7 @@ from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
 from tests.helpers import STUCK_AT_LOAD
+from tests.kubewait import rollout_complete
 from tests.target import patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -68,11 +68,18 @@ async def replica_sets(kube: Kube, app: str) -> list[dict[str, Any]]:
 
 async def test_first_deploy_follows_the_new_pod_to_ready(tmp_path: Path, kube: Kube) -> None:
     rec = Recorder()
-    result = await deploy_cycle(kube, bundle_of(kube, copy_example(tmp_path)), rec, RestartStamps())
+    bundle = bundle_of(kube, copy_example(tmp_path))
+    result = await deploy_cycle(kube, bundle, rec, RestartStamps())
     assert result.ok and result.applied and result.restarted
     (applied,) = rec.of(events.Applied)
-    # what the pods mount, the Deployment, then what does not shape its pods
-    assert applied.objects == ("ConfigMap/hello-code", "Deployment/hello", "Service/hello")
+    # the code, the immutable copy the pods mount, the Deployment, then the rest
+    snapshot = f"ConfigMap/{bundle.code_snapshot['metadata']['name']}"
+    assert applied.objects == (
+        "ConfigMap/hello-code",
+        snapshot,
+        "Deployment/hello",
+        "Service/hello",
+    )
     (restart,) = rec.of(events.RestartTriggered)
     assert restart.via == "template"  # a new Deployment rolls out by itself
     steps = [e.step for e in rec.of(events.PodProgress)]
@@ -87,11 +94,13 @@ async def test_code_change_restarts_once_with_a_new_replicaset(tmp_path: Path, k
     first = await deploy_cycle(kube, bundle_of(kube, directory), Recorder(), stamps)
     (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
     rec = Recorder()
-    second = await deploy_cycle(kube, bundle_of(kube, directory), rec, stamps)
+    changed = bundle_of(kube, directory)
+    second = await deploy_cycle(kube, changed, rec, stamps)
     assert second.ok
     (applied,) = rec.of(events.Applied)
-    # only what changed: the code, and the pod template that records which code it runs
-    assert applied.objects == ("ConfigMap/hello-code", "Deployment/hello")
+    # only what changed: the code, its immutable copy, and the pod template that mounts it
+    snapshot = f"ConfigMap/{changed.code_snapshot['metadata']['name']}"
+    assert applied.objects == ("ConfigMap/hello-code", snapshot, "Deployment/hello")
     (restart,) = rec.of(events.RestartTriggered)
     assert restart.via == "template"
     assert len(await replica_sets(kube, "hello")) == 2
@@ -100,19 +109,6 @@ async def test_code_change_restarts_once_with_a_new_replicaset(tmp_path: Path, k
     assert second.rollout.replica_set != first.rollout.replica_set
     logs = await kube.pod_log(second.rollout.pod)
     assert "v2" in logs.splitlines()
-
-
-async def rollout_complete(kube: Kube, name: str) -> None:
-    """Until the Deployment's own status says its rollout is complete (as `kubectl rollout
-    status` reads it): on a real control plane the controllers write it a moment after the
-    new pod is Ready, which is where pdwatch's cycle ends."""
-    deadline = asyncio.get_running_loop().time() + patience(10)
-    while True:
-        deployment = await kube.get("Deployment", name)
-        if deployment is not None and plan.rollout_status(deployment).state == plan.COMPLETE:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "the rollout never completed"
-        await asyncio.sleep(0.05)
 
 
 async def test_unchanged_redeploy_applies_and_restarts_nothing(tmp_path: Path, kube: Kube) -> None:
@@ -368,8 +364,9 @@ async def test_failed_mount_is_reported(tmp_path: Path, kube: Kube) -> None:
     assert not result.ok and result.failure is not None
     assert result.failure.reason == "Timeout"
     waiting = [e.detail for e in rec.of(events.PodProgress) if e.step == "waiting"]
+    name = bundle.code_snapshot["metadata"]["name"]
     assert waiting == [
-        'FailedMount: MountVolume.SetUp failed for volume "code" : configmap "hello-code" not found'
+        f'FailedMount: MountVolume.SetUp failed for volume "code" : configmap "{name}" not found'
     ]
 
 
@@ -638,7 +635,7 @@ async def test_a_recreate_rollout_is_followed_to_the_new_pod(
     from devloop.kube.rollout import follow_rollout
 
     bundle = bundle_of(kube, copy_example(tmp_path))
-    await kube.apply(bundle.config_map)
+    await kube.apply(bundle.code_snapshot)
     recreate = json.loads(json.dumps(bundle.deployment))
     recreate["spec"]["strategy"] = {"type": "Recreate"}
     first = await follow_rollout(kube, await kube.apply(recreate), Recorder(), timeout=patience(10))
@@ -656,7 +653,7 @@ async def test_progress_deadline_exceeded_ends_the_follow(tmp_path: Path, kube: 
     directory = copy_example(tmp_path)
     (directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)  # never Ready in time
     bundle = bundle_of(kube, directory)
-    await kube.apply(bundle.config_map)
+    await kube.apply(bundle.code_snapshot)
     deployment = json.loads(json.dumps(bundle.deployment))
     deployment["spec"]["progressDeadlineSeconds"] = 4  # 0.2 s at the tests' time scale
     rec = Recorder()

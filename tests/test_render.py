@@ -66,7 +66,7 @@ def test_every_object_carries_the_version_label(tmp_path: Path) -> None:
     text = MINIMAL_WORKFLOW.replace("- type: manual", "- type: cron\n    schedule: '@hourly'")
     bundle = ok(write_tree(minimal(tmp_path), {"workflow.yaml": text}))
     kinds = [m["kind"] for m in bundle.manifests()]
-    assert kinds == ["Secret", "ConfigMap", "Service", "CronJob", "Deployment"]
+    assert kinds == ["Secret", "ConfigMap", "ConfigMap", "Service", "CronJob", "Deployment"]
     for m in bundle.manifests():
         assert m["metadata"]["labels"]["app.kubernetes.io/version"] == "1.0", m["kind"]
 
@@ -293,7 +293,8 @@ def test_values_are_byte_for_byte(tmp_path: Path, content: str) -> None:
 
 
 def test_deployment_shape(tmp_path: Path) -> None:
-    d = ok(minimal(tmp_path)).deployment
+    bundle = ok(minimal(tmp_path))
+    d = bundle.deployment
     assert d["metadata"]["name"] == "my-workflow"
     assert d["spec"]["replicas"] == 1
     assert d["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "my-workflow"}}
@@ -314,7 +315,11 @@ def test_deployment_shape(tmp_path: Path) -> None:
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     code, secrets, tmp = pod["volumes"]
-    assert code["name"] == "code" and code["configMap"]["name"] == "my-workflow-code"
+    # the pods mount an immutable copy named by the content, never the live ConfigMap
+    snapshot = bundle.code_snapshot
+    assert code["name"] == "code" and code["configMap"]["name"] == snapshot["metadata"]["name"]
+    assert snapshot["metadata"]["name"] == f"my-workflow-code-{bundle.content_hash[:10]}"
+    assert snapshot["immutable"] is True and snapshot["data"] == bundle.config_map["data"]
     assert secrets == {
         "name": "secrets",
         "secret": {"secretName": "my-workflow-secrets", "optional": True},

@@ -106,7 +106,7 @@ def deploy_with_cron(tmp_path: Path, api: client.ApiClient) -> Bundle:
     bundle = render(directory, RenderOptions("default"))
     assert isinstance(bundle, Bundle), bundle
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
-    core.create_namespaced_config_map("default", bundle.config_map)
+    core.create_namespaced_config_map("default", bundle.code_snapshot)
     core.create_namespaced_service("default", bundle.service)
     apps.create_namespaced_deployment("default", bundle.deployment)
     (cron,) = bundle.cronjobs

@@ -51,7 +51,8 @@ def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
 def deployment_with(
     bundle: Bundle, code: str | None = None, **spec: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    cm = json.loads(json.dumps(bundle.config_map))
+    cm = json.loads(json.dumps(bundle.code_snapshot))
+    cm.pop("immutable", None)  # these tests change the mounted code in place
     if code is not None:
         cm["data"]["nodes__greet.ts"] = code
     deployment = json.loads(json.dumps(bundle.deployment))

@@ -191,18 +191,19 @@ def test_missing_configmap_keeps_pod_creating_with_failed_mount(
     )
     event = wait_for_event(api_client, NS, "FailedMount", "hello-")
     assert event.type == "Warning"
+    name = bundle.code_snapshot["metadata"]["name"]
     assert event.message == (
-        'MountVolume.SetUp failed for volume "code" : configmap "hello-code" not found'
+        f'MountVolume.SetUp failed for volume "code" : configmap "{name}" not found'
     )
     (pod,) = pods_of(api_client, "hello")
     assert pod.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
-    client.CoreV1Api(api_client).create_namespaced_config_map(NS, bundle.config_map)
+    client.CoreV1Api(api_client).create_namespaced_config_map(NS, bundle.code_snapshot)
     ready_pod(api_client, "hello")  # the kubelet retries and the pod starts
 
 
 def test_item_key_missing_from_configmap(tmp_path: Path, api_client: client.ApiClient) -> None:
     bundle = bundle_of(tmp_path, "hello")
-    cm = json.loads(json.dumps(bundle.config_map))
+    cm = json.loads(json.dumps(bundle.code_snapshot))
     del cm["data"]["nodes__greet.ts"]
     client.CoreV1Api(api_client).create_namespaced_config_map(NS, cm)
     client.AppsV1Api(api_client).create_namespaced_deployment(NS, bundle.deployment)
@@ -247,7 +248,7 @@ def test_broken_workflow_crash_loops_with_previous_logs(
     tmp_path: Path, api_client: client.ApiClient
 ) -> None:
     bundle = bundle_of(tmp_path, "hello")
-    cm = json.loads(json.dumps(bundle.config_map))
+    cm = json.loads(json.dumps(bundle.code_snapshot))
     cm["data"]["workflow.yaml"] = "name: hello\nversion: [oops\n"
     client.CoreV1Api(api_client).create_namespaced_config_map(NS, cm)
     client.AppsV1Api(api_client).create_namespaced_deployment(NS, bundle.deployment)
@@ -276,7 +277,7 @@ def test_broken_workflow_crash_loops_with_previous_logs(
 
 def test_missing_helper_module_fails_at_load(tmp_path: Path, api_client: client.ApiClient) -> None:
     bundle = bundle_of(tmp_path)
-    cm = json.loads(json.dumps(bundle.config_map))
+    cm = json.loads(json.dumps(bundle.code_snapshot))
     del cm["data"]["nodes__lib__http.ts"]  # the reference CLI's defect: helper not mounted
     deploy = json.loads(json.dumps(bundle.deployment))
     volume = deploy["spec"]["template"]["spec"]["volumes"][0]["configMap"]

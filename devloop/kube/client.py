@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -283,8 +284,24 @@ class Kube:
 
         return await self.call(f"read the logs of {pod}", read)
 
+    # A pod just Ready is in its Service's endpoints only once the EndpointSlice controller
+    # has written them (a real control plane takes tens of milliseconds, more when busy):
+    # "no endpoints available" is waited out this long before it is the answer.
+    ENDPOINTS_WAIT_S = 3.0
+
     async def proxy_post(self, service: str, port: int, path: str, body: Any) -> tuple[int, Any]:
         """POST through the API server's service proxy; (status, parsed JSON or text)."""
+        deadline = time.monotonic() + self.ENDPOINTS_WAIT_S
+        while True:
+            status, answer = await self._proxy_post_once(service, port, path, body)
+            waiting = status == 503 and "no endpoints available" in str(answer)
+            if not waiting or time.monotonic() >= deadline:
+                return status, answer
+            await asyncio.sleep(0.1)
+
+    async def _proxy_post_once(
+        self, service: str, port: int, path: str, body: Any
+    ) -> tuple[int, Any]:
         resource = f"/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy/"
         resource += path.lstrip("/")
         url = f"{self.api_client.configuration.host}{resource}"

@@ -102,16 +102,16 @@ async def rollout_restart(
         delay = min(delay * 2, 2.0)
 
 
-async def read_mounted(
-    kube: Kube, bundle: Bundle
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
-    """The rollout's inputs: the ConfigMap and Secret its pods mount, and the Deployment."""
-    cm, deployment, secret = await asyncio.gather(
+async def read_mounted(kube: Kube, bundle: Bundle) -> plan.Live:
+    """The rollout's inputs: the code ConfigMap, the immutable copy the pods mount, the
+    Secret, and the Deployment."""
+    cm, snapshot, deployment, secret = await asyncio.gather(
         kube.get("ConfigMap", bundle.config_map["metadata"]["name"]),
+        kube.get("ConfigMap", bundle.code_snapshot["metadata"]["name"]),
         kube.get("Deployment", bundle.deployment["metadata"]["name"]),
         kube.get("Secret", f"{bundle.workflow.name}-secrets"),
     )
-    return cm, deployment, secret
+    return plan.Live(cm, deployment, secret, None, snapshot=snapshot)
 
 
 async def read_around(
@@ -139,12 +139,11 @@ async def deploy_cycle(
     # The rollout waits only for what its pods mount; the Service and CronJobs are read
     # once the Deployment's apply has gone out (at the API server, their requests would
     # queue in front of it) and applied after it: they do not shape the pods.
-    cm, live_deployment, live_secret = await read_mounted(kube, bundle)
+    live = await read_mounted(kube, bundle)
+    live_deployment, live_secret = live.deployment, live.secret
     around: asyncio.Task[tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]] | None = None
-    mounted = [m for m in (bundle.secret, bundle.config_map) if m is not None]
-    first = plan.plan_objects(
-        plan.Live(cm, live_deployment, live_secret, None), mounted, bundle.workflow.name
-    )
+    mounted = [m for m in (bundle.secret, bundle.config_map, bundle.code_snapshot) if m]
+    first = plan.plan_objects(live, mounted, bundle.workflow.name)
     t0 = time.monotonic()
     applied: list[str] = []
     pruned: list[str] = []

@@ -111,6 +111,7 @@ class Live:
     secret: Manifest | None
     service: Manifest | None
     cronjobs: tuple[Manifest, ...] = ()
+    snapshot: Manifest | None = None  # the immutable code the new pods mount
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,20 @@ def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> Obje
     """`wanted` in apply order without the Deployment: Secret, ConfigMap, Service, CronJobs."""
     by_name = {c["metadata"]["name"]: c for c in live.cronjobs}
     current = {
-        "Secret": live.secret,
-        "ConfigMap": live.config_map,
-        "Service": live.service,
+        (kind, obj["metadata"]["name"]): obj
+        for kind, obj in (
+            ("Secret", live.secret),
+            ("ConfigMap", live.config_map),
+            ("ConfigMap", live.snapshot),
+            ("Service", live.service),
+        )
+        if obj is not None
     }
     apply: list[Manifest] = []
     reasons: list[str] = []
     for manifest in wanted:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        existing = by_name.get(name) if kind == "CronJob" else current.get(kind)
+        existing = by_name.get(name) if kind == "CronJob" else current.get((kind, name))
         if existing is None:
             apply.append(manifest)
             reasons.append(f"{kind}/{name} is missing")

@@ -1,0 +1,98 @@
+"""A failed rollout never reaches the pod that still serves (issue 24 §1): each pod template
+mounts an immutable copy of its code, so a pod of the previous ReplicaSet, replaced for any
+reason, runs the code it was created with."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from kubernetes import client
+
+from devloop.kube.client import Kube
+from devloop.kube.history import prune_snapshots
+from devloop.manifests import mounted_config_maps, snapshot_selector
+from tests.kubewait import is_ready, wait_for
+from tests.looprig import running_loop
+
+GREET = Path("nodes") / "greet.ts"
+
+
+async def test_a_replaced_pod_of_the_serving_rollout_runs_its_own_code(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The campaign's repro: save a node that throws at load; after "the previous one keeps
+    running", delete the serving pod (a drain, an eviction, kubectl delete pod). Its
+    replacement comes from the serving ReplicaSet and must load that rollout's code."""
+    core = client.CoreV1Api(api_client)
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
+        (rig.directory / GREET).write_text('console.log("served-v1");\n')
+        mark = rig.mark()
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+        serving = rig.loop.current_pod
+        mark = rig.mark()
+        (rig.directory / GREET).write_text('throw new Error("BROKEN-V2");\n')
+        failed = await rig.cycle_done(mark)
+        assert failed.outcome == "failed", rig.events[mark:]
+        assert rig.loop.current_pod == serving  # the previous one keeps running
+        await asyncio.to_thread(core.delete_namespaced_pod, serving, namespace)
+
+        def replacement(pod: client.V1Pod) -> bool:
+            owners = pod.metadata.owner_references or []
+            return (
+                pod.metadata.name != serving
+                and serving.startswith(owners[0].name + "-")
+                and is_ready(pod)
+                and pod.metadata.deletion_timestamp is None
+            )
+
+        pod = await asyncio.to_thread(
+            wait_for, core.list_namespaced_pod, replacement, 30, namespace=namespace
+        )
+        log = await asyncio.to_thread(core.read_namespaced_pod_log, pod.metadata.name, namespace)
+        assert "served-v1" in log.splitlines(), log
+        assert "BROKEN-V2" not in log
+
+
+async def test_code_is_kept_while_a_replica_set_mounts_it(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """Each deploy's code copy stays while a ReplicaSet of the Deployment mounts it (so
+    `kubectl rollout undo` finds it), and goes once none does."""
+    apps = client.AppsV1Api(api_client)
+    kube = Kube(api_client, namespace)
+    async with running_loop(tmp_path, kube) as rig:
+        for n in (2, 3):
+            mark = rig.mark()
+            (rig.directory / GREET).write_text(f'console.log("v{n}");\n')
+            assert (await rig.cycle_done(mark)).outcome == "ready"
+    listed = await kube.list("ConfigMap", label_selector=snapshot_selector("hello"))
+    snapshots = {cm["metadata"]["name"] for cm in listed["items"]}
+    replica_sets = (await kube.list("ReplicaSet", label_selector="app.kubernetes.io/name=hello"))[
+        "items"
+    ]
+    mounted = set().union(*(mounted_config_maps(rs["spec"]["template"]) for rs in replica_sets))
+    assert len(snapshots) == 3 and snapshots <= mounted
+    for immutable in listed["items"]:
+        assert immutable["immutable"] is True
+    # Keep only the newest ReplicaSet: the other two copies are no longer mounted.
+    await asyncio.to_thread(
+        apps.patch_namespaced_deployment,
+        "hello",
+        namespace,
+        {"spec": {"revisionHistoryLimit": 0}},
+    )
+
+    async def two_gone() -> list[str]:
+        while True:
+            left = (await kube.list("ReplicaSet", label_selector="app.kubernetes.io/name=hello"))[
+                "items"
+            ]
+            if len(left) == 1:
+                return await prune_snapshots(kube, "hello")
+            await asyncio.sleep(0.05)
+
+    deleted = await asyncio.wait_for(two_gone(), 30)
+    assert len(deleted) == 2
+    left = await kube.list("ConfigMap", label_selector=snapshot_selector("hello"))
+    assert len(left["items"]) == 1
