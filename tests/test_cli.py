@@ -28,7 +28,9 @@ def test_render_prints_every_manifest_as_one_yaml_stream() -> None:
     proc = pdwatch(str(EXAMPLES / "uptime-prober"), "--render", "-n", "demo")
     assert proc.returncode == 0, proc.stderr
     docs = list(yaml.safe_load_all(proc.stdout))
-    assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "CronJob", "Deployment"]
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["ConfigMap", "ConfigMap", "Service", "CronJob", "Deployment"]
+    assert docs[1]["immutable"] is True  # the copy the pods mount
     assert {d["metadata"]["namespace"] for d in docs} == {"demo"}
     assert proc.stderr == ""
 
