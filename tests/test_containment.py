@@ -10,7 +10,7 @@ from pathlib import Path
 from kubernetes import client
 
 from devloop.kube.client import Kube
-from devloop.kube.history import prune_snapshots
+from devloop.kube.deploy import prune_snapshots
 from devloop.manifests import mounted_config_maps, snapshot_selector
 from tests.kubewait import is_ready, wait_for
 from tests.looprig import running_loop

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,12 @@ from devloop.kube.rollout import (
     follow_rollout,
     serving_pod,
 )
-from devloop.manifests import ownership_selector
+from devloop.manifests import (
+    mounted_config_maps,
+    owned_by_workflow,
+    ownership_selector,
+    snapshot_selector,
+)
 from devloop.render import Bundle
 from devloop.waits import finish, within
 
@@ -221,7 +227,39 @@ async def deploy_cycle(
             await watch.close()
         if around is not None and not around.done():
             await finish(around, 1.0)
+    if rollout.ok:
+        with contextlib.suppress(KubeError):  # the next rolled-out cycle prunes again
+            await prune_snapshots(
+                kube, bundle.workflow.name, bundle.code_snapshot["metadata"]["name"]
+            )
     return CycleResult(applied=True, restarted=True, rollout=rollout, deployment=deployment)
+
+
+async def prune_snapshots(kube: Kube, workflow: str, keep: str = "") -> list[str]:
+    """Delete the immutable code copies that neither the Deployment nor any of its kept
+    ReplicaSets mounts (the Deployment keeps revisionHistoryLimit of them, so `kubectl
+    rollout undo` finds its code); never one a ReplicaSet still names, never `keep`, and
+    nothing while the Deployment is missing (a cycle is about to create it again). Runs
+    inside a deploy cycle, after its rollout: cycles are single flight, so no other cycle
+    is between writing a copy and the Deployment that mounts it."""
+    snapshots, replica_sets, deployment = await asyncio.gather(
+        kube.list("ConfigMap", label_selector=snapshot_selector(workflow)),
+        kube.list("ReplicaSet", label_selector=f"app.kubernetes.io/name={workflow}"),
+        kube.get("Deployment", workflow),
+    )
+    if deployment is None:
+        return []
+    used: set[str] = {keep}
+    for owner in [*(replica_sets.get("items") or []), deployment]:
+        if owner is not None:
+            used |= mounted_config_maps((owner.get("spec") or {}).get("template") or {})
+    deleted = []
+    for snapshot in snapshots.get("items") or []:
+        name = snapshot["metadata"]["name"]
+        unused = name not in used and owned_by_workflow(snapshot, workflow)
+        if unused and await kube.delete("ConfigMap", name):
+            deleted.append(f"ConfigMap/{name}")
+    return deleted
 
 
 async def _settle(

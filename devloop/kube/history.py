@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from devloop import history
 from devloop.history import RecordPlan, Revision
 from devloop.kube import plan
 from devloop.kube.client import Kube
-from devloop.manifests import mounted_config_maps, owned_by_workflow, snapshot_selector
+from devloop.manifests import owned_by_workflow, snapshot_selector
 from devloop.render import Bundle
 
 
@@ -38,30 +37,7 @@ async def record(kube: Kube, bundle: Bundle, limit: int) -> RecordPlan:
         await kube.apply(plan.create)
     for name in plan.delete:
         await kube.delete("ConfigMap", name)
-    await prune_snapshots(kube, bundle.workflow.name)
     return plan
-
-
-async def prune_snapshots(kube: Kube, workflow: str) -> list[str]:
-    """Delete the immutable code copies that neither the Deployment nor any of its kept
-    ReplicaSets mounts (the Deployment keeps revisionHistoryLimit of them, so `kubectl
-    rollout undo` finds its code); never one a ReplicaSet still names."""
-    snapshots, replica_sets, deployment = await asyncio.gather(
-        kube.list("ConfigMap", label_selector=snapshot_selector(workflow)),
-        kube.list("ReplicaSet", label_selector=f"app.kubernetes.io/name={workflow}"),
-        kube.get("Deployment", workflow),
-    )
-    used: set[str] = set()
-    for owner in [*(replica_sets.get("items") or []), deployment]:
-        if owner is not None:
-            used |= mounted_config_maps((owner.get("spec") or {}).get("template") or {})
-    deleted = []
-    for snapshot in snapshots.get("items") or []:
-        name = snapshot["metadata"]["name"]
-        unused = name not in used and owned_by_workflow(snapshot, workflow)
-        if unused and await kube.delete("ConfigMap", name):
-            deleted.append(f"ConfigMap/{name}")
-    return deleted
 
 
 async def remove(kube: Kube, workflow: str) -> list[str]:
