@@ -8,49 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from devloop.node.logs import ContainerLog
 from devloop.node.podnet import PodNetwork
 from devloop.sim.engine import Engine, Exit
 from devloop.sim.settings import ImageBehaviour
-
-
-@dataclass
-class LogLine:
-    at: float
-    text: str
-
-
-class ContainerLog:
-    """The output of one run of a container; `done` once that run has ended."""
-
-    def __init__(self) -> None:
-        self.lines: list[LogLine] = []
-        self.done = False
-        self._changed = asyncio.Event()
-
-    def append(self, text: str) -> None:
-        for line in text.split("\n"):
-            self.lines.append(LogLine(time.time(), line))
-        self._wake()
-
-    def close(self) -> None:
-        self.done = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait(self, seen: int) -> None:
-        if len(self.lines) > seen or self.done:
-            return
-        await self._changed.wait()
 
 
 @dataclass

@@ -32,7 +32,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from devloop.node.containers import ContainerLog, EngineContainer, curl
+from devloop.node.containers import EngineContainer, curl
+from devloop.node.logs import ContainerLog
 from devloop.node.podnet import PodNetwork
 from devloop.node.recorder import EventRecorder, rfc3339
 from devloop.node.rest import MERGE_PATCH, ApiStatus, Rest, retrying

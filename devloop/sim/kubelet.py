@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from devloop.node.logs import ContainerLog, LogLine
 from devloop.sim import resources
 from devloop.sim.admission import quantity
 from devloop.sim.api import Api
@@ -47,39 +48,6 @@ SCHEDULE_BACKOFF = 1.0
 SCHEDULE_BACKOFF_MAX = 10.0
 NODE_NAME = "pdwatch-embedded"
 CODE_MOUNT = "/app/workflow"
-
-
-@dataclass
-class LogLine:
-    at: float
-    text: str
-
-
-class ContainerLog:
-    """The output of one run of a container; `done` once that run has ended."""
-
-    def __init__(self) -> None:
-        self.lines: list[LogLine] = []
-        self.done = False
-        self._changed = asyncio.Event()
-
-    def append(self, text: str) -> None:
-        for line in text.split("\n"):
-            self.lines.append(LogLine(time.time(), line))
-        self._wake()
-
-    def close(self) -> None:
-        self.done = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait(self, seen: int) -> None:
-        if len(self.lines) > seen or self.done:
-            return
-        await self._changed.wait()
 
 
 @dataclass(frozen=True)
