@@ -482,3 +482,135 @@ def test_events_through_both_apis(both: tuple[Wire, Wire, str]) -> None:
     real, embedded = on_both(both, probe)
     assert real == (201, "Started", "Started container engine", "x", 1, "kubelet")
     assert embedded == KNOWN["events.k8s.io"]
+
+
+# --- pdwatch's own rules against the authority ------------------------------------------------
+# (these replace tests that compared pdwatch's rules with the embedded cluster's)
+
+NAMES = [
+    "a",
+    "my-name",
+    "My-Name",
+    "a.b",
+    "-a",
+    "a-",
+    "a" * 63,
+    "a" * 64,
+    "a" * 254,
+    "a_b",
+    "1a",
+    "\u00e4",
+]
+
+
+def refusal(wire: Wire, path: str, body: dict[str, Any]) -> str | None:
+    """None when the API server accepts `body` (a dry run), else its 422 message."""
+    code, answer = wire.request("POST", path, body, dryRun="All")
+    if code in (200, 201):
+        return None
+    assert code == 422, (wire.name, code, answer)
+    return str(answer["message"])
+
+
+def agrees(errors: list[str], refused: str | None) -> bool:
+    """pdwatch's errors and the server's verdict: both accept, or pdwatch's first error is
+    the server's wording."""
+    return (not errors and refused is None) or bool(errors and refused and errors[0] in refused)
+
+
+@pytest.mark.parametrize("value", NAMES)
+def test_name_rules_are_the_api_servers(real: Wire, embedded: Wire, value: str) -> None:
+    from devloop import names
+
+    cases = [
+        (names.dns1123_label, "/api/v1/namespaces", {"metadata": {"name": value}}),
+        (
+            names.dns1123_subdomain,
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": value}},
+        ),
+        # (Service names: v1.37 accepts any RFC 1123 label; pdwatch keeps DNS-1035, which
+        # older API servers require, so a name it accepts works on both)
+        (
+            names.config_map_key,
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "keys"}, "data": {value: "v"}},
+        ),
+        (
+            names.label_value,
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "labels", "labels": {"k": value}}},
+        ),
+        (
+            names.qualified_name,
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "keyed", "labels": {f"example.com/{value}": "v"}}},
+        ),
+    ]
+    for rule, path, body in cases:
+        checked = f"example.com/{value}" if rule is names.qualified_name else value
+        if rule is names.dns1123_label and not value:
+            continue
+        authority = refusal(real, path, body)
+        assert agrees(rule(checked), authority), (rule.__name__, value, authority)
+        assert (refusal(embedded, path, body) is None) == (authority is None), (
+            rule.__name__,
+            value,
+        )
+
+
+SCHEDULES = [
+    "*/5 * * * *",
+    "0 9 * * MON-FRI",
+    "@hourly",
+    "@every 1h30m",
+    "@every banana",
+    "@every 5",
+    "99 * * * *",
+    "0 0 * * 7",
+    "*/0 * * * *",
+    "1-2-3 * * * *",
+    "5-1 * * * *",
+    "0 0 0 * *",
+    "x * * * *",
+    "TZ=UTC 0 * * * *",
+    "@daily ",
+    "0 0 1 jan,FEB ?",
+    "1,,2 * * * *",
+    "+5 * * * *",
+    "-5 * * * *",
+    "1/2/3 * * * *",
+    "* * * *",
+    "* * * * * *",
+    "0\t9 * * *",
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_cron_schedules_are_read_as_the_api_server_reads_them(
+    real: Wire, embedded: Wire, schedule: str
+) -> None:
+    from devloop.cronspec import schedule_problem
+
+    body = {
+        "metadata": {"name": "trigger"},
+        "spec": {
+            "schedule": schedule,
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "curlimages/curl:latest"}],
+                        }
+                    }
+                }
+            },
+        },
+    }
+    path = "/apis/batch/v1/namespaces/default/cronjobs"
+    authority = refusal(real, path, body)
+    ours = schedule_problem(schedule)
+    assert (ours is None) == (authority is None), (schedule, ours, authority)
+    assert ours is None or (authority is not None and ours in authority), (ours, authority)
+    assert (refusal(embedded, path, body) is None) == (authority is None), schedule
