@@ -5,6 +5,7 @@ reason, runs the code it was created with."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 from kubernetes import client
@@ -12,8 +13,10 @@ from kubernetes import client
 from devloop.kube.client import Kube
 from devloop.kube.deploy import prune_snapshots
 from devloop.manifests import mounted_config_maps, snapshot_selector
+from devloop.sim import EmbeddedCluster
 from tests.kubewait import is_ready, wait_for
-from tests.looprig import running_loop
+from tests.looprig import EXAMPLES, running_loop
+from tests.processes import run_pdwatch
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -96,3 +99,56 @@ async def test_code_is_kept_while_a_replica_set_mounts_it(
     assert len(deleted) == 2
     left = await kube.list("ConfigMap", label_selector=snapshot_selector("hello"))
     assert len(left["items"]) == 1
+
+
+def test_a_same_named_object_of_someone_else_is_never_taken_over(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The campaign's repro (§2): a Helm-style Deployment and Service `important-api` and a
+    workflow of that name. --once refuses, naming the owner, and changes nothing; --down
+    deletes nothing of them."""
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    helm = {"app.kubernetes.io/name": "important-api", "app.kubernetes.io/managed-by": "Helm"}
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "important-api", "labels": helm},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "important-api"}},
+                "template": {
+                    "metadata": {"labels": {"app": "important-api"}},
+                    "spec": {"containers": [{"name": "api", "image": "pipedreamer-engine:latest"}]},
+                },
+            },
+        },
+        field_manager="helm",
+    )
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "important-api", "labels": helm},
+            "spec": {"selector": {"app": "important-api"}, "ports": [{"port": 80}]},
+        },
+        field_manager="helm",
+    )
+    directory = tmp_path / "important-api"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    workflow = directory / "workflow.yaml"
+    workflow.write_text(workflow.read_text().replace("name: hello", "name: important-api", 1))
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    once = run_pdwatch(str(directory), "--once", "--kubeconfig", str(kubeconfig))
+    assert once.returncode != 0, once.stdout
+    said = once.stdout.replace("\n", " ")
+    assert "not pdwatch's: Deployment important-api" in said, once.stdout
+    assert "app.kubernetes.io/managed-by=Helm" in said and "written by helm" in said
+    assert "Traceback" not in once.stdout + once.stderr
+    down = run_pdwatch(str(directory), "--down", "--kubeconfig", str(kubeconfig))
+    assert down.returncode == 0, down.stdout + down.stderr
+    deployment = apps.read_namespaced_deployment("important-api", namespace)
+    assert deployment.spec.replicas == 2
+    assert [c.name for c in deployment.spec.template.spec.containers] == ["api"]
+    assert deployment.metadata.labels == helm
+    assert core.read_namespaced_service("important-api", namespace).metadata.labels == helm
+    names = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+    assert not any(n.startswith("important-api-code") for n in names)  # nothing was written

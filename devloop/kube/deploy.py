@@ -28,8 +28,8 @@ from typing import Any
 
 from devloop import events
 from devloop.kube import plan
-from devloop.kube.client import Kube
-from devloop.kube.errors import KubeError, Timeout
+from devloop.kube.client import FIELD_MANAGER, Kube
+from devloop.kube.errors import KubeError, NotOurs, Timeout
 from devloop.kube.rollout import (
     RolloutResult,
     RolloutWatch,
@@ -108,6 +108,19 @@ async def rollout_restart(
         delay = min(delay * 2, 2.0)
 
 
+def refuse_foreign(objects: list[dict[str, Any] | None], bundle: Bundle) -> None:
+    """pdwatch writes only objects it made (its labels, or its field manager): a
+    same-named object of someone else's (a Helm release, a hand-made Service) stops the
+    deploy before pdwatch writes anything over it."""
+    others = plan.foreign(objects, bundle.workflow.name, FIELD_MANAGER)
+    if others:
+        raise NotOurs(
+            f"not pdwatch's: {'; '.join(others)}. pdwatch does not take over objects it did "
+            "not create; rename the workflow (name: in workflow.yaml) or deploy to another "
+            "namespace (-n)"
+        )
+
+
 async def read_mounted(kube: Kube, bundle: Bundle) -> plan.Live:
     """The rollout's inputs: the code ConfigMap, the immutable copy the pods mount, the
     Secret, and the Deployment."""
@@ -146,6 +159,7 @@ async def deploy_cycle(
     # once the Deployment's apply has gone out (at the API server, their requests would
     # queue in front of it) and applied after it: they do not shape the pods.
     live = await read_mounted(kube, bundle)
+    refuse_foreign([live.config_map, live.snapshot, live.deployment, live.secret], bundle)
     live_deployment, live_secret = live.deployment, live.secret
     around: asyncio.Task[tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]] | None = None
     mounted = [m for m in (bundle.secret, bundle.config_map, bundle.code_snapshot) if m]
@@ -185,6 +199,7 @@ async def deploy_cycle(
             applied.append(f"Deployment/{name}")
             rolled = plan.templates_differ(live_deployment, deployment)
         service, crons = await (around or read_around(kube, bundle))
+        refuse_foreign([service], bundle)
         rest = plan.plan_objects(
             plan.Live(None, None, None, service, crons),
             [bundle.service, *bundle.cronjobs],

@@ -97,6 +97,11 @@ class NotFound(KubeError):
     pass
 
 
+class NotOurs(KubeError):
+    """An object pdwatch would write exists and was made by someone else: pdwatch does not
+    take it over (not retried: it stays someone else's until a person decides)."""
+
+
 class Vanished(KubeError):
     """What a cycle was following was deleted under it (a namespace being deleted takes
     its Deployment with it): deploying again is the way back."""

@@ -124,6 +124,26 @@ class ObjectsPlan:
     reasons: tuple[str, ...] = field(default=())
 
 
+def foreign(objects: list[Manifest | None], workflow_name: str, manager: str) -> list[str]:
+    """The live objects that are not the workflow's: neither its labels nor ever written by
+    pdwatch's field manager. Each described by its owner's labels and field managers."""
+    found = []
+    for obj in objects:
+        if obj is None or owned_by_workflow(obj, workflow_name):
+            continue
+        meta = obj.get("metadata") or {}
+        managers = sorted({m.get("manager", "") for m in meta.get("managedFields") or []})
+        if manager in managers:
+            continue
+        labels = meta.get("labels") or {}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "no labels"
+        found.append(
+            f"{obj.get('kind', 'object')} {meta.get('name')} ({shown}; written by "
+            f"{', '.join(m for m in managers if m) or 'unknown'})"
+        )
+    return found
+
+
 def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> ObjectsPlan:
     """`wanted` in apply order without the Deployment: Secret, ConfigMap, Service, CronJobs."""
     by_name = {c["metadata"]["name"]: c for c in live.cronjobs}
