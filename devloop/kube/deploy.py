@@ -108,6 +108,9 @@ async def rollout_restart(
         delay = min(delay * 2, 2.0)
 
 
+PRUNE_BOUND_S = 1.0
+
+
 def refuse_foreign(objects: list[dict[str, Any] | None], bundle: Bundle) -> None:
     """pdwatch writes only objects it made (its labels, or its field manager): a
     same-named object of someone else's (a Helm release, a hand-made Service) stops the
@@ -243,9 +246,14 @@ async def deploy_cycle(
         if around is not None and not around.done():
             await finish(around, 1.0)
     if rollout.ok:
-        with contextlib.suppress(KubeError):  # the next rolled-out cycle prunes again
-            await prune_snapshots(
-                kube, bundle.workflow.name, bundle.code_snapshot["metadata"]["name"]
+        # Bounded: a slow API server must not hold the next save's cycle; what is left is
+        # pruned by the next rolled-out cycle.
+        with contextlib.suppress(KubeError, TimeoutError):
+            await within(
+                prune_snapshots(
+                    kube, bundle.workflow.name, bundle.code_snapshot["metadata"]["name"]
+                ),
+                PRUNE_BOUND_S,
             )
     return CycleResult(applied=True, restarted=True, rollout=rollout, deployment=deployment)
 
