@@ -285,16 +285,19 @@ class Kube:
         return await self.call(f"read the logs of {pod}", read)
 
     # A pod just Ready is in its Service's endpoints only once the EndpointSlice controller
-    # has written them (a real control plane takes tens of milliseconds, more when busy):
-    # "no endpoints available" is waited out this long before it is the answer.
+    # has written them, and a pod being replaced leaves them a moment after its engine
+    # stopped (a real control plane takes tens of milliseconds, more when busy): "no
+    # endpoints available" and "error trying to reach service" are waited out this long
+    # before either is the answer.
     ENDPOINTS_WAIT_S = 3.0
+    ENDPOINTS_SETTLING = ("no endpoints available", "error trying to reach service")
 
     async def proxy_post(self, service: str, port: int, path: str, body: Any) -> tuple[int, Any]:
         """POST through the API server's service proxy; (status, parsed JSON or text)."""
         deadline = time.monotonic() + self.ENDPOINTS_WAIT_S
         while True:
             status, answer = await self._proxy_post_once(service, port, path, body)
-            waiting = status == 503 and "no endpoints available" in str(answer)
+            waiting = status == 503 and any(m in str(answer) for m in self.ENDPOINTS_SETTLING)
             if not waiting or time.monotonic() >= deadline:
                 return status, answer
             await asyncio.sleep(0.1)
