@@ -277,10 +277,12 @@ def _no_nodes(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
 
 
 def _deadline(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    # f.pod names the new ReplicaSet here; its pods carry its pod-template-hash
+    selector = f"pod-template-hash={f.pod.rsplit('-', 1)[-1]}" if "-" in f.pod else "POD"
     return Explanation(
         "the Deployment made no progress within its progressDeadlineSeconds",
-        "the reason is in the pod's events: kubectl describe pod -n "
-        f"{s.namespace or 'NAMESPACE'} -l app.kubernetes.io/managed-by=pdwatch",
+        "the reason is in the pod's events: kubectl describe pods -n "
+        f"{s.namespace or 'NAMESPACE'} -l {selector}",
     )
 
 

@@ -10,9 +10,12 @@ the messages as the kubelet, containerd and the controllers word them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -322,7 +325,9 @@ async def test_a_configmap_without_a_key_the_pod_mounts(tmp_path: Path, kube: Ku
     assert found.what.startswith("the pod mounts the key nodes__greet.ts")
 
 
-async def test_no_progress_within_the_deadline(tmp_path: Path, kube: Kube) -> None:
+async def test_no_progress_within_the_deadline(
+    tmp_path: Path, kube: Kube, cluster: EmbeddedCluster
+) -> None:
     bundle = hello(tmp_path, kube)
     bundle.code_snapshot["data"]["nodes__greet.ts"] = STUCK_AT_LOAD
     bundle.deployment["spec"]["progressDeadlineSeconds"] = 1
@@ -330,6 +335,20 @@ async def test_no_progress_within_the_deadline(tmp_path: Path, kube: Kube) -> No
     assert found.what.startswith(
         "the Deployment made no progress within its progressDeadlineSeconds"
     )
+    # the command it suggests is run as written and shows the stuck pod's events
+    command = found.fix.split(": ", 1)[1]
+    assert command.startswith("kubectl describe pods -n ") and "managed-by" not in command
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    kubectl = str(Path(sys.executable).parent / "kubectl")
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [kubectl, "--kubeconfig", str(kubeconfig), *command.split()[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Name:" in shown.stdout and "hello-" in shown.stdout and "Events:" in shown.stdout
 
 
 async def test_an_image_name_the_runtime_cannot_parse(tmp_path: Path, kube: Kube) -> None:
