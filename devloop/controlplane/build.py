@@ -110,7 +110,8 @@ def ensure_built(say: object = None) -> dict[str, Path]:
             "(once per machine; several minutes cold)"
         )
         began = time.monotonic()
-        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+        # no VCS stamp: a build from a tarball or a dirty tree must not fail on it
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
         result = subprocess.run(
             [
                 go,
