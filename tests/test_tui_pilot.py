@@ -476,3 +476,25 @@ def test_lines_still_being_measured_when_the_log_goes_end_quietly() -> None:
     # Textual's own still raises; when it no longer does, LogView._update_size can go
     assert isinstance(measure(Log()), RuntimeError)
     assert measure(LogView()) is None
+
+
+async def test_escape_sequences_from_outside_reach_the_tui_inert(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A pod's log line and a cluster message holding an OSC title and an OSC 52 clipboard
+    write are shown as visible escapes, in the log view and the problems panel."""
+    title, clipboard = "\x1b]0;PWNED\x07", "\x1b]52;c;cHduZWQ=\x07"
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, _seen, _):
+        log, problems = app.query_one(LogView), app.query_one(ProblemsPanel)
+        app.emit(events.LogLine("hello-abc-x1y2z", f"log {title}"))
+        app.emit(events.RolloutFailed("hello-abc-x1y2z", "Error", f"crashed {clipboard}"))
+        for _ in range(100):  # until the log flush (every 100 ms) and the message are shown
+            if any("PWNED" in line for line in log.lines_kept) and "cHduZWQ" in str(
+                problems.render()
+            ):
+                break
+            await pilot.pause(0.05)
+        kept = [line for line in log.lines_kept if "PWNED" in line]
+        assert kept == ["[x1y2z] log \\x1b]0;PWNED\\x07"]
+        shown = str(problems.render())
+        assert "\\x1b]52;c;cHduZWQ=\\x07" in shown and "\x1b" not in shown
