@@ -99,20 +99,13 @@ def test_an_ambiguous_server_address_is_refused_whatever_the_flags(server: str) 
         assert reason is not None and "cannot be trusted" in reason, (server, reason)
 
 
-def test_a_backslash_userinfo_server_never_gets_the_credentials(tmp_path: Path) -> None:
-    """The adversarial campaign's repro: a context named production whose server urllib
-    reads as loopback; its exec plugin must not run, with or without --allow-context."""
-    marker = tmp_path / "plugin-ran"
+def plugin_kubeconfig(path: Path, context: str, server: str, marker: Path) -> Path:
+    """A kubeconfig whose only user runs an exec credential plugin that leaves `marker`."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "current-context": "production",
-        "clusters": [
-            {
-                "name": "production",
-                "cluster": {"server": "http://203.0.113.10:80\\@127.0.0.1:16441"},
-            }
-        ],
+        "current-context": context,
+        "clusters": [{"name": context, "cluster": {"server": server}}],
         "users": [
             {
                 "name": "u",
@@ -126,10 +119,18 @@ def test_a_backslash_userinfo_server_never_gets_the_credentials(tmp_path: Path) 
                 },
             }
         ],
-        "contexts": [{"name": "production", "context": {"cluster": "production", "user": "u"}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": "u"}}],
     }
-    path = tmp_path / "kc"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_backslash_userinfo_server_never_gets_the_credentials(tmp_path: Path) -> None:
+    """The adversarial campaign's repro: a context named production whose server urllib
+    reads as loopback; its exec plugin must not run, with or without --allow-context."""
+    marker = tmp_path / "plugin-ran"
+    server = "http://203.0.113.10:80\\@127.0.0.1:16441"
+    path = plugin_kubeconfig(tmp_path / "kc", "production", server, marker)
     for extra in ([], ["--allow-context", "production"]):
         proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path), *extra)
         assert proc.returncode == 3, proc.stdout + proc.stderr
@@ -141,28 +142,7 @@ def test_a_backslash_userinfo_server_never_gets_the_credentials(tmp_path: Path) 
 def test_a_refused_context_never_runs_its_credential_plugin(tmp_path: Path) -> None:
     """The refusal comes before any credential is used: an exec plugin is not run."""
     marker = tmp_path / "plugin-ran"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "prod",
-        "clusters": [{"name": "prod", "cluster": {"server": "https://203.0.113.10:6443"}}],
-        "users": [
-            {
-                "name": "u",
-                "user": {
-                    "exec": {
-                        "apiVersion": "client.authentication.k8s.io/v1",
-                        "command": "sh",
-                        "args": ["-c", f"touch {marker}; echo '{{}}'"],
-                        "interactiveMode": "Never",
-                    }
-                },
-            }
-        ],
-        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "u"}}],
-    }
-    path = tmp_path / "kc"
-    path.write_text(yaml.safe_dump(config))
+    path = plugin_kubeconfig(tmp_path / "kc", "prod", "https://203.0.113.10:6443", marker)
     proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(path))
     assert proc.returncode == 3
     assert "run again with --allow-context prod" in proc.stdout.replace("\n", " ")
