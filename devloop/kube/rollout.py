@@ -417,12 +417,17 @@ def _created_at(obj: dict[str, Any]) -> float | None:
 
 
 async def _last_logs(kube: Kube, pod: str) -> tuple[str, ...]:
-    """The crashed container's last lines: the previous run's, else the current one's."""
-    for previous in (True, False):
-        try:
-            text = await kube.pod_log(pod, previous=previous, tail_lines=LAST_LOG_LINES)
-        except KubeError:
-            continue
-        if text.strip():
-            return tuple(text.rstrip("\n").split("\n"))
+    """The crashed container's last lines: the previous run's, else the current one's. A
+    container the kubelet is restarting at that moment may have neither to give yet: asked
+    again a few times, briefly."""
+    for attempt in range(3):
+        for previous in (True, False):
+            try:
+                text = await kube.pod_log(pod, previous=previous, tail_lines=LAST_LOG_LINES)
+            except KubeError:
+                continue
+            if text.strip():
+                return tuple(text.rstrip("\n").split("\n"))
+        if attempt < 2:
+            await asyncio.sleep(0.3)
     return ()
