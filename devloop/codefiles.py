@@ -11,7 +11,7 @@ cannot find its import.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from devloop import names
@@ -82,6 +82,7 @@ class Listing:
 
     paths: list[str]  # workflow.yaml first, then nodes/**/*.ts sorted
     linked_dirs: list[str]
+    unlisted: list[tuple[str, str]] = field(default_factory=list)  # (folder, why not)
 
 
 def list_code(root: Path) -> Listing:
@@ -90,9 +91,15 @@ def list_code(root: Path) -> Listing:
     (pnpm fills node_modules with links) is not a problem either."""
     found: list[str] = []
     linked: list[str] = []
+    unlisted: list[tuple[str, str]] = []
     nodes = root / NODES_DIR
-    if nodes.is_dir():
-        for dirpath, dirnames, filenames in os.walk(nodes, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or nodes).relative_to(root).as_posix()
+        unlisted.append((where, exc.strerror or str(exc)))
+
+    if os.path.isdir(nodes):  # False, never an exception, when root cannot be searched
+        for dirpath, dirnames, filenames in os.walk(nodes, onerror=unreadable, followlinks=False):
             dirnames[:] = sorted(
                 d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS
             )
@@ -105,7 +112,7 @@ def list_code(root: Path) -> Listing:
                 for name in filenames
                 if not name.startswith(".") and name.endswith(".ts")
             ]
-    return Listing([WORKFLOW_FILE, *sorted(found)], sorted(linked))
+    return Listing([WORKFLOW_FILE, *sorted(found)], sorted(linked), sorted(unlisted))
 
 
 def read_code_files(
@@ -132,8 +139,13 @@ def read_code_files(
                 "is a symbolic link to a directory; link the files or copy the directory instead",
             )
         )
+    for rel, why in listing.unlisted:
+        problems.append(Problem(shown(rel), f"cannot be listed: {why}; its code is not deployed"))
     for rel in listing.paths:
         full = root / rel
+        if rel == WORKFLOW_FILE and not os.access(root, os.X_OK):
+            problems.append(Problem(display_root, "cannot be read: Permission denied"))
+            continue
         if rel == WORKFLOW_FILE and not os.path.lexists(full):
             problems.append(
                 Problem(shown(rel), "not found: a workflow directory needs a workflow.yaml")

@@ -2,9 +2,12 @@
 
 `--image` > `.pipedreamer/base-image.txt` (or `.tentacular/base-image.txt`, the marker of
 the reference's later releases; `.pipedreamer` wins when a directory has both) in the
-workflow directory, else its nearest parent that has one, stopping at the enclosing git
-repository's root or the filesystem root > `pipedreamer-engine:latest`. It depends only
-on the workflow directory, never on the current directory.
+workflow directory, else its nearest parent that has one up to the enclosing git
+repository's root, or up to the user's home for a workflow in it outside any repository
+(never above: a world-writable `/tmp` or `/` must not choose the image a workflow runs) >
+`pipedreamer-engine:latest`. It depends only on the workflow directory, never on the
+current directory. The daemon watches the files outside the workflow directory that could
+choose the image (`files_outside`), so editing one deploys.
 
 An image reference is checked against the grammar of distribution/reference (the one
 container runtimes parse): a NUL, a space or a stray character would otherwise reach the
@@ -13,6 +16,7 @@ kubelet and fail there as InvalidImageName.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +75,7 @@ def resolve_image(workflow_dir: Path, flag: str | None) -> tuple[ImageChoice | N
     for directory in _search_path(workflow_dir.resolve()):
         for relative in IMAGE_FILES:
             candidate = directory / relative
-            if not candidate.exists():
+            if not os.path.lexists(candidate):
                 continue
             return _read_image_file(candidate)
     return ImageChoice(DEFAULT_IMAGE, "default"), []
@@ -102,11 +106,19 @@ def _read_image_file(candidate: Path) -> tuple[ImageChoice | None, list[Problem]
     return ImageChoice(image, shown), []
 
 
-def _search_path(start: Path) -> list[Path]:
-    """The workflow directory, then each parent up to the git root or the filesystem root."""
-    out = []
-    for directory in (start, *start.parents):
-        out.append(directory)
-        if (directory / ".git").exists():
-            break
-    return out
+def _search_path(start: Path, home: Path | None = None) -> list[Path]:
+    """The workflow directory, then each parent up to the git root; outside a repository,
+    up to the user's home when the workflow is in it, else the workflow directory alone."""
+    chain = [start, *start.parents]
+    for index, directory in enumerate(chain):
+        if os.path.exists(directory / ".git"):  # never raises, even when unreadable
+            return chain[: index + 1]
+    home = home or Path(os.path.expanduser("~")).resolve()
+    if home in chain:
+        return chain[: chain.index(home) + 1]
+    return [start]
+
+
+def files_outside(workflow_dir: Path) -> list[Path]:
+    """The image files in the workflow directory's parents that could choose its image."""
+    return [d / f for d in _search_path(workflow_dir.resolve())[1:] for f in IMAGE_FILES]

@@ -35,6 +35,7 @@ from typing import Any
 from devloop import events
 from devloop.explain import Situation, explaining
 from devloop.history import REVISION_ANNOTATION, Revision, unknown_revision
+from devloop.image import files_outside
 from devloop.kube import history as kube_history
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
@@ -78,6 +79,18 @@ class _Pending:
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
+
+
+def file_signatures(paths: list[Path]) -> dict[Path, tuple[int, int, int, int]]:
+    """(inode, size, mtime, ctime) of each of `paths` that exists: a change to any is a save."""
+    found = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        found[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return found
 
 
 class WatchedDirectory:
@@ -305,8 +318,15 @@ class DevLoop:
         directory is watched anew and what is in it now is deployed."""
         root = self.settings.directory
         watched = WatchedDirectory(root)
+        outside = files_outside(root)  # parents' image files: stat them, not watch trees
+        seen = file_signatures(outside)
         try:
             while not await self._sleep(self.settings.missing_dir_poll_s):
+                now = file_signatures(outside)
+                if now != seen:
+                    changed = {str(p) for p in outside if now.get(p) != seen.get(p)}
+                    seen = now
+                    self._request(changed, "change")
                 state = watched.state()
                 if state == "gone":
                     break

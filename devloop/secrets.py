@@ -17,6 +17,7 @@ the directory, regular, bounded.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -46,7 +47,7 @@ def secret_paths(root: Path) -> list[Path]:
     """The files secrets are read from, whether or not they can be read."""
     paths = [root / SECRETS_FILE]
     folder = root / SECRETS_DIR
-    if folder.is_dir():
+    with contextlib.suppress(OSError):  # missing, no folder, unreadable: read_secrets says
         paths += [e for e in sorted(folder.iterdir()) if not e.name.startswith(".")]
     return paths
 

@@ -565,6 +565,27 @@ def normalise_node_path(written: str) -> tuple[str, str | None]:
     return "/".join(parts), None
 
 
+def _node_file_problem(target: Path, path: str, top: str, deployable: set[str]) -> str | None:
+    """Why the engine could not load this node file, or None."""
+    try:
+        os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return f"file {path} does not exist"
+    except OSError as exc:  # a folder on its way that cannot be searched
+        return f"file {path} cannot be reached: {exc.strerror}"
+    resolved = os.path.realpath(target)  # never raises, even on a link loop
+    if not inside(resolved, top):
+        return f"{path} is a link to {resolved}, outside the workflow directory"
+    if not os.path.isfile(resolved):
+        return f"{path} is not a regular file (or a link that leads nowhere)"
+    if path not in deployable:
+        return (
+            "is not part of the deployed code (only .ts files below nodes/, outside "
+            "hidden folders and node_modules, are deployed)"
+        )
+    return None
+
+
 def check_node_paths(
     nodes: tuple[WorkflowNode, ...],
     root: Path,
@@ -584,19 +605,7 @@ def check_node_paths(
             continue
         target = root / node.path
         where = f"node {node.name!r}: path {node.written_path!r}"
-        reason = None
-        resolved = os.path.realpath(target)  # never raises, even on a link loop
-        if not os.path.lexists(target):
-            reason = f"file {node.path} does not exist"
-        elif not inside(resolved, top):
-            reason = f"{node.path} is a link to {resolved}, outside the workflow directory"
-        elif not os.path.isfile(resolved):
-            reason = f"{node.path} is not a regular file (or a link that leads nowhere)"
-        elif node.path not in deployable:
-            reason = (
-                "is not part of the deployed code (only .ts files below nodes/, outside "
-                "hidden folders and node_modules, are deployed)"
-            )
+        reason = _node_file_problem(target, node.path, top, deployable)
         if reason:
             problems.append(source.at(node.line or 0, node.column, f"{where}: {reason}"))
     return problems

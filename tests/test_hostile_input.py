@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,12 +141,58 @@ def test_oversized_secrets_are_refused_by_size_before_reading(tmp_path: Path) ->
     assert "is 52,428,800 bytes, more than the 1,048,576 bytes allowed" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def render_unprivileged(root: Path) -> list[str]:
+    """`pdwatch ROOT --render`'s stderr lines, run without the capabilities that let root
+    read any file (setpriv drops them), so that modes are obeyed also in CI as root."""
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    proc = subprocess.run(
+        [
+            *(drop if os.geteuid() == 0 else []),
+            sys.executable,
+            "-m",
+            "devloop",
+            str(root),
+            "--render",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stdout
+    return proc.stderr.splitlines()
+
+
 def test_an_unreadable_secret_file(tmp_path: Path) -> None:
     write_tree(minimal(tmp_path), {".secrets/token": "x"})
     (tmp_path / ".secrets" / "token").chmod(0)
-    (message,) = errors(tmp_path)
-    assert message.endswith("cannot be read: Permission denied; secrets must be files, one per key")
+    assert render_unprivileged(tmp_path)[0].endswith(
+        "cannot be read: Permission denied; secrets must be files, one per key"
+    )
+
+
+def test_an_unreadable_secrets_folder(tmp_path: Path) -> None:
+    write_tree(minimal(tmp_path), {".secrets/token": "x"})
+    (tmp_path / ".secrets").chmod(0)
+    lines = render_unprivileged(tmp_path)
+    assert lines[0] == f"error: {tmp_path}/.secrets: cannot be listed: Permission denied", lines
+
+
+def test_an_unreadable_nodes_folder(tmp_path: Path) -> None:
+    (minimal(tmp_path) / "nodes").chmod(0)
+    lines = render_unprivileged(tmp_path)
+    assert (
+        f"error: {tmp_path}/nodes: cannot be listed: Permission denied; its code is not deployed"
+        in lines
+    )
+    assert any("nodes/fetch.ts cannot be reached: Permission denied" in line for line in lines)
+    assert not any("does not exist" in line for line in lines)
+
+
+def test_an_unreadable_workflow_directory(tmp_path: Path) -> None:
+    (minimal(tmp_path / "wf")).chmod(0o600)  # readable, not searchable
+    lines = render_unprivileged(tmp_path / "wf")
+    assert f"error: {tmp_path}/wf: cannot be read: Permission denied" in lines, lines
 
 
 def test_a_node_path_that_is_a_link_loop(tmp_path: Path) -> None:

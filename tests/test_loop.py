@@ -393,6 +393,29 @@ async def test_a_new_marker_folder_with_its_image_file_is_deployed(
         assert image == "engine:tentacular"
 
 
+@sim_only("an engine image a parent's marker file names")
+async def test_the_image_file_of_a_parent_folder_is_watched(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The base-image.txt at the repository's root chose the image: editing it deploys,
+    though it is outside the watched workflow directory (issue 24 §6)."""
+    (tmp_path / ".git").mkdir()
+    image_file = tmp_path / ".pipedreamer" / "base-image.txt"
+    image_file.parent.mkdir()
+    image_file.write_text("engine:repo-1\n")
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
+        await rig.cycle_done()
+        mark = rig.mark()
+        image_file.write_text("engine:repo-2\n")
+        started = await rig.wait_for(events.CycleStarted, since=mark)
+        assert str(image_file) in started.changed
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+        deployment = await rig.kube.get("Deployment", "hello")
+        assert deployment is not None
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == "engine:repo-2"
+
+
 @pytest.mark.parametrize("how", ["rm-and-copy", "mv-swap", "symlink-repointed"])
 async def test_a_replaced_directory_is_watched_anew(
     tmp_path: Path, api_client: client.ApiClient, namespace: str, how: str

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devloop.image import files_outside
 from devloop.render import Bundle, RenderOptions, render
 from devloop.yamlout import dump_all
 from tests.helpers import FETCH_TS, MINIMAL_WORKFLOW, minimal, write_tree
@@ -526,10 +527,35 @@ def test_image_file_above_the_git_root_is_not_used(tmp_path: Path) -> None:
     assert ok(wf).image.image == "pipedreamer-engine:latest"
 
 
+def test_image_file_in_a_shared_parent_outside_any_repository_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workflow in /tmp with no repository around it: a base-image.txt anyone could put
+    in /tmp (or /) never chooses its image (issue 24 §6)."""
+    write_tree(tmp_path, {".pipedreamer/base-image.txt": "planted:1\n"})
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert ok(minimal(tmp_path / "wf")).image.image == "pipedreamer-engine:latest"
+    assert files_outside(tmp_path / "wf") == []
+
+
+def test_image_file_up_to_the_home_folder_outside_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    write_tree(tmp_path, {".pipedreamer/base-image.txt": "above-home:1\n"})
+    write_tree(home, {".tentacular/base-image.txt": "home-level:1\n"})
+    monkeypatch.setenv("HOME", str(home))
+    wf = minimal(home / "work" / "wf")
+    assert ok(wf).image.image == "home-level:1"
+    assert home / ".tentacular" / "base-image.txt" in files_outside(wf)
+    assert not any(tmp_path / ".pipedreamer" in p.parents for p in files_outside(wf))
+
+
 def test_image_does_not_depend_on_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_tree(tmp_path / "elsewhere", {".pipedreamer/base-image.txt": "cwd-image:1\n"})
+    monkeypatch.setenv("HOME", str(tmp_path))
     wf = minimal(tmp_path / "wf")
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert ok(wf).image.image == "pipedreamer-engine:latest"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 
 from rich.console import Console
@@ -73,6 +75,20 @@ def describe(event: events.Event) -> tuple[str, str] | None:
     return None
 
 
+class ClosableConsole(Console):
+    """A console whose reader may go away (`pdwatch DIR --once | head -1`): the rest of the
+    output is dropped and the command still finishes its job and its exit code, where
+    rich's default would end the process with exit 1 and no word."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+
+
 class CycleSummary:
     """Collects one cycle's milestones into the compact timeline line printed at its end:
     `nodes/format.ts changed → applied in 12 ms → pod x Ready in 1.4 s`."""
@@ -108,7 +124,7 @@ class PlainOutput:
     timeline when it ends."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.console = console or ClosableConsole(highlight=False, soft_wrap=True)
         self.summary = CycleSummary()
         self.warned: tuple[Problem, ...] = ()
 
