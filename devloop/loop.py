@@ -47,7 +47,7 @@ from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
 from devloop.waits import event_or_timeout, finish
-from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, batches
+from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, WatchFailed, batches
 
 Emit = Callable[[events.Event], None]
 QUIT_GRACE_S = 1.0  # how long a task may take to end once told to
@@ -308,6 +308,11 @@ class DevLoop:
                     self._request(set(batch.paths), "change")
             except OSError:
                 pass  # the directory went away under the watcher
+            except WatchFailed as exc:
+                self.emit(events.Warning(f"the file watch stopped ({exc}); watching anew"))
+                self._request(set(), "rescan")  # saves made meanwhile are on disk: deploy them
+                if await self._sleep(self.settings.missing_dir_poll_s):
+                    return
             finally:
                 guard.cancel()
 

@@ -68,28 +68,47 @@ def relevant_dir(relative: str) -> bool:
     return not any(p.startswith(".") or p in SKIPPED_DIRS for p in parts[1:])
 
 
+def link_targets(root: Path) -> set[str]:
+    """The files inside root that node files below nodes/ are links to: saving one changes
+    the deployed code though it is not itself below nodes/."""
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root / NODES_DIR):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS]
+        for name in filenames:
+            link = os.path.join(dirpath, name)
+            if name.endswith(".ts") and os.path.islink(link):
+                target = _relative(os.path.realpath(link), root)
+                if target is not None:
+                    found.add(target)
+    return found
+
+
 class RelevantFilter(watchfiles.BaseFilter):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root.resolve()
+        self.targets = link_targets(self.root)
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
-        try:
-            rel = Path(path).resolve().relative_to(self.root).as_posix()
-        except ValueError:
-            try:
-                rel = Path(path).relative_to(self.root).as_posix()
-            except ValueError:
-                return False
+        rel = _relative(path, self.root)
+        if rel is None:
+            return False
+        if change != watchfiles.Change.modified and rel.startswith(NODES_DIR + "/"):
+            self.targets = link_targets(self.root)  # a link may have come or gone
+        if rel in self.targets:
+            return True
         if change == watchfiles.Change.added and relevant_dir(rel) and os.path.isdir(path):
             return True
+        if change == watchfiles.Change.deleted and relevant_dir(rel):
+            # maybe a folder of code moved out of nodes/ or hidden: render anew
+            return not EDITOR_TEMP.search(PurePosixPath(rel).name)
         return relevant(rel)
 
 
 def expand(root: Path, relative: str) -> set[str]:
     """A changed path; for a new directory, the relevant files already in it."""
     full = root / relative
-    if not full.is_dir() or full.is_symlink():
+    if not os.path.isdir(full) or os.path.islink(full):  # neither raises, even on a loop
         return {relative}
     found = set()
     for dirpath, dirnames, filenames in os.walk(full):
@@ -99,6 +118,10 @@ def expand(root: Path, relative: str) -> set[str]:
             if relevant(rel):
                 found.add(rel)
     return found or {relative}
+
+
+class WatchFailed(Exception):
+    """The file watch stopped on an error; saves made since may not have been seen."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +159,7 @@ async def batches(
                 rust_timeout=500,
             ):
                 paths = {_relative(path, resolved) for _, path in changes}
-                await raw.put({p for path in paths for p in expand(resolved, path)})
+                await raw.put({p for path in paths if path for p in expand(resolved, path)})
         finally:
             await raw.put(None)
 
@@ -159,6 +182,8 @@ async def batches(
             if changes is None:
                 if pending:
                     yield Batch(frozenset(pending))
+                if not task.cancelled() and task.exception() is not None:
+                    raise WatchFailed(str(task.exception())) from task.exception()
                 return
             now = loop.time() - change_age(resolved, changes, min(RAW_STEP_MS, debounce_ms))
             if not pending:
@@ -192,8 +217,14 @@ def change_age(root: Path, changes: set[str], step_ms: int, sample: int = 20) ->
     return min(max(time.time() - latest, 0.0), bound)
 
 
-def _relative(path: str, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
+def _relative(path: str, root: Path) -> str | None:
+    """`path` relative to the (resolved) root, '/'-separated, or None when outside it. The
+    last component is never resolved: a change to a link is the link's (`nodes/b.ts`), not
+    its target's, and a link loop must not raise."""
+    parent, name = os.path.split(path)
+    for base in (parent, os.path.realpath(parent)):  # realpath never raises
+        try:
+            return (Path(base) / name).relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
 from devloop.watch import change_age, relevant
 from tests.looprig import EXAMPLES, Rig, running_loop
-from tests.target import sim_only
+from tests.target import patience, sim_only
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -375,6 +376,68 @@ async def test_a_new_folder_created_with_its_file_is_deployed_every_time(
                 await rig.wait_for(events.CycleFinished, since=rig.mark() - 1)
                 mark = rig.mark()
             assert await deployed(), n
+
+
+async def until_code(
+    rig: Rig, holds: Callable[[dict[str, str]], bool], timeout: float = 20
+) -> None:
+    """Until the deployed code ConfigMap's data satisfies `holds`, cycle after cycle."""
+
+    async def check() -> None:
+        while True:
+            mark = rig.mark()
+            cm = await rig.kube.get("ConfigMap", "hello-code")
+            if cm is not None and holds(cm.get("data") or {}):
+                return
+            await rig.wait_for(events.CycleFinished, since=mark)
+
+    await asyncio.wait_for(check(), patience(timeout))
+
+
+@pytest.mark.parametrize("away", ["out-of-nodes", "hidden"])
+async def test_a_folder_moved_out_of_nodes_is_no_longer_deployed(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, away: str
+) -> None:
+    """mv nodes/lib elsewhere (or to nodes/.lib): its code leaves the cluster too (issue 24
+    §6); only a deleted folder was reported, which is not a .ts file."""
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
+        lib = rig.directory / "nodes" / "lib"
+        lib.mkdir()
+        (lib / "x.ts").write_text("export const x = 1;\n")
+        await until_code(rig, lambda data: "nodes__lib__x.ts" in data)
+        lib.rename(tmp_path / "lib" if away == "out-of-nodes" else lib.parent / ".lib")
+        await until_code(rig, lambda data: "nodes__lib__x.ts" not in data)
+
+
+async def test_a_node_that_links_to_a_file_outside_nodes_follows_it(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """nodes/shared.ts -> ../lib/shared.ts: adding the link deploys it, and saving the file
+    it links to deploys the new text (issue 24 §6)."""
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
+        await rig.cycle_done()
+        target = rig.directory / "lib" / "shared.ts"
+        target.parent.mkdir()
+        target.write_text("export const v = 1;\n")
+        (rig.directory / "nodes" / "shared.ts").symlink_to("../lib/shared.ts")
+        await until_code(rig, lambda data: data.get("nodes__shared.ts") == "export const v = 1;\n")
+        target.write_text("export const v = 2;\n")
+        await until_code(rig, lambda data: data.get("nodes__shared.ts") == "export const v = 2;\n")
+
+
+async def test_a_link_loop_made_under_nodes_drops_no_save(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """ln -s l2 nodes/l1; ln -s l1 nodes/l2 and a save at the same moment: the save is
+    deployed, and so are the saves after it (the watch ended on the loop, silently)."""
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
+        await rig.cycle_done()
+        (rig.directory / "nodes" / "l1").symlink_to("l2")
+        (rig.directory / "nodes" / "l2").symlink_to("l1")
+        (rig.directory / GREET).write_text('console.log("after-the-loop");\n')
+        await until_code(rig, lambda data: "after-the-loop" in data["nodes__greet.ts"])
+        (rig.directory / GREET).write_text('console.log("and-after-that");\n')
+        await until_code(rig, lambda data: "and-after-that" in data["nodes__greet.ts"])
 
 
 @sim_only("an engine image the workflow's marker file names")
