@@ -24,6 +24,7 @@ from devloop.kube.rollout import RolloutWatch
 from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
+from tests import target
 from tests.helpers import STUCK_AT_LOAD
 from tests.kubewait import rollout_complete
 from tests.target import patience, render_options, sim_only
@@ -661,3 +662,41 @@ async def test_progress_deadline_exceeded_ends_the_follow(tmp_path: Path, kube: 
     assert not result.ok and result.failure is not None
     assert result.failure.reason == "ProgressDeadlineExceeded"
     assert result.failure.message.endswith("has timed out progressing.")
+
+
+async def test_a_field_pdwatch_stops_setting_is_removed(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient, namespace: str
+) -> None:
+    """--runtime-class RC, then --runtime-class "" (pdwatch's own advice when RC is
+    missing): the second deploy is not "unchanged"; the field leaves the Deployment, by one
+    rollout (issue 24 §6)."""
+    admin = target.direct_client(target.REAL) if target.REAL else api_client  # cluster-wide
+    node = client.NodeV1Api(admin)
+    rc = f"pdwatch-{namespace}"[:63]
+    node.create_runtime_class({"metadata": {"name": rc}, "handler": "runc"})
+    try:
+        directory = copy_example(tmp_path)
+        first = await deploy_cycle(
+            kube, bundle_of(kube, directory, runtime_class=rc), Recorder(), RestartStamps()
+        )
+        assert first.ok
+        deployment = await kube.get("Deployment", "hello")
+        assert deployment is not None
+        assert deployment["spec"]["template"]["spec"]["runtimeClassName"] == rc
+        rec = Recorder()
+        second = await deploy_cycle(
+            kube, bundle_of(kube, directory, runtime_class=""), rec, RestartStamps()
+        )
+        assert second.ok and second.restarted, rec.events
+        assert not rec.of(events.Unchanged)
+        deployment = await kube.get("Deployment", "hello")
+        assert deployment is not None
+        assert "runtimeClassName" not in deployment["spec"]["template"]["spec"]
+        await rollout_complete(kube, "hello")
+        rec = Recorder()
+        third = await deploy_cycle(
+            kube, bundle_of(kube, directory, runtime_class=""), rec, RestartStamps()
+        )
+        assert not third.applied and rec.of(events.Unchanged), rec.events
+    finally:
+        node.delete_runtime_class(rc)

@@ -11,11 +11,17 @@ rollout, with the latest content.
 
 An object needs applying when applying it would change it (`contains`): every field the
 bundle sets has that value live. Fields others added are not pdwatch's (server-side apply
-leaves them); defaults the API server filled in are not differences.
+leaves them); defaults the API server filled in are not differences. A field pdwatch set
+before and no longer sets (a `--runtime-class` dropped) is not visible that way, so each
+applied object carries a digest of the whole manifest as applied (`pdwatch/applied`,
+`stamped`): a manifest with a field fewer has another digest, and its apply removes the
+field as server-side apply removes what a manager stops applying.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -27,6 +33,22 @@ from devloop.manifests import (
     Manifest,
     owned_by_workflow,
 )
+
+APPLIED_ANNOTATION = "pdwatch/applied"
+
+
+def stamped(manifest: Manifest) -> Manifest:
+    """The manifest with the digest of itself as applied (a Secret's values left out: a
+    digest of a short secret could be searched; its keys are enough, values are compared
+    by `contains`)."""
+    shown = manifest
+    if manifest.get("kind") == "Secret":
+        shown = {**manifest, "data": dict.fromkeys(manifest.get("data") or {}, "")}
+    digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
+    metadata = manifest["metadata"]
+    annotations = {**(metadata.get("annotations") or {}), APPLIED_ANNOTATION: digest}
+    return {**manifest, "metadata": {**metadata, "annotations": annotations}}
+
 
 # Lists of objects whose items are matched by a key, as server-side apply merges them
 # (the OpenAPI's x-kubernetes-list-map-keys); other lists are compared item by item.
@@ -159,7 +181,7 @@ def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> Obje
     }
     apply: list[Manifest] = []
     reasons: list[str] = []
-    for manifest in wanted:
+    for manifest in map(stamped, wanted):
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         existing = by_name.get(name) if kind == "CronJob" else current.get((kind, name))
         if existing is None:
@@ -202,7 +224,7 @@ def wanted_deployment(rendered: Manifest, secret_rv: str) -> Manifest:
     annotations[SECRET_VERSION_ANNOTATION] = secret_rv
     metadata = {**template["metadata"], "annotations": annotations}
     spec = {**rendered["spec"], "template": {**template, "metadata": metadata}}
-    return {**rendered, "spec": spec}
+    return stamped({**rendered, "spec": spec})
 
 
 def template_hash(deployment: Manifest | None) -> str | None:
