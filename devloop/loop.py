@@ -23,7 +23,6 @@ it through its control methods: redeploy, pause/resume, trigger_run, quit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import time
@@ -76,6 +75,7 @@ class _Pending:
     force: bool = False
     follow_only: bool = True  # only changes seen in the cluster: show them, apply nothing
     rollback: int | None = None  # a revision to put back live instead of the local files
+    saved_at: float | None = None  # wall clock of the last save, as the watch saw it
 
     def __bool__(self) -> bool:
         return bool(self.reasons)
@@ -128,15 +128,6 @@ def backoff_delay(attempt: int, initial: float, cap: float) -> float:
     """Exponential, capped, with ±20 % jitter so that several clients do not retry in step."""
     base: float = min(cap, initial * 2.0 ** (attempt - 1))
     return base * random.uniform(0.8, 1.2)
-
-
-def latest_mtime(root: Path, paths: set[str]) -> float | None:
-    """When the last of these files was written (wall clock), for edit-to-Ready timing."""
-    times = []
-    for rel in paths:
-        with contextlib.suppress(OSError):
-            times.append((root / rel).stat().st_mtime)
-    return max(times) if times else None
 
 
 def files_changed(before: Bundle | None, after: Bundle) -> tuple[str, ...]:
@@ -270,9 +261,17 @@ class DevLoop:
             await self._stop_tails(keep=None)
 
     def _request(
-        self, paths: set[str], reason: str, force: bool = False, follow_only: bool = False
+        self,
+        paths: set[str],
+        reason: str,
+        force: bool = False,
+        follow_only: bool = False,
+        saved_at: float | None = None,
     ) -> None:
         self.pending.paths |= paths
+        if paths:  # when the watch saw the save, else now (a file polled, not watched)
+            saved = min(saved_at or time.time(), time.time())
+            self.pending.saved_at = max(self.pending.saved_at or saved, saved)
         self.pending.reasons.append(reason)
         self.pending.force |= force
         self.pending.follow_only &= follow_only
@@ -305,7 +304,7 @@ class DevLoop:
                 async for batch in batches(
                     root, self.settings.debounce_ms, self.settings.max_wait_ms, session_over
                 ):
-                    self._request(set(batch.paths), "change")
+                    self._request(set(batch.paths), "change", saved_at=batch.saved_at)
             except OSError:
                 pass  # the directory went away under the watcher
             except WatchFailed as exc:
@@ -417,7 +416,7 @@ class DevLoop:
             reason = f"rollback r{taken.rollback}"
         self.emit(events.CycleStarted(number, tuple(sorted(taken.paths)), reason))
         self._set_state("deploying" if not taken.follow_only else "following")
-        edit_time = latest_mtime(self.settings.directory, taken.paths)
+        edit_time = taken.saved_at
         force, follow_only = taken.force, taken.follow_only
         attempt = 0
         while True:

@@ -127,6 +127,7 @@ class WatchFailed(Exception):
 @dataclass(frozen=True)
 class Batch:
     paths: frozenset[str]  # relative, '/'-separated
+    saved_at: float | None = None  # wall clock of the last save in it, as the watch saw it
 
 
 RAW_STEP_MS = 10
@@ -167,6 +168,7 @@ async def batches(
     task = asyncio.create_task(pump())
     pending: set[str] = set()
     first_at = last_at = 0.0
+    saved_at: float | None = None
     try:
         while True:
             timeout = None
@@ -176,20 +178,22 @@ async def batches(
             try:
                 changes = await within(raw.get(), timeout)
             except TimeoutError:
-                yield Batch(frozenset(pending))
+                yield Batch(frozenset(pending), saved_at)
                 pending = set()
                 continue
             if changes is None:
                 if pending:
-                    yield Batch(frozenset(pending))
+                    yield Batch(frozenset(pending), saved_at)
                 if not task.cancelled() and task.exception() is not None:
                     raise WatchFailed(str(task.exception())) from task.exception()
                 return
-            now = loop.time() - change_age(resolved, changes, min(RAW_STEP_MS, debounce_ms))
+            age = change_age(resolved, changes, min(RAW_STEP_MS, debounce_ms))
+            now = loop.time() - age
             if not pending:
                 first_at = now
             pending |= changes
             last_at = max(last_at, now)
+            saved_at = time.time() - age  # the mtimes, as far as the watch's timing allows
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

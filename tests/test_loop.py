@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from kubernetes import client
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
-from devloop.watch import change_age, relevant
+from devloop.watch import RAW_STEP_MS, change_age, relevant
 from tests.looprig import EXAMPLES, Rig, running_loop
 from tests.target import patience, sim_only
 
@@ -438,6 +439,26 @@ async def test_a_link_loop_made_under_nodes_drops_no_save(
         await until_code(rig, lambda data: "after-the-loop" in data["nodes__greet.ts"])
         (rig.directory / GREET).write_text('console.log("and-after-that");\n')
         await until_code(rig, lambda data: "and-after-that" in data["nodes__greet.ts"])
+
+
+@pytest.mark.parametrize("skew_s", [-86400.0, 86400.0], ids=["cp-p", "clock-ahead"])
+async def test_edit_to_ready_is_sane_when_the_mtime_is_not_now(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, skew_s: float
+) -> None:
+    """A save whose mtime is a day old (cp -p, rsync) or a day ahead (a skewed clock):
+    the figure stays between 0 and the time the test saw pass (issue 24 §6): a day (86,400,000
+    ms) was reported before."""
+    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
+        await rig.cycle_done()
+        mark = rig.mark()
+        before = time.time()
+        (rig.directory / GREET).write_text('console.log("skewed");\n')
+        os.utime(rig.directory / GREET, (before + skew_s, before + skew_s))
+        ready = await rig.wait_for(events.PodReady, since=mark)
+        seen_ms = (time.time() - before) * 1000
+        assert ready.edit_to_ready_ms is not None
+        # the watch places a save at most two raw steps (+5 ms) before it reports it
+        assert 0 <= ready.edit_to_ready_ms <= seen_ms + 2 * RAW_STEP_MS + 5, (ready, seen_ms)
 
 
 @sim_only("an engine image the workflow's marker file names")
