@@ -8,7 +8,6 @@ so something shows within a fraction of a second even when the cluster never ans
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import signal
@@ -33,7 +32,7 @@ EXIT_OK, EXIT_REFUSED = 0, 3
 # SIGHUP too: closing the terminal or the SSH session must end pdwatch as cleanly as
 # Ctrl-C does (and run --cleanup-on-exit).
 QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-CLEANUP_TIMEOUT_S = 15
+CLEANUP_TIMEOUT_S = 10  # under QUIT_WATCHDOG_S: a slow API server gets a word, not a kill
 
 
 # After a quit signal, at most this long to end (cleanup included) before the process
@@ -250,8 +249,8 @@ async def run_daemon(
             )
             quit_now.append(loop.quit)
             await loop.run()
-        if cleanup_on_exit and loop is not None and loop.deployed is not None:
-            await _cleanup(loop)
+        if cleanup_on_exit and loop is not None and loop.names_sent:
+            await _cleanup(loop.kube, loop.names_sent)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -260,11 +259,31 @@ async def run_daemon(
     return EXIT_OK
 
 
-async def _cleanup(loop: Any) -> None:
-    from devloop.oneshot import teardown
+async def _cleanup(kube: Any, names: list[str]) -> None:
+    """--cleanup-on-exit: what `--down` deletes, for every name the session deployed under
+    (whether or not its rollout finished), within CLEANUP_TIMEOUT_S; what could not be
+    deleted in time, or was refused, is said."""
+    from devloop.kube.errors import KubeError
+    from devloop.oneshot import remove_workflow
     from devloop.ui.plain import PlainOutput
 
-    name = loop.deployed.workflow.name
-    with contextlib.suppress(Exception):
-        deleted = await within(teardown(loop.kube, name), CLEANUP_TIMEOUT_S)
-        PlainOutput()(events.Warning(f"cleaned up: {', '.join(deleted) or 'nothing to delete'}"))
+    out = PlainOutput()
+    deleted: list[str] = []
+
+    async def remove_all() -> None:
+        for name in names:
+            await remove_workflow(kube, name, deleted)
+
+    try:
+        await within(remove_all(), CLEANUP_TIMEOUT_S)
+    except (TimeoutError, KubeError, OSError) as exc:
+        why = f"no answer within {CLEANUP_TIMEOUT_S} s" if isinstance(exc, TimeoutError) else exc
+        done = f"deleted {', '.join(deleted)}; " if deleted else ""
+        out(
+            events.Warning(
+                f"cleanup stopped ({why}): {done}the rest of {', '.join(names)} is left in the "
+                "cluster (pdwatch DIR --down deletes it)"
+            )
+        )
+        return
+    out(events.Warning(f"cleaned up: {', '.join(deleted) or 'nothing to delete'}"))

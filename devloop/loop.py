@@ -187,6 +187,7 @@ class DevLoop:
         self.cycle_number = 0
         self.deployed: Bundle | None = None
         self.previous_deployed: Bundle | None = None
+        self.names_sent: list[str] = []  # workflow names this session deployed (or tried)
         self.current_pod = ""
         self.known_deployment: dict[str, Any] | None = None
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
@@ -485,6 +486,7 @@ class DevLoop:
             )
             return "invalid"
         bundle = rendered
+        self._note_name(bundle.workflow.name)
         self.emit(
             events.Rendered(
                 bundle.content_hash,
@@ -505,6 +507,22 @@ class DevLoop:
             edited_at=edit_time,
         )
         return await self._finish(number, cycle, bundle, edit_time)
+
+    def _note_name(self, name: str) -> None:
+        """A workflow renamed (`name:`) while pdwatch runs leaves the old name's deploy in
+        the cluster: said once, and --cleanup-on-exit removes it too."""
+        if name in self.names_sent:
+            return
+        if self.names_sent:
+            old = self.names_sent[-1]
+            self.emit(
+                events.Warning(
+                    f"the workflow is now named {name!r}: the deploy of {old!r} stays in the "
+                    f"cluster, orphaned (--cleanup-on-exit removes it at quit; or rename it "
+                    f"back and run pdwatch DIR --down)"
+                )
+            )
+        self.names_sent.append(name)
 
     async def _roll_back(self, number: int, revision_number: int) -> str:
         """A recorded revision's code back live (one rollout), the local files untouched."""

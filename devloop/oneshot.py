@@ -119,9 +119,9 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
     if conn is None:
         return EXIT_REFUSED
     kube = Kube(conn.api_client, conn.namespace)
+    deleted: list[str] = []
     try:
-        deleted = await teardown(kube, name)
-        deleted += await kube_history.remove(kube, name)
+        await remove_workflow(kube, name, deleted)
     except KubeError as exc:
         situation = Situation(conn.context, namespace=conn.namespace)
         explaining(out, situation)(events.Error(str(exc)))
@@ -138,10 +138,19 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
     return EXIT_OK
 
 
-async def teardown(kube: Kube, name: str) -> list[str]:
+async def remove_workflow(kube: Kube, name: str, deleted: list[str]) -> None:
+    """Everything pdwatch made for the workflow, its history included (`--down`,
+    `--cleanup-on-exit`); each deletion is added to `deleted` as it happens, so a caller
+    that gives up on a slow API server can say what is done and what is left."""
+    await teardown(kube, name, deleted)
+    for item in await kube_history.remove(kube, name):
+        deleted.append(item)
+
+
+async def teardown(kube: Kube, name: str, deleted: list[str] | None = None) -> list[str]:
     """Delete what pdwatch created for the workflow, and only what carries its labels."""
     selector = ownership_selector(name)
-    deleted = []
+    deleted = [] if deleted is None else deleted
     for kind, object_name in (
         ("Deployment", name),
         ("Service", name),

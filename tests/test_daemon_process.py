@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from devloop.sim import EmbeddedCluster
+from devloop.sim import EmbeddedCluster, Rule
 from tests.processes import Lines, start_pdwatch, stop
 from tests.target import sim_only
 
@@ -100,4 +100,59 @@ def test_cleanup_on_exit_runs_on_sighup_too(
         assert proc.wait(timeout=20) == 0
         assert client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items == []
     finally:
+        stop(proc)
+
+
+def config_maps(api_client: client.ApiClient, namespace: str) -> list[str]:
+    items = client.CoreV1Api(api_client).list_namespaced_config_map(namespace).items
+    return sorted(c.metadata.name for c in items if c.metadata.name != "kube-root-ca.crt")
+
+
+def test_cleanup_on_exit_after_a_failed_first_rollout_and_a_rename(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The first rollout fails (the node throws at load), then the workflow is renamed:
+    the rename is said, and the quit removes both names' objects, code copies and history
+    included, as --down does (issue 24 §2, §8)."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    (directory / "nodes" / "greet.ts").write_text('throw new Error("BROKEN-V1");\n')
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+    try:
+        lines = Lines(proc)
+        lines.until("rollout failed", timeout=60)
+        workflow = directory / "workflow.yaml"
+        workflow.write_text(workflow.read_text().replace("name: hello", "name: hello-two", 1))
+        lines.until("the workflow is now named 'hello-two': the deploy of 'hello' stays")
+        proc.send_signal(signal.SIGTERM)
+        lines.until("cleaned up: Deployment/hello, Service/hello, ConfigMap/hello-code", timeout=30)
+        assert proc.wait(timeout=20) == 0
+        assert client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items == []
+        assert config_maps(api_client, namespace) == []
+    finally:
+        stop(proc)
+
+
+def test_cleanup_on_exit_against_a_slow_api_server_says_what_it_left(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """Deletions that get no answer: the cleanup gives up within its bound, before the quit
+    watchdog, and says what it deleted and what it left (issue 24 §8: exit 1, no word)."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+    try:
+        lines = Lines(proc)
+        lines.until("start → applied in")
+        cluster.add_fault(Rule(method="DELETE", skip=1, count=1000, status=0))
+        proc.send_signal(signal.SIGTERM)
+        left = lines.until("cleanup stopped", timeout=30)
+        assert "no answer within 10 s" in left
+        assert "deleted Deployment/hello;" in left
+        assert "the rest of hello is left in the cluster (pdwatch DIR --down deletes it)" in left
+        assert proc.wait(timeout=20) == 0
+    finally:
+        cluster.clear_faults()
         stop(proc)
