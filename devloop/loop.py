@@ -36,6 +36,7 @@ from devloop.explain import Situation, explaining
 from devloop.history import REVISION_ANNOTATION, Revision, unknown_revision
 from devloop.image import files_outside
 from devloop.kube import history as kube_history
+from devloop.kube import plan
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
 from devloop.kube.errors import KubeError, NotFound
@@ -150,6 +151,12 @@ def cluster_change(
         if event == "DELETED" or obj["metadata"].get("uid") != known["metadata"].get("uid"):
             return f"deployment {name} was deleted"
         if obj["metadata"].get("generation", 0) > known["metadata"].get("generation", 0):
+            other = plan.deployed_from(obj)
+            if other and other != plan.deployed_from(known):
+                return (
+                    f"deployment {name} was deployed from {other}: that directory's files "
+                    "run now, not these (a save here deploys them again)"
+                )
             return f"deployment {name} was changed by {changed_by(obj)}"
         return None
     if not serving:
@@ -613,9 +620,9 @@ class DevLoop:
         while True:
             bundle = await self.to_record.get()
             try:
-                plan = await kube_history.record(self.kube, bundle, self.settings.history_limit)
-                if plan.create is not None:
-                    annotations = plan.create["metadata"]["annotations"]
+                done = await kube_history.record(self.kube, bundle, self.settings.history_limit)
+                if done.create is not None:
+                    annotations = done.create["metadata"]["annotations"]
                     self.emit(events.Recorded(int(annotations[REVISION_ANNOTATION])))
             except KubeError as exc:
                 self.emit(events.Warning(f"the deploy history was not updated: {exc}"))

@@ -54,12 +54,13 @@ def owned_by_workflow(obj: dict[str, Any] | None, workflow_name: str) -> bool:
 
 
 def trigger_labels(wf: Workflow, cronjob_name: str) -> dict[str, str]:
-    """The labels of a CronJob's Jobs and pods: part of the workflow, but not named after
-    it. With the workflow's name they matched the Service's selector, and a running
-    trigger pod (Ready: it has no probe) became one of the Service's endpoints, so its
-    own POST to /run could be sent to itself and be refused."""
+    """The labels of a CronJob's Jobs and pods: part of the workflow, but without the
+    `app.kubernetes.io/name` label every Service of pdwatch selects on. Named after the
+    workflow, a running trigger pod (Ready: it has no probe) became one of its Service's
+    endpoints, and its own POST to /run could be sent to itself; named after the CronJob,
+    it matched the Service of a workflow that has the CronJob's name (`digest-cron-0`)."""
     return {
-        "app.kubernetes.io/name": cronjob_name,
+        "app.kubernetes.io/instance": cronjob_name,
         "app.kubernetes.io/part-of": wf.name,
         "app.kubernetes.io/component": "trigger",
         "app.kubernetes.io/managed-by": MANAGED_BY,

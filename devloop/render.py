@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class Bundle:
     cronjobs: tuple[Manifest, ...]
     secret: Manifest | None = field(default=None, repr=False)
     warnings: tuple[Problem, ...] = ()  # and notes: shown, but nothing stops the deploy
+    source: str = ""  # host:directory it was rendered from (plan.SOURCE_ANNOTATION)
 
     @property
     def code_bytes(self) -> int:
@@ -156,6 +158,7 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         cronjobs=cronjobs,
         secret=manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None,
         warnings=tuple(problems),
+        source=f"{socket.gethostname()}:{os.path.realpath(workflow_dir)}",
     )
 
 

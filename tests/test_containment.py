@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 from pathlib import Path
 
 from kubernetes import client
 
+from devloop import events
 from devloop.kube.client import Kube
 from devloop.kube.deploy import prune_snapshots
 from devloop.manifests import mounted_config_maps, snapshot_selector
@@ -152,3 +154,30 @@ def test_a_same_named_object_of_someone_else_is_never_taken_over(
     assert core.read_namespaced_service("important-api", namespace).metadata.labels == helm
     names = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
     assert not any(n.startswith("important-api-code") for n in names)  # nothing was written
+
+
+async def test_two_directories_deploying_one_workflow_name_are_told_apart(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A session runs from one folder; a second folder with the same `name:` deploys into
+    the same namespace. The second says whose deploy it replaces; the session says that
+    the other folder's files run now, not its own (issue 24 §2)."""
+    kube = Kube(api_client, namespace)
+    async with running_loop(tmp_path / "first", kube) as rig:
+        await rig.cycle_done()
+        second = tmp_path / "second" / "hello"
+        shutil.copytree(EXAMPLES / "hello", second)
+        (second / GREET).write_text('console.log("from-the-second-folder");\n')
+        mark = rig.mark()
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        once = await asyncio.to_thread(
+            run_pdwatch, str(second), "--once", "--kubeconfig", str(kubeconfig)
+        )
+        assert once.returncode == 0, once.stdout + once.stderr
+        said = " ".join(once.stdout.split())
+        first = f"{socket.gethostname()}:{rig.directory.resolve()}"
+        assert f"was deployed from {first}, not from this directory" in said, said
+        warning = await rig.wait_for(
+            events.Warning, lambda e: "was deployed from" in e.message, since=mark
+        )
+        assert f":{second.resolve()}: that directory's files run now, not these" in warning.message

@@ -400,8 +400,19 @@ def test_trigger_pods_are_never_endpoints_of_the_workflows_service(tmp_path: Pat
     for chosen in (service_selector, deployment_selector):
         assert not chosen.items() <= pod_labels.items()
     assert pod_labels["app.kubernetes.io/part-of"] == "my-workflow"
-    assert pod_labels["app.kubernetes.io/name"] == "my-workflow-cron"
+    assert pod_labels["app.kubernetes.io/instance"] == "my-workflow-cron"
     assert cron["metadata"]["labels"]["app.kubernetes.io/name"] == "my-workflow"  # --down finds it
+    # Nor of another workflow's Service, whatever its name (a workflow `my-workflow-cron`
+    # selects app.kubernetes.io/name=my-workflow-cron): no pdwatch Service selects a pod
+    # without the name label (issue 24 §2).
+    assert "app.kubernetes.io/name" not in pod_labels
+    other_dir = minimal(tmp_path / "other")
+    yaml_file = other_dir / "workflow.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text().replace("name: my-workflow", "name: my-workflow-cron")
+    )
+    other = ok(other_dir)
+    assert not other.service["spec"]["selector"].items() <= pod_labels.items()
 
 
 def test_cronjob_name_too_long_is_an_error(tmp_path: Path) -> None:

@@ -180,8 +180,19 @@ async def deploy_cycle(
         pruned.append(f"Secret/{bundle.workflow.name}-secrets")
         secret = None
     wanted = plan.wanted_deployment(
-        bundle.deployment, plan.secret_version(secret if bundle.secret is not None else None)
+        bundle.deployment,
+        plan.secret_version(secret if bundle.secret is not None else None),
+        bundle.source,
     )
+    other = plan.deployed_from(live_deployment)
+    if other and bundle.source and other != bundle.source:
+        emit(
+            events.Warning(
+                f"deployment {bundle.workflow.name} in namespace {kube.namespace} was deployed "
+                f"from {other}, not from this directory: two folders (or sessions) deploy "
+                "this workflow name; this deploy replaces that one"
+            )
+        )
     step = plan.plan_deployment(live_deployment, wanted, force_restart)
     name = wanted["metadata"]["name"]
     deployment = live_deployment

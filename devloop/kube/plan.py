@@ -35,6 +35,9 @@ from devloop.manifests import (
 )
 
 APPLIED_ANNOTATION = "pdwatch/applied"
+# Where the Deployment was deployed from (host:directory): two folders, or two sessions,
+# deploying one workflow name into one namespace are told apart by it.
+SOURCE_ANNOTATION = "pdwatch/source"
 
 
 def stamped(manifest: Manifest) -> Manifest:
@@ -217,8 +220,19 @@ def secret_version(secret: Manifest | None) -> str:
     return str(secret["metadata"].get("resourceVersion", ""))
 
 
-def wanted_deployment(rendered: Manifest, secret_rv: str) -> Manifest:
-    """The rendered Deployment with the Secret's version in its pod template."""
+def deployed_from(deployment: Manifest | None) -> str:
+    """Where a live Deployment was deployed from ("" when unknown)."""
+    annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(SOURCE_ANNOTATION, ""))
+
+
+def wanted_deployment(rendered: Manifest, secret_rv: str, source: str = "") -> Manifest:
+    """The rendered Deployment with the Secret's version in its pod template, and where it
+    is deployed from in its own metadata (not the template's: no rollout of its own)."""
+    if source:
+        meta = rendered["metadata"]
+        annotations = {**(meta.get("annotations") or {}), SOURCE_ANNOTATION: source}
+        rendered = {**rendered, "metadata": {**meta, "annotations": annotations}}
     template = rendered["spec"]["template"]
     annotations = {**template["metadata"].get("annotations", {})}
     annotations[SECRET_VERSION_ANNOTATION] = secret_rv
