@@ -473,6 +473,50 @@ def bench_sim_memory(tmp: Path, applies: int = 200) -> dict[str, Any]:
             sim.kill()
 
 
+LARGE_SAVES_SCRIPT = """
+import json, sys, psutil
+from pathlib import Path
+from devloop.render import RenderOptions, render
+root, saves = Path(sys.argv[1]), int(sys.argv[2])
+node = root / "nodes" / "big.ts"
+line = 'console.log("a line of a large generated node file, 64 bytes");\\n'
+body = line * (850 * 1024 // len(line))
+me = psutil.Process()
+def rss():
+    procs = [me, *me.children(recursive=True)]
+    both = sum(p.memory_info().rss for p in procs)
+    return round(me.memory_info().rss / 2**20, 1), round(both / 2**20, 1)
+marks = {}
+for i in range(saves + 1):
+    node.write_text(f"// save {i}\\n" + body)
+    result = render(root, RenderOptions())
+    assert not isinstance(result, list), result
+    if i in (1, 100, saves):
+        marks[i] = rss()
+print(json.dumps(marks))
+"""
+
+
+def bench_large_file_saves(tmp: Path, saves: int = 1000) -> dict[str, Any]:
+    """RSS of a process that renders (reads, hashes, syntax-checks) a workflow after each of
+    `saves` saves of an 850 KB node file: pdwatch's own, and with its syntax-check worker."""
+    root = copy_example(tmp, "hello", "large-saves")
+    proc = subprocess.run(
+        [PY, "-c", LARGE_SAVES_SCRIPT, str(root), str(saves)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    marks = json.loads(proc.stdout)
+    return {
+        "saves": saves,
+        "file_kb": 850,
+        **{f"rss_mb_after_{n}": own for n, (own, _) in marks.items()},
+        **{f"rss_mb_with_worker_after_{n}": both for n, (_, both) in marks.items()},
+    }
+
+
 # --- 2. the baseline: watchfiles CLI + kubectl ----------------------------------------------
 
 
@@ -953,6 +997,7 @@ def main() -> None:
         section("long_session", lambda: bench_long_session(cluster, kubeconfig, tmp, args.cycles))
         section("sim_cron", lambda: bench_sim_cron(tmp))
         section("sim_memory", lambda: bench_sim_memory(tmp))
+        section("large_file_saves", lambda: bench_large_file_saves(tmp, args.cycles))
     if "latency_default_debounce" in results and "baseline_watchfiles_kubectl" in results:
         base, ours = results["baseline_watchfiles_kubectl"], results["latency_default_debounce"]
         results["baseline_over_pdwatch_p50"] = {

@@ -1,3 +1,4 @@
 from devloop.cli import entry
 
-entry()
+if __name__ == "__main__":  # the syntax check's worker process imports this module too
+    entry()

@@ -25,6 +25,10 @@ from devloop.problems import ERROR, Problem, source_line
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_DEPTH = 64  # nesting levels of collections
 MAX_VALUES = 100_000  # nodes visited once aliases are expanded
+# Characters of scalars once aliases are expanded: a few long strings repeated by aliases
+# pass MAX_VALUES (one 8,000-character anchor, 99,000 aliases: 792 MB of JSON). Twice the
+# largest object these files can become (a Secret's or a ConfigMap's 1 MiB).
+MAX_EXPANDED_CHARS = 2 * 1024 * 1024
 STANDARD_TAGS = {
     f"tag:yaml.org,2002:{name}"
     for name in (
@@ -104,10 +108,20 @@ def _first_line(exc: BaseException) -> str:
 def check_shape(root: Node, source: Source) -> list[Problem]:
     """Depth, expanded size and tags, checked without recursion."""
     stack: list[tuple[Node, int]] = [(root, 1)]
-    visited = 0
+    visited = chars = 0
     while stack:
         node, depth = stack.pop()
         visited += 1
+        if isinstance(node, ScalarNode):
+            chars += len(node.value)
+        if chars > MAX_EXPANDED_CHARS:
+            return [
+                source.problem(
+                    root,
+                    f"expands to more than {MAX_EXPANDED_CHARS // 2**20} MiB of text (aliases "
+                    "repeat what they name); write the values out",
+                )
+            ]
         if visited > MAX_VALUES:
             return [
                 source.problem(

@@ -96,6 +96,21 @@ def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
     assert "expands to more than 100,000 values" in message
 
 
+def test_a_long_anchor_repeated_by_aliases_is_refused_by_its_expanded_size(
+    tmp_path: Path,
+) -> None:
+    """One 8,000-character anchor and 99,000 aliases (305 KB, under the value count) would
+    ask for ~792 MB of JSON (issue 24 §5)."""
+    lines = [f"a: &x {'y' * 8000}", "b: [" + ",".join(["*x"] * 99_000) + "]"]
+    text = "\n".join(lines) + "\n"
+    assert len(text) < 310_000
+    (message,) = errors(write_tree(minimal(tmp_path), {".secrets.yaml": text}))
+    assert message.endswith(
+        ".secrets.yaml:1:1: expands to more than 2 MiB of text (aliases repeat what they name); "
+        "write the values out"
+    ), message
+
+
 def test_a_secrets_yaml_that_is_a_directory(tmp_path: Path) -> None:
     (minimal(tmp_path) / ".secrets.yaml").mkdir()
     (message,) = errors(tmp_path)
