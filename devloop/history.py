@@ -23,6 +23,10 @@ HISTORY_LABEL = "pdwatch/history"
 REVISION_ANNOTATION = "pdwatch/revision"
 DEPLOYED_AT_ANNOTATION = "pdwatch/deployed-at"
 CHANGED_ANNOTATION = "pdwatch/changed-files"
+# How many changed paths did not fit: all annotations of an object share 256 KiB, and a
+# change of 16,000 files lists more than that.
+CHANGED_MORE_ANNOTATION = "pdwatch/changed-files-more"
+CHANGED_MAX_CHARS = 32 * 1024
 VERSION_LABEL = "app.kubernetes.io/version"
 DEFAULT_LIMIT = 10
 
@@ -36,6 +40,12 @@ class Revision:
     content_hash: str
     changed: tuple[str, ...]
     data: dict[str, str]
+    changed_more: int = 0  # changed paths left out of `changed`
+
+    @property
+    def changed_text(self) -> str:
+        shown = ", ".join(self.changed) or "—"
+        return f"{shown} and {self.changed_more:,} more" if self.changed_more else shown
 
     @property
     def short_hash(self) -> str:
@@ -63,6 +73,7 @@ def parse(config_map: dict[str, Any]) -> Revision | None:
     except ValueError:
         return None
     changed = annotations.get(CHANGED_ANNOTATION, "")
+    more = str(annotations.get(CHANGED_MORE_ANNOTATION, "0"))
     return Revision(
         number=number,
         name=str(meta.get("name", "")),
@@ -71,6 +82,7 @@ def parse(config_map: dict[str, Any]) -> Revision | None:
         content_hash=str(annotations.get(CONTENT_HASH_ANNOTATION, "")),
         changed=tuple(p for p in changed.split(",") if p),
         data=dict(config_map.get("data") or {}),
+        changed_more=int(more) if more.isdigit() else 0,
     )
 
 
@@ -85,6 +97,16 @@ def files_changed(before: dict[str, str] | None, after: dict[str, str]) -> tuple
     old = before or {}
     keys = sorted(k for k in old.keys() | after.keys() if old.get(k) != after.get(k))
     return tuple(key_to_path(k) for k in keys)
+
+
+def fitting(paths: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+    """The first paths that fit in CHANGED_MAX_CHARS, and how many did not."""
+    size = 0
+    for index, path in enumerate(paths):
+        size += len(path) + 1
+        if size > CHANGED_MAX_CHARS:
+            return paths[:index], len(paths) - index
+    return paths, 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,7 @@ def plan_record(
     data = dict(code_map.get("data") or {})
     meta = code_map["metadata"]
     workflow = meta["labels"]["app.kubernetes.io/name"]
-    changed = files_changed(newest.data if newest else None, data)
+    changed, more = fitting(files_changed(newest.data if newest else None, data))
     manifest: Manifest = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -117,6 +139,7 @@ def plan_record(
                 DEPLOYED_AT_ANNOTATION: now,
                 CONTENT_HASH_ANNOTATION: content_hash,
                 CHANGED_ANNOTATION: ",".join(changed),
+                **({CHANGED_MORE_ANNOTATION: str(more)} if more else {}),
             },
         },
         "immutable": True,
@@ -142,7 +165,7 @@ def table(existing: list[Revision], live_hash: str | None) -> list[str]:
         return ["no deploy history yet: it starts with the next deploy that reaches Ready"]
     rows = [("", "REV", "DEPLOYED", "VERSION", "HASH", "CHANGED")]
     for r in existing:
-        changed = ", ".join(r.changed) if r.changed else "—"
+        changed = r.changed_text
         marker = "*" if live_hash and r.content_hash == live_hash else ""
         rows.append((marker, str(r.number), r.deployed_at, r.version, r.short_hash, changed))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

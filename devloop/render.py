@@ -14,8 +14,10 @@ from pathlib import Path
 
 from devloop import manifests, names
 from devloop.codefiles import CODE_FILE_MAX, CodeFile, list_code, read_code_files
+from devloop.history import CHANGED_MAX_CHARS
 from devloop.image import ImageChoice, resolve_image
 from devloop.manifests import Manifest
+from devloop.objectsize import ETCD_REQUEST_LIMIT, too_large
 from devloop.problems import Problem
 from devloop.safefiles import Refusal, read_inside
 from devloop.secrets import encode, read_secrets
@@ -145,6 +147,16 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     )
     service = manifests.service(workflow, ns)
     cronjobs = tuple(manifests.cronjobs(workflow, ns))
+    secret = manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None
+    # The code's copies in the history carry a list of the changed files besides.
+    sized = [(config_map, CHANGED_MAX_CHARS), (snapshot, 0), (deployment, 0), (secret, 0)]
+    problems += [
+        Problem(shown, object_too_large(manifest, size, len(files) - 1))
+        for manifest, extra in sized
+        if manifest is not None and (size := too_large(manifest, extra)) is not None
+    ]
+    if any(p.is_error for p in problems):
+        return problems
     return Bundle(
         workflow=workflow,
         namespace=ns,
@@ -156,9 +168,26 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         deployment=deployment,
         service=service,
         cronjobs=cronjobs,
-        secret=manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None,
+        secret=secret,
         warnings=tuple(problems),
         source=f"{socket.gethostname()}:{os.path.realpath(workflow_dir)}",
+    )
+
+
+def object_too_large(manifest: Manifest, size: int, code_files: int) -> str:
+    kind, name = manifest["kind"], manifest["metadata"]["name"]
+    why = (
+        f"each of the {code_files:,} code files is a key, stored twice (its data, and "
+        "server-side apply's record of who set it)"
+        if kind == "ConfigMap"
+        else "its keys and values"
+        if kind == "Secret"
+        else f"its code volume lists each of the {code_files:,} code files"
+    )
+    return (
+        f"{kind} {name} would be about {size:,} bytes as the cluster stores it, over etcd's "
+        f"limit of {ETCD_REQUEST_LIMIT:,} bytes for one object: {why}; fewer, larger files "
+        "(or shorter paths) take less room"
     )
 
 

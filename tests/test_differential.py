@@ -18,6 +18,7 @@ import pytest
 import urllib3
 from kubernetes import client, config
 
+from devloop import objectsize
 from devloop.sim import EmbeddedCluster, SimSettings
 from tests import target
 
@@ -614,3 +615,32 @@ def test_cron_schedules_are_read_as_the_api_server_reads_them(
     assert (ours is None) == (authority is None), (schedule, ours, authority)
     assert ours is None or (authority is not None and ours in authority), (ours, authority)
     assert (refusal(embedded, path, body) is None) == (authority is None), schedule
+
+
+# --- what etcd stores -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keys", "key_chars", "value"),
+    [(15_000, 56, ""), (16_000, 28, "export const v = 1;\n"), (2_000, 40, "x" * 200)],
+    ids=["refused", "many-small-files", "few-files"],
+)
+def test_object_size_against_etcd(
+    both: tuple[Wire, Wire, str], keys: int, key_chars: int, value: str
+) -> None:
+    """A ConfigMap applied with server-side apply is stored or refused by etcd by its size
+    with managedFields ("etcdserver: request is too large", 500); pdwatch's estimate
+    (objectsize.py) and the embedded cluster give the real server's verdict."""
+    data = {f"{'k' * (key_chars - 8)}{n:05d}.ts": value for n in range(keys)}
+    assert sum(len(k) + len(v) for k, v in data.items()) < 1024 * 1024  # the API's own limit
+
+    def probe(wire: Wire, ns: str) -> Any:
+        path = f"/api/v1/namespaces/{ns}/configmaps/sized"
+        answer = wire.request("PATCH", path, cm("sized", ns, data=data), APPLY, fieldManager="p")
+        return answer[0], "etcdserver: request is too large" in str(answer[1])
+
+    real, embedded = on_both(both, probe)
+    assert real in ((201, False), (500, True))
+    assert embedded == real
+    estimate = objectsize.too_large(cm("sized", "some-namespace", data=data))
+    assert (estimate is not None) == (real[0] == 500), estimate

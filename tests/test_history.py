@@ -86,6 +86,20 @@ def test_a_revision_records_the_code_what_changed_and_is_immutable() -> None:
     assert stored(second.create).changed == ("nodes/b.ts",)
 
 
+def test_a_change_of_thousands_of_files_fits_the_annotation_limit() -> None:
+    """All annotations of an object share 256 KiB: 16,000 changed paths listed in full
+    would be refused (issue 24 §5). The list is cut, and says how many it leaves out."""
+    data = {f"nodes__generated__file{n:05d}.ts": "x" for n in range(16_000)}
+    revision = history.plan_record([], code_map(data), "h1", "T", 10).create
+    assert revision is not None
+    annotations = revision["metadata"]["annotations"]  # type: ignore[index]
+    total = sum(len(k) + len(v) for k, v in annotations.items())
+    assert total < 256 * 1024
+    parsed = stored(revision)
+    assert parsed.changed_more > 0 and len(parsed.changed) + parsed.changed_more == 16_000
+    assert parsed.changed_text.endswith(f" and {parsed.changed_more:,} more")
+
+
 def test_code_already_recorded_is_not_recorded_again() -> None:
     r1 = stored(history.plan_record([], code_map({"a": "1"}), "h1", "T", 10).create)
     r2 = stored(history.plan_record([r1], code_map({"a": "2"}), "h2", "T", 10).create)

@@ -716,3 +716,24 @@ print((psutil.Process().memory_info().rss - before) // 2**20)
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert int(proc.stdout) <= 8, proc.stdout
+
+
+def test_code_that_etcd_would_refuse_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """15,000 empty node files with long names: 750 KB of keys, under the 900 KB the code may
+    take, but each key is stored twice (data and managedFields) and the ConfigMap would be
+    refused by etcd after the Secret went out (issue 24 §5; the size rule is checked against
+    the real API server in test_differential)."""
+    root = minimal(tmp_path)
+    folder = root / "nodes" / "generated"
+    folder.mkdir()
+    for n in range(15_000):
+        (folder / f"module-long-descriptive-{n:05d}.ts").write_bytes(b"")
+    problems = [str(p) for p in errors(root)]
+    assert len(problems) >= 1, problems
+    assert problems[0].startswith(f"{root}: ConfigMap my-workflow-code would be about ")
+    assert (
+        "over etcd's limit of 1,572,864 bytes for one object: each of the 15,001 code"
+        in problems[0]
+    )
+    assert any("Deployment my-workflow would be" in p for p in problems), problems
+    assert any("its code volume lists each of the 15,001 code files" in p for p in problems)

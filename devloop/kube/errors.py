@@ -163,6 +163,8 @@ def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeE
         kind = NotFound
     elif status == 409:
         kind = Conflict
+    elif status >= 500 and "request is too large" in message:
+        kind = Invalid  # etcd refused the object's size: the same request fails again
     elif status == 429 or status >= 500 or status == 0:
         kind = ServerError
     else:

@@ -126,6 +126,11 @@ def invalid(resource: Resource, name: str, causes: list[Cause]) -> ApiError:
     return ApiError(422, "Invalid", f'{resource.kind} "{name}" is invalid: {listed}', details)
 
 
+def too_large() -> ApiError:
+    """etcd's answer to a value over its --max-request-bytes, passed through as a 500."""
+    return ApiError(500, "", "etcdserver: request is too large")
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

@@ -12,6 +12,7 @@ import bisect
 import builtins
 import calendar
 import ctypes
+import json
 import pickle
 import time
 import uuid
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devloop.sim.clone import clone
-from devloop.sim.errors import ApiError, already_exists, gone, not_found
+from devloop.sim.errors import ApiError, already_exists, gone, not_found, too_large
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import Matcher
 
@@ -44,6 +45,19 @@ def parse_rfc3339(text: str) -> float:
 
 def key_of(resource: Resource, namespace: str, name: str) -> Key:
     return (resource.group, resource.plural, namespace if resource.namespaced else "", name)
+
+
+# etcd's default --max-request-bytes: a write of a larger value is refused. Counted here on
+# the object as JSON with its managedFields (etcd holds the API server's protobuf, a little
+# smaller: objects near the limit may be refused here and stored by a real cluster).
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+
+
+def _over_etcd_limit(obj: dict[str, Any]) -> bool:
+    if len(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)) < ETCD_MAX_REQUEST_BYTES // 2:
+        return False  # most objects: no JSON encoding on every write
+    encoded = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return len(encoded) > ETCD_MAX_REQUEST_BYTES
 
 
 @dataclass
@@ -289,6 +303,8 @@ class Store:
     def _commit(
         self, kind: str, resource: Resource, key: Key, obj: dict[str, Any]
     ) -> dict[str, Any]:
+        if _over_etcd_limit(obj):
+            raise too_large()
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)  # one serialisation, three uses

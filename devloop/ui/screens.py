@@ -76,7 +76,7 @@ class HistoryScreen(ModalScreen[None]):
     def _fill(self, box: Vertical, table: DataTable[str]) -> None:
         for r in self.revisions:
             marker = "live" if self.live is not None and r.number == self.live.number else ""
-            changed = ", ".join(r.changed) or "—"
+            changed = r.changed_text
             table.add_row(
                 marker,
                 str(r.number),
