@@ -391,6 +391,25 @@ def _sim_sections(r: dict[str, Any]) -> list[str]:
             _row([m["rss_mb_at_start"], m["rss_mb_after_applies"], m["rss_mb_after_delete"]]),
             "",
         ]
+    if "large_file_saves" in r:
+        m = r["large_file_saves"]
+        n = m["saves"]
+        out += [
+            "## Saves of a large node file: memory",
+            "",
+            f"A process renders (reads, hashes, syntax-checks) a workflow after each of {n:,} "
+            f"saves of a {m['file_kb']} KB node file, each with other content: its RSS, and "
+            "with the syntax check's worker process.",
+            "",
+            _row(["after", "pdwatch MB", "with the worker MB"]),
+            _row(["---"] * 3),
+            *(
+                _row([f"{k:,} saves", m[f"rss_mb_after_{k}"], m[f"rss_mb_with_worker_after_{k}"]])
+                for k in (1, 100, n)
+                if f"rss_mb_after_{k}" in m
+            ),
+            "",
+        ]
     return out
 
 
