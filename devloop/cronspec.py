@@ -41,6 +41,46 @@ _DURATION_UNITS = {
 _DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
 _INT64_MAX = 2**63 - 1
 
+# Go's unicode.IsSpace, which strings.Fields splits on: Python's str.split() also splits on
+# the separators U+001C-U+001F, which the API server keeps inside a field (and refuses).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_GO_FIELD = re.compile(f"[^{_GO_SPACE}]+")
+
+
+def go_fields(text: str) -> list[str]:
+    """strings.Fields(text)."""
+    return _GO_FIELD.findall(text)
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_quote(text: str) -> str:
+    """strconv.Quote(text), as Go's %q prints it in the API server's messages."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
 
 def schedule_problem(schedule: str) -> str | None:
     """The API server's reason to refuse this schedule, or None."""
@@ -57,7 +97,7 @@ def _parse_standard(spec: str) -> str | None:
         return None  # the location is robfig's business; Kubernetes refuses TZ anyway
     if spec.startswith("@"):
         return _descriptor(spec)
-    fields = spec.split()  # Go's strings.Fields: any Unicode white space
+    fields = go_fields(spec)
     if len(fields) != len(FIELDS):
         return f"expected exactly {len(FIELDS)} fields, found {len(fields)}: [{' '.join(fields)}]"
     for text, (_, low, high, names) in zip(fields, FIELDS, strict=True):
@@ -116,7 +156,7 @@ def _atoi(expr: str) -> int | str:
     """Go's strconv.Atoi, then robfig's refusal of negatives."""
     if not _ATOI.fullmatch(expr) or abs(int(expr)) > _INT64_MAX:
         reason = "invalid syntax" if not _ATOI.fullmatch(expr) else "value out of range"
-        return f'failed to parse int from {expr}: strconv.Atoi: parsing "{expr}": {reason}'
+        return f"failed to parse int from {expr}: strconv.Atoi: parsing {go_quote(expr)}: {reason}"
     number = int(expr)
     if number < 0:
         return f"negative number ({number}) not allowed: {expr}"

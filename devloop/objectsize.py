@@ -33,8 +33,7 @@ def _fieldset(value: Any) -> Any:
         key = next((k for k in LIST_MAP_KEYS if all(k in v for v in value)), None)
         if key is not None:
             return {
-                "k:" + json.dumps({key: v[key]}, separators=(",", ":")): _fieldset(v)
-                for v in value
+                "k:" + json.dumps({key: v[key]}, separators=(",", ":")): _fieldset(v) for v in value
             }
     return {}
 

@@ -584,6 +584,16 @@ SCHEDULES = [
     "* * * *",
     "* * * * * *",
     "0\t9 * * *",
+    # Control characters between or in fields (issue 24 §9): Go splits fields on its own
+    # notion of white space, which is not Python's (U+001C-U+001F are not spaces there).
+    "0\x0b9 * * *",
+    "0\x1c9 * * *",
+    "0\x1f9 * * *",
+    "0\x019 * * *",
+    "0 9 * * *\x1f",
+    "0\xa09 * * *",
+    "0\u20289 * * *",
+    "0 9 * * *\n",
 ]
 
 

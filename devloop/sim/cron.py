@@ -22,6 +22,46 @@ _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 MONTH_NAMES = {m: i for i, m in enumerate(_MONTHS, 1)}
 DOW_NAMES = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 
+# Go's unicode.IsSpace, which strings.Fields splits on: Python's str.split() also splits on
+# the separators U+001C-U+001F, which the API server keeps inside a field (and refuses).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_GO_FIELD = re.compile(f"[^{_GO_SPACE}]+")
+
+
+def go_fields(text: str) -> list[str]:
+    """strings.Fields(text)."""
+    return _GO_FIELD.findall(text)
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_quote(text: str) -> str:
+    """strconv.Quote(text), as Go's %q prints it in the API server's messages."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -83,7 +123,7 @@ def _atoi(expr: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", expr) or abs(int(expr)) >= 2**63:
         why = "invalid syntax" if not re.fullmatch(r"[+-]?[0-9]+", expr) else "value out of range"
         raise ScheduleError(
-            f'failed to parse int from {expr}: strconv.Atoi: parsing "{expr}": {why}'
+            f"failed to parse int from {expr}: strconv.Atoi: parsing {go_quote(expr)}: {why}"
         )
     value = int(expr)
     if value < 0:
@@ -185,7 +225,7 @@ def parse_standard(spec: str) -> Spec | Every:
             except ScheduleError as exc:
                 raise ScheduleError(f"failed to parse duration {spec}: {exc}") from None
         raise ScheduleError(f"unrecognized descriptor: {spec}")
-    fields = spec.split()
+    fields = go_fields(spec)
     if len(fields) != 5:
         raise ScheduleError(f"expected exactly 5 fields, found {len(fields)}: [{' '.join(fields)}]")
     return Spec(
