@@ -157,7 +157,7 @@ def cluster_change(
                     f"deployment {name} was deployed from {other}: that directory's files "
                     "run now, not these (a save here deploys them again)"
                 )
-            return f"deployment {name} was changed by {changed_by(obj)}"
+            return f"deployment {name} was changed by {plan.changed_by(obj, FIELD_MANAGER)}"
         return None
     if not serving:
         return None
@@ -168,17 +168,6 @@ def cluster_change(
     ):
         return f"pod {serving} was deleted"
     return None
-
-
-def changed_by(obj: dict[str, Any]) -> str:
-    """The field manager that last wrote the object's spec (not status), e.g. kubectl-rollout."""
-    entries = [
-        e
-        for e in obj["metadata"].get("managedFields") or []
-        if not e.get("subresource") and e.get("manager") != FIELD_MANAGER
-    ]
-    entries.sort(key=lambda e: e.get("time") or "")
-    return str(entries[-1].get("manager", "someone else")) if entries else "someone else"
 
 
 class DevLoop:
@@ -588,7 +577,9 @@ class DevLoop:
         outcome = "applied" if cycle.applied else "unchanged"
         edit_to_ready = None
         if cycle.rollout is not None:
-            if cycle.rollout.ok:
+            if cycle.rollout.superseded_by:
+                outcome = "superseded"
+            elif cycle.rollout.ok:
                 outcome = "ready"
                 self.current_pod = cycle.rollout.pod
                 await self._stop_tails(keep=self.current_pod)
@@ -600,7 +591,7 @@ class DevLoop:
             self.current_pod = cycle.serving
             self._start_tail(cycle.serving)
             await self._stop_tails(keep=cycle.serving)
-        if bundle is not None and outcome != "failed":
+        if bundle is not None and outcome not in ("failed", "superseded"):
             if outcome != "unchanged":  # a deploy happened: the one before it is the previous
                 self.previous_deployed = self.deployed
             self.deployed = bundle
@@ -611,6 +602,10 @@ class DevLoop:
             "watching" if outcome != "failed" else "error",
             "" if outcome != "failed" else "the new pod failed; the previous one keeps running",
         )
+        if outcome == "superseded" and cycle.rollout is not None:
+            # Follow what replaced it: the Deployment as this cycle left it is older than the
+            # one now in the cluster, and the monitor's next event asks for a cycle.
+            self._request(set(), f"changed by {cycle.rollout.superseded_by}", follow_only=True)
         return outcome
 
     async def _record_history(self) -> None:

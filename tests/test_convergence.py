@@ -25,8 +25,9 @@ from devloop import events
 from devloop.kube.client import Kube
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
+from tests.helpers import STUCK_AT_LOAD
 from tests.kubewait import rollout_complete
-from tests.looprig import Rig
+from tests.looprig import Rig, running_loop
 from tests.target import image_from_files, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -325,3 +326,35 @@ async def test_a_config_map_deleted_behind_pdwatch_is_restored_without_a_rollout
         assert applied.objects == ("ConfigMap/hello-code",)
         assert await kube.get("ConfigMap", "hello-code") is not None
         assert await replica_sets(kube) == before  # the pod already runs this code
+
+
+async def test_a_change_by_someone_else_during_the_rollout_supersedes_it(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """`kubectl set env` while pdwatch waits for its new pod: the rollout is said to be
+    superseded, by whom, at once (not blamed on readiness after the timeout), and what
+    replaced it is followed (issue 24 §7)."""
+    apps = client.AppsV1Api(api_client)
+    async with running_loop(tmp_path, Kube(api_client, namespace), rollout_timeout=60) as rig:
+        await rig.cycle_done()
+        mark = rig.mark()
+        (rig.directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)
+        await rig.wait_for(events.PodProgress, lambda e: e.step == "created", mark)
+        patch = {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [{"name": "engine", "env": [{"name": "X", "value": "1"}]}]
+                    }
+                }
+            }
+        }
+        await asyncio.to_thread(
+            apps.patch_namespaced_deployment, "hello", namespace, patch, field_manager="kubectl-set"
+        )
+        done = await rig.cycle_done(mark, timeout=20)
+        assert done.outcome == "superseded", rig.events[mark:]
+        said = [e.message for e in rig.of(events.Warning, mark)]
+        assert any("changed by kubectl-set during the rollout" in m for m in said), said
+        assert not rig.of(events.RolloutFailed, mark)
+        await rig.wait_for(events.CycleStarted, lambda e: "kubectl-set" in e.reason, mark)

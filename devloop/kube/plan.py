@@ -311,3 +311,18 @@ def rollout_status(deployment: Manifest) -> RolloutStatus:
     if status.get("availableReplicas", 0) < updated:
         return RolloutStatus(PROGRESSING, "waiting for the new pod to be available")
     return RolloutStatus(COMPLETE)
+
+
+def changed_by(obj: Manifest, ours: str) -> str:
+    """The field manager other than `ours` that last wrote the object's spec (not status),
+    e.g. kubectl-set, kubectl-rollout; "someone else" when none is recorded."""
+    entries = [
+        e
+        for e in obj["metadata"].get("managedFields") or []
+        if not e.get("subresource") and e.get("manager") != ours
+    ]
+    # The deployment controller writes the revision annotation on the object itself: only
+    # a manager that owns part of the spec changed it.
+    spec_writers = [e for e in entries if "f:spec" in (e.get("fieldsV1") or {})]
+    entries = sorted(spec_writers or entries, key=lambda e: e.get("time") or "")
+    return str(entries[-1].get("manager", "someone else")) if entries else "someone else"

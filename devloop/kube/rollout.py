@@ -28,7 +28,7 @@ from typing import Any
 
 from devloop import events
 from devloop.kube import plan
-from devloop.kube.client import Kube
+from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import KubeError, Vanished
 from devloop.kube.watching import watch_objects
 from devloop.waits import within
@@ -53,6 +53,7 @@ class RolloutResult:
     replica_set: str = ""
     ms: float = 0
     failure: events.RolloutFailed | None = None
+    superseded_by: str = ""  # who changed the pod template while it rolled out
 
 
 def without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +359,24 @@ async def _follow(
     def on_deployment(obj: dict[str, Any]) -> RolloutResult | None:
         if obj["metadata"].get("uid") != deployment["metadata"].get("uid"):
             return None
+        # Newer than the change this rollout follows: the watch, opened before that change,
+        # first shows the Deployment as it was.
+        newer = obj["metadata"].get("generation", 0) > deployment["metadata"].get("generation", 0)
+        if newer and without_hash(obj["spec"]["template"]) != without_hash(
+            deployment["spec"]["template"]
+        ):
+            # `kubectl set image`, `rollout restart`, another pdwatch: the pods this rollout
+            # waits for are replaced by that change's; following them would blame readiness
+            # for a pod that is gone.
+            who = plan.changed_by(obj, FIELD_MANAGER)
+            name = obj["metadata"]["name"]
+            emit(
+                events.Warning(
+                    f"deployment {name} was changed by {who} during the rollout: that "
+                    "change's rollout replaces this one"
+                )
+            )
+            return RolloutResult(False, "", state.rs_name, ms(), superseded_by=who)
         status = plan.rollout_status(obj)
         if status.state == plan.DEADLINE:
             failure = events.RolloutFailed(

@@ -110,7 +110,9 @@ class CycleSummary:
                 self.parts.append("unchanged, nothing deployed")
             case events.RenderFailed(problems=problems):
                 self.parts.append(f"{len(problems)} problem(s); the running deploy stays")
-            case events.CycleFinished(edit_to_ready_ms=edit):
+            case events.CycleFinished(outcome=outcome, edit_to_ready_ms=edit):
+                if outcome == "superseded":
+                    self.parts.append("superseded by a change in the cluster")
                 if edit is not None:
                     self.parts.append(f"{_ms(edit)} from save to Ready")
                 line = " → ".join(self.parts)

@@ -53,4 +53,6 @@ def update(row: CycleRow, event: events.Event) -> CycleRow:
                 row.result = f"✓ {ms(edit)}" if edit is not None else "✓ Ready"
             elif outcome == "applied":
                 row.result, row.rollout = "applied", "—"
+            elif outcome == "superseded":
+                row.result = "superseded"
     return row

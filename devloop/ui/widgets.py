@@ -27,6 +27,7 @@ ROW_STYLE = {
     "failed": "red",
     "invalid": "red",
     "unchanged": "dim",
+    "superseded": "yellow",
     "running": "dark_orange",
     "applied": "",
 }
