@@ -20,7 +20,7 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart
 from devloop.kube.errors import Timeout
 from devloop.kube.logs import tail_logs
-from devloop.kube.rollout import RolloutWatch
+from devloop.kube.rollout import RolloutWatch, waiting_key
 from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
@@ -270,7 +270,8 @@ async def test_failed_create_is_shown_as_waiting_until_the_timeout(
     assert waiting[0].endswith('pod rejected: RuntimeClass "kata" not found')
     (failure,) = rec.of(events.RolloutFailed)
     assert failure.reason == "Timeout"
-    assert failure.message.endswith(f"; last: {waiting[-1]}")  # what it was waiting on
+    last = failure.message.split("; last: ", 1)[1]  # what it was waiting on: the latest
+    assert waiting_key(last) == waiting_key(waiting[-1])  # retry, another generated name
 
 
 @sim_only("an engine image that never gets Ready (set_image)")
@@ -700,3 +701,38 @@ async def test_a_field_pdwatch_stops_setting_is_removed(
         assert not third.applied and rec.of(events.Unchanged), rec.events
     finally:
         node.delete_runtime_class(rc)
+
+
+@pytest.mark.parametrize("answers", [1, 3])
+async def test_a_410_on_the_pod_list_during_a_rollout_is_listed_again(
+    tmp_path: Path, kube: Kube, cluster: EmbeddedCluster, answers: int
+) -> None:
+    """The pods' list (or watch request) answered 410 Gone while the rollout is followed:
+    the list is made again and the new pod followed to Ready (issue 24 §7); it ended the
+    cycle with the 410 before."""
+    cluster.add_fault(Rule(method="GET", path_part="/pods", count=answers, status=410))
+    rec = Recorder()
+    result = await deploy_cycle(kube, bundle_of(kube, copy_example(tmp_path)), rec, RestartStamps())
+    assert result.ok, rec.events
+    assert rec.of(events.PodReady)
+
+
+async def test_a_pod_that_cannot_be_created_is_shown_with_the_clusters_reason_rate_limited(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A quota that allows no pod: the ReplicaSet retries, each FailedCreate naming a new
+    generated pod; the reason is shown, not one line per retry (issue 24 §7: a flood of
+    hundreds), and the timeout names it."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    rec = Recorder()
+    bundle = bundle_of(kube, copy_example(tmp_path))
+    result = await deploy_cycle(kube, bundle, rec, RestartStamps(), rollout_timeout=patience(6))
+    assert not result.ok
+    waiting = [e for e in rec.of(events.PodProgress) if e.step == "waiting"]
+    assert 1 <= len(waiting) <= 2, waiting  # one per 10 s at most, whatever the retries
+    assert "FailedCreate" in waiting[0].detail and "exceeded quota: no-pods" in waiting[0].detail
+    (failed,) = rec.of(events.RolloutFailed)
+    assert "last: FailedCreate" in failed.message and "exceeded quota" in failed.message

@@ -229,7 +229,7 @@ async def deploy_cycle(
             emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
         if rolled:
             emit(events.RestartTriggered(name, "template"))
-        elif step.restart:
+        elif step.restart or force_restart:  # asked for, and the apply rolled nothing
             stamp = stamps.next()
             watch = watch or open_rollout_watch(kube, bundle)
             restart_at = time.monotonic()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -228,6 +229,16 @@ async def follow_rollout(
 
 
 HELD_EVENTS = 200  # events not (yet) about the new ReplicaSet or its pods
+# A ReplicaSet that cannot create its pod (FailedCreate: a quota, an admission webhook)
+# retries, each time with a new generated pod name in the message: one waiting line per
+# reason and object at most this often, and only when its text (names aside) is new.
+WAITING_REPEAT_S = 10.0
+_GENERATED_POD = re.compile(r'(pods? \\?"[a-z0-9.-]+)-[a-z0-9]{5}(\\?")')
+
+
+def waiting_key(detail: str) -> str:
+    """A waiting message without the generated pod names it may carry."""
+    return _GENERATED_POD.sub(r"\1-*\2", detail)
 
 
 @dataclass
@@ -243,6 +254,7 @@ class _Follow:
     last_pod: str = ""  # the newest pod of the new ReplicaSet seen
     last_problem: str = ""  # the latest waiting reason or warning, as shown
     liveness: dict[str, str] = field(default_factory=dict)  # pod → its last liveness failure
+    waited: dict[str, float] = field(default_factory=dict)  # pod/reason → when last shown
 
     @property
     def rs_name(self) -> str:
@@ -271,9 +283,13 @@ async def _follow(
         return (time.monotonic() - t0) * 1000
 
     def step(pod: str, name: str, detail: str = "") -> None:
-        key = f"{pod}/{name}/{detail if name == 'waiting' else ''}"
+        key = f"{pod}/{name}/{waiting_key(detail) if name == 'waiting' else ''}"
         if name == "waiting":
             state.last_problem = detail
+            reason = f"{pod}/{detail.split(':', 1)[0]}"
+            if time.monotonic() - state.waited.get(reason, -WAITING_REPEAT_S) < WAITING_REPEAT_S:
+                return  # a controller retrying: its reason once in a while, not a flood
+            state.waited[reason] = time.monotonic()
         if key not in state.reported:
             state.reported.add(key)
             emit(events.PodProgress(pod, name, detail, ms()))

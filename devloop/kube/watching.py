@@ -61,7 +61,7 @@ async def watch_objects(
                     yield event["type"], obj
             backoff = 0.1
         except KubeError as exc:
-            if not exc.retryable:
+            if not exc.retryable and exc.status != 410:  # Gone/Expired: list afresh
                 raise
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
