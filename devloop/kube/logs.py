@@ -4,12 +4,22 @@ The first request has no tailLines/sinceSeconds, so nothing printed between the
 container's start and the attach is lost. A dropped stream is reopened; the lines
 already delivered for the same container run are skipped, so nothing is duplicated.
 When the container restarts, the new run is followed from its first line.
+
+Lines are asked for with their timestamps, and what was delivered is remembered as the
+last timestamp and how many lines carried it: counting lines instead, a reopened stream
+that starts later than before (the kubelet rotated the log file meanwhile, and serves only
+the new one) had its first lines taken for ones already shown, silently. A reopened
+stream that no longer holds the last line shown says that lines may be missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import calendar
+import functools
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from devloop import events
 from devloop.kube.client import Kube, LineStream
@@ -19,10 +29,56 @@ from devloop.waits import event_or_timeout
 Emit = Callable[[events.Event], None]
 
 
+Stamp = tuple[int, int]  # (seconds since the epoch, nanoseconds)
+
+
+@dataclass
+class Delivered:
+    """What of one container run has been shown: the last line's timestamp and how many
+    lines carried that very timestamp."""
+
+    last: Stamp | None = None
+    at_last: int = 0
+
+    def admit(self, stamp: Stamp | None, seen_at: int) -> bool:
+        """Whether a line is new; `seen_at` counts the lines with its timestamp so far in
+        this stream (itself included)."""
+        if stamp is None or self.last is None or stamp > self.last:
+            return True
+        return stamp == self.last and seen_at > self.at_last
+
+    def shown(self, stamp: Stamp | None) -> None:
+        if stamp is not None and stamp == self.last:
+            self.at_last += 1
+        else:
+            self.last, self.at_last = stamp, 1
+
+
+def split_stamp(line: str) -> tuple[Stamp | None, str]:
+    """A `timestamps=true` line: its RFC 3339 timestamp (nanoseconds, trailing zeros
+    trimmed as Go prints them) and its text."""
+    head, sep, text = line.partition(" ")
+    if not sep or not head.endswith("Z"):
+        return None, line
+    whole, _, fraction = head[:-1].partition(".")
+    try:
+        nanos = int((fraction + "000000000")[:9]) if fraction else 0
+        return (_epoch(whole), nanos), text
+    except ValueError:
+        return None, line
+
+
+@functools.lru_cache(maxsize=16)
+def _epoch(whole: str) -> int:
+    """Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS`: a flood of lines shares a few
+    seconds, so strptime runs a few times, not once a line."""
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+
+
 async def tail_logs(
     kube: Kube, pod: str, emit: Emit, stop: asyncio.Event, retry_s: float = 0.2
 ) -> None:
-    delivered = 0
+    delivered = Delivered()
     run = -1  # the container's restartCount when these lines were read
     backoff = retry_s
     while not stop.is_set():
@@ -32,17 +88,30 @@ async def tail_logs(
         if current != run:
             if current > max(run, 0):  # the container restarted (or had before we came)
                 emit(events.PodProgress(pod, "restarted", f"{current} restart(s)"))
-            run, delivered = current, 0
-        stream = kube.follow_log(pod)
+            run, delivered = current, Delivered()
+        stream = kube.follow_log(pod, timestamps=True)
         stopper = asyncio.create_task(stop.wait())
         stopper.add_done_callback(_closer(stream))  # ends the iteration below
+        resumed = delivered.last is not None
         try:
-            index = 0
+            counts: dict[Stamp | None, int] = {}
             async for line in stream:
-                index += 1
-                if index > delivered:
-                    delivered = index
-                    emit(events.LogLine(pod, line))
+                stamp, text = split_stamp(line)
+                counts[stamp] = counts.get(stamp, 0) + 1
+                if resumed:
+                    resumed = False
+                    last = delivered.last
+                    if stamp is not None and last is not None and stamp > last:
+                        emit(
+                            events.Warning(
+                                f"the log of pod {pod} was rotated while it was not followed: "
+                                "lines written meanwhile may be missing here (kubectl logs "
+                                "shows the current file only, too)"
+                            )
+                        )
+                if delivered.admit(stamp, counts[stamp]):
+                    delivered.shown(stamp)
+                    emit(events.LogLine(pod, text))
             backoff = retry_s  # the stream ended: the container stopped or restarts
         except NotFound:
             return

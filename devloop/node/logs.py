@@ -19,6 +19,7 @@ class ContainerLog:
 
     def __init__(self) -> None:
         self.lines: list[LogLine] = []
+        self.start = 0  # the first line still served: the ones before were rotated away
         self.done = False
         self._changed = asyncio.Event()
 
@@ -26,6 +27,11 @@ class ContainerLog:
         for line in text.split("\n"):
             self.lines.append(LogLine(time.time(), line))
         self._wake()
+
+    def rotate(self) -> None:
+        """What the kubelet does past containerLogMaxSize: the file so far is set aside,
+        and a new request reads only what is written from now on."""
+        self.start = len(self.lines)
 
     def close(self) -> None:
         self.done = True

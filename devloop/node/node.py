@@ -1098,13 +1098,17 @@ class Node:
         else:
             run = runs[-1]
         lines = list(run.lines)
-        start = 0
+        start = run.start
         if query.get("sinceSeconds"):
             cutoff = time.time() - int(query["sinceSeconds"])
-            start = next((i for i, line in enumerate(lines) if line.at >= cutoff), len(lines))
+            start = next(
+                (i for i in range(run.start, len(lines)) if lines[i].at >= cutoff), len(lines)
+            )
         elif query.get("sinceTime"):
             cutoff = parse_time(query["sinceTime"])
-            start = next((i for i, line in enumerate(lines) if line.at >= cutoff), len(lines))
+            start = next(
+                (i for i in range(run.start, len(lines)) if lines[i].at >= cutoff), len(lines)
+            )
         tail = query.get("tailLines")
         if tail is not None and tail.isdigit():
             start = max(start, len(lines) - int(tail))

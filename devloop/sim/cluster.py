@@ -287,5 +287,9 @@ class EmbeddedCluster:
         behaviour = ImageBehaviour(ready, oom_killed=oom_killed, exit_code=exit_code)
         self.call(lambda: self.settings.images.__setitem__(image, behaviour))
 
+    def rotate_logs(self, pod: str) -> None:
+        """Rotate the pod's container log, as the kubelet does past its size limit."""
+        self.call(lambda: self.kubelet.rotate_logs(pod))
+
     def forbid(self, verb: str, plural: str) -> None:
         self.call(lambda: self.api.forbidden.add((verb, plural)))

@@ -677,6 +677,12 @@ class Kubelet:
             if probes is not None and not probes.done():
                 probes.cancel()
 
+    def rotate_logs(self, pod_name: str) -> None:
+        """The kubelet's log rotation for the pod's current container run."""
+        for runtime in self.pods.values():
+            if runtime.name == pod_name and runtime.runs:
+                runtime.runs[-1].rotate()
+
     async def fail_probes(
         self, runtime: PodRuntime, cname: str, container: dict[str, Any], ip: str, hung: bool
     ) -> bool:
@@ -1012,7 +1018,7 @@ class Kubelet:
             raise bad_request(f'container "{cname}" in pod "{name}" is waiting to start: {detail}')
         else:
             run = runs[-1]
-        lines = list(run.lines)
+        lines = list(run.lines[run.start :])
         since = query.get("sinceSeconds")
         if since:
             cutoff = time.time() - int(since)
