@@ -94,10 +94,12 @@ async def tail_logs(
         stopper.add_done_callback(_closer(stream))  # ends the iteration below
         resumed = delivered.last is not None
         try:
-            counts: dict[Stamp | None, int] = {}
+            previous: Stamp | None = None
+            same = 0  # lines in a row with this stamp (a log's stamps never go back)
             async for line in stream:
                 stamp, text = split_stamp(line)
-                counts[stamp] = counts.get(stamp, 0) + 1
+                same = same + 1 if stamp == previous else 1
+                previous = stamp
                 if resumed:
                     resumed = False
                     last = delivered.last
@@ -109,7 +111,7 @@ async def tail_logs(
                                 "shows the current file only, too)"
                             )
                         )
-                if delivered.admit(stamp, counts[stamp]):
+                if delivered.admit(stamp, same):
                     delivered.shown(stamp)
                     emit(events.LogLine(pod, text))
             backoff = retry_s  # the stream ended: the container stopped or restarts
