@@ -42,6 +42,7 @@ from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow
 from devloop.kube.errors import KubeError, NotFound
 from devloop.kube.logs import tail_logs
 from devloop.kube.preflight import preflight
+from devloop.kube.rollout import ready_pod
 from devloop.kube.watching import watch_objects
 from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
@@ -185,6 +186,7 @@ class DevLoop:
         self.previous_deployed: Bundle | None = None
         self.names_sent: list[str] = []  # workflow names this session deployed (or tried)
         self.current_pod = ""
+        self.failed_hash: str | None = None  # the code whose rollout failed, while it stands
         self.known_deployment: dict[str, Any] | None = None
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.monitor: asyncio.Task[None] | None = None
@@ -459,6 +461,9 @@ class DevLoop:
         if rollback is not None:
             return await self._roll_back(number, rollback)
         if follow_only and self.known_deployment is not None:
+            served = await self._serve_previous(number, self.known_deployment["metadata"]["name"])
+            if served is not None:
+                return served
             containers = self.known_deployment["spec"]["template"]["spec"]["containers"]
             result = await follow_existing(
                 self.kube,
@@ -503,6 +508,48 @@ class DevLoop:
             edited_at=edit_time,
         )
         return await self._finish(number, cycle, bundle, edit_time)
+
+    async def _serve_previous(self, number: int, name: str) -> str | None:
+        """After a failed rollout the previous ReplicaSet serves; when its pod is replaced
+        (deleted, evicted, drained), the replacement is found and followed, rather than the
+        failed rollout again. None when this is not that case."""
+        live = await self.kube.get("Deployment", name)
+        if (
+            live is None
+            or not self.current_pod
+            or self.failed_hash is None
+            or plan.template_hash(live) != self.failed_hash
+        ):
+            return None
+        replica_set = self.current_pod.rsplit("-", 1)[0]
+        template_hash = replica_set.removeprefix(f"{name}-")
+        labels = live["spec"]["selector"].get("matchLabels") or {}
+        old = self.current_pod
+        pod = await ready_pod(self.kube, labels, template_hash, self.settings.rollout_timeout)
+        if pod is None:
+            failure = events.RolloutFailed(
+                "",
+                "Timeout",
+                f"no pod of ReplicaSet {replica_set} (the one that served) became Ready after "
+                f"{self.settings.rollout_timeout:g}s, and the new rollout had failed",
+            )
+            self.emit(failure)
+            self.emit(events.CycleFinished(number, "failed"))
+            self._set_state("error", "no pod serves the workflow")
+            return "failed"
+        if pod != old:
+            self.emit(
+                events.Warning(
+                    f"pod {old} was replaced by {pod}: the same ReplicaSet, the code that "
+                    "served before the failed rollout"
+                )
+            )
+        self.current_pod = pod
+        self._start_tail(pod)
+        await self._stop_tails(keep=pod)
+        self.emit(events.CycleFinished(number, "unchanged"))
+        self._set_state("error", "the new pod failed; the previous one keeps running")
+        return "unchanged"
 
     def _note_name(self, name: str) -> None:
         """A workflow renamed (`name:`) while pdwatch runs leaves the old name's deploy in
@@ -581,12 +628,14 @@ class DevLoop:
                 outcome = "superseded"
             elif cycle.rollout.ok:
                 outcome = "ready"
+                self.failed_hash = None
                 self.current_pod = cycle.rollout.pod
                 await self._stop_tails(keep=self.current_pod)
                 if edit_time is not None:
                     edit_to_ready = (time.time() - edit_time) * 1000
             else:
                 outcome = "failed"
+                self.failed_hash = plan.template_hash(cycle.deployment)
         elif cycle.serving:
             self.current_pod = cycle.serving
             self._start_tail(cycle.serving)

@@ -57,6 +57,13 @@ async def test_a_replaced_pod_of_the_serving_rollout_runs_its_own_code(
         log = await asyncio.to_thread(core.read_namespaced_pod_log, pod.metadata.name, namespace)
         assert "served-v1" in log.splitlines(), log
         assert "BROKEN-V2" not in log
+        # pdwatch follows the replacement, not the failed rollout once more.
+        said = await rig.wait_for(
+            events.Warning, lambda e: e.message.startswith(f"pod {serving} was replaced by"), mark
+        )
+        assert said.message.startswith(f"pod {serving} was replaced by {pod.metadata.name}")
+        assert rig.loop.current_pod == pod.metadata.name
+        assert len(rig.of(events.RolloutFailed, mark)) == 1  # the save's, not again
 
 
 async def test_code_is_kept_while_a_replica_set_mounts_it(

@@ -192,6 +192,25 @@ async def serving_pod(kube: Kube, deployment: dict[str, Any]) -> str:
     return str(ready[-1]["metadata"]["name"]) if ready else ""
 
 
+async def ready_pod(
+    kube: Kube, match_labels: dict[str, str], template_hash: str, timeout: float
+) -> str | None:
+    """A Ready pod (not being deleted) of the ReplicaSet with this pod-template-hash, as
+    soon as there is one; None after `timeout` seconds."""
+    selector = selector_string({**match_labels, "pod-template-hash": template_hash})
+
+    async def first() -> str:
+        async for kind, pod in watch_objects(kube, "Pod", label_selector=selector):
+            if kind != "DELETED" and is_ready(pod):
+                return str(pod["metadata"]["name"])
+        raise KubeError("the pod watch ended")  # watch_objects never ends on its own
+
+    try:
+        return await within(first(), timeout)
+    except TimeoutError:
+        return None
+
+
 async def follow_rollout(
     kube: Kube,
     deployment: dict[str, Any],
