@@ -329,3 +329,31 @@ def test_any_tree_gives_a_bundle_or_problems(
                 path.chmod(0)
     result = render(root, RenderOptions())
     assert isinstance(result, (Bundle, list))
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "expected"),
+    [
+        ("workflow.yaml", None, "workflow.yaml:2:10: version '9999"),
+        (".secrets.yaml", "2024-01-01: x\n? !!binary aGVsbG8=\n: y\n", ".secrets.yaml:2:3: "),
+        (
+            ".secrets.yaml",
+            "? [a, b]\n: y\n",
+            ".secrets.yaml:1:3: secret names must be plain strings",
+        ),
+    ],
+    ids=["400-digit-version", "date-and-binary-keys", "sequence-key"],
+)
+def test_odd_values_are_problems_with_file_and_line(
+    tmp_path: Path, where: str, text: str | None, expected: str
+) -> None:
+    """An unquoted 400-digit version, a date or binary key in the secrets: each a problem
+    with its file and line, never a traceback (issue 24 §8)."""
+    root = minimal(tmp_path)
+    if text is None:
+        workflow = root / "workflow.yaml"
+        workflow.write_text(workflow.read_text().replace('"1.0"', "9" * 400))
+    else:
+        (root / where).write_text(text)
+    problems = errors(root)
+    assert any(expected in p for p in problems), problems
