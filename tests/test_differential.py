@@ -654,3 +654,22 @@ def test_object_size_against_etcd(
     assert embedded == real
     estimate = objectsize.too_large(cm("sized", "some-namespace", data=data))
     assert (estimate is not None) == (real[0] == 500), estimate
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group_version", ["/api/v1", "/apis/apps/v1", "/apis/batch/v1"])
+def test_categories_in_discovery(real: Wire, embedded: Wire, group_version: str) -> None:
+    """`kubectl get all` asks discovery which resources are in the category "all" (issue 29
+    §8: against the embedded cluster it answered "the server doesn't have a resource type
+    all"); every resource the embedded cluster serves has the real server's categories."""
+
+    def categories(wire: Wire) -> dict[str, list[str]]:
+        status, body = wire.request("GET", group_version)
+        assert status == 200, (wire.name, status)
+        return {r["name"]: sorted(r.get("categories") or []) for r in body["resources"]}
+
+    ours, theirs = categories(embedded), categories(real)
+    assert {name: theirs.get(name) for name in ours} == ours
+    assert any(ours.values()), "no resource is in a category"

@@ -19,6 +19,7 @@ class Resource:
     has_status: bool = False  # a status subresource: main-resource writes keep status
     has_generation: bool = False  # metadata.generation counts spec changes
     subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # `kubectl get all` asks discovery which are "all"
 
     @property
     def api_version(self) -> str:
@@ -56,8 +57,18 @@ RESOURCES = (
         short_names=("svc",),
         has_status=True,
         subresources=("proxy",),
+        categories=("all",),
     ),
-    Resource("", "v1", "Pod", "pods", short_names=("po",), has_status=True, subresources=("log",)),
+    Resource(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        short_names=("po",),
+        has_status=True,
+        subresources=("log",),
+        categories=("all",),
+    ),
     Resource("", "v1", "Event", "events", short_names=("ev",)),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",)),
     Resource("", "v1", "ResourceQuota", "resourcequotas", short_names=("quota",), has_status=True),
@@ -70,6 +81,7 @@ RESOURCES = (
         has_status=True,
         has_generation=True,
         subresources=("scale",),
+        categories=("all",),
     ),
     Resource(
         "apps",
@@ -80,8 +92,9 @@ RESOURCES = (
         has_status=True,
         has_generation=True,
         subresources=("scale",),
+        categories=("all",),
     ),
-    Resource("batch", "v1", "Job", "jobs", has_status=True),
+    Resource("batch", "v1", "Job", "jobs", has_status=True, categories=("all",)),
     Resource(
         "batch",
         "v1",
@@ -90,6 +103,7 @@ RESOURCES = (
         short_names=("cj",),
         has_status=True,
         has_generation=True,
+        categories=("all",),
     ),
     Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", namespaced=False),
     Resource(

@@ -192,6 +192,8 @@ def resource_list(group: str, version: str) -> dict[str, Any]:
         }
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
+        if r.categories:
+            entry["categories"] = list(r.categories)
         entries.append(entry)
         if r.has_status:
             entries.append(
