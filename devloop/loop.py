@@ -83,6 +83,14 @@ class _Pending:
         return bool(self.reasons)
 
 
+def waiting_changes(paths: set[str]) -> str:
+    """What a paused session says it holds back."""
+    if not paths:
+        return "changes are collected and deployed on resume"
+    shown = ", ".join(sorted(paths)[:3]) + (", …" if len(paths) > 3 else "")
+    return f"{len(paths)} changed file(s) wait: {shown}; deployed on resume"
+
+
 def file_signatures(paths: list[Path]) -> dict[Path, tuple[int, int, int, int]]:
     """(inode, size, mtime, ctime) of each of `paths` that exists: a change to any is a save."""
     found = {}
@@ -217,7 +225,7 @@ class DevLoop:
 
     def pause(self) -> None:
         self.paused = True
-        self._set_state("paused", "changes are collected and deployed on resume")
+        self._set_state("paused", waiting_changes(self.pending.paths))
 
     def resume(self) -> None:
         self.paused = False
@@ -276,6 +284,8 @@ class DevLoop:
         self.pending.follow_only &= follow_only
         if not self.paused or reason in ("start", "redeploy"):
             self.wake.set()
+        elif paths:
+            self._set_state("paused", waiting_changes(self.pending.paths))
 
     def _set_state(self, state: str, detail: str = "") -> None:
         if state != self.state or detail:  # repeat a state only to update its detail

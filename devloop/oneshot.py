@@ -92,18 +92,24 @@ async def run_once(
         if cycle is None or not cycle.ok:
             return EXIT_FAILED
         await record_history(kube, bundle, opts.history_limit, out)
-        pod = cycle.rollout.pod if cycle.rollout else cycle.serving
-        if pod:
-            try:
-                logs = await kube.pod_log(pod, tail_lines=None)
-            except KubeError as exc:
-                out(events.Warning(f"could not read the pod's logs: {exc}"))
-            else:
-                for line in logs.splitlines()[:FIRST_LOG_LINES]:
-                    out(events.LogLine(pod, line))
+        await print_first_lines(kube, cycle, out)
         return EXIT_OK
     finally:
         conn.close()
+
+
+async def print_first_lines(kube: Kube, cycle: CycleResult, out: PlainOutput) -> None:
+    """The first log lines of the pod that serves now, as --once and --rollback end."""
+    pod = cycle.rollout.pod if cycle.rollout else cycle.serving
+    if not pod:
+        return
+    try:
+        logs = await kube.pod_log(pod, tail_lines=None)
+    except KubeError as exc:
+        out(events.Warning(f"could not read the pod's logs: {exc}"))
+        return
+    for line in logs.splitlines()[:FIRST_LOG_LINES]:
+        out(events.LogLine(pod, line))
 
 
 async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> int:
@@ -253,6 +259,12 @@ async def run_rollback(
         if revision is None:
             out(events.Error(history.unknown_revision(number, revisions)))
             return EXIT_USAGE
+        if revision.content_hash == await kube_history.live_hash(kube, name):
+            out.console.print(
+                f"revision {number} ({revision.short_hash}) is live already: nothing to roll back",
+                highlight=False,
+            )
+            return EXIT_OK
         options = RenderOptions(conn.namespace, image, runtime_class)
         bundle = revision_bundle(directory, revision, options)
         if not isinstance(bundle, Bundle):
@@ -265,6 +277,7 @@ async def run_rollback(
         cycle = await deploy_explained(kube, bundle, situation, opts, out, force_restart=True)
         if cycle is None or not cycle.ok:
             return EXIT_FAILED
+        await print_first_lines(kube, cycle, out)
         local = render(directory, options)
         if not isinstance(local, Bundle) or local.content_hash != bundle.content_hash:
             out(

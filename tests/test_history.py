@@ -203,6 +203,17 @@ def test_history_survives_pdwatch_and_compares_revisions(
     assert compared.returncode == 0, compared.stderr
     assert '-console.log("one");' in compared.stdout and '+console.log("two");' in compared.stdout
     assert "--- r1/nodes/greet.ts" in compared.stdout
+    # --rollback ends as --once does, with the first log lines of the pod it brought back
+    # (issue 29 §7), and rolling back to the live revision is said to be pointless.
+    back = pdwatch(cluster, tmp_path, directory, "--rollback", "1")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "one" in [line.split("] ", 1)[-1] for line in back.stdout.splitlines()], back.stdout
+    again = pdwatch(cluster, tmp_path, directory, "--rollback", "1")
+    assert again.returncode == 0
+    assert (
+        "revision 1 (" in again.stdout and "is live already: nothing to roll back" in again.stdout
+    )
+    assert "rolling back" not in again.stdout
 
 
 def test_history_with_none_yet_says_so(tmp_path: Path, cluster: EmbeddedCluster) -> None:

@@ -125,6 +125,17 @@ async def test_p_pauses_and_resumes(
         assert "● paused" in text_of(app.query_one(HeaderBar))
         mark = len(seen.events)
         (directory / "nodes" / "greet.ts").write_text('console.log("held back");\n')
+        # held back, and said so with what waits (issue 29 §7)
+        await seen.until(
+            lambda e: (
+                isinstance(e, events.LoopState)
+                and e.detail == "1 changed file(s) wait: nodes/greet.ts; deployed on resume"
+            ),
+            mark,
+        )
+        await pilot.pause(0.1)
+        assert "1 changed file(s) wait" in text_of(app.query_one(HeaderBar))
+        assert not [e for e in seen.events[mark:] if isinstance(e, events.CycleStarted)]
         await pilot.press("p")
         finished = await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         assert isinstance(finished, events.CycleFinished) and finished.outcome == "ready"
@@ -390,6 +401,14 @@ async def test_h_shows_the_history_enter_compares_u_rolls_back(
         assert diff.title_text == "r2 (live) → r1"
         assert '-console.log("v2");' in diff.body
         await pilot.press("escape")
+        # `u` on the live revision: said to be live, nothing asked, nothing deployed
+        mark = len(seen.events)
+        await pilot.press("up", "u")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, HistoryScreen)
+        assert any("r2 is live already" in n.message for n in app._notifications)
+        assert not [e for e in seen.events[mark:] if isinstance(e, events.CycleStarted)]
+        await pilot.press("down")
 
         mark = len(seen.events)
         await pilot.press("u")

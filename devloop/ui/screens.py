@@ -128,6 +128,9 @@ class HistoryScreen(ModalScreen[None]):
         chosen = self.selected()
         if chosen is None:
             return
+        if self.live is not None and chosen.number == self.live.number:
+            self.notify(f"r{chosen.number} is live already: nothing to roll back", timeout=4)
+            return
 
         def answered(yes: bool | None) -> None:
             if yes:
