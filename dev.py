@@ -40,11 +40,35 @@ def ensure_venv() -> None:
     if not PY.exists():
         print(f"dev.py: creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("dev.py: installing pdwatch and its dev dependencies", flush=True)
-    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    print(
+        f"dev.py: installing pdwatch and its dev dependencies into {VENV} (once; about a "
+        "minute on a fresh machine, then never again until pyproject.toml changes)",
+        flush=True,
+    )
+    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-q", "--upgrade", "pip"], check=True)
+    pip_with_progress([*pip, "-e", f"{ROOT}[dev]"])
     STAMP.write_text(wanted)
+
+
+def pip_with_progress(cmd: list[str]) -> None:
+    """pip's output as one short line per package it fetches, and its errors in full."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
+    assert proc.stdout is not None
+    kept: list[str] = []
+    count = 0
+    for line in proc.stdout:
+        kept.append(line)
+        if line.startswith("Collecting "):
+            count += 1
+            print(f"dev.py:   {count:3d} {line.split()[1]}", flush=True)
+        elif line.startswith("Installing collected packages"):
+            print(f"dev.py:   installing {count} packages", flush=True)
+    if proc.wait() != 0:
+        sys.stderr.write("".join(kept[-40:]))
+        raise SystemExit(f"dev.py: pip failed (exit {proc.returncode}); its last lines above")
 
 
 def run(*cmd: str, cwd: Path | None = ROOT) -> int:

@@ -25,6 +25,22 @@ from tests import target  # noqa: E402
 from tests.faultproxy import FaultProxy, upstream_configuration  # noqa: E402
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What was skipped and why, grouped, in the run's last lines: a skip is never silent
+    (pytest says only "N skipped" without -rs)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.write_sep("-", "skipped, and why")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:4d} {reason}")
+
+
 def pytest_report_header(config: Any) -> str:
     real = target.REAL
     if real is None:
