@@ -225,16 +225,26 @@ async def test_validation_error_then_fix_in_the_problems_panel(
     async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         good = (directory / "workflow.yaml").read_text()
         mark = len(seen.events)
-        (directory / "workflow.yaml").write_text(
-            good.replace("path: ./nodes/greet.ts", "path: ./nodes/missing.ts")
-        )
+        noted = good + "metadata:\n  owner: me\n"  # a note: shown, stops nothing
+        (directory / "workflow.yaml").write_text(noted)
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
+        mark = len(seen.events)
+        (directory / "workflow.yaml").write_text(
+            noted.replace("path: ./nodes/greet.ts", "path: ./nodes/missing.ts")
+        )
+        finished = await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         await pilot.pause(0.1)
         panel = app.query_one(ProblemsPanel)
         assert panel.display
         text = text_of(panel)
         assert "workflow.yaml:8:11: node 'greet'" in text
         assert "path: ./nodes/missing.ts" in text  # the offending source line
+        # the note once (it was shown twice: from this render and the last good one), and
+        # the deploys row counts errors as the header does (issue 29 §5)
+        assert text.count("metadata is accepted") == 1, text
+        assert "1 problem(s)" in text_of(app.query_one(HeaderBar))
+        row = str(app.query_one(Timeline).get_cell(str(finished.cycle), "outcome"))
+        assert "✗ 1 problem(s)" in row, row
         assert "● error" in text_of(app.query_one(HeaderBar))
         mark = len(seen.events)
         (directory / "workflow.yaml").write_text(good.replace('"1.0"', '"1.1"'))
@@ -254,6 +264,11 @@ async def test_rollout_failure_in_the_problems_panel(
         text = text_of(app.query_one(ProblemsPanel))
         assert text.startswith("Error: the engine exited with code 1")
         assert "error: Uncaught (in promise) Error: nope" in text
+        # what happened and what to do first, the engine's lines after them (issue 29 §4:
+        # the lines filled the panel's rows and the explanation was below the fold)
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert lines[1].startswith("→ the engine failed in nodes/greet.ts:1:7"), lines
+        assert lines[2].strip().startswith("to fix: fix nodes/greet.ts at line 1"), lines
         assert "✗ Error" in text_of(app.query_one(PodPanel))
 
 

@@ -109,7 +109,9 @@ class CycleSummary:
             case events.Unchanged():
                 self.parts.append("unchanged, nothing deployed")
             case events.RenderFailed(problems=problems):
-                self.parts.append(f"{len(problems)} problem(s); the running deploy stays")
+                self.parts.append(
+                    f"{sum(p.is_error for p in problems)} problem(s); the running deploy stays"
+                )
             case events.CycleFinished(outcome=outcome, edit_to_ready_ms=edit):
                 if outcome == "superseded":
                     self.parts.append("superseded by a change in the cluster")

@@ -39,7 +39,8 @@ def update(row: CycleRow, event: events.Event) -> CycleRow:
         case events.RolloutFailed(reason=reason):
             row.result, row.state = f"✗ {reason}", "failed"
         case events.RenderFailed(problems=problems):
-            row.result, row.state = f"✗ {len(problems)} problem(s)", "invalid"
+            errors = sum(p.is_error for p in problems)  # as the header and --render count
+            row.result, row.state = f"✗ {errors} problem(s)", "invalid"
             row.rollout = "—"
         case events.Unchanged():
             row.result, row.state, row.rollout = "unchanged", "unchanged", "—"

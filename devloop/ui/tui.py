@@ -228,16 +228,22 @@ class PdwatchApp(App[int]):
                 )
             case events.RenderFailed(problems=problems):
                 self.problems = []
-                for p in problems:
-                    self.problems.append(f"{p}" if p.is_error else f"{p.severity}: {p}")
+                for p in (p for p in problems if p.is_error):
+                    self.problems.append(f"{p}")
                     if p.source:  # never set for a secrets file
                         self.problems.append(f"    {p.source.strip()}")
+                # the warnings and notes once, below the errors (not again from the last
+                # render that worked)
+                self.warnings = [f"{p.severity}: {p}" for p in problems if not p.is_error]
             case events.Rendered(warnings=warnings):
                 self.warnings = [f"{p.severity}: {p}" for p in warnings]
             case events.Error(message=text, details=details):
                 self.problems = [text, *details]
             case events.Explained(what=what, fix=fix):
-                self.problems = [*self.problems, f"→ {what}", f"  to fix: {fix}"]
+                # what happened and what to do first, under the headline; the raw lines
+                # (a crash's last log lines) after them, where the panel may cut them off
+                head, rest = self.problems[:1], self.problems[1:]
+                self.problems = [*head, f"→ {what}", f"  to fix: {fix}", *rest]
             case events.RolloutFailed(pod=pod, reason=reason, message=text, last_logs=logs):
                 self.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
                 self.pods.rolling = pod or self.pods.rolling
