@@ -10,11 +10,13 @@ image, the namespace. Pure functions over text: the catalogue is tested entry by
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from devloop import events
+from devloop.image import DEFAULT_IMAGE
 
 EMBEDDED_CONTEXT = "pdwatch-embedded"
 
@@ -95,19 +97,33 @@ def _image_missing(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
 def _image_denied(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     host = _registry(s.image)
     load = load_command(s)
-    fix = (
+    secret = (
         f"kubectl create secret docker-registry regcred --docker-server={host} "
         "--docker-username=… --docker-password=… "
         f"-n {s.namespace or 'NAMESPACE'}, then kubectl patch serviceaccount default "
         f"-n {s.namespace or 'NAMESPACE'} -p "
         """'{"imagePullSecrets":[{"name":"regcred"}]}'"""
     )
-    if load:
-        fix += f"; or load it: {load}"
+    image = s.image or "the image"
+    if host == "docker.io":
+        # Docker Hub answers a repository it does not have as it answers a private one: a
+        # typo, or an image built here and never loaded into the cluster, most often.
+        fixes = []
+        close = difflib.get_close_matches(s.image, ENGINE_IMAGES, n=1, cutoff=0.8)
+        if close and close[0] != s.image:
+            fixes.append(f"did you mean {close[0]}? (--image, or .pipedreamer/base-image.txt)")
+        if load:
+            fixes.append(f"built on this machine? load it: {load}")
+        fixes.append(f"private? {secret}")
+        return Explanation(
+            f"the image {image} is not on Docker Hub, or is private there (Docker Hub answers "
+            "both alike)",
+            "; ".join(fixes),
+        )
     return Explanation(
-        f"the registry {host} refused the pull of {s.image or 'the image'}: it is private "
-        "(or does not exist there)",
-        fix,
+        f"the registry {host} refused the pull of {image}: it is private (or does not exist "
+        "there)",
+        secret + (f"; or load it: {load}" if load else ""),
     )
 
 
@@ -493,6 +509,9 @@ def explaining(
             emit(explained)
 
     return emit_explained
+
+
+ENGINE_IMAGES = [DEFAULT_IMAGE, "tentacular-engine:latest"]
 
 
 def _registry(image: str) -> str:

@@ -465,6 +465,7 @@ async def test_edit_to_ready_is_sane_when_the_mtime_is_not_now(
 async def test_a_new_marker_folder_with_its_image_file_is_deployed(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
+    cluster.set_image("engine:tentacular")  # on the node, as a side-loaded image is
     async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=20) as rig:
         mark = rig.mark()
         (rig.directory / ".tentacular").mkdir()
@@ -484,6 +485,8 @@ async def test_the_image_file_of_a_parent_folder_is_watched(
     """The base-image.txt at the repository's root chose the image: editing it deploys,
     though it is outside the watched workflow directory (issue 24 §6)."""
     (tmp_path / ".git").mkdir()
+    for image in ("engine:repo-1", "engine:repo-2"):
+        cluster.set_image(image)  # on the node, as side-loaded images are
     image_file = tmp_path / ".pipedreamer" / "base-image.txt"
     image_file.parent.mkdir()
     image_file.write_text("engine:repo-1\n")

@@ -962,6 +962,8 @@ class Node:
             ref = image_reference(image)
             host = ref.split("/", 1)[0]
             denied = host in s.private_registries and not await self._pull_secret(worker.pod, host)
+            # Docker Hub answers a repository it does not have as it answers a private one
+            denied = denied or (host == "docker.io" and not pullable(image, s))
             failing = host in s.failing_registries
             if pullable(image, s) and not denied and not failing:
                 ms = int((time.monotonic() - began) * 1000)

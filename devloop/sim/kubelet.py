@@ -116,11 +116,15 @@ def runtime_images(settings: SimSettings) -> dict[str, ImageBehaviour]:
 
 
 def pullable(image: str, settings: SimSettings) -> bool:
-    """Any image can be pulled (there is no registry to miss it), except one whose
-    registry host cannot exist (the reserved .invalid top-level domain, RFC 2606) or one a
-    test marked unpullable."""
+    """Docker Hub has the images this cluster knows (settings.images: the engine, curl, and
+    what a test names), and no other: a typo such as `pipedreamer-engne` fails as it fails on
+    a kind node. Another registry (the user's own) has any image, except one whose host
+    cannot exist (the reserved .invalid top-level domain, RFC 2606) or one a test marked
+    unpullable."""
     host = image_reference(image).split("/", 1)[0]
-    return image not in settings.unpullable and not host.endswith(".invalid")
+    if image in settings.unpullable or host.endswith(".invalid"):
+        return False
+    return host != "docker.io" or image in settings.images
 
 
 def image_reference(image: str) -> str:
@@ -540,6 +544,8 @@ class Kubelet:
             ref = image_reference(image)
             host = ref.split("/", 1)[0]
             denied = host in s.private_registries and not self.pull_secret(runtime, host)
+            # Docker Hub answers a repository it does not have as it answers a private one
+            denied = denied or (host == "docker.io" and not pullable(image, s))
             failing = host in s.failing_registries
             if pullable(image, s) and not denied and not failing:
                 ms = int((time.monotonic() - started) * 1000)
