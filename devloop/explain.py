@@ -121,8 +121,7 @@ def _image_denied(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
             "; ".join(fixes),
         )
     return Explanation(
-        f"the registry {host} refused the pull of {image}: it is private (or does not exist "
-        "there)",
+        f"the registry {host} refused the pull of {image}: it is private (or does not exist there)",
         secret + (f"; or load it: {load}" if load else ""),
     )
 

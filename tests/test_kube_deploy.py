@@ -18,7 +18,7 @@ from kubernetes import client
 
 from devloop import events
 from devloop.kube.client import Kube
-from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart
+from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart, settle
 from devloop.kube.errors import Timeout
 from devloop.kube.logs import tail_logs
 from devloop.kube.rollout import RolloutWatch, waiting_key
@@ -785,3 +785,26 @@ async def test_a_pod_that_cannot_be_created_is_shown_with_the_clusters_reason_ra
     assert "FailedCreate" in waiting[0].detail and "exceeded quota: no-pods" in waiting[0].detail
     (failed,) = rec.of(events.RolloutFailed)
     assert "last: FailedCreate" in failed.message and "exceeded quota" in failed.message
+
+
+async def test_a_complete_rollout_without_a_ready_pod_follows_the_replacement(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The serving pod is deleted and the Deployment's status still says complete (the
+    controllers have not caught up): the cycle follows the replacement to Ready instead of
+    ending with no pod to show (seen once in CI against the real control plane: the view
+    kept the deleted pod and never showed its replacement's logs)."""
+    first = await deploy_cycle(
+        kube, bundle_of(kube, copy_example(tmp_path)), Recorder(), RestartStamps()
+    )
+    assert first.ok and first.rollout is not None
+    await rollout_complete(kube, "hello")
+    stale = await kube.get("Deployment", "hello")  # complete, as the status was
+    assert stale is not None
+    await asyncio.to_thread(
+        client.CoreV1Api(api_client).delete_namespaced_pod, first.rollout.pod, namespace
+    )
+    rec = Recorder()
+    result = await settle(kube, stale, rec, False, patience(20), None, "hash")
+    assert result.rollout is not None and result.rollout.ok, rec.events
+    assert result.rollout.pod != first.rollout.pod

@@ -238,7 +238,7 @@ async def deploy_cycle(
             rolled = True
         assert deployment is not None  # applied, or read live
         if not rolled:
-            return await _settle(
+            return await settle(
                 kube,
                 deployment,
                 emit,
@@ -296,7 +296,7 @@ async def prune_snapshots(kube: Kube, workflow: str, keep: str = "") -> list[str
     return deleted
 
 
-async def _settle(
+async def settle(
     kube: Kube,
     deployment: dict[str, Any],
     emit: Emit,
@@ -310,9 +310,12 @@ async def _settle(
     status = plan.rollout_status(deployment)
     if status.state == plan.COMPLETE:
         pod = await serving_pod(kube, deployment)
-        if not applied and content_hash is not None:
-            emit(events.Unchanged(content_hash, pod))
-        return CycleResult(applied, False, serving=pod, deployment=deployment)
+        # Complete by its status, yet no Ready pod: the serving pod was just replaced and
+        # the controllers have not written that down yet. Its replacement is followed.
+        if pod or deployment["spec"].get("replicas", 1) == 0:
+            if not applied and content_hash is not None:
+                emit(events.Unchanged(content_hash, pod))
+            return CycleResult(applied, False, serving=pod, deployment=deployment)
     if status.state == plan.PAUSED:
         failure = paused_failure(deployment, kube.namespace)
         emit(failure)
@@ -352,7 +355,7 @@ async def follow_existing(
     deployment = await kube.get("Deployment", name)
     if deployment is None:
         return None
-    return await _settle(kube, deployment, emit, False, rollout_timeout, on_pod_started)
+    return await settle(kube, deployment, emit, False, rollout_timeout, on_pod_started)
 
 
 def open_rollout_watch(kube: Kube, bundle: Bundle) -> RolloutWatch:
