@@ -3,6 +3,7 @@
 //
 //   deno run main.ts --workflow /app/workflow/workflow.yaml --port 8080
 //   [--secrets /app/secrets]   (the real engine reads /app/secrets; tests point elsewhere)
+//   [--hostname 0.0.0.0]       (the address it listens on)
 //
 // reads workflow.yaml (YAML 1.2), prints the engine's start-up lines in the engine's
 // order, compiles the DAG (Kahn's algorithm, the ready queue kept sorted) and exits when
@@ -99,6 +100,9 @@ function timeoutMs(value: unknown): number {
 
 const workflowPath = option("--workflow", "/app/workflow/workflow.yaml");
 const port = Number(option("--port", "8080"));
+// In a pod, every address of the pod; pdwatch's node without a network namespace gives
+// each pod its own loopback address instead.
+const hostname = option("--hostname", "0.0.0.0");
 const root = workflowPath.slice(0, workflowPath.lastIndexOf("/") + 1) || "./";
 
 console.log("Pipedreamer Engine starting...");
@@ -182,7 +186,7 @@ function json(status: number, value: Json): Response {
 
 Deno.serve({
   port,
-  hostname: "0.0.0.0",
+  hostname,
   onListen() {
     console.log(`Workflow server listening on http://localhost:${port}`);
     console.log("  POST /run    — trigger workflow execution");

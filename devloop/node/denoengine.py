@@ -1,0 +1,148 @@
+"""The engine container as a real process: the stand-in engine (engine-image/main.ts) under
+Deno, with the pod's volumes written out as files, listening on the pod's own address.
+
+What a container runtime would do, kept to what the engine can tell apart: the ConfigMap's
+items and the Secret's keys as files in a directory of their own (read-only, as the
+kubelet mounts them), the engine started with the workflow and secrets paths it is given
+in a pod, its stdout and stderr as the container's log, its exit code as the container's.
+Stopping it is SIGTERM, then SIGKILL after the grace period; it dies with the node
+(PR_SET_PDEATHSIG), so no engine outlives a killed node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import stat
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devloop.node.logs import ContainerLog
+from devloop.node.podnet import PodNetwork
+
+ENGINE_MAIN = Path(__file__).resolve().parents[2] / "engine-image" / "main.ts"
+PR_SET_PDEATHSIG = 1
+# The permissions the stand-in needs: the network (it serves, and nodes may fetch), the
+# files it is given, the environment (npm modules read it).
+DENO_FLAGS = ("--allow-net", "--allow-read", "--allow-env", "--no-prompt")
+
+
+def find_deno() -> str | None:
+    """The `deno` wheel's binary, else one on PATH."""
+    try:
+        from deno import find_deno_bin  # type: ignore[import-untyped]
+
+        return str(find_deno_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("deno")
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def write_volume(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    """`files` (path inside the volume → content) under root, read-only as mounted."""
+    for relative, content in files.items():
+        target = (root / relative).resolve()
+        if root.resolve() not in target.parents:
+            raise ValueError(f"{relative!r} leaves the volume")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+        target.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    return root
+
+
+@dataclass
+class DenoEngine:
+    """One run of the engine container as a Deno process. `start()` spawns it; `exited()`
+    is its exit; `stop(grace)` ends it as the kubelet does."""
+
+    workflow: dict[str, str]  # the code volume: path under /app/workflow → text
+    secrets: dict[str, bytes]  # the Secret volume: key → value
+    log: ContainerLog
+    network: PodNetwork
+    address: str
+    port: int
+    deno: str
+    _dir: Path = field(init=False)
+    _process: asyncio.subprocess.Process | None = None
+    _pump: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="pdwatch-engine-"))
+
+    def command(self) -> list[str]:
+        workflow = write_volume(self._dir / "workflow", self.workflow)
+        secrets = write_volume(self._dir / "secrets", self.secrets)
+        engine = [
+            self.deno,
+            "run",
+            *DENO_FLAGS,
+            str(ENGINE_MAIN),
+            "--workflow",
+            str(workflow / "workflow.yaml"),
+            "--secrets",
+            str(secrets),
+            "--port",
+            str(self.port),
+            "--hostname",
+            self.address if self.network.namespace is None else "0.0.0.0",
+        ]
+        if self.network.namespace is not None:  # the pod's own network namespace
+            return ["ip", "netns", "exec", self.network.namespace, *engine]
+        return engine
+
+    async def start(self) -> None:
+        env = {**os.environ, "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"}
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self._dir,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+        self._pump = asyncio.create_task(self._read_output())
+
+    async def _read_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            self.log.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    async def exited(self) -> Exit:
+        """The process's end, once its output is all in the log."""
+        assert self._process is not None
+        code = await self._process.wait()
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        # A process killed by a signal exits, for the kubelet, with 128 + the signal.
+        return Exit(128 - code if code < 0 else code)
+
+    async def stop(self, grace: float = 30.0) -> Exit | None:
+        """SIGTERM, then SIGKILL after `grace` seconds; the files go."""
+        process = self._process
+        result = None
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+            except TimeoutError:
+                process.kill()
+            result = await self.exited()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return result
