@@ -98,8 +98,10 @@ class DenoEngine:
             str(secrets),
             "--port",
             str(self.port),
+            # Its own address: the node's pods share one network namespace, where an
+            # engine on 0.0.0.0 would answer for every pod (another pod's probes too).
             "--hostname",
-            self.address if self.network.namespace is None else "0.0.0.0",
+            self.address,
         ]
         if self.network.namespace is not None:  # the pod's own network namespace
             return ["ip", "netns", "exec", self.network.namespace, *engine]

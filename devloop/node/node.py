@@ -32,7 +32,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from devloop.node import denoengine
 from devloop.node.containers import EngineContainer, curl
+from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog
 from devloop.node.podnet import PodNetwork
 from devloop.node.recorder import EventRecorder, rfc3339
@@ -100,7 +102,7 @@ class PodWorker:
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     address: str = ""
-    container: EngineContainer | None = None
+    container: EngineContainer | DenoEngine | None = None
 
     @property
     def uid(self) -> str:
@@ -147,6 +149,9 @@ class Node:
         self.serving, self.client_ca, self.address = serving, client_ca, address
         self.recorder = EventRecorder(rest, "kubelet", name)
         self.pods: dict[str, PodWorker] = {}
+        self.secrets_of: dict[str, dict[str, bytes]] = {}  # pod uid → its Secret volume
+        # The engine as a real Deno process (PDWATCH_NODE_ENGINE=deno), or simulated
+        self.deno = find_deno() if os.environ.get("PDWATCH_NODE_ENGINE") == "deno" else None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -551,10 +556,21 @@ class Node:
                 )
             ]
             await self._write_status(worker, status)
-            engine = EngineContainer(files, run, behaviour, self.network, worker.address, port)
+            engine: EngineContainer | DenoEngine
+            if self.deno is not None and behaviour == ImageBehaviour():
+                secrets = self.secrets_of.get(worker.uid, {})
+                engine = DenoEngine(
+                    files, secrets, run, self.network, worker.address, port, self.deno
+                )
+            else:
+                engine = EngineContainer(files, run, behaviour, self.network, worker.address, port)
             worker.container = engine
             outcome = await self._supervise(worker, engine, container, status, restarts)
-            await engine.stop()
+            if isinstance(engine, DenoEngine):
+                grace = worker.pod["spec"].get("terminationGracePeriodSeconds", 30)
+                await engine.stop(float(grace))
+            else:
+                await engine.stop()
             worker.container = None
             if outcome == "deleted":
                 return await self._finish(worker, started=True)
@@ -626,14 +642,16 @@ class Node:
     async def _supervise(
         self,
         worker: PodWorker,
-        engine: EngineContainer,
+        engine: EngineContainer | DenoEngine,
         container: dict[str, Any],
         status: dict[str, Any],
         restarts: int,
     ) -> Exit | str:
         """Boot the engine with its probes running; the outcome: an Exit (it died), "killed"
         (its liveness probe failed failureThreshold times), "oom", or "deleted"."""
-        booting = asyncio.ensure_future(engine.boot())
+        booting = asyncio.ensure_future(
+            engine.boot() if isinstance(engine, EngineContainer) else self._run_process(engine)
+        )
         probing = asyncio.ensure_future(self._probe(worker, container, status, restarts))
         deleted = asyncio.ensure_future(worker.deleting.wait())
         try:
@@ -648,12 +666,19 @@ class Node:
                     waiting.discard(booting)
                     exit_ = booting.result()
                     if exit_ is not None:
-                        return exit_
-                    if engine.behaviour.oom_killed:
+                        return Exit(exit_.code)
+                    if isinstance(engine, EngineContainer) and engine.behaviour.oom_killed:
                         return "oom"
         finally:
             for task in (booting, probing, deleted):
                 task.cancel()
+
+    @staticmethod
+    async def _run_process(engine: DenoEngine) -> denoengine.Exit:
+        """A real engine process: serving from its start (the probes tell when it answers)
+        until it exits."""
+        await engine.start()
+        return await engine.exited()
 
     async def _probe(
         self,
@@ -848,7 +873,8 @@ class Node:
 
     async def _mount(self, pod: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
         """The first volume the kubelet cannot set up, worded as its FailedMount event, or
-        None and the files the engine sees below /app/workflow (fixed at container start)."""
+        None and the files the engine sees below /app/workflow (fixed at container start).
+        The Secret mounted at /app/secrets is kept in `self.secrets_of[uid]`."""
         namespace = pod["metadata"]["namespace"]
         container = pod["spec"]["containers"][0]
         code_volume = next(
@@ -856,6 +882,14 @@ class Node:
                 m["name"]
                 for m in container.get("volumeMounts") or []
                 if m.get("mountPath", "").rstrip("/") == "/app/workflow"
+            ),
+            None,
+        )
+        secrets_volume = next(
+            (
+                m["name"]
+                for m in container.get("volumeMounts") or []
+                if m.get("mountPath", "").rstrip("/") == "/app/secrets"
             ),
             None,
         )
@@ -894,6 +928,11 @@ class Node:
                             if kind == "configmap"
                             else f"{prefix}references non-existent secret key: {item.get('key')}"
                         ), {}
+                if kind == "secret" and volume["name"] == secrets_volume:
+                    raw = obj.get("data") or {}
+                    self.secrets_of[pod["metadata"]["uid"]] = {
+                        k: base64.b64decode(v) for k, v in raw.items()
+                    }
                 if volume["name"] == code_volume and kind == "configmap":
                     files = (
                         dict(data)
@@ -1018,6 +1057,7 @@ class Node:
         deletes it with grace 0 once its containers have stopped)."""
         if not worker.deleting.is_set():
             return
+        self.secrets_of.pop(worker.uid, None)
         if started:
             await self._event(worker, "Normal", "Killing", f"Stopping container {worker.cname}")
             await asyncio.sleep(self.settings.stop_delay)
