@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client
@@ -57,13 +58,22 @@ def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
     assert "does not exist; give a workflow directory" in proc.stderr
 
 
+def start_with_cleanup(
+    tmp_path: Path, cluster: EmbeddedCluster, before: Callable[[Path], None] | None = None
+) -> tuple[Path, subprocess.Popen[str]]:
+    """pdwatch --cleanup-on-exit on a copy of examples/hello (changed by `before`)."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    if before is not None:
+        before(directory)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    return directory, start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+
+
 def test_cleanup_on_exit_removes_the_workflow(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
-    directory = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello", directory)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+    _, proc = start_with_cleanup(tmp_path, cluster)
     try:
         lines = Lines(proc)
         lines.until("start → applied in")
@@ -88,10 +98,7 @@ def test_cleanup_on_exit_runs_on_sighup_too(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     """Closing the terminal or the SSH session sends SIGHUP: the cleanup must run."""
-    directory = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello", directory)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+    _, proc = start_with_cleanup(tmp_path, cluster)
     try:
         lines = Lines(proc)
         lines.until("start → applied in")
@@ -114,11 +121,11 @@ def test_cleanup_on_exit_after_a_failed_first_rollout_and_a_rename(
     """The first rollout fails (the node throws at load), then the workflow is renamed:
     the rename is said, and the quit removes both names' objects, code copies and history
     included, as --down does (issue 24 §2, §8)."""
-    directory = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello", directory)
-    (directory / "nodes" / "greet.ts").write_text('throw new Error("BROKEN-V1");\n')
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+
+    def broken(directory: Path) -> None:
+        (directory / "nodes" / "greet.ts").write_text('throw new Error("BROKEN-V1");\n')
+
+    directory, proc = start_with_cleanup(tmp_path, cluster, broken)
     try:
         lines = Lines(proc)
         lines.until("rollout failed", timeout=60)
@@ -139,10 +146,7 @@ def test_cleanup_on_exit_against_a_slow_api_server_says_what_it_left(
 ) -> None:
     """Deletions that get no answer: the cleanup gives up within its bound, before the quit
     watchdog, and says what it deleted and what it left (issue 24 §8: exit 1, no word)."""
-    directory = tmp_path / "hello"
-    shutil.copytree(EXAMPLES / "hello", directory)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--cleanup-on-exit")
+    _, proc = start_with_cleanup(tmp_path, cluster)
     try:
         lines = Lines(proc)
         lines.until("start → applied in")
