@@ -5,6 +5,7 @@ reasons, logs, teardown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -808,3 +809,36 @@ async def test_a_complete_rollout_without_a_ready_pod_follows_the_replacement(
     result = await settle(kube, stale, rec, False, patience(20), None, "hash")
     assert result.rollout is not None and result.rollout.ok, rec.events
     assert result.rollout.pod != first.rollout.pod
+
+
+async def test_a_container_without_a_readiness_probe_gets_no_readiness_failures(
+    tmp_path: Path, kube: Kube
+) -> None:
+    """An engine that waits at load, with only a liveness probe: its liveness failures are
+    reported, and no "Readiness probe failed" is invented (issue 29 §11: the embedded
+    kubelet probed readiness whether or not the pod asked for it). Read from the cluster's
+    Events: on a real kubelet the pod is Ready once running, and the cycle ends there."""
+    directory = copy_example(tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(STUCK_AT_LOAD)
+    bundle = bundle_of(kube, directory)
+    del bundle.deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    cycle = asyncio.create_task(
+        deploy_cycle(kube, bundle, Recorder(), RestartStamps(), rollout_timeout=patience(30))
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + patience(30)
+        while True:
+            messages = [
+                str(e.get("message", ""))
+                for e in (await kube.list("Event"))["items"]
+                if e.get("reason") == "Unhealthy"
+            ]
+            if any(m.startswith("Liveness probe failed") for m in messages):
+                break
+            assert asyncio.get_running_loop().time() < deadline, messages
+            await asyncio.sleep(0.1)
+        assert not any(m.startswith("Readiness probe failed") for m in messages), messages
+    finally:
+        cycle.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await cycle

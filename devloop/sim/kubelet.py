@@ -702,9 +702,14 @@ class Kubelet:
         code, or the HTTP client's error (`Get "<url>": dial tcp ...`) when nothing listens.
         """
         s = self.settings
-        probes = {"Readiness": container.get("readinessProbe") or {}}
-        if container.get("livenessProbe"):
-            probes["Liveness"] = container["livenessProbe"]
+        probes = {
+            name: container[key]
+            for name, key in (("Readiness", "readinessProbe"), ("Liveness", "livenessProbe"))
+            if container.get(key)
+        }
+        if not probes:  # nothing probes it: no failure to report, nothing to kill it
+            await runtime.deleting.wait()
+            return False
         due = {name: float(p.get("initialDelaySeconds", 0)) for name, p in probes.items()}
         threshold = int(probes.get("Liveness", {}).get("failureThreshold", 3))
 
