@@ -106,6 +106,11 @@ class Controllers:
     ) -> None:
         self.api, self.store = api, store
         self.retry_s = retry_s
+        # replicaset-controller's rate-limited queue: a ReplicaSet whose pods cannot be
+        # created is tried again after 5 ms, doubling each time up to 1,000 s (workqueue's
+        # ItemExponentialFailureRateLimiter), not on every change of its own status
+        self.create_failures: dict[tuple[str, str], int] = {}
+        self.create_not_before: dict[tuple[str, str], float] = {}
         self.service_account_delay = service_account_delay  # read when a namespace appears
         self.time_scale = time_scale  # progressDeadlineSeconds is a real period
         # when each Deployment last made progress (monotonic), for its deadline
@@ -523,7 +528,10 @@ class Controllers:
         active = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         want = rs["spec"].get("replicas", 0)
         failure: str | None = None
-        for _ in range(want - len(active)):
+        loop = asyncio.get_running_loop()
+        key = (ns, name)
+        waiting = loop.time() < self.create_not_before.get(key, 0.0)
+        for _ in range(0 if waiting else want - len(active)):
             try:
                 pod = self.api.create(PODS, ns, pod_for(rs), MANAGER)
             except ApiError as err:
@@ -531,9 +539,14 @@ class Controllers:
                 self.api.record_event(
                     rs, "FailedCreate", failure, "Warning", component="replicaset-controller"
                 )
-                loop = asyncio.get_running_loop()
-                loop.call_later(self.retry_s, self.enqueue, "ReplicaSet", ns, name)
+                failures = self.create_failures.get(key, 0)
+                self.create_failures[key] = failures + 1
+                delay = min(0.005 * 2**failures, 1000.0)
+                self.create_not_before[key] = loop.time() + delay
+                loop.call_later(delay, self.enqueue, "ReplicaSet", ns, name)
                 break
+            self.create_failures.pop(key, None)
+            self.create_not_before.pop(key, None)
             active.append(pod)
             self.api.record_event(
                 rs,
@@ -569,7 +582,17 @@ class Controllers:
             for c in (rs.get("status") or {}).get("conditions") or []
             if c.get("type") != "ReplicaFailure"
         ]
-        if failure:
+        previous = next(
+            (
+                c
+                for c in (rs.get("status") or {}).get("conditions") or []
+                if c.get("type") == "ReplicaFailure"
+            ),
+            None,
+        )
+        if waiting and previous is not None:
+            conditions.append(previous)  # still failing: the condition as it was
+        elif failure:
             conditions.append(
                 {
                     "type": "ReplicaFailure",
@@ -581,6 +604,8 @@ class Controllers:
             )
         if conditions:
             status["conditions"] = conditions
+        if status == rs.get("status"):
+            return  # nothing changed: no write (each write would sync it again)
         rs["status"] = status
         self.api.update(REPLICASETS, ns, name, rs, MANAGER, "status")
 
