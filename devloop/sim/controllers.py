@@ -529,8 +529,8 @@ class Controllers:
         want = rs["spec"].get("replicas", 0)
         failure: str | None = None
         loop = asyncio.get_running_loop()
-        key = (ns, name)
-        waiting = loop.time() < self.create_not_before.get(key, 0.0)
+        rs_key = (ns, name)
+        waiting = loop.time() < self.create_not_before.get(rs_key, 0.0)
         for _ in range(0 if waiting else want - len(active)):
             try:
                 pod = self.api.create(PODS, ns, pod_for(rs), MANAGER)
@@ -539,14 +539,14 @@ class Controllers:
                 self.api.record_event(
                     rs, "FailedCreate", failure, "Warning", component="replicaset-controller"
                 )
-                failures = self.create_failures.get(key, 0)
-                self.create_failures[key] = failures + 1
+                failures = self.create_failures.get(rs_key, 0)
+                self.create_failures[rs_key] = failures + 1
                 delay = min(0.005 * 2**failures, 1000.0)
-                self.create_not_before[key] = loop.time() + delay
+                self.create_not_before[rs_key] = loop.time() + delay
                 loop.call_later(delay, self.enqueue, "ReplicaSet", ns, name)
                 break
-            self.create_failures.pop(key, None)
-            self.create_not_before.pop(key, None)
+            self.create_failures.pop(rs_key, None)
+            self.create_not_before.pop(rs_key, None)
             active.append(pod)
             self.api.record_event(
                 rs,
