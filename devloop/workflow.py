@@ -13,6 +13,7 @@ text.
 from __future__ import annotations
 
 import difflib
+import heapq
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -118,30 +119,38 @@ class Workflow:
         return tuple(t for t in self.triggers if t.type == "cron")
 
     def stages(self) -> list[list[str]]:
-        """The DAG's execution stages as the engine compiles them: Kahn's algorithm, each
-        stage the nodes whose inputs are all in earlier stages, listed in name order."""
+        """The DAG's execution stages as the engine compiles them (kahn_stages)."""
         return kahn_stages([n.name for n in self.nodes], self.edges)
 
 
 def kahn_stages(names: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
-    """Stages in O(nodes + edges); nodes on a cycle are left out."""
+    """The engine's compiler (REFERENCE §2, TENTACULAR §7.3): Kahn's algorithm taking the
+    smallest ready node each time (the ready list re-sorted as nodes join it), so the order
+    is the lexicographically smallest topological one; a node's stage is its longest path
+    from a root; inside a stage, nodes keep that order (not name order: a→b, z→a2 gives
+    stage 2 [b, a2]). O((nodes + edges) log nodes); nodes on a cycle are left out."""
     indegree = dict.fromkeys(names, 0)
     targets: dict[str, list[str]] = {}
+    sources: dict[str, list[str]] = {}
     for e in edges:
         if e.source in indegree and e.target in indegree:
             targets.setdefault(e.source, []).append(e.target)
+            sources.setdefault(e.target, []).append(e.source)
             indegree[e.target] += 1
-    stage = sorted(n for n, d in indegree.items() if d == 0)
-    stages = []
-    while stage:
-        stages.append(stage)
-        following = []
-        for n in stage:
-            for m in targets.get(n, []):
-                indegree[m] -= 1
-                if indegree[m] == 0:
-                    following.append(m)
-        stage = sorted(following)
+    ready = [n for n, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    depth: dict[str, int] = {}
+    stages: list[list[str]] = []
+    while ready:
+        n = heapq.heappop(ready)
+        depth[n] = 1 + max((depth[p] for p in sources.get(n, [])), default=-1)
+        if depth[n] == len(stages):
+            stages.append([])
+        stages[depth[n]].append(n)
+        for m in targets.get(n, []):
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                heapq.heappush(ready, m)
     return stages
 
 

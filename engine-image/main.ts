@@ -32,31 +32,39 @@ function option(name: string, fallback: string): string {
   return at >= 0 && at + 1 < Deno.args.length ? Deno.args[at + 1] : fallback;
 }
 
-/** Stages of the DAG: Kahn's algorithm with the ready queue kept sorted. */
+/** Stages of the DAG as the engine compiles them: Kahn's algorithm taking the smallest
+ * ready node each time (the ready list re-sorted as nodes join it); a node's stage is its
+ * longest path from a root, and inside a stage nodes keep that topological order. */
 export function kahn(names: string[], edges: unknown[]): string[][] {
   const incoming = new Map(names.map((n) => [n, 0]));
   const following = new Map(names.map((n): [string, string[]] => [n, []]));
+  const preceding = new Map(names.map((n): [string, string[]] => [n, []]));
   for (const edge of edges) {
     if (typeof edge !== "object" || edge === null) continue;
     const { from, to } = edge as { from?: unknown; to?: unknown };
     const source = String(from), target = String(to);
     if (following.has(source) && incoming.has(target)) {
       following.get(source)!.push(target);
+      preceding.get(target)!.push(source);
       incoming.set(target, incoming.get(target)! + 1);
     }
   }
-  let ready = names.filter((n) => incoming.get(n) === 0).sort();
+  const ready = names.filter((n) => incoming.get(n) === 0).sort();
+  const depth = new Map<string, number>();
   const stages: string[][] = [];
   while (ready.length > 0) {
-    stages.push(ready);
-    const next: string[] = [];
-    for (const n of ready) {
-      for (const m of following.get(n)!) {
-        incoming.set(m, incoming.get(m)! - 1);
-        if (incoming.get(m) === 0) next.push(m);
+    const n = ready.shift()!;
+    const d = 1 + Math.max(-1, ...preceding.get(n)!.map((p) => depth.get(p)!));
+    depth.set(n, d);
+    if (d === stages.length) stages.push([]);
+    stages[d].push(n);
+    for (const m of following.get(n)!) {
+      incoming.set(m, incoming.get(m)! - 1);
+      if (incoming.get(m) === 0) {
+        ready.push(m);
+        ready.sort();
       }
     }
-    ready = next.sort();
   }
   return stages;
 }
@@ -132,56 +140,103 @@ const runs = new Map<string, NodeRun>();
 for (const [name, node] of Object.entries(nodes)) {
   const path = String(node?.path ?? "").replace(/^\.\//, "");
   const module = await import(new URL(path, new URL(root, "file:///").href).href);
+  if (typeof module.default !== "function") {
+    throw new Error(
+      `Node at "${node?.path}" must export a default async function. Got: ${typeof module.default}`,
+    );
+  }
   runs.set(name, module.default as NodeRun);
 }
 
 function contextFor(node: string): Context {
-  const say = (level: string) => (...args: unknown[]) =>
-    console.log(`[${node}]${level === "info" ? "" : ` ${level}:`}`, ...args);
+  const say = (level: string, out: (...args: unknown[]) => void) => (...args: unknown[]) =>
+    out(`[${node}] ${level}`, ...args);
   return {
-    fetch: (service, path, init) => fetch(`http://${service}${path}`, init),
-    log: { info: say("info"), warn: say("warn"), error: say("error"), debug: say("debug") },
+    fetch(service, path, init) {
+      // The engine's (legacy) rule: a full URL as given, else the service's public API.
+      const url = path.startsWith("http") ? path : `https://api.${service}.com${path}`;
+      const headers = new Headers(init?.headers);
+      const own = secrets[service] as Record<string, unknown> | undefined;
+      if (own?.token) headers.set("Authorization", `Bearer ${own.token}`);
+      if (own?.api_key) headers.set("X-API-Key", String(own.api_key));
+      return fetch(url, { ...init, headers });
+    },
+    log: {
+      info: say("INFO", console.log),
+      debug: say("DEBUG", console.log),
+      warn: say("WARN", console.error),
+      error: say("ERROR", console.error),
+    },
     config,
     secrets,
   };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One node: each attempt with its own timeout (the node's promise is not cancelled),
+ * `retries` more attempts after 100 ms × 2^attempt; the last attempt's error stands. */
 async function runNode(name: string, input: Json): Promise<Json> {
   for (let attempt = 0;; attempt++) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await runs.get(name)!(contextFor(name), input);
+      return await Promise.race([
+        Promise.resolve().then(() => runs.get(name)!(contextFor(name), input)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`Node "${name}" timed out after ${timeout}ms`)),
+            timeout,
+          );
+        }),
+      ]);
     } catch (err) {
       if (attempt >= retries) throw err;
+      await sleep(100 * 2 ** attempt);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
 
-async function runWorkflow(body: Json): Promise<Json> {
-  const results = new Map<string, Json>();
-  const before = (n: string) => edges.filter((e) => e.to === n).map((e) => String(e.from));
-  let last: string[] = [];
-  for (const stage of stages) {
-    await Promise.all(stage.map(async (name) => {
-      const from = before(name);
-      const input = from.length === 0
-        ? body
-        : from.length === 1
-        ? results.get(from[0])
-        : Object.fromEntries(from.map((f) => [f, results.get(f)]));
-      results.set(name, await runNode(name, input));
-    }));
-    last = stage;
-  }
-  return last.length === 1
-    ? results.get(last[0])
-    : Object.fromEntries(last.map((n) => [n, results.get(n)]));
+interface Timing {
+  startedAt: number;
+  completedAt: number;
+  durationMs: number;
 }
 
-function json(status: number, value: Json): Response {
-  return new Response(JSON.stringify(value ?? null), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
+/** The engine's execution result: stages one after the other, a stage's nodes together;
+ * a stage with a failed node is the last to run. */
+async function runWorkflow(body: Json) {
+  const outputs: Record<string, Json> = {};
+  const errors: Record<string, string> = {};
+  const nodeTimings: Record<string, Timing> = {};
+  const startedAt = Date.now();
+  const inputOf = (name: string): Json => {
+    const from = edges.filter((e) => String(e.to) === name).map((e) => String(e.from));
+    if (from.length === 0) return body;
+    if (from.length === 1) return outputs[from[0]];
+    return Object.fromEntries(from.map((f) => [f, outputs[f]]));
+  };
+  for (const stage of stages) {
+    await Promise.all(stage.map(async (name) => {
+      const began = Date.now();
+      try {
+        outputs[name] = await runNode(name, inputOf(name));
+      } catch (err) {
+        errors[name] = err instanceof Error ? err.message : String(err);
+      }
+      const ended = Date.now();
+      nodeTimings[name] = { startedAt: began, completedAt: ended, durationMs: ended - began };
+    }));
+    if (Object.keys(errors).length > 0) break;
+  }
+  const completedAt = Date.now();
+  return {
+    success: Object.keys(errors).length === 0,
+    outputs,
+    errors,
+    timing: { startedAt, completedAt, durationMs: completedAt - startedAt, nodeTimings },
+  };
 }
 
 Deno.serve({
@@ -194,30 +249,27 @@ Deno.serve({
   },
 }, async (request) => {
   const { pathname } = new URL(request.url);
-  if (request.method === "GET" && pathname === "/health") return json(200, { status: "ok" });
-  if (request.method !== "POST" || pathname !== "/run") return json(404, { error: "not found" });
-  const text = await request.text();
-  let body: Json = {};
-  try {
-    body = text ? JSON.parse(text) : {};
-  } catch {
-    return json(400, { error: "the body is not JSON" });
+  const json = (status: number, value: Json, indent?: number) =>
+    new Response(JSON.stringify(value, null, indent), {
+      status,
+      headers: { "content-type": "application/json" },
+    });
+  if (pathname === "/health") return json(200, { status: "ok" });
+  if (pathname !== "/run" || (request.method !== "POST" && request.method !== "GET")) {
+    return new Response("Not Found", { status: 404 });
   }
-  const started = Date.now();
-  let timer: number | undefined;
+  let body: Json = {};
+  if (request.method === "POST") {
+    try {
+      body = JSON.parse(await request.text()); // an empty or invalid body is {}
+    } catch {
+      body = {};
+    }
+  }
   try {
-    const result = await Promise.race([
-      runWorkflow(body),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${timeout} ms`)), timeout);
-      }),
-    ]);
-    console.log(`POST /run: ok in ${Date.now() - started} ms`);
-    return json(200, result);
+    const result = await runWorkflow(body);
+    return json(result.success ? 200 : 500, result, 2);
   } catch (err) {
-    console.log(`POST /run: failed in ${Date.now() - started} ms: ${err}`);
-    return json(500, { error: String(err) });
-  } finally {
-    clearTimeout(timer);
+    return json(500, { error: err instanceof Error ? err.message : String(err) });
   }
 });

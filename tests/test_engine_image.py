@@ -11,11 +11,14 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,17 +114,44 @@ class Serving:
     proc: subprocess.Popen[str]
     port: int
     lines: list[str]
+    later: list[str] = field(default_factory=list)  # what it printed once serving
 
-    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
-        data = None if body is None else json.dumps(body).encode()
+    def follow(self) -> None:
+        """Keep reading its output on a thread of its own."""
+        assert self.proc.stdout is not None
+        stream = self.proc.stdout
+
+        def pump() -> None:
+            for line in stream:
+                self.later.append(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def printed(self, needle: str, timeout: float = 10) -> bool:
+        """Whether a line with `needle` comes within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not any(needle in line for line in self.later):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def request(
+        self, method: str, path: str, body: object = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}", data=data, method=method
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
+                status, text = response.status, response.read()
         except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+            status, text = err.code, err.read()
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text.decode()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +183,9 @@ def serve(deno_ready: None) -> Iterator[object]:
                 break
         else:
             raise AssertionError("the engine ended before serving:\n" + "\n".join(lines))
-        return Serving(proc, port, lines)
+        served = Serving(proc, port, lines)
+        served.follow()
+        return served
 
     yield start
     for proc in started:
@@ -195,9 +227,24 @@ def test_start_up_lines_are_the_simulated_engine_s(tmp_path: Path, serve, name: 
 def test_health_run_and_other_paths(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
     served = serve(copy(tmp_path, "hello"))
     assert served.request("GET", "/health") == (200, {"status": "ok"})
-    assert served.request("POST", "/run", {"name": "kind"}) == (200, {"message": "Hello, kind!"})
-    status, _ = served.request("GET", "/nope")
-    assert status == 404
+    status, result = served.request("POST", "/run", {"name": "kind"})
+    # the engine's answer (REFERENCE §2): every node's output, not the last stage's result
+    assert status == 200
+    assert (result["success"], result["outputs"], result["errors"]) == (
+        True,
+        {"greet": {"message": "Hello, kind!"}},
+        {},
+    )
+    timing = result["timing"]
+    assert set(timing) == {"startedAt", "completedAt", "durationMs", "nodeTimings"}
+    assert set(timing["nodeTimings"]) == {"greet"}
+    # an invalid body is read as {}; GET runs with {}
+    for method, raw in (("POST", b"{not json"), ("GET", None)):
+        status, result = served.request(method, "/run", raw=raw)
+        assert status == 200 and result["outputs"] == {"greet": {"message": "Hello, world!"}}
+    assert served.request("GET", "/nope") == (404, "Not Found")
+    assert served.request("DELETE", "/run") == (404, "Not Found")
+    assert served.printed("[greet] INFO greeting kind"), served.later
 
 
 @needs_deno
@@ -207,7 +254,8 @@ def test_a_failing_run_answers_500(tmp_path: Path, serve) -> None:  # type: igno
         'export default async function run() { throw new Error("down"); }\n'
     )
     status, body = serve(directory).request("POST", "/run", {})
-    assert status == 500 and "down" in str(body)
+    assert status == 500
+    assert (body["success"], body["outputs"], body["errors"]) == (False, {}, {"greet": "down"})
 
 
 @needs_deno
@@ -218,7 +266,8 @@ def test_secrets_as_the_engine_reads_them(tmp_path: Path, serve) -> None:  # typ
     )
     secrets = write_tree(tmp_path / "secrets", {"token": "abc\n", "slack": '{"url": "u"}'})
     status, body = serve(directory, secrets).request("POST", "/run", {})
-    assert (status, body) == (200, {"token": {"value": "abc"}, "slack": {"url": "u"}})
+    assert status == 200
+    assert body["outputs"]["greet"] == {"token": {"value": "abc"}, "slack": {"url": "u"}}
 
 
 @needs_deno
@@ -235,7 +284,8 @@ def test_stages_run_in_order_each_with_its_predecessor_s_result(tmp_path: Path, 
             "nodes/b.ts": "export default (_ctx: unknown, input: any) => ({ n: input.n * 10 });\n",
         },
     )
-    assert serve(directory).request("POST", "/run", {"n": 1}) == (200, {"n": 20})
+    status, body = serve(directory).request("POST", "/run", {"n": 1})
+    assert status == 200 and body["outputs"] == {"a": {"n": 2}, "b": {"n": 20}}
 
 
 def in_the_pod(lines: list[str], directory: Path) -> list[str]:
@@ -328,3 +378,107 @@ def test_the_kind_recipe_runs_the_real_cluster_mode_with_the_built_image() -> No
     runs = [s.get("run", "") for s in steps]
     assert f"engine-image/build-and-load.sh kind {cluster}" in runs
     assert runs[-1].startswith("python3 dev.py test")
+
+
+def workflow_of(tmp_path: Path, edges: str, nodes: dict[str, str], config: str = "") -> Path:
+    lines = "".join(f"  {n}: {{path: ./nodes/{n}.ts}}\n" for n in nodes)
+    return write_tree(
+        tmp_path / "wf",
+        {
+            "workflow.yaml": (
+                f'name: wf\nversion: "1.0"\ntriggers: [{{type: manual}}]\nnodes:\n{lines}'
+                f"edges: {edges}\n{config}"
+            ),
+            **{f"nodes/{n}.ts": source for n, source in nodes.items()},
+        },
+    )
+
+
+PASS = "export default async (_ctx: unknown, input: unknown) => input;\n"
+
+
+@needs_deno
+def test_stages_are_printed_in_the_engine_s_order(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """a→b, z→a2: stage 2 is [b, a2] (topological), as the simulated engine says too."""
+    directory = workflow_of(
+        tmp_path,
+        "[{from: a, to: b}, {from: z, to: a2}]",
+        dict.fromkeys(("a", "b", "z", "a2"), PASS),
+    )
+    served = serve(directory)
+    assert "  Stage 2: [b, a2]" in served.lines
+    expected = [
+        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
+        for line in simulated_start(directory)
+    ]
+    assert served.lines == expected
+
+
+@needs_deno
+def test_several_inputs_are_keyed_and_a_failed_stage_is_the_last(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    nodes = {
+        "a": "export default async () => 1;\n",
+        "b": "export default async () => 2;\n",
+        "c": PASS,
+        "bad": 'export default async () => { throw new Error("no"); };\n',
+        "after": PASS,
+    }
+    edges = "[{from: b, to: c}, {from: a, to: c}, {from: bad, to: after}]"
+    status, body = serve(workflow_of(tmp_path, edges, nodes)).request("POST", "/run", {})
+    assert status == 500
+    # c's input is keyed by its predecessors in edge order; stage 2 never ran
+    assert body["outputs"] == {"a": 1, "b": 2}
+    assert body["errors"] == {"bad": "no"}
+    assert "c" not in body["timing"]["nodeTimings"] and "after" not in body["outputs"]
+    nodes.pop("bad")
+    status, body = serve(
+        workflow_of(tmp_path / "ok", "[{from: b, to: c}, {from: a, to: c}]", nodes)
+    ).request("POST", "/run", {})
+    assert status == 200 and list(body["outputs"]["c"]) == ["b", "a"]
+
+
+@needs_deno
+def test_timeouts_and_retries_apply_per_attempt(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """config.timeout per attempt, config.retries more attempts 100, 200 ms apart; the last
+    attempt's error stands (a whole-run timeout before)."""
+    slow_then_fast = (
+        "let calls = 0;\n"
+        "export default async () => {\n"
+        "  calls += 1;\n"
+        "  if (calls < 3) await new Promise((r) => setTimeout(r, 1500));\n"
+        "  return calls;\n"
+        "};\n"
+    )
+    directory = workflow_of(
+        tmp_path, "[]", {"n": slow_then_fast}, "config: {timeout: 1s, retries: 2}\n"
+    )
+    status, body = serve(directory).request("POST", "/run", {})
+    assert (status, body["outputs"]) == (200, {"n": 3}), body
+    assert body["timing"]["nodeTimings"]["n"]["durationMs"] >= 2000 + 300  # 2 timeouts, 2 waits
+    never = workflow_of(
+        tmp_path / "never",
+        "[]",
+        {"n": "export default () => new Promise(() => {});\n"},
+        "config: {timeout: 1s}\n",
+    )
+    status, body = serve(never).request("POST", "/run", {})
+    assert (status, body["errors"]) == (500, {"n": 'Node "n" timed out after 1000ms'})
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+def test_a_node_without_a_default_function_stops_start_up(tmp_path: Path) -> None:
+    directory = workflow_of(tmp_path, "[]", {"n": "export const run = () => 1;\n"})
+    exited = run_to_exit(directory)
+    assert exited.code == 1
+    assert any(
+        'Node at "./nodes/n.ts" must export a default async function. Got: undefined' in line
+        for line in exited.lines
+    ), exited.lines
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+def test_the_stand_in_type_checks() -> None:
+    assert DENO is not None
+    subprocess.run([DENO, "check", str(IMAGE / "main.ts")], check=True, timeout=300, env=ENV)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devloop.problems import Problem
-from devloop.workflow import Workflow, parse_workflow
+from devloop.workflow import Edge, Workflow, kahn_stages, parse_workflow
 
 BASE = {
     "name": "name: my-workflow",
@@ -290,6 +290,28 @@ def test_stages_group_independent_nodes() -> None:
     wf, problems = parse_workflow(doc(nodes=nodes.rstrip(), edges=edges))
     assert problems == [] and wf is not None
     assert wf.stages() == [["a", "b"], ["c"], ["d"]]
+
+
+@pytest.mark.parametrize(
+    ("edges", "expected"),
+    [
+        ([("a", "b"), ("z", "a2")], [["a", "z"], ["b", "a2"]]),  # REFERENCE §2's example
+        ([("z", "a"), ("m", "b")], [["m", "z"], ["b", "a"]]),  # TENTACULAR §7.3's example
+        ([("a", "c"), ("b", "c"), ("c", "d")], [["a", "b"], ["c"], ["d"]]),
+        ([("a", "b"), ("b", "c"), ("a", "c")], [["a"], ["b"], ["c"]]),  # longest path
+        ([("a", "b"), ("a", "b")], [["a"], ["b"]]),  # a duplicate edge counts twice
+    ],
+)
+def test_stages_as_the_engine_compiles_them(
+    edges: list[tuple[str, str]], expected: list[list[str]]
+) -> None:
+    """Kahn's algorithm with the ready list re-sorted as nodes join it: the order inside a
+    stage is topological, not always name order (both were name order before)."""
+    from devloop.sim.engine import kahn
+
+    names = sorted({n for edge in edges for n in edge})
+    assert kahn_stages(names, [Edge(a, b) for a, b in edges]) == expected
+    assert kahn(names, [{"from": a, "to": b} for a, b in edges]) == expected
 
 
 # --- what the engine needs to start (REFERENCE §2) ------------------------------------------

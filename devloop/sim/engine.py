@@ -17,6 +17,7 @@ listening lines.
 from __future__ import annotations
 
 import functools
+import heapq
 import json
 import math
 import posixpath
@@ -267,26 +268,32 @@ class Engine:
 
 
 def kahn(names: list[str], edges: list[Any]) -> list[list[str]]:
-    """The engine's DAG compiler: Kahn's algorithm with the ready queue kept sorted, so
-    each stage lists its nodes in name order."""
+    """The engine's DAG compiler: Kahn's algorithm taking the smallest ready node each time
+    (the ready list re-sorted as nodes join it); a node's stage is its longest path from a
+    root, and inside a stage nodes keep that topological order (a→b, z→a2: [b, a2])."""
     incoming = {n: 0 for n in names}
     following: dict[str, list[str]] = {n: [] for n in names}
+    preceding: dict[str, list[str]] = {n: [] for n in names}
     for edge in edges:
         if not isinstance(edge, dict):
             continue
         source, target = str(edge.get("from")), str(edge.get("to"))
         if source in following and target in incoming:
             following[source].append(target)
+            preceding[target].append(source)
             incoming[target] += 1
-    ready = sorted(n for n, count in incoming.items() if count == 0)
-    stages = []
+    ready = [n for n, count in incoming.items() if count == 0]
+    heapq.heapify(ready)
+    depth: dict[str, int] = {}
+    stages: list[list[str]] = []
     while ready:
-        stages.append(ready)
-        nxt = []
-        for n in ready:
-            for m in following[n]:
-                incoming[m] -= 1
-                if incoming[m] == 0:
-                    nxt.append(m)
-        ready = sorted(nxt)
+        n = heapq.heappop(ready)
+        depth[n] = 1 + max((depth[p] for p in preceding[n]), default=-1)
+        if depth[n] == len(stages):
+            stages.append([])
+        stages[depth[n]].append(n)
+        for m in following[n]:
+            incoming[m] -= 1
+            if incoming[m] == 0:
+                heapq.heappush(ready, m)
     return stages
