@@ -673,3 +673,41 @@ def test_categories_in_discovery(real: Wire, embedded: Wire, group_version: str)
     ours, theirs = categories(embedded), categories(real)
     assert {name: theirs.get(name) for name in ours} == ours
     assert any(ours.values()), "no resource is in a category"
+
+
+# --- what only a pod is held to -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["pods", "deployments"])
+def test_an_image_name_with_a_trailing_newline(both: tuple[Wire, Wire, str], kind: str) -> None:
+    """A pod's image must not have leading or trailing white space; a pod template's may
+    (issue 29 §11: the embedded cluster ran "engine\\n"). The Deployment is stored and
+    its ReplicaSet cannot create the pod."""
+    image = "pipedreamer-engine:latest\n"
+    container = {"name": "c", "image": image}
+    labels = {"app": "spaced"}
+    bodies = {
+        "pods": ("/api/v1", {"metadata": {"name": "spaced"}, "spec": {"containers": [container]}}),
+        "deployments": (
+            "/apis/apps/v1",
+            {
+                "metadata": {"name": "spaced"},
+                "spec": {
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [container]},
+                    },
+                },
+            },
+        ),
+    }
+    prefix, body = bodies[kind]
+
+    def probe(wire: Wire, ns: str) -> Any:
+        status, answer = wire.request("POST", f"{prefix}/namespaces/{ns}/{kind}", body)
+        return status, "must not have leading or trailing whitespace" in str(answer)
+
+    real, embedded = on_both(both, probe)
+    assert real == ((422, True) if kind == "pods" else (201, False))
+    assert embedded == real

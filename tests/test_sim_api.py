@@ -616,3 +616,36 @@ def test_chunked_lists_walk_in_name_order_and_count_only_unfiltered(
         "default", limit=2, label_selector="odd=yes", _continue=odd.metadata._continue
     )
     assert [i.metadata.name for i in rest.items] == ["cm-05"] and not rest.metadata._continue
+
+
+def test_events_expire_after_the_event_ttl() -> None:
+    """The API server's --event-ttl (1 h): an Event goes once that long has passed since it
+    was last written (issue 29 §11: they never expired, and a demo machine left running
+    filled up). Here with a 2 s TTL; a fresh Event stays."""
+    import time
+
+    from devloop.sim import SimSettings
+
+    with EmbeddedCluster(SimSettings(event_ttl=2.0)) as cluster:
+        core = client.CoreV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
+
+        def event(name: str, when: str) -> dict[str, Any]:
+            return {
+                "metadata": {"name": name},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+                "reason": "Test",
+                "message": name,
+                "lastTimestamp": when,
+            }
+
+        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+        core.create_namespaced_event("default", event("old", old))
+        core.create_namespaced_event(
+            "default",
+            event("fresh", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))),
+        )
+        deadline = time.monotonic() + 10
+        while "old" in {e.metadata.name for e in core.list_namespaced_event("default").items}:
+            assert time.monotonic() < deadline, "the old Event never expired"
+            time.sleep(0.05)
+        assert "fresh" in {e.metadata.name for e in core.list_namespaced_event("default").items}

@@ -8,7 +8,9 @@ it. Hooks that change its behaviour run on its loop through `call`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -18,14 +20,15 @@ import yaml
 from aiohttp import web
 
 from devloop.sim import resources
-from devloop.sim.api import Api
+from devloop.sim.api import EVENTS, Api
 from devloop.sim.batch import Batch
 from devloop.sim.controllers import Controllers
+from devloop.sim.errors import ApiError
 from devloop.sim.faults import Faults, Rule
 from devloop.sim.kubelet import NODE_NAME, Kubelet
 from devloop.sim.server import make_app
 from devloop.sim.settings import ImageBehaviour, SimSettings
-from devloop.sim.store import Store, now_rfc3339
+from devloop.sim.store import Store, now_rfc3339, parse_rfc3339
 
 CONTEXT = "pdwatch-embedded"
 T = TypeVar("T")
@@ -35,6 +38,7 @@ __all__ = ["CONTEXT", "EmbeddedCluster", "ImageBehaviour", "Rule", "SimSettings"
 
 class EmbeddedCluster:
     def __init__(self, settings: SimSettings | None = None, port: int = 0) -> None:
+        self._expiry: asyncio.Task[None] | None = None
         self.settings = settings or SimSettings()
         self.port = port
         self.faults = Faults()
@@ -99,8 +103,23 @@ class EmbeddedCluster:
         self.controllers.start()
         self.batch = Batch(self.api, self.store, self.settings)
         self.batch.start()
+        self._expiry = asyncio.get_running_loop().create_task(self._expire_events())
         self._bootstrap()
         await self._serve()
+
+    async def _expire_events(self) -> None:
+        """Events go `event_ttl` after their last write, as etcd's lease on each one ends
+        (the API server's --event-ttl, one hour by default); a DELETED is sent to watches."""
+        ttl = self.settings.event_ttl
+        while True:
+            await asyncio.sleep(min(60.0, ttl / 4))
+            cutoff = time.time() - ttl
+            for event in self.store.view(EVENTS):
+                written = event.get("lastTimestamp") or event["metadata"].get("creationTimestamp")
+                if written and parse_rfc3339(str(written)) < cutoff:
+                    meta = event["metadata"]
+                    with contextlib.suppress(ApiError):
+                        self.store.delete(EVENTS, meta.get("namespace", ""), meta["name"])
 
     async def _serve(self) -> None:
         runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=0.5)
@@ -119,6 +138,8 @@ class EmbeddedCluster:
             self._runner = None
 
     async def _shutdown(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         await self._unserve()
         await self.kubelet.stop()
         if self.controllers:

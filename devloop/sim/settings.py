@@ -66,6 +66,9 @@ class SimSettings:
     # the ServiceAccount controller: how long a new namespace waits for its `default`
     service_account_delay: float = 0.0
     cron_tick: float = 1.0  # how often the CronJob controller looks at its schedules
+    # the API server's --event-ttl: an Event goes this long after it was last written (a
+    # real period, not scaled: a demo machine left running must not fill up with Events)
+    event_ttl: float = 3600.0
     clock: Callable[[], float] = time.time  # the CronJob controller's wall clock
 
     def scaled(self, seconds: float) -> float:

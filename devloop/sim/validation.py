@@ -303,7 +303,30 @@ def _cronjob(obj: dict[str, Any]) -> list[Cause]:
 
 
 def _pod(obj: dict[str, Any]) -> list[Cause]:
-    return pod_spec_causes(obj.get("spec") or {}, "spec")
+    """A pod's own spec, and what only a pod (not a template) is held to: an image without
+    leading or trailing white space (validateContainersOnlyForPod; a template keeps it, so
+    a Deployment with "engine:1\n" is stored and its pods are refused at creation)."""
+    spec = obj.get("spec") or {}
+    causes = pod_spec_causes(spec, "spec")
+    for i, container in enumerate(spec.get("containers") or []):
+        image = container.get("image") or ""
+        if image != image.strip(_GO_SPACE):
+            causes.append(
+                Cause.invalid(
+                    f"spec.containers[{i}].image",
+                    image,
+                    "must not have leading or trailing whitespace",
+                )
+            )
+    return causes
+
+
+# strings.TrimSpace's white space (unicode.IsSpace)
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
 
 
 def _go_map(value: Any) -> str:
