@@ -705,6 +705,11 @@ def test_an_image_name_with_a_trailing_newline(both: tuple[Wire, Wire, str], kin
     prefix, body = bodies[kind]
 
     def probe(wire: Wire, ns: str) -> Any:
+        # a pod is refused (403) until the namespace's ServiceAccount controller made `default`
+        deadline = time.monotonic() + 30
+        while wire.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] != 200:
+            assert time.monotonic() < deadline, "no default ServiceAccount"
+            time.sleep(0.05)
         status, answer = wire.request("POST", f"{prefix}/namespaces/{ns}/{kind}", body)
         return status, "must not have leading or trailing whitespace" in str(answer)
 
