@@ -523,13 +523,10 @@ class DevLoop:
         """After a failed rollout the previous ReplicaSet serves; when its pod is replaced
         (deleted, evicted, drained), the replacement is found and followed, rather than the
         failed rollout again. None when this is not that case."""
+        if not self.current_pod or self.failed_hash is None:
+            return None
         live = await self.kube.get("Deployment", name)
-        if (
-            live is None
-            or not self.current_pod
-            or self.failed_hash is None
-            or plan.template_hash(live) != self.failed_hash
-        ):
+        if live is None or plan.template_hash(live) != self.failed_hash:
             return None
         replica_set = self.current_pod.rsplit("-", 1)[0]
         template_hash = replica_set.removeprefix(f"{name}-")

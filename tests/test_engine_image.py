@@ -23,21 +23,12 @@ from typing import Any
 import pytest
 
 from devloop.explain import Failure, Situation, explain
+from devloop.node.denoengine import find_deno
 from devloop.sim.engine import Engine
 from tests.helpers import write_tree
 
 IMAGE = Path(__file__).parent.parent / "engine-image"
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-def find_deno() -> str | None:
-    """The `deno` wheel's binary (a dev dependency), else one on PATH."""
-    try:
-        from deno import find_deno_bin
-
-        return str(find_deno_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("deno")
 
 
 DENO = find_deno()
@@ -199,6 +190,14 @@ def copy(tmp_path: Path, name: str) -> Path:
     return directory
 
 
+def expected_start(served: Serving, directory: Path) -> list[str]:
+    """The simulated engine's start-up lines, on the port the served engine listens on."""
+    return [
+        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
+        for line in simulated_start(directory)
+    ]
+
+
 def simulated_start(directory: Path) -> list[str]:
     files = {
         str(p.relative_to(directory)): p.read_text()
@@ -216,10 +215,7 @@ def simulated_start(directory: Path) -> list[str]:
 def test_start_up_lines_are_the_simulated_engine_s(tmp_path: Path, serve, name: str) -> None:  # type: ignore[no-untyped-def]
     directory = copy(tmp_path, name)
     served = serve(directory)
-    expected = [
-        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
-        for line in simulated_start(directory)
-    ]
+    expected = expected_start(served, directory)
     assert served.lines == expected
 
 
@@ -353,10 +349,7 @@ def test_top_level_awaits_as_deno_runs_them(tmp_path: Path, serve) -> None:  # t
         "export default () => ({});\n"
     )
     served = serve(timer)
-    expected = [
-        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
-        for line in simulated_start(timer)
-    ]
+    expected = expected_start(served, timer)
     assert served.lines == expected and "after" in expected
 
 
@@ -407,10 +400,7 @@ def test_stages_are_printed_in_the_engine_s_order(tmp_path: Path, serve) -> None
     )
     served = serve(directory)
     assert "  Stage 2: [b, a2]" in served.lines
-    expected = [
-        line.replace("http://localhost:8080", f"http://localhost:{served.port}")
-        for line in simulated_start(directory)
-    ]
+    expected = expected_start(served, directory)
     assert served.lines == expected
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from devloop.node.logs import ContainerLog
 from devloop.node.podnet import PodNetwork
+from devloop.sim.engine import Exit
 
 ENGINE_MAIN = Path(__file__).resolve().parents[2] / "engine-image" / "main.ts"
 PR_SET_PDEATHSIG = 1
@@ -41,11 +42,6 @@ def find_deno() -> str | None:
         return str(find_deno_bin())
     except (ImportError, FileNotFoundError):
         return shutil.which("deno")
-
-
-@dataclass(frozen=True)
-class Exit:
-    code: int
 
 
 def _die_with_parent() -> None:

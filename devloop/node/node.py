@@ -32,7 +32,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from devloop.node import denoengine
 from devloop.node.containers import EngineContainer, curl
 from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog
@@ -666,7 +665,7 @@ class Node:
                     waiting.discard(booting)
                     exit_ = booting.result()
                     if exit_ is not None:
-                        return Exit(exit_.code)
+                        return exit_
                     if isinstance(engine, EngineContainer) and engine.behaviour.oom_killed:
                         return "oom"
         finally:
@@ -674,7 +673,7 @@ class Node:
                 task.cancel()
 
     @staticmethod
-    async def _run_process(engine: DenoEngine) -> denoengine.Exit:
+    async def _run_process(engine: DenoEngine) -> Exit:
         """A real engine process: serving from its start (the probes tell when it answers)
         until it exits."""
         await engine.start()
