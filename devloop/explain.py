@@ -307,6 +307,19 @@ WAITING = frozenset({"Timeout", "FailedCreate", "FailedScheduling", "FailedMount
 ANY = frozenset({"*"})
 
 
+# Where the engine's messages place a workflow file: /app/workflow in a pod; a directory
+# of its own where pdwatch's node runs the engine as a local process.
+WORKFLOW_URL = r"file://(?:/[^\s\"/]+)*?/workflow/"
+
+
+def _no_default(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    path = m.group(1).removeprefix("./")
+    return Explanation(
+        f"the engine refused {path}: it has no default export, so there is nothing to run",
+        f"add `export default async function run(ctx, input) {{ … }}` to {path}",
+    )
+
+
 def _re(text: str) -> re.Pattern[str]:
     return re.compile(text, re.IGNORECASE)
 
@@ -336,8 +349,15 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "module-missing",
         CRASH_REASONS,
-        _re(r'Module not found "file:///app/workflow/([^"]+)"'),
+        _re(rf'Module not found "{WORKFLOW_URL}([^"]+)"'),
         _module_missing,
+        in_logs=True,
+    ),
+    Entry(
+        "no-default-export",
+        CRASH_REASONS,
+        _re(r'Node at "([^"]+)" must export a default async function'),
+        _no_default,
         in_logs=True,
     ),
     Entry(
@@ -350,7 +370,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "failed-in-node",
         CRASH_REASONS,
-        _re(r"file:///app/workflow/(nodes/[^:\s)]+):(\d+):(\d+)"),
+        _re(rf"{WORKFLOW_URL}(nodes/[^:\s)]+):(\d+):(\d+)"),
         _failed_in_node,
         in_logs=True,
     ),

@@ -109,10 +109,12 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     problems += file_problems
     wf_text = next((f.text for f in files if f.path == WORKFLOW_FILE), None)
     workflow: Workflow | None = None
+    node_paths: list[str] = []
     if wf_text is not None:
         parsed = parse_workflow_partial(wf_text, wf_file)
         workflow = parsed.workflow
         problems += parsed.problems
+        node_paths = [node.path for node in parsed.nodes]
         carried = {f.path for f in files}  # read fine: existing regular files inside
         problems += check_node_paths(
             parsed.nodes, workflow_dir, wf_file, set(listing.paths), carried, wf_text
@@ -120,7 +122,7 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     if workflow is not None and wf_text is not None:
         problems += _generated_name_problems(workflow, Source(wf_file, wf_text))
     problems += size_problems(files, shown)
-    problems += syntax_problems(files, shown)
+    problems += syntax_problems(files, shown, node_paths)
     secret_data, secret_problems = read_secrets(workflow_dir, shown)
     problems += secret_problems
     image, image_problems = resolve_image(workflow_dir, options.image)

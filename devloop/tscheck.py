@@ -4,7 +4,9 @@ Deno refuses to load a module with a syntax error, so the engine would crash at 
 the new pod never become Ready. tree-sitter's TypeScript grammar parses every code file
 (a few milliseconds for a workflow) and reports the first error with its position; it
 accepts the real node files written for the reference engine (no false positives). Only
-syntax is checked: types are the engine's business.
+syntax is checked: types are the engine's business. A node's own file (one `nodes:`
+names, not a helper it imports) must also have a default export that can be a function:
+the engine refuses to start without one ("must export a default async function").
 
 A file over LARGE_CHARS characters is parsed in a worker process. In this one, tree-sitter holds the
 GIL for the whole parse of a bytestring (a 600 KB file froze the TUI for 200 ms), and its
@@ -56,18 +58,19 @@ def _first_error(node: Any) -> Any | None:
     return found
 
 
-def syntax_problem(file: CodeFile, shown: str) -> Problem | None:
+def syntax_problem(file: CodeFile, shown: str, node: bool = False) -> Problem | None:
     """Cached by content: a save usually changes one file, and the others are not parsed
     again (a few hundred microseconds each, on the edit-to-deploy path). The cache keeps a
-    digest of each text, never the text: 2,048 entries of a large file would be gigabytes."""
+    digest of each text, never the text: 2,048 entries of a large file would be gigabytes.
+    `node`: the file is a node's own, whose default export the engine runs."""
     digest = hashlib.blake2b(file.text.encode("utf-8", "surrogatepass"), digest_size=16)
-    key = (shown, digest.digest())
+    key = (shown, node, digest.digest())
     if key in _checked:
         return _checked[key]
     if len(file.text) > LARGE_CHARS:
-        found = _in_worker(file, shown)
+        found = _in_worker(file, shown, node)
     else:
-        found = _syntax_problem(file, shown)
+        found = _syntax_problem(file, shown, node)
     if len(_checked) >= CACHE_ENTRIES:
         _checked.clear()
     _checked[key] = found
@@ -75,13 +78,13 @@ def syntax_problem(file: CodeFile, shown: str) -> Problem | None:
 
 
 CACHE_ENTRIES = 2048
-_checked: dict[tuple[str, bytes], Problem | None] = {}
+_checked: dict[tuple[str, bool, bytes], Problem | None] = {}
 
 LARGE_CHARS = 16 * 1024
 _pool: list[ProcessPoolExecutor] = []
 
 
-def _in_worker(file: CodeFile, shown: str) -> Problem | None:
+def _in_worker(file: CodeFile, shown: str, node: bool) -> Problem | None:
     """The check in the worker process (started on first use, one for the session); here
     when it cannot run there."""
     try:
@@ -89,10 +92,10 @@ def _in_worker(file: CodeFile, shown: str) -> Problem | None:
             context = multiprocessing.get_context("spawn")  # threads run here: never fork
             _pool.append(ProcessPoolExecutor(1, context, _die_with_parent, (os.getpid(),)))
             atexit.register(_pool[0].shutdown, cancel_futures=True)
-        return _pool[0].submit(_syntax_problem, file, shown).result()
+        return _pool[0].submit(_syntax_problem, file, shown, node).result()
     except (BrokenProcessPool, OSError, RuntimeError):
         _pool.clear()  # the next large file starts another
-        return _syntax_problem(file, shown)
+        return _syntax_problem(file, shown, node)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -111,11 +114,11 @@ def parse(data: bytes) -> Any:
     return _parser().parse(data)
 
 
-def _syntax_problem(file: CodeFile, shown: str) -> Problem | None:
+def _syntax_problem(file: CodeFile, shown: str, node: bool = False) -> Problem | None:
     data = file.text.encode("utf-8")
     tree = parse(data)
     if not tree.root_node.has_error:
-        return None
+        return _default_export_problem(file, data, tree.root_node, shown) if node else None
     error = _first_error(tree.root_node)
     if error is None:
         return Problem(shown, "TypeScript syntax error")
@@ -138,12 +141,86 @@ def _syntax_problem(file: CodeFile, shown: str) -> Problem | None:
     )
 
 
-def syntax_problems(files: Iterable[CodeFile], display_root: str) -> list[Problem]:
+# What JavaScript's typeof says of a default export that is a literal (the engine's
+# "Got: <typeof>"); anything else (a function, a class, a name) may be a function.
+LITERAL_TYPEOF = {
+    "number": "number",
+    "string": "string",
+    "template_string": "string",
+    "object": "object",
+    "array": "object",
+    "null": "object",
+    "true": "boolean",
+    "false": "boolean",
+    "undefined": "undefined",
+    "regex": "object",
+}
+ENGINE_WANTS = "export default async function run(ctx, input) { … }"
+
+
+def _default_export_problem(
+    file: CodeFile, data: bytes, program: Any, shown: str
+) -> Problem | None:
+    """The engine's check of a node module, before deploy: its default export must be a
+    function (`typeof … === "function"`); a literal, or no default export at all, stops the
+    engine at start."""
+    named = None
+    for statement in program.children:
+        if statement.type != "export_statement":
+            continue
+        kinds = [child.type for child in statement.children]
+        if "default" in kinds:
+            value = statement.children[kinds.index("default") + 1]
+            typeof = LITERAL_TYPEOF.get(value.type)
+            if typeof is None:
+                return None
+            row = statement.start_point[0]
+            return Problem(
+                shown,
+                f"the default export is a{'n' if typeof[0] in 'aeiou' else ''} {typeof}, not "
+                f"a function: the engine refuses to start (write {ENGINE_WANTS})",
+                row + 1,
+                1,
+                source=source_line(file.text, row + 1),
+            )
+        for clause in statement.children:
+            if clause.type != "export_clause":
+                continue
+            for specifier in clause.children:
+                names = [c for c in specifier.children if c.type == "identifier"]
+                if names and data[names[-1].start_byte : names[-1].end_byte] == b"default":
+                    return None
+        function = next((c for c in statement.children if c.type == "function_declaration"), None)
+        if named is None and function is not None:
+            named = function
+    if named is not None:
+        row = named.start_point[0]
+        name = named.child_by_field_name("name")
+        called = data[name.start_byte : name.end_byte].decode() if name is not None else "run"
+        return Problem(
+            shown,
+            f"no default export: the engine refuses to start. Did you mean `export default "
+            f"async function {called}`?",
+            row + 1,
+            1,
+            source=source_line(file.text, row + 1),
+        )
+    return Problem(shown, f"no default export: the engine refuses to start (add {ENGINE_WANTS})")
+
+
+def syntax_problems(
+    files: Iterable[CodeFile], display_root: str, nodes: Iterable[str] = ()
+) -> list[Problem]:
+    """Every .ts file's first syntax error; for the files in `nodes` (paths relative to
+    the workflow), a missing or non-function default export too."""
+    entries = {os.path.normpath(path) for path in nodes}
     out = []
     for file in files:
         if not file.path.endswith(".ts"):
             continue
-        problem = syntax_problem(file, os.path.join(display_root, file.path))
+        problem = syntax_problem(
+            file, os.path.join(display_root, file.path), os.path.normpath(file.path) in entries
+        )
         if problem is not None:
             out.append(problem)
     return out

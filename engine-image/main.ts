@@ -113,40 +113,62 @@ const port = Number(option("--port", "8080"));
 const hostname = option("--hostname", "0.0.0.0");
 const root = workflowPath.slice(0, workflowPath.lastIndexOf("/") + 1) || "./";
 
-console.log("Pipedreamer Engine starting...");
-const spec = parse(await Deno.readTextFile(workflowPath)) as Record<string, unknown>;
-if (typeof spec !== "object" || spec === null) throw new Error("Workflow spec must be a mapping");
-console.log(`Workflow: ${spec.name} v${spec.version}`);
-const nodes = (typeof spec.nodes === "object" && spec.nodes !== null ? spec.nodes : {}) as Record<
-  string,
-  { path?: string }
->;
-if (!Array.isArray(spec.edges)) {
-  throw new Error('Workflow spec missing required field: "edges" (must be an array)');
+interface Loaded {
+  edges: { from?: string; to?: string }[];
+  stages: string[][];
+  config: Record<string, unknown>;
+  timeout: number;
+  retries: number;
+  secrets: Record<string, unknown>;
+  runs: Map<string, NodeRun>;
 }
-const edges = spec.edges as { from?: string; to?: string }[];
-const stages = kahn(Object.keys(nodes), edges);
-console.log(`DAG compiled: ${stages.length} stage(s), ${Object.keys(nodes).length} node(s)`);
-stages.forEach((stage, i) => console.log(`  Stage ${i + 1}: [${stage.join(", ")}]`));
-const config = (typeof spec.config === "object" && spec.config !== null ? spec.config : {}) as Record<
-  string,
-  unknown
->;
-const timeout = timeoutMs(config.timeout);
-const retries = Number.isInteger(config.retries) ? Number(config.retries) : 0;
 
-const secrets = await readSecrets(option("--secrets", "/app/secrets"));
-const runs = new Map<string, NodeRun>();
-for (const [name, node] of Object.entries(nodes)) {
-  const path = String(node?.path ?? "").replace(/^\.\//, "");
-  const module = await import(new URL(path, new URL(root, "file:///").href).href);
-  if (typeof module.default !== "function") {
-    throw new Error(
-      `Node at "${node?.path}" must export a default async function. Got: ${typeof module.default}`,
-    );
+/** The engine's start-up: the workflow compiled, the secrets read, every node loaded. */
+async function load(): Promise<Loaded> {
+  console.log("Pipedreamer Engine starting...");
+  const spec = parse(await Deno.readTextFile(workflowPath)) as Record<string, unknown>;
+  if (typeof spec !== "object" || spec === null) throw new Error("Workflow spec must be a mapping");
+  console.log(`Workflow: ${spec.name} v${spec.version}`);
+  const nodes = (typeof spec.nodes === "object" && spec.nodes !== null ? spec.nodes : {}) as Record<
+    string,
+    { path?: string }
+  >;
+  if (!Array.isArray(spec.edges)) {
+    throw new Error('Workflow spec missing required field: "edges" (must be an array)');
   }
-  runs.set(name, module.default as NodeRun);
+  const edges = spec.edges as { from?: string; to?: string }[];
+  const stages = kahn(Object.keys(nodes), edges);
+  console.log(`DAG compiled: ${stages.length} stage(s), ${Object.keys(nodes).length} node(s)`);
+  stages.forEach((stage, i) => console.log(`  Stage ${i + 1}: [${stage.join(", ")}]`));
+  const config = (typeof spec.config === "object" && spec.config !== null
+    ? spec.config
+    : {}) as Record<string, unknown>;
+  const timeout = timeoutMs(config.timeout);
+  const retries = Number.isInteger(config.retries) ? Number(config.retries) : 0;
+  const secrets = await readSecrets(option("--secrets", "/app/secrets"));
+  const runs = new Map<string, NodeRun>();
+  for (const [name, node] of Object.entries(nodes)) {
+    const path = String(node?.path ?? "").replace(/^\.\//, "");
+    const module = await import(new URL(path, new URL(root, "file:///").href).href);
+    if (typeof module.default !== "function") {
+      throw new Error(
+        `Node at "${node?.path}" must export a default async function. Got: ${typeof module.default}`,
+      );
+    }
+    runs.set(name, module.default as NodeRun);
+  }
+  return { edges, stages, config, timeout, retries, secrets, runs };
 }
+
+let loaded: Loaded;
+try {
+  loaded = await load();
+} catch (err) {
+  // the engine's words for any start-up failure, then exit 1
+  console.error("Engine failed to start:", err);
+  Deno.exit(1);
+}
+const { edges, stages, config, timeout, retries, secrets, runs } = loaded;
 
 function contextFor(node: string): Context {
   const say = (level: string, out: (...args: unknown[]) => void) => (...args: unknown[]) =>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 MINIMAL_WORKFLOW = """\
@@ -46,3 +47,12 @@ STUCK_AT_LOAD = (
     "await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
     "export default async function run() {\n  return {};\n}\n"
 )
+
+
+def node_code(line: str) -> str:
+    """A node module as the engine wants one (a default async function): it prints `line`
+    when the engine loads it."""
+    return (
+        f"console.log({json.dumps(line)});\n"
+        "export default async function run() {\n  return {};\n}\n"
+    )

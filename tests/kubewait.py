@@ -70,3 +70,26 @@ async def rollout_complete(kube: Kube, name: str) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, "the rollout never completed"
         await asyncio.sleep(0.05)
+
+
+def wait_for_log_line(
+    api: client.ApiClient, namespace: str, pod: str, needle: str, timeout: float = 15
+) -> str:
+    """The first line of the pod's log containing `needle`, read from a followed log
+    stream (it arrives as the container prints it)."""
+    core = client.CoreV1Api(api)
+    response = core.read_namespaced_pod_log(
+        pod,
+        namespace,
+        follow=True,
+        _preload_content=False,
+        _request_timeout=patience(timeout),
+    )
+    try:
+        for raw in response.stream(decode_content=True):
+            for line in raw.decode("utf-8", "replace").splitlines():
+                if needle in line:
+                    return str(line)
+    finally:
+        response.release_conn()
+    raise AssertionError(f"no line with {needle!r} in the log of {pod}")

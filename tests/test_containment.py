@@ -16,6 +16,7 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import prune_snapshots
 from devloop.manifests import mounted_config_maps, snapshot_selector
 from devloop.sim import EmbeddedCluster
+from tests.helpers import node_code
 from tests.kubewait import is_ready, wait_for
 from tests.looprig import EXAMPLES, running_loop
 from tests.processes import run_pdwatch
@@ -31,7 +32,7 @@ async def test_a_replaced_pod_of_the_serving_rollout_runs_its_own_code(
     replacement comes from the serving ReplicaSet and must load that rollout's code."""
     core = client.CoreV1Api(api_client)
     async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
-        (rig.directory / GREET).write_text('console.log("served-v1");\n')
+        (rig.directory / GREET).write_text(node_code("served-v1"))
         mark = rig.mark()
         assert (await rig.cycle_done(mark)).outcome == "ready"
         serving = rig.loop.current_pod
@@ -76,7 +77,7 @@ async def test_code_is_kept_while_a_replica_set_mounts_it(
     async with running_loop(tmp_path, kube) as rig:
         for n in (2, 3):
             mark = rig.mark()
-            (rig.directory / GREET).write_text(f'console.log("v{n}");\n')
+            (rig.directory / GREET).write_text(node_code(f"v{n}"))
             assert (await rig.cycle_done(mark)).outcome == "ready"
     listed = await kube.list("ConfigMap", label_selector=snapshot_selector("hello"))
     snapshots = {cm["metadata"]["name"] for cm in listed["items"]}
@@ -174,7 +175,7 @@ async def test_two_directories_deploying_one_workflow_name_are_told_apart(
         await rig.cycle_done()
         second = tmp_path / "second" / "hello"
         shutil.copytree(EXAMPLES / "hello", second)
-        (second / GREET).write_text('console.log("from-the-second-folder");\n')
+        (second / GREET).write_text(node_code("from-the-second-folder"))
         mark = rig.mark()
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         once = await asyncio.to_thread(

@@ -25,7 +25,7 @@ from devloop import events
 from devloop.kube.client import Kube
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
-from tests.helpers import STUCK_AT_LOAD
+from tests.helpers import STUCK_AT_LOAD, node_code
 from tests.kubewait import rollout_complete
 from tests.looprig import Rig, running_loop
 from tests.target import image_from_files, render_options, sim_only
@@ -181,7 +181,7 @@ async def test_a_fault_at_any_request_of_a_cycle_converges_with_one_rollout(
         path = s.directory / GREET
         # How many requests a clean cycle makes, to fail each of them in turn.
         start, mark = cluster.request_count, s.rig.mark()
-        path.write_text('console.log("clean");\n')
+        path.write_text(node_code("clean"))
         assert (await s.rig.cycle_done(mark)).outcome == "ready"
         count = cluster.request_count - start
         assert count >= 5
@@ -191,7 +191,7 @@ async def test_a_fault_at_any_request_of_a_cycle_converges_with_one_rollout(
             before = await replica_sets(kube)
             cluster.add_fault(MODES[mode](n))
             mark = s.rig.mark()
-            path.write_text(f'console.log("{marker}");\n')
+            path.write_text(node_code(f"{marker}"))
             if mode == "killed":
                 rig, since = s.rig, mark
                 await wait_until(
@@ -241,7 +241,7 @@ async def test_a_failed_deployment_apply_does_not_lose_a_new_image(
         await ready_after(s, mark)
         assert s.rig.of(events.Retrying, mark), "the fault was not hit"
         mark = s.rig.mark()
-        (s.directory / GREET).write_text('console.log("after the image");\n')
+        (s.directory / GREET).write_text(node_code("after the image"))
         done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         pod = await kube.get("Pod", s.rig.loop.current_pod)
@@ -259,7 +259,7 @@ async def test_a_failed_service_apply_during_a_version_bump_still_rolls_out(
         mark = s.rig.mark()
         workflow = s.directory / "workflow.yaml"
         workflow.write_text(workflow.read_text().replace('"1.0"', '"1.1"'))
-        (s.directory / GREET).write_text('console.log("v1.1");\n')
+        (s.directory / GREET).write_text(node_code("v1.1"))
         done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         await assert_converged(s, kube, "v1.1", before)
@@ -274,7 +274,7 @@ async def test_the_api_server_down_right_after_the_config_map_write(
         before = await replica_sets(kube)
         cluster.add_fault(Rule(status=503, count=10_000, after=("PATCH", "/configmaps/hello-code")))
         mark = s.rig.mark()
-        (s.directory / GREET).write_text('console.log("through the outage");\n')
+        (s.directory / GREET).write_text(node_code("through the outage"))
         await s.rig.wait_for(events.Retrying, since=mark)
         await s.rig.wait_for(events.Retrying, lambda e: e.attempt >= 3, mark)
         cluster.clear_faults()  # the API server is back
@@ -302,7 +302,7 @@ async def test_reverting_a_bad_image_while_editing_code_runs_the_new_code(
         before = await replica_sets(kube)
         mark = s.rig.mark()
         image_file.unlink()
-        (s.directory / GREET).write_text('console.log("reverted and edited");\n')
+        (s.directory / GREET).write_text(node_code("reverted and edited"))
         done = await cycle_of(s.rig, mark, wanted(s).content_hash)
         assert done.outcome == "ready"
         assert s.rig.loop.current_pod != old_pod

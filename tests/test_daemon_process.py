@@ -14,6 +14,7 @@ from pathlib import Path
 from kubernetes import client
 
 from devloop.sim import EmbeddedCluster, Rule
+from tests.helpers import node_code
 from tests.processes import Lines, start_pdwatch, stop
 from tests.target import sim_only
 
@@ -36,7 +37,7 @@ def test_daemon_plain_output_edit_and_sigterm(tmp_path: Path) -> None:
         lines = Lines(proc)
         lines.until("✓ permissions to deploy and follow the workflow")
         lines.until("start → applied in")
-        (directory / "nodes" / "greet.ts").write_text('console.log("from the edit");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("from the edit"))
         timeline = lines.until("nodes/greet.ts changed → applied in")
         assert " Ready in " in timeline and "from save to Ready" in timeline
         log = next(line for line in lines.seen if line.endswith("] from the edit"))

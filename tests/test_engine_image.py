@@ -321,7 +321,7 @@ def test_yaml_1_2_and_edges_required(tmp_path: Path) -> None:
     assert exited.code == 1
     assert exited.lines[:2] == ["Pipedreamer Engine starting...", "Workflow: hello v1.1"]
     assert exited.lines[2] == (
-        'error: Uncaught (in promise) Error: Workflow spec missing required field: "edges" '
+        'Engine failed to start: Error: Workflow spec missing required field: "edges" '
         "(must be an array)"
     )
 
@@ -472,3 +472,65 @@ def test_a_node_without_a_default_function_stops_start_up(tmp_path: Path) -> Non
 def test_the_stand_in_type_checks() -> None:
     assert DENO is not None
     subprocess.run([DENO, "check", str(IMAGE / "main.ts")], check=True, timeout=300, env=ENV)
+
+
+def engine_starts(directory: Path) -> tuple[bool, list[str]]:
+    """Whether the engine gets to serving this workflow (it prints its listening line), or
+    exits at start; and what it printed."""
+    proc = subprocess.Popen(
+        engine_command(directory, free_port()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Workflow server listening"):
+                return True, lines
+        return False, lines
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+@pytest.mark.parametrize(
+    "source",
+    [
+        "export default async function run() {\n  return 1;\n}\n",
+        "export default (ctx: unknown) => ctx;\n",
+        "const run = async () => 1;\nexport default run;\n",
+        "const f = async () => 1;\nexport { f as default };\n",
+        "export default class Runner {}\n",
+        "export default 42;\n",
+        'export default "run";\n',
+        "export default { run: () => 1 };\n",
+        "export async function run() {\n  return 1;\n}\n",
+        'console.log("no export at all");\n',
+    ],
+)
+def test_render_refuses_a_node_exactly_when_the_engine_refuses_to_start(
+    tmp_path: Path, source: str
+) -> None:
+    """The default-export check before deploy agrees with the engine itself: render
+    refuses the node file exactly when the engine, given it, exits at start, and names the
+    file (and the line, where there is one to fix)."""
+    from devloop.render import RenderOptions, render
+
+    directory = workflow_of(tmp_path, "[]", {"n": source})
+    started, lines = engine_starts(directory)
+    result = render(directory, RenderOptions())
+    refused = [p for p in result if p.is_error] if isinstance(result, list) else []
+    assert bool(refused) == (not started), (refused, lines)
+    if refused:
+        (problem,) = refused
+        assert problem.file == f"{directory}/nodes/n.ts"
+        assert "default export" in problem.message and "engine refuses to start" in problem.message
+        assert any("must export a default async function" in line for line in lines), lines
+        if "function run" in source or "export default" in source:
+            assert problem.line == 1

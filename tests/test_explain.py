@@ -511,7 +511,7 @@ def test_no_explanation_quotes_the_logs() -> None:
     """The last log lines are shown once, above; an explanation names a file and line,
     never the log text (it may hold what a node printed of a secret)."""
     logs = (
-        "error: Uncaught (in promise) Error: token sk_live_123 rejected",
+        "Engine failed to start: Error: token sk_live_123 rejected",
         "    at file:///app/workflow/nodes/pay.ts:12:9",
     )
     found = explain(

@@ -27,7 +27,7 @@ from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
 from tests import target
-from tests.helpers import STUCK_AT_LOAD
+from tests.helpers import STUCK_AT_LOAD, node_code
 from tests.kubewait import rollout_complete
 from tests.target import patience, render_options, sim_only
 
@@ -95,7 +95,7 @@ async def test_code_change_restarts_once_with_a_new_replicaset(tmp_path: Path, k
     directory = copy_example(tmp_path)
     stamps = RestartStamps()
     first = await deploy_cycle(kube, bundle_of(kube, directory), Recorder(), stamps)
-    (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+    (directory / "nodes" / "greet.ts").write_text(node_code("v2"))
     rec = Recorder()
     changed = bundle_of(kube, directory)
     second = await deploy_cycle(kube, changed, rec, stamps)
@@ -134,7 +134,7 @@ async def test_two_deploys_within_one_second_give_two_rollouts(tmp_path: Path, k
     stamps = RestartStamps()
     await deploy_cycle(kube, bundle_of(kube, directory), Recorder(), stamps)
     for n in (2, 3):
-        (directory / "nodes" / "greet.ts").write_text(f'console.log("v{n}");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code(f"v{n}"))
         result = await deploy_cycle(kube, bundle_of(kube, directory), Recorder(), stamps)
         assert result.ok
     assert len(await replica_sets(kube, "hello")) == 3
@@ -243,6 +243,7 @@ async def test_a_crash_is_reported_at_its_first_exit_with_the_last_log_lines(
     directory = copy_example(tmp_path)
     (directory / "nodes" / "greet.ts").write_text(
         'console.log("about to fail");\nthrow new Error("boom at load");\n'
+        "export default async function run() {}\n"
     )
     rec = Recorder()
     result = await deploy_cycle(kube, bundle_of(kube, directory), rec, RestartStamps())
@@ -251,7 +252,7 @@ async def test_a_crash_is_reported_at_its_first_exit_with_the_last_log_lines(
     assert failure.reason == "Error"
     assert failure.message == "the engine exited with code 1"
     assert "about to fail" in failure.last_logs
-    assert "error: Uncaught (in promise) Error: boom at load" in failure.last_logs
+    assert "Engine failed to start: Error: boom at load" in failure.last_logs
 
 
 async def test_failed_create_is_shown_as_waiting_until_the_timeout(
@@ -669,7 +670,7 @@ async def test_a_paused_deployment_is_said_with_the_command_that_resumes_it(
         {"spec": {"paused": True}},
         field_manager="kubectl-rollout",
     )
-    (directory / "nodes" / "greet.ts").write_text('console.log("while paused");\n')
+    (directory / "nodes" / "greet.ts").write_text(node_code("while paused"))
     rec = Recorder()
     result = await deploy_cycle(
         kube, bundle_of(kube, directory), rec, RestartStamps(), rollout_timeout=patience(10)

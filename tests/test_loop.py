@@ -16,6 +16,7 @@ from devloop import events
 from devloop.kube.client import Kube
 from devloop.sim import EmbeddedCluster
 from devloop.watch import RAW_STEP_MS, change_age, relevant
+from tests.helpers import node_code
 from tests.looprig import EXAMPLES, Rig, running_loop
 from tests.target import patience, sim_only
 
@@ -79,7 +80,7 @@ async def test_edit_goes_live_and_the_new_pod_logs_it(
 ) -> None:
     async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         mark = rig.mark()
-        (rig.directory / GREET).write_text('console.log("hello v2");\n')
+        (rig.directory / GREET).write_text(node_code("hello v2"))
         done = await rig.cycle_done(mark)
         assert done.outcome == "ready" and done.edit_to_ready_ms is not None
         (started,) = rig.of(events.CycleStarted, mark)
@@ -159,7 +160,7 @@ async def test_every_editor_save_pattern_deploys_once(
             ]
         ):
             mark = rig.mark()
-            save(rig.directory / GREET, f'console.log("{save.__name__} {n}");\n')
+            save(rig.directory / GREET, node_code(f"{save.__name__} {n}"))
             done = await rig.cycle_done(mark)
             assert done.outcome == "ready", (save.__name__, rig.events[mark:])
             (started,) = rig.of(events.CycleStarted, mark)
@@ -202,10 +203,10 @@ async def test_edit_during_a_cycle_gives_exactly_one_more_with_the_newest_conten
         # several calls) outlasts the three saves below by far (0.05 s was not always
         # enough once the rollout follower made its calls in parallel).
         cluster.set_latency(0.2)
-        (rig.directory / GREET).write_text('console.log("first");\n')
+        (rig.directory / GREET).write_text(node_code("first"))
         await rig.wait_for(events.Applied, since=mark)  # the first cycle is in flight
         for n in range(3):
-            (rig.directory / GREET).write_text(f'console.log("newer {n}");\n')
+            (rig.directory / GREET).write_text(node_code(f"newer {n}"))
             await asyncio.sleep(0.05)
         first = await rig.cycle_done(mark)
         second = await rig.cycle_done(rig.events.index(first) + 1)
@@ -259,9 +260,9 @@ async def test_api_server_down_for_a_while_then_converges(
     ) as rig:
         mark = rig.mark()
         await asyncio.to_thread(cluster.stop_server)
-        (rig.directory / GREET).write_text('console.log("during the outage");\n')
+        (rig.directory / GREET).write_text(node_code("during the outage"))
         await rig.wait_for(events.Retrying, since=mark)
-        (rig.directory / GREET).write_text('console.log("after the outage");\n')
+        (rig.directory / GREET).write_text(node_code("after the outage"))
         await rig.wait_for(events.Retrying, lambda e: e.attempt >= 3, since=mark)
         await asyncio.to_thread(cluster.start_server)
         done = await rig.cycle_done(mark, timeout=30)
@@ -294,7 +295,7 @@ async def test_directory_moved_away_and_back(
         aside = tmp_path / "aside"
         shutil.move(str(rig.directory), aside)
         await rig.wait_for(events.LoopState, lambda e: e.state == "waiting", mark)
-        (aside / GREET).write_text('console.log("while away");\n')
+        (aside / GREET).write_text(node_code("while away"))
         shutil.move(str(aside), rig.directory)
         done = await rig.cycle_done(mark)
         assert done.outcome == "ready"
@@ -312,7 +313,7 @@ async def test_control_api_redeploy_pause_resume_trigger(
         assert [e.via for e in rig.of(events.RestartTriggered, mark)] == ["restartedAt"]
         rig.loop.pause()
         mark = rig.mark()
-        (rig.directory / GREET).write_text('console.log("while paused");\n')
+        (rig.directory / GREET).write_text(node_code("while paused"))
         result = await rig.loop.trigger_run({"trigger": "manual"})  # the loop still answers
         assert result.status == 200 and isinstance(result.body, dict)  # the engine contract
         assert not rig.of(events.CycleStarted, mark)
@@ -340,14 +341,14 @@ async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_
     async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
         monkeypatch.setattr(devloop.loop, "render", broken_once)
         mark = rig.mark()
-        (rig.directory / GREET).write_text('console.log("first");\n')
+        (rig.directory / GREET).write_text(node_code("first"))
         failed = await rig.cycle_done(mark)
         assert failed.outcome == "failed"
         (error,) = rig.of(events.Error, mark)
         assert error.message.endswith("failed unexpectedly: RuntimeError: a bug in the renderer")
         assert rig.loop.state == "error"
         mark = rig.mark()
-        (rig.directory / GREET).write_text('console.log("second");\n')
+        (rig.directory / GREET).write_text(node_code("second"))
         done = await rig.cycle_done(mark)
         assert done.outcome == "ready"
 
@@ -435,9 +436,9 @@ async def test_a_link_loop_made_under_nodes_drops_no_save(
         await rig.cycle_done()
         (rig.directory / "nodes" / "l1").symlink_to("l2")
         (rig.directory / "nodes" / "l2").symlink_to("l1")
-        (rig.directory / GREET).write_text('console.log("after-the-loop");\n')
+        (rig.directory / GREET).write_text(node_code("after-the-loop"))
         await until_code(rig, lambda data: "after-the-loop" in data["nodes__greet.ts"])
-        (rig.directory / GREET).write_text('console.log("and-after-that");\n')
+        (rig.directory / GREET).write_text(node_code("and-after-that"))
         await until_code(rig, lambda data: "and-after-that" in data["nodes__greet.ts"])
 
 
@@ -452,7 +453,7 @@ async def test_edit_to_ready_is_sane_when_the_mtime_is_not_now(
         await rig.cycle_done()
         mark = rig.mark()
         before = time.time()
-        (rig.directory / GREET).write_text('console.log("skewed");\n')
+        (rig.directory / GREET).write_text(node_code("skewed"))
         os.utime(rig.directory / GREET, (before + skew_s, before + skew_s))
         ready = await rig.wait_for(events.PodReady, since=mark)
         seen_ms = (time.time() - before) * 1000
@@ -510,7 +511,7 @@ async def test_a_replaced_directory_is_watched_anew(
     first, second = tmp_path / "first", tmp_path / "second"
     shutil.copytree(EXAMPLES / "hello", first)
     shutil.copytree(EXAMPLES / "hello", second)
-    (second / GREET).write_text('console.log("from the replacement");\n')
+    (second / GREET).write_text(node_code("from the replacement"))
     watched = first
     if how == "symlink-repointed":
         watched = tmp_path / "link"
@@ -539,7 +540,7 @@ async def test_a_replaced_directory_is_watched_anew(
         assert "from the replacement" in logs.splitlines()
         # ... and later saves in the new directory are seen
         mark = rig.mark()
-        (watched / GREET).write_text('console.log("a later save");\n')
+        (watched / GREET).write_text(node_code("a later save"))
         done = await rig.wait_for(events.CycleFinished, lambda e: e.outcome == "ready", mark)
         assert done.outcome == "ready"
     finally:

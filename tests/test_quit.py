@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from devloop.sim import EmbeddedCluster
-from tests.helpers import STUCK_AT_LOAD
+from tests.helpers import STUCK_AT_LOAD, node_code
 from tests.processes import Lines, start_pdwatch, stop
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -42,7 +42,7 @@ def test_quit_during_retry_back_off_with_the_cluster_gone(
         lines = Lines(proc)
         lines.until("Ready in")
         cluster.stop_server()
-        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("v2"))
         lines.until("retry 2 in")  # the back-off sleep has run at least once
         proc.send_signal(sig)
         assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
@@ -60,7 +60,7 @@ def test_quit_while_applying_against_a_slow_cluster(
         lines = Lines(proc)
         lines.until("Ready in")
         cluster.set_latency(30)  # every request now hangs far longer than the bound
-        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("v2"))
         lines.until("nodes/greet.ts changed")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
@@ -131,7 +131,7 @@ def test_quit_while_rendering(tmp_path: Path, cluster: EmbeddedCluster) -> None:
     try:
         lines = Lines(proc)
         lines.until("Ready in")
-        (directory / "nodes" / "greet.ts").write_text('console.log("block");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("block"))
         lines.until("rendering: blocked")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())

@@ -16,6 +16,7 @@ from devloop import workflow
 from devloop.kube.client import Kube
 from devloop.render import Bundle, RenderOptions, render
 from devloop.sim import EmbeddedCluster
+from tests.kubewait import wait_for_log_line
 from tests.processes import run_pdwatch
 
 README = Path(__file__).parent.parent / "README.md"
@@ -90,7 +91,20 @@ async def test_the_example_deploys_as_the_readme_says_and_runs(
     status, body = await Kube(api_client, namespace).proxy_post(
         "greeter", 8080, "run", {"name": "README"}
     )
-    assert status == 200 and isinstance(body, dict), (status, body)  # the engine contract
+    # the nodes really ran: the greeting their code computes, from the Secret's value
+    assert status == 200 and isinstance(body, dict), (status, body)
+    assert body["success"] is True and body["errors"] == {}, body
+    assert body["outputs"]["greet"] == {"message": "Good morning, README!"}, body
+    assert body["outputs"]["pick-name"] == {"name": "README"}, body
+    (pod,) = [
+        p
+        for p in core.list_namespaced_pod(
+            namespace, label_selector="app.kubernetes.io/name=greeter"
+        ).items
+        if not p.metadata.deletion_timestamp
+    ]
+    line = wait_for_log_line(api_client, namespace, pod.metadata.name, "[pick-name] INFO")
+    assert line == "[pick-name] INFO picked README (trigger: manual)"
 
 
 @pytest.mark.parametrize(

@@ -95,14 +95,20 @@ def wait_for(check: Callable[[], Any], timeout: float = 15) -> Any:
 
 
 def deploy_with_cron(tmp_path: Path, api: client.ApiClient) -> Bundle:
-    """The hello example with a named every-minute cron trigger, applied as pdwatch does."""
+    """The hello example with a named every-minute cron trigger and a node that logs and
+    returns its input, applied as pdwatch does."""
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
     text = (directory / "workflow.yaml").read_text()
     text = text.replace(
         "triggers:\n", "triggers:\n  - type: cron\n    name: tick\n    schedule: '* * * * *'\n", 1
     )
-    write_tree(directory, {"workflow.yaml": text})
+    echo = (
+        "export default async function run(ctx: any, input: unknown) {\n"
+        '  ctx.log.info("input", JSON.stringify(input));\n'
+        "  return { input };\n}\n"
+    )
+    write_tree(directory, {"workflow.yaml": text, "nodes/greet.ts": echo})
     bundle = render(directory, RenderOptions("default"))
     assert isinstance(bundle, Bundle), bundle
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
@@ -144,13 +150,14 @@ def test_a_cron_trigger_posts_to_the_workflow_at_its_minute(
         )
     )
     assert [c.type for c in done.status.conditions] == ["SuccessCriteriaMet", "Complete"]
-    assert 'POST /run {"trigger":"tick"}' in engine_log(api)
+    assert '[greet] INFO input {"trigger":"tick"}' in engine_log(api)
     (trigger_pod,) = core.list_namespaced_pod(
         "default", label_selector=f"job-name={job.metadata.name}"
     ).items
     assert trigger_pod.status.phase == "Succeeded"
     printed = core.read_namespaced_pod_log(trigger_pod.metadata.name, "default")
-    assert '"trigger": "tick"' in printed and '"workflow": "hello"' in printed
+    # what the engine answered, as curl printed it: the node's output, its input
+    assert '"success": true' in printed and '"trigger": "tick"' in printed
     cron = wait_for(
         lambda: (
             (

@@ -30,6 +30,7 @@ from devloop.ui.widgets import (
     Timeline,
     fit_pod_name,
 )
+from tests.helpers import node_code
 from tests.target import REAL, context_name, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -124,7 +125,7 @@ async def test_p_pauses_and_resumes(
         await pilot.pause(0.1)
         assert "● paused" in text_of(app.query_one(HeaderBar))
         mark = len(seen.events)
-        (directory / "nodes" / "greet.ts").write_text('console.log("held back");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("held back"))
         # held back, and said so with what waits (issue 29 §7)
         await seen.until(
             lambda e: (
@@ -169,7 +170,7 @@ async def test_d_shows_the_diff_against_the_previous_deploy(
         assert "pdwatch's first" in app.screen.body
         await pilot.press("escape")
         mark = len(seen.events)
-        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("v2"))
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         await pilot.press("d")
         await pilot.pause(0.1)
@@ -258,12 +259,14 @@ async def test_rollout_failure_in_the_problems_panel(
 ) -> None:
     async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         mark = len(seen.events)
-        (directory / "nodes" / "greet.ts").write_text('throw new Error("nope");\n')
+        (directory / "nodes" / "greet.ts").write_text(
+            'throw new Error("nope");\nexport default async function run() {}\n'
+        )
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         await pilot.pause(0.1)
         text = text_of(app.query_one(ProblemsPanel))
         assert text.startswith("Error: the engine exited with code 1")
-        assert "error: Uncaught (in promise) Error: nope" in text
+        assert "Engine failed to start: Error: nope" in text
         # what happened and what to do first, the engine's lines after them (issue 29 §4:
         # the lines filled the panel's rows and the explanation was below the fold)
         lines = [line for line in text.splitlines() if line.strip()]
@@ -311,7 +314,7 @@ async def test_deploys_continue_while_a_modal_is_open(
         await pilot.pause(0.1)
         assert isinstance(app.screen, TextScreen)
         mark = len(seen.events)
-        (directory / "nodes" / "greet.ts").write_text('console.log("behind the modal");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("behind the modal"))
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         await seen.until(
             lambda e: isinstance(e, events.LogLine) and e.text == "behind the modal", mark
@@ -404,7 +407,7 @@ async def test_h_shows_the_history_enter_compares_u_rolls_back(
         first = app.controller.deployed
         assert first is not None
         mark = len(seen.events)
-        (directory / "nodes" / "greet.ts").write_text('console.log("v2");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("v2"))
         await seen.until(lambda e: isinstance(e, events.Recorded) and e.revision == 2, mark)
 
         await pilot.press("h")
@@ -445,12 +448,12 @@ async def test_h_shows_the_history_enter_compares_u_rolls_back(
 
         # the next save deploys the local files again, as usual
         mark = len(seen.events)
-        (directory / "nodes" / "greet.ts").write_text('console.log("v3");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("v3"))
         await seen.until(
             lambda e: isinstance(e, events.CycleFinished) and e.outcome == "ready", mark
         )
         live = client.CoreV1Api(api_client).read_namespaced_config_map("hello-code", namespace)
-        assert live.data["nodes__greet.ts"] == 'console.log("v3");\n'
+        assert live.data["nodes__greet.ts"] == node_code("v3")
 
 
 async def test_an_open_history_shows_a_revision_recorded_meanwhile() -> None:

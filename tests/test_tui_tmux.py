@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import target
+from tests.helpers import node_code
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 TMUX = shutil.which("tmux")
@@ -225,7 +226,7 @@ def test_q_quits_while_paused(tmp_path: Path, cluster_option: str, terminal: Ter
     terminal.wait_for("● watching", "✓")
     terminal.key("p")
     terminal.wait_for("● paused")
-    (directory / "nodes" / "greet.ts").write_text('console.log("saved while paused");\n')
+    (directory / "nodes" / "greet.ts").write_text(node_code("saved while paused"))
     terminal.key("q")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=0" in screen and "Traceback" not in screen
@@ -287,7 +288,7 @@ def test_h_shows_the_deploy_history(
     terminal.wait_for(PROMPT)
     terminal.type(f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}")
     terminal.wait_for("● watching", "✓")
-    (directory / "nodes" / "greet.ts").write_text('console.log("second revision");\n')
+    (directory / "nodes" / "greet.ts").write_text(node_code("second revision"))
     terminal.wait_for("second revision")
 
     def live_rows(screen: str) -> list[str]:  # the footer says "diff with live" too

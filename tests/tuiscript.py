@@ -90,7 +90,7 @@ CRASHED: list[events.Event] = [
         (
             "Pipedreamer Engine starting...",
             "Workflow: hello v1.0",
-            "error: Uncaught (in promise) Error: boom at load",
+            "Engine failed to start: Error: boom at load",
             "    at file:///app/workflow/nodes/greet.ts:2:7",
         ),
     ),

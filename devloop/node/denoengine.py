@@ -131,16 +131,25 @@ class DenoEngine:
         # A process killed by a signal exits, for the kubelet, with 128 + the signal.
         return Exit(128 - code if code < 0 else code)
 
+    def kill(self) -> None:
+        """SIGKILL at once (the node itself is stopping); the files go."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
     async def stop(self, grace: float = 30.0) -> Exit | None:
         """SIGTERM, then SIGKILL after `grace` seconds; the files go."""
         process = self._process
         result = None
         if process is not None and process.returncode is None:
-            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), grace)
             except TimeoutError:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
             result = await self.exited()
         shutil.rmtree(self._dir, ignore_errors=True)
         return result

@@ -7,8 +7,9 @@ and events through the API as the kubelet does, removes pods once their containe
 stopped, and serves the kubelet API (container logs) over HTTPS for the API server's
 `pods/log`.
 
-Only the machine is simulated: the engine is devloop.sim.engine's, and images are the
-settings' (which exist, which registries refuse); every decision Kubernetes makes
+Only the machine is simulated: the engine image runs as the stand-in engine under a real
+Deno (engine-image/main.ts; devloop.sim.engine where settings say "simulated"), images are
+the settings' (which exist, which registries refuse); every decision Kubernetes makes
 (scheduling, controllers, admission, garbage collection) is the API server's and its
 controllers'.
 """
@@ -36,10 +37,11 @@ from devloop.node.containers import EngineContainer, curl
 from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog
 from devloop.node.podnet import PodNetwork
+from devloop.node.prober import probe_container
 from devloop.node.recorder import EventRecorder, rfc3339
 from devloop.node.rest import MERGE_PATCH, ApiStatus, Rest, retrying
 from devloop.sim.engine import Exit
-from devloop.sim.kubelet import image_reference, pullable, valid_reference
+from devloop.sim.kubelet import NO_DENO, image_reference, pullable, valid_reference
 from devloop.sim.settings import ImageBehaviour, SimSettings
 
 KUBELET_VERSION = "v1.37.2"
@@ -149,8 +151,8 @@ class Node:
         self.recorder = EventRecorder(rest, "kubelet", name)
         self.pods: dict[str, PodWorker] = {}
         self.secrets_of: dict[str, dict[str, bytes]] = {}  # pod uid → its Secret volume
-        # The engine as a real Deno process (PDWATCH_NODE_ENGINE=deno), or simulated
-        self.deno = find_deno() if os.environ.get("PDWATCH_NODE_ENGINE") == "deno" else None
+        # The engine as a real Deno process, unless settings say simulated
+        self.deno = find_deno() if self.settings.engine == "deno" else None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -179,7 +181,9 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for worker in self.pods.values():
-            if worker.container is not None:
+            if isinstance(worker.container, DenoEngine):
+                await worker.container.stop(0)  # the node is going: no grace
+            elif worker.container is not None:
                 await worker.container.stop()
             for run in worker.runs:
                 run.close()
@@ -562,6 +566,8 @@ class Node:
                     files, secrets, run, self.network, worker.address, port, self.deno
                 )
             else:
+                if self.settings.engine == "deno" and behaviour == ImageBehaviour():
+                    run.append(NO_DENO)
                 engine = EngineContainer(files, run, behaviour, self.network, worker.address, port)
             worker.container = engine
             outcome = await self._supervise(worker, engine, container, status, restarts)
@@ -686,61 +692,24 @@ class Node:
         status: dict[str, Any],
         restarts: int,
     ) -> None:
-        """The prober (pkg/kubelet/prober/worker.go): readiness and liveness each on its
-        own schedule, the first after initialDelaySeconds, then every periodSeconds, with
-        DoHTTPProbe's words for a failure. Returns when liveness failed failureThreshold
-        times in a row (the container is to be restarted); a container without a readiness
-        probe is ready once running."""
-        cname = container["name"]
-        probes = {
-            name: container[key]
-            for name, key in (("Readiness", "readinessProbe"), ("Liveness", "livenessProbe"))
-            if container.get(key)
-        }
-        if "Readiness" not in probes:
-            await self._set_ready(worker, status, container, restarts, True)
-        if not probes:
-            await asyncio.Event().wait()
-        due = {n: float(p.get("initialDelaySeconds", 0)) for n, p in probes.items()}
-        failures = {n: 0 for n in probes}
-        successes = {n: 0 for n in probes}
-        ready = False
-        clock = 0.0
-        while True:
-            name = min(due, key=lambda n: due[n])
-            # the pod's own schedule, unscaled: the controllers' clocks (a progress deadline)
-            # are real ones on a real control plane
-            await asyncio.sleep(due[name] - clock)
-            clock = due[name]
-            probe = probes[name]
-            due[name] += float(probe.get("periodSeconds", 10))
-            why = await self._http_probe(worker.address, probe)
-            if why is None:
-                failures[name] = 0
-                successes[name] += 1
-                if (
-                    name == "Readiness"
-                    and not ready
-                    and successes[name] >= int(probe.get("successThreshold", 1))
-                ):
-                    ready = True
-                    await self._set_ready(worker, status, container, restarts, True)
-                continue
-            successes[name] = 0
-            failures[name] += 1
-            await self._event(worker, "Warning", "Unhealthy", f"{name} probe failed: {why}")
-            threshold = int(probe.get("failureThreshold", 3))
-            if name == "Readiness" and ready and failures[name] >= threshold:
-                ready = False
-                await self._set_ready(worker, status, container, restarts, False)
-            if name == "Liveness" and failures[name] >= threshold:
-                await self._event(
-                    worker,
-                    "Normal",
-                    "Killing",
-                    f"Container {cname} failed liveness probe, will be restarted",
-                )
-                return
+        """The prober (devloop.node.prober) on the pod's own schedule, unscaled: the
+        controllers' clocks (a progress deadline) are real ones on a real control plane.
+        Returns when liveness failed failureThreshold times in a row."""
+
+        async def set_ready(ready: bool) -> None:
+            await self._set_ready(worker, status, container, restarts, ready)
+
+        async def event(type_: str, reason: str, message: str) -> None:
+            await self._event(worker, type_, reason, message)
+
+        await probe_container(
+            container,
+            worker.address,
+            self._probe_session,
+            sleep=asyncio.sleep,
+            set_ready=set_ready,
+            event=event,
+        )
 
     async def _set_ready(
         self,
@@ -763,32 +732,6 @@ class Node:
         if self._prober is None or self._prober.closed:
             self._prober = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         return self._prober
-
-    async def _http_probe(self, address: str, probe: dict[str, Any]) -> str | None:
-        """None when the probe succeeds, else DoHTTPProbe's words for the failure."""
-        get = probe.get("httpGet")
-        if get is None:
-            return None  # exec and tcpSocket probes: the node runs no such commands
-        port, path = get.get("port", CODE_PORT), get.get("path", "/")
-        url = f"http://{address}:{port}{path}"
-        timeout = float(probe.get("timeoutSeconds", 1))
-        try:
-            async with self._probe_session.get(
-                url, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as response:
-                await response.read()
-                if 200 <= response.status < 400:
-                    return None
-                return f"HTTP probe failed with statuscode: {response.status}"
-        except TimeoutError:
-            return (
-                f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
-                "awaiting headers)"
-            )
-        except aiohttp.ClientConnectorError:
-            return f'Get "{url}": dial tcp {address}:{port}: connect: connection refused'
-        except aiohttp.ClientError as exc:
-            return f'Get "{url}": {exc}'
 
     async def _run_to_completion(
         self,

@@ -2,8 +2,10 @@
 pod's IP and refuses loopback addresses (`IsProxyableIP`), so pods need addresses of their
 own: when this process may (root, iproute2), the node makes a network namespace with a
 veth pair and gives each pod an address inside it, 10.244.N.0/24, and the engines listen
-there. Otherwise pods get loopback addresses (127.0.N.x): enough for the embedded cluster,
-which proxies to any address, but a real API server's proxy then refuses them.
+there. Otherwise pods get loopback addresses (127.P.N.x, P from the process id and N one
+per network, so two clusters in one process or two processes rarely meet): enough for the
+embedded cluster, which proxies to any address, but a real API server's proxy then
+refuses them.
 
 Traffic goes only to these addresses, which live in a namespace this process made.
 """
@@ -58,6 +60,7 @@ def remove_stale() -> None:
 
 
 _made = itertools.count(1)
+_loopbacks = itertools.count(1)
 
 
 @dataclass
@@ -65,16 +68,22 @@ class PodNetwork:
     """Addresses for pods, and listening sockets bound to them."""
 
     namespace: str | None = None  # the network namespace, when one was made
-    subnet: int = 0
+    prefix: str = "127.0.0"  # the first three octets of its pods' addresses
     host_address: str = "127.0.0.1"
     _next: int = 1
     _free: list[int] = field(default_factory=list)
     _libc: ctypes.CDLL | None = None
 
     @classmethod
+    def loopback(cls) -> PodNetwork:
+        """Loopback addresses of their own (Linux routes all of 127.0.0.0/8 to lo)."""
+        number = next(_loopbacks)
+        return cls(prefix=f"127.{os.getpid() % 200 + 20 + number // 250}.{number % 250 + 1}")
+
+    @classmethod
     def create(cls) -> PodNetwork:
         if os.geteuid() != 0 or shutil.which("ip") is None:
-            return cls(subnet=(os.getpid() % 200) + 20)
+            return cls.loopback()
         remove_stale()
         pid = os.getpid()
         ident = f"{pid}-{next(_made)}"
@@ -101,12 +110,14 @@ class PodNetwork:
             if _ip(*step).returncode != 0:
                 _ip("netns", "del", name)
                 _ip("link", "del", host)
-                return cls(subnet=(pid % 200) + 20)
-        return cls(name, subnet, f"10.244.{subnet}.1", _libc=ctypes.CDLL(None, use_errno=True))
+                return cls.loopback()
+        return cls(
+            name, f"10.244.{subnet}", f"10.244.{subnet}.1", _libc=ctypes.CDLL(None, use_errno=True)
+        )
 
     def allocate(self) -> str:
         number = self._free.pop(0) if self._free else self._take()
-        address = f"{'10.244' if self.namespace else '127.0'}.{self.subnet}.{number}"
+        address = f"{self.prefix}.{number}"
         if self.namespace:
             _ip("-n", self.namespace, "addr", "add", f"{address}/24", "dev", self._peer)
         return address

@@ -1,5 +1,8 @@
-"""A stand-in for the Pipedreamer engine, run by the simulated kubelet over the files the
-pod actually mounts (the ConfigMap as projected through the volume's items).
+"""A simulated Pipedreamer engine, in process: the fallback where the stand-in engine
+(engine-image/main.ts) cannot run under Deno (settings' engine "simulated"), run by the
+kubelets over the files the pod actually mounts (the ConfigMap as projected through the
+volume's items). Its start-up failures are worded as the stand-in's under Deno are
+("Engine failed to start: …", exit 1).
 
 It follows the real engine (REFERENCE.md §2), not pdwatch: it reads `workflow.yaml` as
 YAML 1.2 (an unquoted `version: 1.10` is the number 1.1), prints its start-up lines in
@@ -41,6 +44,8 @@ TIMER_RE = re.compile(
     r"^await new Promise\(\s*\(?(\w+)\)?\s*=>\s*setTimeout\(\s*\1\s*,\s*([0-9_]+)\s*\)\s*\);?\s*$"
 )
 TIMEOUT_RE = re.compile(r"^(\d+)(s|m)$")
+DEFAULT_RE = re.compile(r"^\s*export\s+default\b|\bexport\s*\{[^}]*\bas\s+default\b", re.M)
+FAILED = "Engine failed to start:"
 LISTENING = (
     "Workflow server listening on http://localhost:8080",
     "  POST /run    — trigger workflow execution",
@@ -152,8 +157,10 @@ class Engine:
         self.spec: Spec | None = None
         self.requests = 0
 
-    def fail(self, message: str) -> Exit:
-        self.emit(f"error: Uncaught (in promise) {message}")
+    def fail(self, message: str, where: str = "") -> Exit:
+        self.emit(f"{FAILED} {message}")
+        if where:
+            self.emit(f"    at {where}")
         return Exit(1)
 
     def boot(self) -> Generator[Wait, None, Exit | None]:
@@ -203,6 +210,10 @@ class Engine:
             failure = yield from self._load(posixpath.normpath(path), loaded, importer=None)
             if failure:
                 return failure
+            if not DEFAULT_RE.search(self.files.get(posixpath.normpath(path), "")):
+                return self.fail(
+                    f'Error: Node at "{path}" must export a default async function. Got: undefined'
+                )
         self.spec = Spec(js_string(raw.get("name")), js_string(raw.get("version")), nodes, stages)
         for line in LISTENING:
             self.emit(line)
@@ -216,16 +227,16 @@ class Engine:
         loaded.add(path)
         text = self.files.get(path)
         if text is None:
-            where = f" at file://{ROOT}/{importer}" if importer else ""
-            self.emit(f'error: Module not found "file://{ROOT}/{path}".{where}')
-            return Exit(1)
+            return self.fail(
+                f'TypeError: Module not found "file://{ROOT}/{path}".',
+                f"file://{ROOT}/{importer}" if importer else "",
+            )
         position = parse_error(text)
         if position is not None:
-            self.emit(
-                "error: The module's source code could not be parsed: Unexpected token at "
-                f"file://{ROOT}/{path}:{position[0]}:{position[1]}"
+            return self.fail(
+                "TypeError: SyntaxError: Unexpected token",
+                f"file://{ROOT}/{path}:{position[0]}:{position[1]}",
             )
-            return Exit(1)
         for target in IMPORT_RE.findall(text):
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
             failure = yield from self._load(resolved, loaded, importer=path)
@@ -243,9 +254,7 @@ class Engine:
                 yield Wait(int(timer.group(2).replace("_", "")) / 1000)
             thrown = THROW_RE.match(line)
             if thrown:
-                self.emit(f"error: Uncaught (in promise) Error: {thrown.group(2)}")
-                self.emit(f"    at file://{ROOT}/{path}:{number}:7")
-                return Exit(1)
+                return self.fail(f"Error: {thrown.group(2)}", f"file://{ROOT}/{path}:{number}:7")
         return None
 
     def run(self, body: Any) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """A simulated node: scheduler, kubelet and container runtime for the pods of the
-embedded cluster, with the states, events and log semantics of the real ones.
+embedded cluster, with the states, events and log semantics of the real ones. The engine
+image runs for real: the stand-in engine under Deno on a loopback address of its own,
+probed over HTTP (devloop.node.denoengine, devloop.node.prober); the simulated engine
+(devloop.sim.engine) only where settings say "simulated".
 
 Pods go Pending (PodScheduled) → ContainerCreating (volumes mounted; a missing
 ConfigMap, Secret or item key keeps them there with a `FailedMount` event worded as the
@@ -22,10 +25,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from multidict import MultiMapping
 
+from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog, LogLine
+from devloop.node.podnet import PodNetwork
+from devloop.node.prober import probe_container
 from devloop.sim import resources
 from devloop.sim.admission import quantity
 from devloop.sim.api import Api
@@ -47,6 +54,11 @@ NODES = resources.of_kind("v1", "Node")
 SCHEDULE_BACKOFF = 1.0
 SCHEDULE_BACKOFF_MAX = 10.0
 NODE_NAME = "pdwatch-embedded"
+# The first log line of an engine simulated because Deno cannot run here
+NO_DENO = (
+    "pdwatch: no Deno on this machine (pip install deno): this engine is simulated, and "
+    "the nodes' code does not run"
+)
 CODE_MOUNT = "/app/workflow"
 
 
@@ -66,7 +78,10 @@ class PodRuntime:
     name: str
     uid: str
     runs: list[ContainerLog] = field(default_factory=list)
-    engine: Engine | None = None
+    engine: Engine | None = None  # the simulated engine, serving
+    process: DenoEngine | None = None  # the engine as a Deno process, running
+    address: str = ""  # where its engine listens
+    port: int = 8080
     waiting_reason: str = "ContainerCreating"
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -143,6 +158,10 @@ class Kubelet:
         self.api, self.store, self.settings, self.faults = api, store, settings, faults
         self.pods: dict[str, PodRuntime] = {}
         self.next_ip = 10
+        self.deno = find_deno() if settings.engine == "deno" else None
+        # Real engines listen on loopback addresses of this cluster's own
+        self.network = PodNetwork.loopback()
+        self._session: aiohttp.ClientSession | None = None
         store.listeners.append(self.on_event)
         api.on_pod_delete = self.on_pod_delete
 
@@ -164,11 +183,25 @@ class Kubelet:
         return True
 
     async def stop(self) -> None:
+        tasks = [runtime.task for runtime in self.pods.values() if runtime.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for runtime in self.pods.values():
-            if runtime.task:
-                runtime.task.cancel()
+            if runtime.process is not None:
+                await runtime.process.stop(0)  # the cluster is going: no grace
+                runtime.process = None
             for run in runtime.runs:
                 run.close()
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """One client for probes and for the Service proxy's calls to the engines."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        return self._session
 
     async def pause(self, runtime: PodRuntime, seconds: float) -> bool:
         """Sleep; True when the pod is being deleted meanwhile."""
@@ -281,8 +314,13 @@ class Kubelet:
         except ApiError:
             pass  # the pod went away under us
         finally:
+            if runtime.process is not None:
+                runtime.process.kill()  # reaped by stop()
             for run in runtime.runs:
                 run.close()
+            if runtime.address:
+                self.network.release(runtime.address)
+                runtime.address = ""
 
     async def _run_pod(self, runtime: PodRuntime) -> None:
         s = self.settings
@@ -400,16 +438,27 @@ class Kubelet:
             self.event(runtime, "Started", f"Started container {cname}")
             running = {"running": {"startedAt": started_at}}
             status["phase"] = "Running"
-            status["podIP"] = status.get("podIP") or self.allocate_ip()
+            status["podIP"] = status.get("podIP") or self.allocate_ip(runtime)
             status["podIPs"] = [{"ip": status["podIP"]}]
             status["containerStatuses"] = [
                 self.container_status(cname, image, restarts, running, last_state, started=True)
             ]
             self.write_status(runtime, status)
             engine = Engine(files, run.append)
-            if behaviour is not None and behaviour.exit_code is not None:
-                exit_: Exit | None = Exit(behaviour.exit_code)
+            if self.deno is not None and (behaviour is None or behaviour == ImageBehaviour()):
+                outcome = await self.run_process(
+                    runtime, run, files, container, status, restarts, running, last_state
+                )
+                if outcome is None:
+                    return await self.finish(runtime, started=True)
+                exit_: Exit | None = outcome
+                for name in ("Ready", "ContainersReady"):
+                    set_condition(status, name, "False")
+            elif behaviour is not None and behaviour.exit_code is not None:
+                exit_ = Exit(behaviour.exit_code)
             else:
+                if self.settings.engine == "deno" and behaviour in (None, ImageBehaviour()):
+                    run.append(NO_DENO)
                 booted = await self.boot(runtime, engine, cname, container, status)
                 if booted.deleted:
                     return await self.finish(runtime, started=True)
@@ -650,6 +699,110 @@ class Kubelet:
         # an engine that answers /health with 503
         return await self.fail_probes(runtime, cname, container, status.get("podIP", ""), False)
 
+    async def run_process(
+        self,
+        runtime: PodRuntime,
+        run: ContainerLog,
+        files: dict[str, str],
+        container: dict[str, Any],
+        status: dict[str, Any],
+        restarts: int,
+        running: dict[str, Any],
+        last_state: dict[str, Any],
+    ) -> Exit | None:
+        """The engine as a Deno process on the pod's address, probed as the kubelet probes
+        it (on the pod's schedule, scaled as this cluster's clocks are). Its Exit: it died,
+        or it was stopped after its liveness probe failed; None: the pod is being deleted
+        (the process still runs: `finish` stops it, as the kubelet does after Killing)."""
+        assert self.deno is not None
+        cname, image = container["name"], container.get("image", "")
+        pod = self.pod(runtime)
+        runtime.port = next(
+            (int(p["containerPort"]) for p in container.get("ports") or [] if "containerPort" in p),
+            8080,
+        )
+        secrets = self.mounted_secrets(pod) if pod is not None else {}
+        engine = DenoEngine(
+            files, secrets, run, self.network, runtime.address, runtime.port, self.deno
+        )
+        runtime.process = engine
+        await engine.start()
+
+        async def sleep(seconds: float) -> None:
+            await asyncio.sleep(self.settings.scaled(seconds))
+
+        async def set_ready(ready: bool) -> None:
+            value = "True" if ready else "False"
+            for name in ("Ready", "ContainersReady"):
+                set_condition(status, name, value)
+            status["containerStatuses"] = [
+                self.container_status(
+                    cname, image, restarts, running, last_state, started=True, ready=ready
+                )
+            ]
+            self.write_status(runtime, status)
+
+        async def event(type_: str, reason: str, message: str) -> None:
+            self.event(runtime, reason, message, type_)
+
+        exited = asyncio.ensure_future(engine.exited())
+        probing = asyncio.ensure_future(
+            probe_container(
+                container,
+                runtime.address,
+                self.session,
+                sleep=sleep,
+                set_ready=set_ready,
+                event=event,
+            )
+        )
+        deleted = asyncio.ensure_future(runtime.deleting.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {exited, probing, deleted}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (probing, deleted):
+                task.cancel()
+        if exited in done:
+            runtime.process = None
+            await engine.stop(0)
+            return exited.result()
+        exited.cancel()
+        if deleted in done:
+            return None
+        # killed after its liveness probe failed: SIGTERM, then SIGKILL after the grace
+        stopped = await engine.stop(self.grace(pod))
+        runtime.process = None
+        return stopped or Exit(143)
+
+    def grace(self, pod: dict[str, Any] | None) -> float:
+        """The pod's terminationGracePeriodSeconds, on this cluster's clock."""
+        seconds = ((pod or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        return self.settings.scaled(float(seconds))
+
+    def mounted_secrets(self, pod: dict[str, Any]) -> dict[str, bytes]:
+        """The Secret the engine reads at /app/secrets: key → value."""
+        container = pod["spec"]["containers"][0]
+        volume_name = next(
+            (
+                m["name"]
+                for m in container.get("volumeMounts") or []
+                if m.get("mountPath", "").rstrip("/") == "/app/secrets"
+            ),
+            None,
+        )
+        for volume in pod["spec"].get("volumes") or []:
+            source = volume.get("secret")
+            if volume.get("name") != volume_name or source is None:
+                continue
+            secret = self.store.find(
+                SECRETS, pod["metadata"]["namespace"], source.get("secretName", "")
+            )
+            data = (secret or {}).get("data") or {}
+            return {k: base64.b64decode(v) for k, v in data.items()}
+        return {}
+
     async def boot(
         self,
         runtime: PodRuntime,
@@ -758,7 +911,7 @@ class Kubelet:
         self.event(runtime, "Created", f"Created container: {cname}")
         self.event(runtime, "Started", f"Started container {cname}")
         status["phase"] = "Running"
-        status["podIP"] = status.get("podIP") or self.allocate_ip()
+        status["podIP"] = status.get("podIP") or self.allocate_ip(runtime)
         status["podIPs"] = [{"ip": status["podIP"]}]
         running = {"running": {"startedAt": started_at}}
         for name in ("Ready", "ContainersReady"):
@@ -770,7 +923,8 @@ class Kubelet:
         if await self.pause(runtime, self.settings.start_delay):
             return await self.finish(runtime, started=True)
         command = container.get("command") or []  # curlimages/curl's entrypoint is curl
-        code, output = self.curl(runtime.namespace, [*command[1:], *(container.get("args") or [])])
+        args = [*command[1:], *(container.get("args") or [])]
+        code, output = await self.curl(runtime.namespace, args)
         for line in output:
             run.append(line)
         run.close()
@@ -794,7 +948,7 @@ class Kubelet:
         await runtime.deleting.wait()
         await self.finish(runtime, started=False)
 
-    def curl(self, namespace: str, args: list[str]) -> tuple[int, list[str]]:
+    async def curl(self, namespace: str, args: list[str]) -> tuple[int, list[str]]:
         """curl against the cluster's Services: (exit code, what it printed). Knows the
         options the cron triggers use: -X, -d, -H, -f/--fail, -s, -S, -sS."""
         method, body, fail, url = "", None, False, ""
@@ -818,38 +972,29 @@ class Kubelet:
         host, _, port = hostport.partition(":")
         parts = host.split(".")
         service_ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else namespace
-        engines = self.ready_engines(service_ns, parts[0])
-        if engines is None or (len(parts) > 2 and parts[2] != "svc"):
+        endpoints = self.ready_endpoints(service_ns, parts[0])
+        if endpoints is None or (len(parts) > 2 and parts[2] != "svc"):
             return 6, [f"curl: (6) Could not resolve host: {host}"]
-        if not engines:
+        if not endpoints:
             return 7, [
                 f"curl: (7) Failed to connect to {host} port {port or 80} after 0 ms: "
                 "Couldn't connect to server"
             ]
-        engine = random.choice(engines)
-        path = path.split("?", 1)[0].strip("/")
-        if path == "run" and method == "POST":
-            try:
-                payload = json.loads(body) if body and body.strip() else {}
-            except ValueError:
-                code, text = 400, '{"error":"invalid JSON body"}'
-            else:
-                code, text = 200, json.dumps(engine.run(payload))
-        elif path == "health" and method == "GET":
-            code, text = 200, "ok"
-        else:
-            code, text = 404, "404 page not found"
+        code, text, _ = await self.call(
+            random.choice(endpoints), method, "/" + path, (body or "").encode()
+        )
         if fail and code >= 400:
             return 22, [f"curl: (22) The requested URL returned error: {code}"]
         return 0, [text]
 
-    def ready_engines(self, namespace: str, service_name: str) -> list[Engine] | None:
-        """The engines behind a Service's ready endpoints; None when there is no Service."""
+    def ready_endpoints(self, namespace: str, service_name: str) -> list[PodRuntime] | None:
+        """The serving pods behind a Service's ready endpoints; None when there is no
+        Service."""
         service = self.store.find(SERVICES, namespace, service_name)
         if service is None:
             return None
         selector = (service.get("spec") or {}).get("selector") or {}
-        engines = []
+        endpoints = []
         for pod in self.store.list(PODS, namespace):
             labels = pod["metadata"].get("labels") or {}
             runtime = self.pods.get(pod["metadata"]["uid"])
@@ -858,14 +1003,42 @@ class Kubelet:
                 and all(labels.get(k) == v for k, v in selector.items())
                 and not pod["metadata"].get("deletionTimestamp")
                 and runtime
-                and runtime.engine
+                and (runtime.engine or runtime.process)
                 and any(
                     c["type"] == "Ready" and c["status"] == "True"
                     for c in (pod.get("status") or {}).get("conditions") or []
                 )
             ):
-                engines.append(runtime.engine)
-        return engines
+                endpoints.append(runtime)
+        return endpoints
+
+    async def call(
+        self, endpoint: PodRuntime, method: str, path: str, body: bytes
+    ) -> tuple[int, str, str]:
+        """One HTTP request to a pod's engine: (status, body, content type). A process is
+        called over HTTP on its address; the simulated engine answers in process."""
+        if endpoint.process is not None:
+            url = f"http://{endpoint.address}:{endpoint.port}/{path.lstrip('/')}"
+            headers = {"Content-Type": "application/json"} if body else {}
+            try:
+                async with self.session.request(method, url, data=body, headers=headers) as got:
+                    text = await got.text(errors="replace")
+                    return got.status, text, got.content_type
+            except aiohttp.ClientError as exc:
+                # what the API server's proxy answers when the backend does not answer
+                return 503, f"error trying to reach service: {exc}", "text/plain"
+        engine = endpoint.engine
+        assert engine is not None
+        path = path.split("?", 1)[0].strip("/")
+        if path == "health" and method == "GET":
+            return 200, "ok", "text/plain"
+        if path == "run" and method == "POST":
+            try:
+                payload = json.loads(body) if body.strip() else {}
+            except ValueError:
+                return 400, '{"error":"invalid JSON body"}', "application/json"
+            return 200, json.dumps(engine.run(payload)), "application/json"
+        return 404, "404 page not found\n", "text/plain"
 
     async def finish(self, runtime: PodRuntime, started: bool) -> None:
         """Stop the container (when one runs) and remove a pod that is being deleted."""
@@ -877,7 +1050,11 @@ class Kubelet:
         cname = self.container_name(pod)
         if started:
             self.event(runtime, "Killing", f"Stopping container {cname}")
-            await asyncio.sleep(self.settings.stop_delay)
+            if runtime.process is not None:
+                await runtime.process.stop(self.grace(pod))
+                runtime.process = None
+            else:
+                await asyncio.sleep(self.settings.stop_delay)
         for run in runtime.runs:
             run.close()
         runtime.engine = None
@@ -921,7 +1098,11 @@ class Kubelet:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def allocate_ip(self) -> str:
+    def allocate_ip(self, runtime: PodRuntime) -> str:
+        """The pod's address: one its engine really listens on when engines are processes."""
+        if self.deno is not None:
+            runtime.address = self.network.allocate()
+            return runtime.address
         self.next_ip += 1
         return f"10.244.0.{self.next_ip % 250 + 2}"
 
@@ -1103,29 +1284,18 @@ class Kubelet:
     ) -> web.StreamResponse:
         parts = service_ref.split(":")
         name = parts[1] if len(parts) == 3 else parts[0]
-        endpoints = self.ready_engines(ns, name)
+        endpoints = self.ready_endpoints(ns, name)
         if endpoints is None:
             raise not_found(SERVICES, name)
         if not endpoints:
             raise ApiError(
                 503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
             )
-        engine = random.choice(endpoints)
-        path = subpath.strip("/")
-        if path == "health" and request.method == "GET":
-            return web.Response(text="ok")
-        if path == "run" and request.method == "POST":
-            raw = await request.read()
-            try:
-                body = json.loads(raw) if raw.strip() else {}
-            except ValueError:
-                return web.Response(
-                    status=400,
-                    text='{"error":"invalid JSON body"}',
-                    content_type="application/json",
-                )
-            return web.Response(text=json.dumps(engine.run(body)), content_type="application/json")
-        return web.Response(status=404, text="404 page not found\n")
+        target = subpath if not request.query_string else f"{subpath}?{request.query_string}"
+        code, text, content_type = await self.call(
+            random.choice(endpoints), request.method, target, await request.read()
+        )
+        return web.Response(status=code, text=text, content_type=content_type)
 
 
 def set_condition(status: dict[str, Any], type_: str, value: str) -> None:

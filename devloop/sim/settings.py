@@ -3,6 +3,7 @@ back-offs, and which images behave how."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,10 @@ class SimSettings:
     # real period, not scaled: a demo machine left running must not fill up with Events)
     event_ttl: float = 3600.0
     clock: Callable[[], float] = time.time  # the CronJob controller's wall clock
+    # What runs the engine's image: "deno" (the stand-in engine, engine-image/main.ts, as a
+    # real Deno process) or "simulated" (devloop.sim.engine, in this process). Deno is a
+    # dependency; "simulated" is for a machine where its binary cannot run.
+    engine: str = field(default_factory=lambda: os.environ.get("PDWATCH_NODE_ENGINE", "deno"))
 
     def scaled(self, seconds: float) -> float:
         """A real back-off or period, as this cluster waits it."""

@@ -1,0 +1,102 @@
+"""The kubelet's prober for one container run (pkg/kubelet/prober/worker.go), against a
+process that really listens: readiness and liveness each on its own schedule, the first
+after initialDelaySeconds, then every periodSeconds, a failure worded as DoHTTPProbe
+words it. Shared by pdwatch's node and the embedded cluster's kubelet; what differs
+between them (how status and events are written, whose clock schedules) comes in as
+callables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+CODE_PORT = 8080
+PROBES = (("Readiness", "readinessProbe"), ("Liveness", "livenessProbe"))
+
+
+async def http_probe(
+    session: aiohttp.ClientSession, address: str, probe: dict[str, Any]
+) -> str | None:
+    """None when the probe succeeds, else DoHTTPProbe's words for the failure."""
+    get = probe.get("httpGet")
+    if get is None:
+        return None  # exec and tcpSocket probes: the node runs no such commands
+    port, path = get.get("port", CODE_PORT), get.get("path", "/")
+    url = f"http://{address}:{port}{path}"
+    timeout = float(probe.get("timeoutSeconds", 1))
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            await response.read()
+            if 200 <= response.status < 400:
+                return None
+            return f"HTTP probe failed with statuscode: {response.status}"
+    except TimeoutError:
+        return (
+            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
+            "awaiting headers)"
+        )
+    except aiohttp.ClientConnectorError:
+        return f'Get "{url}": dial tcp {address}:{port}: connect: connection refused'
+    except aiohttp.ClientError as exc:
+        return f'Get "{url}": {exc}'
+
+
+async def probe_container(
+    container: dict[str, Any],
+    address: str,
+    session: aiohttp.ClientSession,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    set_ready: Callable[[bool], Awaitable[None]],
+    event: Callable[[str, str, str], Awaitable[None]],
+) -> None:
+    """Probe until liveness fails failureThreshold times in a row (then return: the
+    container is to be restarted). `sleep(seconds)` waits on the pod's schedule,
+    `set_ready(ready)` writes the Ready condition, `event(type, reason, message)` records
+    an event. A container without a readiness probe is ready once running; one without
+    probes is never restarted by the prober."""
+    cname = container["name"]
+    probes = {name: container[key] for name, key in PROBES if container.get(key)}
+    if "Readiness" not in probes:
+        await set_ready(True)
+    if not probes:
+        while True:
+            await sleep(3600.0)
+    due = {n: float(p.get("initialDelaySeconds", 0)) for n, p in probes.items()}
+    failures = {n: 0 for n in probes}
+    successes = {n: 0 for n in probes}
+    ready = False
+    clock = 0.0
+    while True:
+        name = min(due, key=lambda n: due[n])
+        await sleep(due[name] - clock)
+        clock = due[name]
+        probe = probes[name]
+        due[name] += float(probe.get("periodSeconds", 10))
+        why = await http_probe(session, address, probe)
+        if why is None:
+            failures[name] = 0
+            successes[name] += 1
+            if (
+                name == "Readiness"
+                and not ready
+                and successes[name] >= int(probe.get("successThreshold", 1))
+            ):
+                ready = True
+                await set_ready(True)
+            continue
+        successes[name] = 0
+        failures[name] += 1
+        await event("Warning", "Unhealthy", f"{name} probe failed: {why}")
+        threshold = int(probe.get("failureThreshold", 3))
+        if name == "Readiness" and ready and failures[name] >= threshold:
+            ready = False
+            await set_ready(False)
+        if name == "Liveness" and failures[name] >= threshold:
+            await event(
+                "Normal", "Killing", f"Container {cname} failed liveness probe, will be restarted"
+            )
+            return
