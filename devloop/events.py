@@ -147,6 +147,7 @@ class LoopState(Event):
 class RunResult(Event):
     status: int
     body: object
+    summary: tuple[str, ...] = ()  # devloop.runresult: what ran, what failed and why
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from devloop.kube.watching import watch_objects
 from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
+from devloop.runresult import summarize
 from devloop.waits import event_or_timeout, finish
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, WatchFailed, batches
 
@@ -243,7 +244,7 @@ class DevLoop:
                 status, answer = await self.kube.proxy_post(
                     name, ENGINE_PORT, "run", body if body is not None else {}
                 )
-                result = events.RunResult(status, answer)
+                result = events.RunResult(status, answer, summarize(status, answer))
             except KubeError as exc:
                 result = events.RunResult(exc.status, str(exc))
         self.emit(result)

@@ -534,3 +534,39 @@ def test_render_refuses_a_node_exactly_when_the_engine_refuses_to_start(
         assert any("must export a default async function" in line for line in lines), lines
         if "function run" in source or "export default" in source:
             assert problem.line == 1
+
+
+@needs_deno
+def test_a_failed_outside_call_is_said_from_the_engine_s_own_answer(
+    tmp_path: Path,
+    serve,  # type: ignore[no-untyped-def]
+) -> None:
+    """Nodes whose outside calls fail as calls fail from a pod without a route (a host that
+    cannot resolve, a port nothing listens on) and one that throws: the engine's answer,
+    summarised by pdwatch, names each failed node, its error, and what it means."""
+    from devloop.runresult import summarize
+
+    closed = free_port()  # nothing listens there once the probe socket is closed
+    fetch = "export default async () => (await fetch({url!r})).status;\n"
+    directory = workflow_of(
+        tmp_path,
+        "[]",
+        {
+            "lookup": fetch.format(url="http://nothing.invalid/health"),
+            "refused": fetch.format(url=f"http://127.0.0.1:{closed}/"),
+            "thrower": 'export default async () => {\n  throw new Error("no greeting today");\n};',
+        },
+    )
+    status, body = serve(directory).request("POST", "/run", {})
+    assert status == 500 and set(body["errors"]) == {"lookup", "refused", "thrower"}, body
+    lines = summarize(status, body)
+    assert lines[0].startswith("ran 3 nodes in ") and lines[0].split(": ", 1)[1].startswith(
+        "3 failed (HTTP 500"
+    ), lines
+    said = "\n".join(lines)
+    assert "thrower: no greeting today" in said
+    # Deno 2 says "fetch failed" and keeps the reason in the error's cause, which the
+    # engine does not record: pdwatch says what it can
+    assert "lookup: fetch failed\n  → an outside call (fetch) failed" in said
+    assert "refused: fetch failed\n  → an outside call (fetch) failed" in said
+    assert said.count("→") == 2, said  # a thrown error is no outside call

@@ -322,6 +322,30 @@ async def test_control_api_redeploy_pause_resume_trigger(
         await rig.wait_for(events.LogLine, lambda e: e.text == "while paused", mark)
 
 
+async def test_t_runs_the_code_and_names_the_node_that_throws(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """`t` reaches the engine that runs the saved code: the greeting the node computes, its
+    ctx.log line in the log; after a save whose node throws at run time, a 500 that names
+    the node and the message it threw (the engine keeps the message, not the stack)."""
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
+        mark = rig.mark()
+        result = await rig.loop.trigger_run({"name": "pair"})
+        assert result.status == 200 and isinstance(result.body, dict), result
+        assert result.body["outputs"] == {"greet": {"message": "Hello, pair!"}}
+        assert result.summary[0].startswith("ran 1 node in ")
+        await rig.wait_for(events.LogLine, lambda e: e.text == "[greet] INFO greeting pair", mark)
+        mark = rig.mark()
+        (rig.directory / GREET).write_text(
+            'export default async function run() {\n  throw new Error("no greeting today");\n}\n'
+        )
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+        result = await rig.loop.trigger_run({})
+        assert result.status == 500 and isinstance(result.body, dict), result
+        assert result.body["errors"] == {"greet": "no greeting today"}
+        assert result.summary[1:] == ("greet: no greeting today",)
+
+
 async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_deploys(
     tmp_path: Path, api_client: client.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

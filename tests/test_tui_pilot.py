@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from devloop import events
 from devloop.kube.client import Kube
@@ -156,6 +156,10 @@ async def test_t_triggers_a_run_and_shows_its_json(
         # the engine's JSON result, whatever the engine put in it, shown indented
         assert isinstance(result, events.RunResult) and isinstance(result.body, dict)
         assert app.screen.body == json.dumps(result.body, indent=2, ensure_ascii=False)
+        # the greeting the example's node computes, and above it what the run did
+        assert result.body["outputs"] == {"greet": {"message": "Hello, world!"}}
+        preamble = str(app.screen.query_one("#preamble", Static).render())
+        assert preamble.startswith("ran 1 node in ") and "all succeeded" in preamble
         await pilot.press("escape")
         assert not isinstance(app.screen, TextScreen)
 

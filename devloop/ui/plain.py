@@ -69,9 +69,10 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             return "", "cluster check\n" + "\n".join(lines)
         case events.LoopState(state=state, detail=detail) if state in ("paused", "waiting"):
             return "yellow", f"{state}: {detail}" if detail else state
-        case events.RunResult(status=status, body=body):
+        case events.RunResult(status=status, body=body, summary=summary):
             shown = json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body
-            return ("green" if status == 200 else "red"), f"run → {status}: {shown}"
+            said = "".join(f"\n  {line}" for line in summary)
+            return ("green" if status == 200 else "red"), f"run → {status}: {shown}{said}"
     return None
 
 

@@ -26,16 +26,19 @@ class TextScreen(ModalScreen[None]):
     }
     """
 
-    def __init__(self, title: str, body: str, lexer: str = "") -> None:
+    def __init__(self, title: str, body: str, lexer: str = "", preamble: str = "") -> None:
         super().__init__()
         self.title_text = title
         self.body = body
         self.lexer = lexer
+        self.preamble = preamble  # plain lines above the body (what a run did)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = self.title_text
             scroll.border_subtitle = "Esc to close"
+            if self.preamble:
+                yield Static(Text(self.preamble + "\n"), id="preamble")
             if self.lexer:
                 yield Static(Syntax(self.body, self.lexer, word_wrap=True, theme="ansi_dark"))
             else:

@@ -271,7 +271,7 @@ class PdwatchApp(App[int]):
                     self.problems = []
             case events.Recorded() if isinstance(self.screen, HistoryScreen):
                 self.run_worker(self.reload_history(), name="history", exit_on_error=False)
-            case events.RunResult(status=status, body=body):
+            case events.RunResult(status=status, body=body, summary=summary):
                 # as the engine wrote it: "é", not "\u00e9"
                 shown = (
                     body
@@ -280,7 +280,10 @@ class PdwatchApp(App[int]):
                 )
                 self.push_screen(
                     TextScreen(
-                        f"run → HTTP {status}", shown, "" if isinstance(body, str) else "json"
+                        f"run → HTTP {status}",
+                        shown,
+                        "" if isinstance(body, str) else "json",
+                        preamble="\n".join(summary),
                     )
                 )
         if self.current in self.rows:
