@@ -111,7 +111,8 @@ const port = Number(option("--port", "8080"));
 // In a pod, every address of the pod; pdwatch's node without a network namespace gives
 // each pod its own loopback address instead.
 const hostname = option("--hostname", "0.0.0.0");
-const root = workflowPath.slice(0, workflowPath.lastIndexOf("/") + 1) || "./";
+// The workflow's directory, as a URL: a relative --workflow is read from where it runs
+const root = new URL(".", new URL(workflowPath, `file://${Deno.cwd()}/`));
 
 interface Loaded {
   edges: { from?: string; to?: string }[];
@@ -148,8 +149,11 @@ async function load(): Promise<Loaded> {
   const secrets = await readSecrets(option("--secrets", "/app/secrets"));
   const runs = new Map<string, NodeRun>();
   for (const [name, node] of Object.entries(nodes)) {
-    const path = String(node?.path ?? "").replace(/^\.\//, "");
-    const module = await import(new URL(path, new URL(root, "file:///").href).href);
+    const url = new URL(String(node?.path ?? ""), root);
+    if (!url.pathname.startsWith(root.pathname)) {
+      throw new Error(`Node path "${node?.path}" resolves outside workflow directory`);
+    }
+    const module = await import(url.href);
     if (typeof module.default !== "function") {
       throw new Error(
         `Node at "${node?.path}" must export a default async function. Got: ${typeof module.default}`,
