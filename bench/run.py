@@ -43,6 +43,15 @@ BIN = Path(PY).parent
 READY_SUMMARY = re.compile(r" Ready in .* → .* from save to Ready")
 
 
+# A node module as the engine wants one: it must have a function default export
+EXPORT = "export default async () => ({});\n"
+
+
+def node_code(line: str) -> str:
+    """A node file that prints `line` when the engine loads it."""
+    return f"console.log({json.dumps(line)});\n{EXPORT}"
+
+
 def stats(values: list[float]) -> dict[str, float]:
     if not values:
         return {"n": 0}
@@ -180,12 +189,13 @@ def bench_latency(
         pods_seen = set()
         for i in range(edits):
             mark, log_mark = len(proc.lines), len(cluster.request_log)
-            (directory / "nodes" / "greet.ts").write_text(f'console.log("edit {i}");\n')
+            (directory / "nodes" / "greet.ts").write_text(node_code(f"edit {i}"))
             t0 = time.monotonic()
             t_ready, _, _ = proc.wait(lambda line: " Ready in " in line and "→" not in line, mark)
+            # the first line the saved code prints, really run by the engine in the new pod
             t_log, line, _ = proc.wait(
-                lambda line: (
-                    line.endswith("] Pipedreamer Engine starting...")
+                lambda line, i=i: (
+                    line.endswith(f"] edit {i}")
                     and line.split("[")[1].split("]")[0] not in pods_seen
                 ),
                 mark,
@@ -267,7 +277,7 @@ def bench_long_session(
     try:
         for i in range(1, cycles + 1):
             mark = len(proc.lines)
-            (directory / "nodes" / "greet.ts").write_text(f'console.log("cycle {i}");\n')
+            (directory / "nodes" / "greet.ts").write_text(node_code(f"cycle {i}"))
             t0 = time.monotonic()
             t_ready, _, _ = proc.wait(lambda line: "from save to Ready" in line, mark, timeout=60)
             took.append((t_ready - t0) * 1000)
@@ -314,7 +324,7 @@ def bench_quit(cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path) -> dict[st
         directory, proc = start_headless(tmp, config, "quit-retry", "quit-retry")
         other.stop_server()
         mark = len(proc.lines)
-        (directory / "nodes" / "greet.ts").write_text('console.log("while down");\n')
+        (directory / "nodes" / "greet.ts").write_text(node_code("while down"))
         proc.wait(lambda line: "retry 2 in" in line, mark)
         out["retrying_with_the_cluster_gone_ms"] = round(interrupt(proc) * 1000, 1)
     return out
@@ -488,13 +498,102 @@ def rss():
     return round(me.memory_info().rss / 2**20, 1), round(both / 2**20, 1)
 marks = {}
 for i in range(saves + 1):
-    node.write_text(f"// save {i}\\n" + body)
+    node.write_text(f"// save {i}\\n" + body + "export default async () => ({});\\n")
     result = render(root, RenderOptions())
     assert not isinstance(result, list), result
     if i in (1, 100, saves):
         marks[i] = rss()
 print(json.dumps(marks))
 """
+
+
+def bench_engine(tmp: Path, starts: int = 20) -> dict[str, Any]:
+    """The engine as a real process (issue 25): its cold start (spawn → /health answers) and
+    RSS; and the memory of a session against the embedded cluster in its own process with
+    two workflows deployed (two engine pods), each watched by a headless pdwatch."""
+    import urllib3
+
+    from devloop.node.denoengine import DENO_FLAGS, ENGINE_MAIN, find_deno
+
+    deno = find_deno()
+    assert deno is not None, "deno is a dependency"
+    directory = copy_example(tmp, "hello", "engine-bench")
+    http = urllib3.PoolManager()
+    cold: list[float] = []
+    engine_rss: list[float] = []
+    for n in range(starts):
+        port = 18600 + n
+        t0 = time.monotonic()
+        engine = subprocess.Popen(
+            [
+                deno,
+                "run",
+                *DENO_FLAGS,
+                str(ENGINE_MAIN),
+                "--workflow",
+                str(directory / "workflow.yaml"),
+                "--port",
+                str(port),
+                "--hostname",
+                "127.0.0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        try:
+            while True:
+                try:
+                    if (
+                        http.request("GET", f"http://127.0.0.1:{port}/health", retries=False).status
+                        == 200
+                    ):
+                        break
+                except urllib3.exceptions.HTTPError:
+                    time.sleep(0.002)
+            cold.append((time.monotonic() - t0) * 1000)
+            http.request("POST", f"http://127.0.0.1:{port}/run", body=b"{}")
+            engine_rss.append(psutil.Process(engine.pid).memory_info().rss / 2**20)
+        finally:
+            engine.kill()
+            engine.wait()
+
+    config = tmp / "kubeconfig-engine"
+    sim = subprocess.Popen(
+        [PY, "-m", "devloop.sim", "--kubeconfig", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watchers: list[Process] = []
+    try:
+        assert sim.stdout is not None
+        assert "serving on" in sim.stdout.readline()
+        for name in ("hello", "uptime-prober"):
+            folder = copy_example(tmp, name, f"two-{name}")
+            proc = Process([str(folder), "--kubeconfig", str(config), "--no-tui"])
+            proc.wait(lambda line: " Ready in " in line)
+            watchers.append(proc)
+        cluster = psutil.Process(sim.pid)
+        engines = [p for p in cluster.children(recursive=True) if "deno" in p.name()]
+        session = {
+            "embedded_cluster_mb": round(cluster.memory_info().rss / 2**20, 1),
+            "engine_pods": len(engines),
+            "engines_mb": round(sum(p.memory_info().rss for p in engines) / 2**20, 1),
+            "pdwatch_each_mb": [
+                round(psutil.Process(w.proc.pid).memory_info().rss / 2**20, 1) for w in watchers
+            ],
+        }
+    finally:
+        for proc in watchers:
+            proc.stop()
+        sim.terminate()
+        sim.wait(30)
+    return {
+        "cold_start_ms": stats(cold),
+        "engine_rss_mb": stats(engine_rss),
+        "two_pods_session": session,
+    }
 
 
 def bench_large_file_saves(tmp: Path, saves: int = 1000) -> dict[str, Any]:
@@ -581,7 +680,7 @@ def bench_baseline(
         cluster.request_log = []
         for i in range(edits):
             log_mark = len(cluster.request_log)
-            (directory / "nodes" / "greet.ts").write_text(f'console.log("edit {i}");\n')
+            (directory / "nodes" / "greet.ts").write_text(node_code(f"edit {i}"))
             t0 = time.monotonic()
             deadline = t0 + 5  # normally ~0.2 s; none comes when kubectl skips the restart
             t_restart = None
@@ -750,7 +849,7 @@ def make_workflow(root: Path, n_files: int, bytes_per_file: int) -> Path:
     )
     body = ("// generated\n" + "x" * 70 + "\n") * max(1, bytes_per_file // 84)
     for i in range(n_files):
-        (root / "nodes" / f"n{i}.ts").write_text(body)
+        (root / "nodes" / f"n{i}.ts").write_text(body + EXPORT)
     return root
 
 
@@ -872,7 +971,7 @@ def _logs_tui_once(tmp: Path, lines: int) -> dict[str, Any]:
     )
     assert sim.stdout is not None
     url = sim.stdout.readline().split(" on ")[1].split(" ")[0]
-    flood_code = "".join(f'console.log("flood line {i}");\n' for i in range(lines))
+    flood_code = "".join(f'console.log("flood line {i}");\n' for i in range(lines)) + EXPORT
 
     async def run() -> dict[str, Any]:
         api = client.ApiClient(client.Configuration(host=url))
@@ -998,6 +1097,7 @@ def main() -> None:
         section("sim_cron", lambda: bench_sim_cron(tmp))
         section("sim_memory", lambda: bench_sim_memory(tmp))
         section("large_file_saves", lambda: bench_large_file_saves(tmp, args.cycles))
+        section("engine", lambda: bench_engine(tmp))
     if "latency_default_debounce" in results and "baseline_watchfiles_kubectl" in results:
         base, ours = results["baseline_watchfiles_kubectl"], results["latency_default_debounce"]
         results["baseline_over_pdwatch_p50"] = {

@@ -98,9 +98,12 @@ def _image_denied(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     host = _registry(s.image)
     load = load_command(s)
     secret = (
+        # written as YAML and applied: kubectl's typed `create` sends protobuf, which the
+        # embedded cluster does not read (every cluster reads this form)
         f"kubectl create secret docker-registry regcred --docker-server={host} "
         "--docker-username=… --docker-password=… "
-        f"-n {s.namespace or 'NAMESPACE'}, then kubectl patch serviceaccount default "
+        f"-n {s.namespace or 'NAMESPACE'} --dry-run=client -o yaml | kubectl apply -f -, "
+        "then kubectl patch serviceaccount default "
         f"-n {s.namespace or 'NAMESPACE'} -p "
         """'{"imagePullSecrets":[{"name":"regcred"}]}'"""
     )
@@ -279,7 +282,8 @@ def _insufficient(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     what = m.group(1)
     return Explanation(
         f"no node has enough {what} free for the pod's request",
-        "free some (kubectl top nodes; delete what you do not need) or give the cluster more",
+        "kubectl describe nodes shows what is allocated (under Allocated resources); "
+        "delete what you do not need, or give the cluster more",
     )
 
 

@@ -56,3 +56,9 @@ def node_code(line: str) -> str:
         f"console.log({json.dumps(line)});\n"
         "export default async function run() {\n  return {};\n}\n"
     )
+
+
+def crashing_node(message: str) -> str:
+    """A node module that passes pdwatch's checks and throws `message` when the engine
+    loads it: the engine exits at start."""
+    return f"throw new Error({json.dumps(message)});\nexport default async function run() {{}}\n"

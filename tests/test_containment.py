@@ -16,7 +16,7 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import prune_snapshots
 from devloop.manifests import mounted_config_maps, snapshot_selector
 from devloop.sim import EmbeddedCluster
-from tests.helpers import node_code
+from tests.helpers import crashing_node, node_code
 from tests.kubewait import is_ready, wait_for
 from tests.looprig import EXAMPLES, running_loop
 from tests.processes import run_pdwatch
@@ -37,7 +37,7 @@ async def test_a_replaced_pod_of_the_serving_rollout_runs_its_own_code(
         assert (await rig.cycle_done(mark)).outcome == "ready"
         serving = rig.loop.current_pod
         mark = rig.mark()
-        (rig.directory / GREET).write_text('throw new Error("BROKEN-V2");\n')
+        (rig.directory / GREET).write_text(crashing_node("BROKEN-V2"))
         failed = await rig.cycle_done(mark)
         assert failed.outcome == "failed", rig.events[mark:]
         assert rig.loop.current_pod == serving  # the previous one keeps running

@@ -14,7 +14,7 @@ from pathlib import Path
 from kubernetes import client
 
 from devloop.sim import EmbeddedCluster, Rule
-from tests.helpers import node_code
+from tests.helpers import crashing_node, node_code
 from tests.processes import Lines, start_pdwatch, stop
 from tests.target import sim_only
 
@@ -124,7 +124,7 @@ def test_cleanup_on_exit_after_a_failed_first_rollout_and_a_rename(
     included, as --down does (issue 24 §2, §8)."""
 
     def broken(directory: Path) -> None:
-        (directory / "nodes" / "greet.ts").write_text('throw new Error("BROKEN-V1");\n')
+        (directory / "nodes" / "greet.ts").write_text(crashing_node("BROKEN-V1"))
 
     directory, proc = start_with_cleanup(tmp_path, cluster, broken)
     try:

@@ -133,6 +133,18 @@ async def test_a_node_that_throws_while_loading(tmp_path: Path, kube: Kube) -> N
     assert found.fix.startswith("fix nodes/greet.ts at line 1")
 
 
+async def test_a_node_without_a_default_export(tmp_path: Path, kube: Kube) -> None:
+    """pdwatch refuses such a file before deploy; deployed by other means, the engine's own
+    refusal is explained from its output."""
+    bundle = hello(tmp_path, kube)
+    bundle.code_snapshot["data"]["nodes__greet.ts"] = "export const run = () => 1;\n"
+    found = await fail_with(kube, bundle, kind_in(kube.namespace))
+    assert found.what == (
+        "the engine refused nodes/greet.ts: it has no default export, so there is nothing to run"
+    )
+    assert found.fix.startswith("add `export default async function run(ctx, input)")
+
+
 async def test_an_import_of_a_file_that_is_not_deployed(tmp_path: Path, kube: Kube) -> None:
     bundle = hello(tmp_path, kube)
     bundle.code_snapshot["data"]["nodes__greet.ts"] = 'import { x } from "./lib/util.ts";\n'
@@ -480,6 +492,7 @@ def test_every_entry_is_tested() -> None:
         "failed-in-node",
         "module-missing",
         "edges-missing",
+        "no-default-export",
         "oom",
         "not-ready",
         "runtime-class",

@@ -181,7 +181,7 @@ async def test_field_changed_by_another_manager_is_taken_back(
     await asyncio.to_thread(
         apps.patch_namespaced_deployment, "hello", kube.namespace, {"spec": {"replicas": 3}}
     )
-    (directory / "nodes" / "greet.ts").write_text("// edit\n")
+    (directory / "nodes" / "greet.ts").write_text(node_code("edit"))
     await deploy_cycle(kube, bundle_of(kube, directory), Recorder(), RestartStamps())
     deployment = await kube.get("Deployment", "hello")
     assert deployment is not None and deployment["spec"]["replicas"] == 1

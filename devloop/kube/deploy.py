@@ -34,6 +34,7 @@ from devloop.kube.rollout import (
     RolloutResult,
     RolloutWatch,
     follow_rollout,
+    paused_failure,
     serving_pod,
 )
 from devloop.manifests import (
@@ -317,7 +318,7 @@ async def settle(
                 emit(events.Unchanged(content_hash, pod))
             return CycleResult(applied, False, serving=pod, deployment=deployment)
     if status.state == plan.PAUSED:
-        failure = paused_failure(deployment, kube.namespace)
+        failure = paused_failure(deployment["metadata"]["name"], kube.namespace)
         emit(failure)
         return CycleResult(applied, False, RolloutResult(False, failure=failure), "", deployment)
     # Under way (a cycle cut short, or someone else's change), or stuck: follow it.
@@ -331,16 +332,6 @@ async def settle(
     finally:
         await watch.close()
     return CycleResult(applied, False, rollout, "", deployment)
-
-
-def paused_failure(deployment: dict[str, Any], namespace: str) -> events.RolloutFailed:
-    name = deployment["metadata"]["name"]
-    return events.RolloutFailed(
-        "",
-        "Paused",
-        f"deployment {name} is paused (kubectl rollout pause); nothing rolls out until it "
-        f"is resumed: kubectl rollout resume deployment/{name} -n {namespace}",
-    )
 
 
 async def follow_existing(

@@ -58,7 +58,7 @@ async def preflight(
             Check(
                 False,
                 f"Kubernetes API not reachable: {exc}",
-                f"is the cluster running? kubectl --context {context} cluster-info",
+                unreachable_advice(context),
             )
         ]
     checks = [Check(True, f"Kubernetes API reachable ({version})")]
@@ -111,3 +111,8 @@ async def preflight(
     else:
         checks.append(Check(True, "permissions to deploy and follow the workflow"))
     return checks
+
+
+def unreachable_advice(context: str) -> str:
+    """What to run when the API server does not answer."""
+    return f"is the cluster running? kubectl --context {context} cluster-info"

@@ -420,14 +420,8 @@ async def _follow(
             emit(failure)
             return RolloutResult(False, "", state.rs_name, ms(), failure)
         if status.state == plan.PAUSED:
-            name = obj["metadata"]["name"]
-            failure = events.RolloutFailed(
-                "",
-                "Paused",
-                f"deployment {name} is paused (kubectl rollout pause); nothing rolls out "
-                f"until it is resumed: kubectl rollout resume deployment/{name} "
-                f"-n {obj['metadata'].get('namespace', '')}",
-            )
+            meta = obj["metadata"]
+            failure = paused_failure(meta["name"], meta.get("namespace", ""))
             emit(failure)
             return RolloutResult(False, "", state.rs_name, ms(), failure)
         return None
@@ -485,3 +479,13 @@ async def _last_logs(kube: Kube, pod: str) -> tuple[str, ...]:
         if attempt < 2:
             await asyncio.sleep(0.3)
     return ()
+
+
+def paused_failure(name: str, namespace: str) -> events.RolloutFailed:
+    """A paused Deployment rolls nothing out: what to run to resume it."""
+    return events.RolloutFailed(
+        "",
+        "Paused",
+        f"deployment {name} is paused (kubectl rollout pause); nothing rolls out until it "
+        f"is resumed: kubectl rollout resume deployment/{name} -n {namespace}",
+    )
