@@ -507,6 +507,57 @@ print(json.dumps(marks))
 """
 
 
+def bench_sim_large_list(tmp: Path, objects: int = 1500, kib: int = 64) -> dict[str, Any]:
+    """/version latency on the embedded cluster (its own process) while another client lists
+    `objects` ConfigMaps of `kib` KiB each (issue 29 §11: one large list held /version for
+    7.3 s before lists were streamed)."""
+    import urllib3
+
+    config = tmp / "kubeconfig-large-list"
+    sim = subprocess.Popen(
+        [PY, "-m", "devloop.sim", "--kubeconfig", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        url = re.search(r"serving on (\S+)", sim.stdout.readline())
+        assert url
+        base = url.group(1)
+        http = urllib3.PoolManager(maxsize=4)
+        path = f"{base}/api/v1/namespaces/default/configmaps"
+        for i in range(objects):
+            body = {"metadata": {"name": f"big-{i}"}, "data": {"k": "x" * (kib * 1024)}}
+            http.request("POST", path, body=json.dumps(body))
+        listing = threading.Event()
+        lists: list[float] = []
+
+        def lister() -> None:
+            for _ in range(3):
+                t0 = time.monotonic()
+                http.request("GET", path)
+                lists.append((time.monotonic() - t0) * 1000)
+            listing.set()
+
+        thread = threading.Thread(target=lister)
+        thread.start()
+        during: list[float] = []
+        while not listing.is_set():
+            t0 = time.monotonic()
+            http.request("GET", f"{base}/version")
+            during.append((time.monotonic() - t0) * 1000)
+        thread.join()
+        return {
+            "list_mb": round(objects * kib / 1024, 1),
+            "list_ms": stats(lists),
+            "version_during_list_ms": stats(during),
+        }
+    finally:
+        sim.terminate()
+        sim.wait(30)
+
+
 def bench_engine(tmp: Path, starts: int = 20) -> dict[str, Any]:
     """The engine as a real process (issue 25): its cold start (spawn → /health answers) and
     RSS; and the memory of a session against the embedded cluster in its own process with
@@ -1098,6 +1149,7 @@ def main() -> None:
         section("sim_memory", lambda: bench_sim_memory(tmp))
         section("large_file_saves", lambda: bench_large_file_saves(tmp, args.cycles))
         section("engine", lambda: bench_engine(tmp))
+        section("sim_large_list", lambda: bench_sim_large_list(tmp))
     if "latency_default_debounce" in results and "baseline_watchfiles_kubectl" in results:
         base, ours = results["baseline_watchfiles_kubectl"], results["latency_default_debounce"]
         results["baseline_over_pdwatch_p50"] = {

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from devloop.sim.clone import clone
 from devloop.sim.errors import ApiError, already_exists, gone, not_found, too_large
@@ -167,6 +167,17 @@ class Store:
         """The stored object, for reading only (a cold one is decoded: a fresh copy)."""
         obj = self.objects[key]
         return pickle.loads(obj) if isinstance(obj, bytes) else obj
+
+    def entries(self, resource: Resource, namespace: str = "") -> builtins.list[Any]:
+        """The stored entries of a list at this moment, in key order, undecoded (a cold
+        kind's are bytes): a snapshot to read later, a little at a time (`decoded`), while
+        writes go on (a write stores a new entry, never changes one)."""
+        return [self.objects[key] for key in self._keys(resource, namespace)]
+
+    @staticmethod
+    def decoded(entry: Any) -> dict[str, Any]:
+        """An entry of `entries` as an object, for reading only."""
+        return pickle.loads(entry) if isinstance(entry, bytes) else cast(dict[str, Any], entry)
 
     def scan(
         self, resource: Resource, namespace: str = "", matches: Matcher | None = None
