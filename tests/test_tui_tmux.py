@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from devloop.sim.settings import DEFAULT_IMAGE
+from devloop.ui.widgets import short_image
 from tests import target
 from tests.helpers import node_code
 
@@ -249,7 +251,17 @@ def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(
             f"{cluster_option}"
         )
         screen = terminal.wait_for("● watching", "✓", "listening on")
-        assert "uptime-prober v2.0  ● watching" in screen.splitlines()[0]
+        header = screen.splitlines()[0]
+        assert "uptime-prober v2.0  ● watching" in header
+        # the small layout (issue 29 §6): the header keeps where and what, said short ...
+        image = target.REAL.image if target.REAL is not None and target.REAL.image else ""
+        assert " ns/" in header and short_image(image or DEFAULT_IMAGE) in header, header
+        lines = screen.splitlines()
+        # ... the deploys table keeps how long a rollout took ...
+        assert "outcome" in lines[2] and "rollout" in lines[2], lines[2]
+        # ... and the pod panel stays in its box: both boxes of the top row close on one line
+        closing = next(line for line in lines[1:] if line.startswith("╰"))
+        assert closing.count("╰") == 2 and closing.rstrip().endswith("╯"), closing
         footer = screen.rstrip().splitlines()[-1]
         assert "q Quit" in footer and "? Help" in footer, footer
         serving = next(line for line in screen.splitlines() if "serving" in line)
@@ -259,7 +271,7 @@ def test_at_80x24_and_after_resizes_the_tui_keeps_its_promises(
             'console.log("format v2 at 80x24");\nexport default () => ({ text: "" });\n'
         )
         screen = terminal.wait_for("format v2 at 80x24")
-        row = next(line for line in screen.splitlines() if "nodes/form" in line)
+        row = next(line for line in screen.splitlines() if "nodes/f" in line)
         assert "nodes/format-report.ts" not in row and "…" in row, row
 
         def footer_on_row(row: int) -> Callable[[str], bool]:  # the app has redrawn

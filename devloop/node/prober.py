@@ -8,6 +8,7 @@ callables.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +45,17 @@ async def http_probe(
         return f'Get "{url}": {exc}'
 
 
+def first_probe(probe: dict[str, Any]) -> float:
+    """Seconds from the container's start to its first probe. The kubelet's worker ticks
+    every periodSeconds from when the pod was added (before its container runs); a tick
+    before the container runs, or before initialDelaySeconds, probes nothing
+    (worker.go doProbe). So the first probe is at the first tick at or after the initial
+    delay, never at the start itself, when no engine listens yet."""
+    period = float(probe.get("periodSeconds", 10))
+    delay = float(probe.get("initialDelaySeconds", 0))
+    return period * max(1, math.ceil(delay / period))
+
+
 async def probe_container(
     container: dict[str, Any],
     address: str,
@@ -65,7 +77,7 @@ async def probe_container(
     if not probes:
         while True:
             await sleep(3600.0)
-    due = {n: float(p.get("initialDelaySeconds", 0)) for n, p in probes.items()}
+    due = {n: first_probe(p) for n, p in probes.items()}
     failures = {n: 0 for n in probes}
     successes = {n: 0 for n in probes}
     ready = False

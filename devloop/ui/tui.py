@@ -95,7 +95,8 @@ q   quit (with --cleanup-on-exit, the workflow is removed first)
 
 The deploys table has a row per cycle: what changed, how long rendering and applying
 took, the rollout's progress, and its outcome: ✓ with the time from your save to the
-new pod being Ready, or ✗ with the reason.
+new pod being Ready, or ✗ with the reason. Narrower than 80 columns for the table (a
+terminal under 100 columns wide), the render and apply times are left out.
 
 Ctrl+P opens the command palette with the same actions."""
 
@@ -106,7 +107,7 @@ class PdwatchApp(App[int]):
     CSS = """
     #top { height: 1fr; min-height: 6; }
     Timeline { width: 1fr; border: round $primary; }
-    PodPanel { width: 38; border: round $primary; padding: 0 1; }
+    PodPanel { width: 38; height: 100%; border: round $primary; padding: 0 1; }
     .-narrow PodPanel { width: 28; }
     /* Below 100 columns the footer leaves out its `^p palette` hint (the help says it), so
        `q Quit` and `? Help`, its last keys, still fit at 80. */

@@ -47,21 +47,38 @@ class Session:
 
 class HeaderBar(Static):
     DEFAULT_CSS = "HeaderBar { height: 1; background: $panel; padding: 0 1; }"
+    shown: tuple[Session, str, str] | None = None
+
+    def on_resize(self) -> None:
+        if self.shown is not None:
+            self.show(*self.shown)
 
     def show(self, session: Session, state: str, detail: str = "") -> None:
-        # Most important first: a narrow terminal cuts the end of the line.
+        """Most important first: a narrow terminal cuts the end of the line. Below 100
+        columns the cluster, namespace and image are said short (the image without its
+        registry path and `:latest`) so that all three still fit at 80."""
+        self.shown = (session, state, detail)
+        compact = 0 < self.size.width < 100
         text = Text()
         text.append(session.workflow or session.directory, style="bold")
         text.append(f"  ● {state}", style=f"bold {STATE_STYLE.get(state, '')}")
         if detail:
             text.append(f" {detail}", style=STATE_STYLE.get(state, ""))
-        cluster = "embedded cluster" if session.embedded else session.context
+        embedded = "embedded" if compact else "embedded cluster"
+        cluster = embedded if session.embedded else session.context
         text.append(f"  {cluster}", style="cyan")
         text.append(f"  ns/{session.namespace}")
         if session.image:
-            text.append(f"  {session.image}", style="dim")
+            image = short_image(session.image) if compact else session.image
+            text.append(f"  {image}", style="dim")
         text.append(f"  {session.directory}", style="dim")
         self.update(text)
+
+
+def short_image(image: str) -> str:
+    """`ghcr.io/team/engine:latest` → `engine`; a tag other than latest stays."""
+    name = image.rsplit("/", 1)[-1]
+    return name.removesuffix(":latest")
 
 
 def cell(text: str, style: str = "") -> Text:
@@ -80,32 +97,60 @@ class Timeline(DataTable[Text]):
         "apply": 6,
         "render": 6,
     }
+    # Narrower than WIDE_ENOUGH (an 80-column terminal), the table keeps what a deploy
+    # did and how long it took; apply and render times go (the help says so).
+    COMPACT_WIDTHS = {"#": 2, "time": 8, "change": 8, "outcome": 12, "rollout": 7}
+    WIDE_ENOUGH = 78
     COLUMNS = tuple(WIDTHS)
+    KEPT_ROWS = 200
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for column, width in self.WIDTHS.items():
+        self.compact = False
+        self.cycle_rows: dict[str, CycleRow] = {}
+        self._set_columns()
+
+    def on_resize(self) -> None:
+        compact = 0 < self.size.width < self.WIDE_ENOUGH
+        if compact != self.compact:
+            self.compact = compact
+            self.clear(columns=True)
+            self._set_columns()
+            for row in self.cycle_rows.values():
+                self._put(row)
+
+    def _set_columns(self) -> None:
+        for column, width in (self.COMPACT_WIDTHS if self.compact else self.WIDTHS).items():
             self.add_column(column, key=column, width=width)
 
     def show(self, row: CycleRow) -> None:
+        key = str(row.number)
+        self.cycle_rows[key] = row
+        if len(self.cycle_rows) > self.KEPT_ROWS:
+            del self.cycle_rows[next(iter(self.cycle_rows))]
+        self._put(row)
+
+    def _put(self, row: CycleRow) -> None:
         style = ROW_STYLE.get(row.state, "")
-        cells = [
-            cell(str(row.number)),
-            cell(row.time),
-            cell(row.change),
-            cell(row.result, style),
-            cell(row.rollout),
-            cell(row.apply),
-            cell(row.render),
-        ]
+        values = {
+            "#": cell(str(row.number)),
+            "time": cell(row.time),
+            "change": cell(row.change),
+            "outcome": cell(row.result, style),
+            # compact: the outcome says Ready already; the rollout column, how long
+            "rollout": cell(row.rollout.removeprefix("Ready ") if self.compact else row.rollout),
+            "apply": cell(row.apply),
+            "render": cell(row.render),
+        }
+        columns = tuple(self.COMPACT_WIDTHS if self.compact else self.WIDTHS)
         key = str(row.number)
         if key in self.rows:
-            for column, value in zip(self.COLUMNS, cells, strict=True):
-                self.update_cell(key, column, value)
+            for column in columns:
+                self.update_cell(key, column, values[column])
         else:
-            self.add_row(*cells, key=key)
-            if self.row_count > 200:
+            self.add_row(*(values[column] for column in columns), key=key)
+            if self.row_count > self.KEPT_ROWS:
                 self.remove_row(next(iter(self.rows)))
             self.move_cursor(row=self.row_count - 1)
 
@@ -171,10 +216,26 @@ class PodPanel(Static):
         if view.replaced:
             text.append(f"replaced {pod(view.replaced)}\n", style="dim")
         if files:
-            text.append("code     " + ", ".join(files) + "\n", style="dim")
+            text.append(f"code     {fit_files(files, room)}\n", style="dim")
         for note in view.notes[-4:]:
             text.append(f"• {note}\n", style="dark_orange")
         self.update(text)
+
+
+def fit_files(files: list[str], width: int) -> str:
+    """The changed files on one line of `width` cells: as many names as fit, then how
+    many more (a long list filled a small panel and pushed its border out)."""
+    shown: list[str] = []
+    if files and len(files[0]) + (3 if len(files) > 1 else 0) > width:
+        rest = f" +{len(files) - 1}" if len(files) > 1 else ""
+        return files[0][: max(width - len(rest) - 1, 1)] + "…" + rest
+    for number, name in enumerate(files):
+        more = len(files) - number - 1
+        candidate = ", ".join([*shown, name]) + (f" +{more}" if more else "")
+        if len(candidate) > width and shown:
+            return ", ".join(shown) + f" +{len(files) - len(shown)}"
+        shown.append(name)
+    return ", ".join(shown)
 
 
 class ProblemsPanel(Static):
