@@ -77,3 +77,33 @@ def test_deployment_namespace_is_where_it_deploys_without_n(
     finally:
         with contextlib.suppress(client.ApiException):
             core.delete_namespace(wanted)
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_each_example_runs_for_real(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, name: str
+) -> None:
+    """Each example's nodes run in the engine when POST /run reaches it through the
+    Service, as `t` sends it: the engine's answer, and pdwatch's summary of it. An outside
+    call fails here as it fails from a pod without a route to the host (or succeeds where
+    the machine has one): when it fails, pdwatch says it was an outside call."""
+    from devloop.runresult import summarize
+
+    directory = tmp_path / name
+    shutil.copytree(EXAMPLES / name, directory)
+    bundle = render(directory, render_options(namespace))
+    assert isinstance(bundle, Bundle), bundle
+    kube = Kube(api_client, namespace)
+    result = await deploy_cycle(kube, bundle, lambda e: None, RestartStamps())
+    assert result.ok
+    name_of = bundle.deployment["metadata"]["name"]
+    status, body = await kube.proxy_post(name_of, 8080, "run", {})
+    assert isinstance(body, dict) and set(body) == {"success", "outputs", "errors", "timing"}
+    assert status == (200 if body["success"] else 500), (status, body)
+    ran = set(body["outputs"]) | set(body["errors"])
+    assert ran and ran <= set(body["timing"]["nodeTimings"]), body
+    summary = summarize(status, body)
+    for node, message in body["errors"].items():
+        line = summary.index(f"{node}: {message}")
+        if message == "fetch failed":
+            assert summary[line + 1].startswith("  → an outside call (fetch) failed"), summary
