@@ -123,3 +123,27 @@ async def test_stop_kills_an_engine_that_ignores_sigterm_after_the_grace_period(
 
 def test_deno_is_here() -> None:
     assert DENO is not None and shutil.which(DENO) is not None
+
+
+def test_no_engine_outlives_a_killed_pdwatch(tmp_path: Path) -> None:
+    """pdwatch --embedded killed with SIGKILL (no cleanup runs): the engine processes of
+    its embedded cluster's pods end with it (PR_SET_PDEATHSIG), none is left behind."""
+    import shutil
+
+    import psutil
+
+    from tests.processes import Lines, start_pdwatch, stop
+
+    directory = tmp_path / "hello"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "hello", directory)
+    proc = start_pdwatch(directory, "--embedded", "--no-tui")
+    try:
+        Lines(proc).until("Ready in", timeout=60)
+        engines = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "deno" in p.name()
+        ]
+        assert engines, "the pod's engine is a process of pdwatch's embedded cluster"
+    finally:
+        stop(proc)  # SIGKILL
+    _gone, alive = psutil.wait_procs(engines, timeout=30)
+    assert not alive, alive
