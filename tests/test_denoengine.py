@@ -147,3 +147,18 @@ def test_no_engine_outlives_a_killed_pdwatch(tmp_path: Path) -> None:
         stop(proc)  # SIGKILL
     _gone, alive = psutil.wait_procs(engines, timeout=30)
     assert not alive, alive
+
+
+def test_the_engine_s_dependency_is_cached_before_the_first_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fresh machine (an empty Deno cache) the stand-in's npm dependency is fetched
+    before the first engine starts, not while its probes run."""
+    from devloop.node import denoengine
+
+    assert DENO is not None
+    monkeypatch.setenv("DENO_DIR", str(tmp_path / "deno"))
+    monkeypatch.setattr(denoengine, "_cached", set())
+    denoengine.ensure_cached(DENO)
+    assert list((tmp_path / "deno").rglob("yaml*")), "npm:yaml is not in the fresh cache"
+    assert denoengine._cached == {DENO}

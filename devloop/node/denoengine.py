@@ -18,7 +18,9 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,29 @@ def find_deno() -> str | None:
         return str(find_deno_bin())
     except (ImportError, FileNotFoundError):
         return shutil.which("deno")
+
+
+_cached: set[str] = set()
+_cache_lock = threading.Lock()
+
+
+def ensure_cached(deno: str) -> None:
+    """The stand-in's one dependency (npm:yaml) in Deno's cache, once per process, before
+    the first engine starts: on a fresh machine the download takes seconds, during which
+    an engine would not answer its probes (and its liveness probe would have it killed)."""
+    with _cache_lock:
+        if deno in _cached:
+            return
+        # offline and never cached: the engine's own start says why
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                [deno, "cache", str(ENGINE_MAIN)],
+                capture_output=True,
+                timeout=300,
+                env={**os.environ, "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
+                check=False,
+            )
+        _cached.add(deno)
 
 
 def _die_with_parent() -> None:
@@ -104,6 +129,7 @@ class DenoEngine:
         return engine
 
     async def start(self) -> None:
+        await asyncio.to_thread(ensure_cached, self.deno)
         env = {**os.environ, "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"}
         self._process = await asyncio.create_subprocess_exec(
             *self.command(),
