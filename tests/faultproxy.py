@@ -63,8 +63,12 @@ def outside(namespace: str, method: str, path: str, body: bytes = b"") -> str | 
     if method == "POST" and path.rstrip("/") == "/api/v1/namespaces":
         try:  # creating the test's own namespace again (pdwatch --create-namespace)
             name = json.loads(body).get("metadata", {}).get("name")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, UnicodeDecodeError):
             name = None
+        if body.startswith(b"k8s\x00"):  # kubectl's typed create sends protobuf: the
+            # name is in it as its bytes; the test's namespace prefix finds it
+            found = re.search(re.escape(namespace.encode()) + rb"(?:-[a-z0-9-]*)?", body)
+            name = found.group().decode() if found else None
         return None if owned(namespace, name) else f"creating namespace {name!r}: not this test's"
     match = _NAMESPACED.search(path)
     if match:

@@ -218,3 +218,16 @@ def test_the_proxy_speaks_the_cluster_s_tls_with_its_client_certificate_and_toke
         "authorization": "Bearer s3cret-token",
         "user": "kubernetes-admin",
     }
+
+
+def test_a_namespace_created_in_protobuf_is_judged_by_its_name() -> None:
+    """kubectl's typed `create namespace` sends protobuf (k8s\\x00 and the object): the
+    test's own namespace may be created that way, another may not."""
+    from tests.faultproxy import outside
+
+    def created(name: bytes) -> bytes:
+        return b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x10\n\x0e\n" + bytes([len(name)]) + name
+
+    assert outside("pdw-t", "POST", "/api/v1/namespaces", created(b"pdw-t-x")) is None
+    refused = outside("pdw-t", "POST", "/api/v1/namespaces", created(b"kube-public"))
+    assert refused is not None and "not this test's" in refused
