@@ -59,7 +59,7 @@ class HeaderBar(Static):
         registry path and `:latest`) so that all three still fit at 80."""
         self.shown = (session, state, detail)
         compact = 0 < self.size.width < 100
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")  # cut at the end, never a part hidden
         text.append(session.workflow or session.directory, style="bold")
         text.append(f"  ● {state}", style=f"bold {STATE_STYLE.get(state, '')}")
         if detail:
