@@ -76,8 +76,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"## {title}",
                 "",
                 "(a) the ConfigMap apply reaches the API server, (b) the restart reaches "
-                "it, (c) pdwatch prints the new pod Ready, (d) pdwatch prints the new "
-                "pod's first log line; each from the end of the file write.",
+                "it, (c) pdwatch prints the new pod Ready, (d) pdwatch prints the first "
+                "line the saved code prints, run by the engine (a real Deno process) in "
+                "the new pod; each from the end of the file write.",
                 "",
                 *_stats_table(r[key]),
                 "",
@@ -389,6 +390,51 @@ def _sim_sections(r: dict[str, Any]) -> list[str]:
             _row(["at start MB", "after the applies MB", "after the delete MB"]),
             _row(["---"] * 3),
             _row([m["rss_mb_at_start"], m["rss_mb_after_applies"], m["rss_mb_after_delete"]]),
+            "",
+        ]
+    if "engine" in r:
+        e = r["engine"]
+        two = e["two_pods_session"]
+        out += [
+            "## The engine as a process",
+            "",
+            "The stand-in engine (`engine-image/main.ts`) under the `deno` wheel's Deno, on "
+            "the hello example: from spawn until `/health` answers (cold start, Deno's "
+            "module cache warm), and its RSS after one `/run`.",
+            "",
+            *_stats_table({"cold start ms": e["cold_start_ms"], "RSS MB": e["engine_rss_mb"]}),
+            "",
+            "A session: `python -m devloop.sim` as its own process with two workflows "
+            "deployed (hello and uptime-prober: two engine pods), each watched by a "
+            "headless pdwatch.",
+            "",
+            _row(["embedded cluster MB", "engine pods", "their engines MB", "each pdwatch MB"]),
+            _row(["---"] * 4),
+            _row(
+                [
+                    two["embedded_cluster_mb"],
+                    two["engine_pods"],
+                    two["engines_mb"],
+                    ", ".join(str(v) for v in two["pdwatch_each_mb"]),
+                ]
+            ),
+            "",
+        ]
+    if "sim_large_list" in r:
+        big = r["sim_large_list"]
+        out += [
+            "## Embedded cluster: other requests during a large list",
+            "",
+            f"`GET /version` in a loop while another client lists {big['list_mb']} MB of "
+            "ConfigMaps three times (`python -m devloop.sim` as its own process). Lists "
+            "over 500 objects are sent a chunk at a time.",
+            "",
+            *_stats_table(
+                {
+                    "the list ms": big["list_ms"],
+                    "/version meanwhile ms": big["version_during_list_ms"],
+                }
+            ),
             "",
         ]
     if "large_file_saves" in r:

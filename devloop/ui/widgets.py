@@ -46,7 +46,12 @@ class Session:
 
 
 class HeaderBar(Static):
-    DEFAULT_CSS = "HeaderBar { height: 1; background: $panel; padding: 0 1; }"
+    DEFAULT_CSS = """
+    HeaderBar {
+        height: 1; background: $panel; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    """
     shown: tuple[Session, str, str] | None = None
 
     def on_resize(self) -> None:
