@@ -21,7 +21,7 @@ from devloop.objectsize import ETCD_REQUEST_LIMIT, too_large
 from devloop.problems import Problem
 from devloop.safefiles import Refusal, read_inside
 from devloop.secrets import encode, read_secrets
-from devloop.tscheck import syntax_problems
+from devloop.tscheck import import_problems, syntax_problems
 from devloop.workflow import (
     WORKFLOW_FILE,
     Workflow,
@@ -122,7 +122,9 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     if workflow is not None and wf_text is not None:
         problems += _generated_name_problems(workflow, Source(wf_file, wf_text))
     problems += size_problems(files, shown)
-    problems += syntax_problems(files, shown, node_paths)
+    unparsed = syntax_problems(files, shown, node_paths)
+    problems += unparsed
+    problems += import_problems(files, shown, skip={p.file for p in unparsed})
     secret_data, secret_problems = read_secrets(workflow_dir, shown)
     problems += secret_problems
     image, image_problems = resolve_image(workflow_dir, options.image)

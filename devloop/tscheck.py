@@ -6,7 +6,9 @@ the new pod never become Ready. tree-sitter's TypeScript grammar parses every co
 accepts the real node files written for the reference engine (no false positives). Only
 syntax is checked: types are the engine's business. A node's own file (one `nodes:`
 names, not a helper it imports) must also have a default export that can be a function:
-the engine refuses to start without one ("must export a default async function").
+the engine refuses to start without one ("must export a default async function"). And a
+relative import must name a file that is deployed (the engine would stop at start with
+"Module not found").
 
 A file over LARGE_CHARS characters is parsed in a worker process. In this one, tree-sitter holds the
 GIL for the whole parse of a bytestring (a 600 KB file froze the TUI for 200 ms), and its
@@ -19,12 +21,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import difflib
 import functools
 import hashlib
 import multiprocessing
 import os
+import posixpath
 import signal
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -70,7 +75,7 @@ def syntax_problem(file: CodeFile, shown: str, node: bool = False) -> Problem | 
     if len(file.text) > LARGE_CHARS:
         found = _in_worker(file, shown, node)
     else:
-        found = _syntax_problem(file, shown, node)
+        found = _syntax_problem(file, shown, node, digest.digest())
     if len(_checked) >= CACHE_ENTRIES:
         _checked.clear()
     _checked[key] = found
@@ -114,9 +119,15 @@ def parse(data: bytes) -> Any:
     return _parser().parse(data)
 
 
-def _syntax_problem(file: CodeFile, shown: str, node: bool = False) -> Problem | None:
+def _syntax_problem(
+    file: CodeFile, shown: str, node: bool = False, digest: bytes = b""
+) -> Problem | None:
+    """The check of one file, in this process or the worker. Here (`digest` given), the
+    parse also yields the file's relative imports, so the import check parses nothing."""
     data = file.text.encode("utf-8")
     tree = parse(data)
+    if digest:
+        _remember_imports((file.path, digest), _imports_in(data, tree.root_node))
     if not tree.root_node.has_error:
         return _default_export_problem(file, data, tree.root_node, shown) if node else None
     error = _first_error(tree.root_node)
@@ -223,4 +234,84 @@ def syntax_problems(
         )
         if problem is not None:
             out.append(problem)
+    return out
+
+
+# --- relative imports ---------------------------------------------------------------------
+
+_imports_seen: dict[tuple[str, bytes], tuple[tuple[str, int, int], ...]] = {}
+
+
+def relative_imports(file: CodeFile) -> tuple[tuple[str, int, int], ...]:
+    """The module's static relative imports and re-exports: (specifier, line, column).
+    `import type` is left out: Deno erases it without loading the file. Cached by
+    content, as the syntax check is."""
+    digest = hashlib.blake2b(file.text.encode("utf-8", "surrogatepass"), digest_size=16)
+    key = (file.path, digest.digest())
+    if key not in _imports_seen:
+        data = file.text.encode("utf-8")
+        _remember_imports(key, _imports_in(data, parse(data).root_node))
+    return _imports_seen[key]
+
+
+def _remember_imports(key: tuple[str, bytes], found: tuple[tuple[str, int, int], ...]) -> None:
+    if len(_imports_seen) >= CACHE_ENTRIES:
+        _imports_seen.clear()
+    _imports_seen[key] = found
+
+
+def _imports_in(data: bytes, program: Any) -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for statement in program.children:
+        if statement.type not in ("import_statement", "export_statement"):
+            continue
+        if any(child.type == "type" for child in statement.children):
+            continue
+        source = next((c for c in statement.children if c.type == "string"), None)
+        if source is None:
+            continue
+        specifier = data[source.start_byte + 1 : source.end_byte - 1].decode("utf-8", "replace")
+        if specifier.startswith(("./", "../")):
+            row, column = source.start_point
+            found.append((specifier, row + 1, column + 2))
+    return tuple(found)
+
+
+def import_problems(
+    files: list[CodeFile], display_root: str, skip: AbstractSet[str] = frozenset()
+) -> list[Problem]:
+    """A relative import of a file that is not deployed: the engine would stop at start
+    ("Module not found"). Files too large to parse here (LARGE_CHARS), and those in `skip`
+    (shown paths of files that do not parse), are not looked into."""
+    deployed = {file.path for file in files}
+    out = []
+    for file in files:
+        shown = os.path.join(display_root, file.path)
+        if not file.path.endswith(".ts") or len(file.text) > LARGE_CHARS or shown in skip:
+            continue
+        for specifier, line, column in relative_imports(file):
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(file.path), specifier))
+            if target in deployed:
+                continue
+            if not target.startswith("nodes/"):
+                why = "it is outside nodes/, and only files below nodes/ are deployed"
+            elif not posixpath.splitext(target)[1] and f"{target}.ts" in deployed:
+                why = f"Deno needs the extension: did you mean {specifier}.ts?"
+            else:
+                close = difflib.get_close_matches(target, sorted(deployed), n=1, cutoff=0.8)
+                why = "no such file is deployed" + (
+                    f" (did you mean {posixpath.relpath(close[0], posixpath.dirname(file.path))}?)"
+                    if close
+                    else ""
+                )
+            out.append(
+                Problem(
+                    shown,
+                    f"imports {specifier!r}: {why}; the engine would stop at start "
+                    "(Module not found)",
+                    line,
+                    column,
+                    source=source_line(file.text, line),
+                )
+            )
     return out

@@ -570,3 +570,42 @@ def test_a_failed_outside_call_is_said_from_the_engine_s_own_answer(
     assert "lookup: fetch failed\n  → an outside call (fetch) failed" in said
     assert "refused: fetch failed\n  → an outside call (fetch) failed" in said
     assert said.count("→") == 2, said  # a thrown error is no outside call
+
+
+RUN = "export default async () => 1;\n"
+
+
+@needs_deno
+@pytest.mark.usefixtures("deno_ready")
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ('import { x } from "./lib/x.ts";\n' + RUN, ""),
+        ('import "./lib/x.ts";\nexport { x } from "./lib/x.ts";\n' + RUN, ""),
+        ('import type { T } from "./lib/types.ts";\n' + RUN, ""),
+        ('import { x } from "./lib/gone.ts";\n' + RUN, "no such file is deployed"),
+        ('import { x } from "./lib/x";\n' + RUN, "did you mean ./lib/x.ts?"),
+        ('export * from "./lib/y.ts";\n' + RUN, "(did you mean lib/x.ts?)"),
+        ('import { z } from "../outside.ts";\n' + RUN, "outside nodes/"),
+    ],
+)
+def test_render_refuses_an_import_exactly_when_the_engine_cannot_load_it(
+    tmp_path: Path, source: str, said: str
+) -> None:
+    """A relative import of a file that is not deployed stops the engine at start; render
+    says so first, with the line and column of the specifier. Checked against the engine
+    itself for each kind of import (a type-only import is erased, so it loads)."""
+    from devloop.render import RenderOptions, render
+
+    directory = workflow_of(tmp_path, "[]", {"n": source})
+    # what is deployed (workflow.yaml and nodes/**.ts) is what the engine is given
+    write_tree(directory, {"nodes/lib/x.ts": "export const x = 1;\n"})
+    started, lines = engine_starts(directory)
+    result = render(directory, RenderOptions())
+    refused = [p for p in result if p.is_error] if isinstance(result, list) else []
+    assert bool(refused) == (not started), (refused, lines)
+    if refused:
+        (problem,) = refused
+        assert problem.file == f"{directory}/nodes/n.ts" and problem.line == 1, problem
+        assert said in problem.message and "Module not found" in problem.message, problem
+        assert any("Module not found" in line for line in lines), lines

@@ -638,7 +638,13 @@ TS_DATA = Path(__file__).parent / "data" / "typescript"
 
 
 def test_real_typescript_constructs_are_no_syntax_error(tmp_path: Path) -> None:
-    write_tree(minimal(tmp_path), {"nodes/fetch.ts": (TS_DATA / "valid.ts").read_text()})
+    write_tree(
+        minimal(tmp_path),
+        {
+            "nodes/fetch.ts": (TS_DATA / "valid.ts").read_text(),
+            "nodes/lib/util.ts": "export const sleep = (ms: number) => ms;\n",  # it imports
+        },
+    )
     ok(tmp_path)
     for example in ("hello", "uptime-prober"):
         ok(Path(__file__).parent.parent / "examples" / example)
