@@ -216,7 +216,9 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
         namespace=args.namespace or declared_namespace(args.directory),
         embedded=args.embedded,
         allow_contexts=set(args.allow_context),
-        create_namespace=args.create_namespace,
+        # the embedded cluster is pdwatch's own, made for this run: the workflow's
+        # namespace (deployment.namespace, -n) is simply made there
+        create_namespace=args.create_namespace or args.embedded,
         rollout_timeout=args.rollout_timeout,
         history_limit=args.history_limit,
     )

@@ -107,3 +107,15 @@ async def test_each_example_runs_for_real(
         line = summary.index(f"{node}: {message}")
         if message == "fetch failed":
             assert summary[line + 1].startswith("  → an outside call (fetch) failed"), summary
+
+
+def test_embedded_makes_the_namespace_the_workflow_names(tmp_path: Path) -> None:
+    """`--embedded` is pdwatch's own cluster, made for the run: a workflow that names
+    `deployment.namespace` deploys there, where it stopped at "namespace not found" and
+    suggested a kubectl create for a cluster no one can reach."""
+    directory = tmp_path / "github-digest"
+    shutil.copytree(EXAMPLES / "github-digest", directory)
+    proc = run_pdwatch(directory, "--once", "--embedded")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "namespace digest" in proc.stdout, proc.stdout
+    assert "not found" not in proc.stdout + proc.stderr
