@@ -3,7 +3,9 @@ in real-cluster mode `pdwatch DIR --kubeconfig ...` against that cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -363,3 +365,36 @@ def test_a_terminal_that_goes_away_ends_pdwatch(tmp_path: Path, cluster_option: 
     except psutil.TimeoutExpired:
         pdwatch.kill()
         raise AssertionError("pdwatch outlived its terminal") from None
+
+
+def test_the_readme_s_own_cluster_commands_typed_as_written(tmp_path: Path) -> None:
+    """The README's three commands for an embedded cluster kept across runs, typed into a
+    shell exactly as the README shows them (its `greeter` written out beside them, and
+    `.venv` where the README's paths expect it): the cluster starts, pdwatch deploys to it
+    and is quit with q, and kubectl lists the pod that stays."""
+    from tests.test_readme import section, write_example
+
+    block = re.search(r"keep one across runs.*?```sh\n(.*?)```", section("Getting pdwatch"), re.S)
+    assert block is not None
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 3 and commands[0].endswith("&"), commands
+    write_example(tmp_path)
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    terminal = Terminal(120, 40)
+    try:
+        terminal.wait_for(PROMPT)
+        terminal.type(f"cd {tmp_path} && export PATH={Path(sys.executable).parent}:$PATH")
+        terminal.type(commands[0])
+        terminal.wait_for("serving on")
+        terminal.type(commands[1])
+        terminal.wait_for("● watching", "✓")
+        terminal.key("q")
+        terminal.wait_until(lambda s: last_line(s) == PROMPT)
+        terminal.type(commands[2])
+        screen = terminal.wait_until(lambda s: "Running" in s and last_line(s) == PROMPT)
+        assert re.search(r"^greeter-\S+\s+1/1\s+Running", screen, re.M), screen
+        assert "Traceback" not in screen
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            terminal.type("kill %1")
+        terminal.close()
