@@ -72,7 +72,15 @@ def pip_with_progress(cmd: list[str]) -> None:
 
 
 def run(*cmd: str, cwd: Path | None = ROOT) -> int:
-    return subprocess.call(list(cmd), cwd=cwd)
+    """The command's exit code. Ctrl-C reaches the command too (one process group): it
+    ends as it does (pdwatch's cleanup, the control plane's shutdown) while this waits;
+    subprocess.call would SIGKILL it mid-cleanup and print a traceback."""
+    process = subprocess.Popen(list(cmd), cwd=cwd)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 CLUSTER_OPTIONS = ("--embedded", "--kubeconfig", "--context")

@@ -398,3 +398,56 @@ def test_the_readme_s_own_cluster_commands_typed_as_written(tmp_path: Path) -> N
         with contextlib.suppress(subprocess.SubprocessError):
             terminal.type("kill %1")
         terminal.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("go") is None or os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="Kubernetes' control plane needs Go to build, and the node root and iproute2",
+)
+def test_the_readme_s_control_plane_commands_typed_as_written() -> None:
+    """The README's three commands for Kubernetes' own control plane, typed as written in
+    two shells at the repository's root: the control plane in the foreground of one (its
+    build cached), kubectl shows its node Ready from the other, pdwatch deploys the hello
+    example to it and quits with q; Ctrl-C ends the control plane."""
+    from devloop.controlplane.cluster import NODE_NAME
+    from tests.test_readme import README
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"### Kubernetes' own control plane.*?```sh\n(.*?)```", text, re.S)
+    assert block is not None
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 3 and "dev.py controlplane" in commands[0], commands
+    root = README.parent
+    plane, shell = Terminal(120, 20), Terminal(120, 40)
+    try:
+        for terminal in (plane, shell):
+            terminal.wait_for(PROMPT)
+            terminal.type(f"cd {root} && export PATH={Path(sys.executable).parent}:$PATH")
+        plane.type(commands[0])
+        up = plane.wait_for("control plane up in", timeout=600)  # a cold machine builds it
+        logs = re.search(r"logs in (/\S+)", "".join(up.splitlines()))
+        assert logs is not None, up
+        shell.type(commands[1])
+        screen = shell.wait_until(lambda s: "Ready" in s and last_line(s) == PROMPT)
+        assert re.search(rf"^{NODE_NAME}\s+Ready", screen, re.M), screen
+        shell.type("clear")
+        shell.type(commands[2])
+        shell.wait_for("● watching", "✓", "listening on", timeout=90)
+        shell.key("q")
+        shell.wait_until(lambda s: last_line(s) == PROMPT)
+        plane.key("C-c")
+        # the shell's prompt again (after the echoed ^C): the control plane has stopped
+        screen = plane.wait_until(lambda s: last_line(s).endswith(PROMPT), timeout=90)
+        assert "Traceback" not in screen and "Traceback" not in shell.screen()
+        # ... and left none of its processes (etcd, the API server, the controllers)
+        import psutil
+
+        left = [
+            p.info["name"]
+            for p in psutil.process_iter(["name", "cmdline"])
+            if any(logs.group(1) in arg for arg in p.info["cmdline"] or [])
+        ]
+        assert not left, left
+    finally:
+        plane.close()
+        shell.close()

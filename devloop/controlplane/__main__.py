@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from devloop.controlplane import build
-from devloop.controlplane.cluster import CONTEXT, ControlPlane, run_node
+from devloop.controlplane.cluster import CONTEXT, NODE_NAME, ControlPlane, run_node
 from devloop.sim.settings import SimSettings
 
 
@@ -30,18 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     except build.BuildError as exc:
         print(f"controlplane: {exc}", file=sys.stderr)
         return 3
-    print(
-        f"control plane up in {plane.started_in:.1f} s at {plane.server}; "
-        f"kubeconfig {path} (context {CONTEXT}); logs in {plane.directory}",
-        flush=True,
-    )
+
+    def up() -> None:  # said once its node is Ready too: `kubectl get nodes` shows it
+        print(
+            f"control plane up in {plane.started_in:.1f} s at {plane.server}, node "
+            f"{NODE_NAME} Ready; kubeconfig {path} (context {CONTEXT}); logs in "
+            f"{plane.directory}",
+            flush=True,
+        )
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_node(plane, stop, SimSettings(time_scale=args.time_scale))
+        await run_node(plane, stop, SimSettings(time_scale=args.time_scale), up)
 
     written = path.read_bytes()
     try:

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,8 +321,14 @@ class ControlPlane:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-async def run_node(plane: ControlPlane, stop: asyncio.Event, settings: Any = None) -> None:
-    """pdwatch's node against the control plane until `stop` is set."""
+async def run_node(
+    plane: ControlPlane,
+    stop: asyncio.Event,
+    settings: Any = None,
+    registered: Callable[[], None] = lambda: None,
+) -> None:
+    """pdwatch's node against the control plane until `stop` is set; `registered()` once
+    its Node is there and Ready (what a user can use)."""
     from devloop.node.node import Node
     from devloop.node.podnet import PodNetwork
     from devloop.node.rest import Rest
@@ -337,6 +344,7 @@ async def run_node(plane: ControlPlane, stop: asyncio.Event, settings: Any = Non
     )
     try:
         await node.start()
+        registered()
         await stop.wait()
     finally:
         await node.stop()
