@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from textual import on
 from textual._context import NoActiveAppError, active_app
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
@@ -270,7 +270,7 @@ class PdwatchApp(App[int]):
             case events.CycleFinished(outcome=outcome):
                 if outcome in ("ready", "unchanged", "applied"):
                     self.problems = []
-            case events.Recorded() if isinstance(self.screen, HistoryScreen):
+            case events.Recorded() if isinstance(self.top_screen(), HistoryScreen):
                 self.run_worker(self.reload_history(), name="history", exit_on_error=False)
             case events.RunResult(status=status, body=body, summary=summary):
                 # as the engine wrote it: "é", not "\u00e9"
@@ -293,6 +293,14 @@ class PdwatchApp(App[int]):
         self.refresh_header()
         self.refresh_pod()
         self.problems_panel.show(self.problems + self.warnings)
+
+    def top_screen(self) -> Screen[object] | None:
+        """The screen on top; None once the app is closing (its stack empty), when the
+        loop's last events may still arrive."""
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
 
     def refresh_header(self) -> None:
         deployed = self.controller.deployed
@@ -356,8 +364,9 @@ class PdwatchApp(App[int]):
             revisions, live = await self.controller.history()
         except KubeError:
             return  # it keeps what it showed; h reads it again
-        if isinstance(self.screen, HistoryScreen):
-            self.screen.show(revisions, live)
+        screen = self.top_screen()
+        if isinstance(screen, HistoryScreen):
+            screen.show(revisions, live)
 
     def action_clear(self) -> None:
         self.log_view.clear_all()
