@@ -1,5 +1,5 @@
 // A stand-in for the Pipedreamer engine, for trying pdwatch on kind or k0s before you
-// have the real engine image. It honours the engine's contract (pdwatch's REFERENCE §2):
+// have the real engine image. It honours the engine's contract (README.md, "Writing a workflow"):
 //
 //   deno run main.ts --workflow /app/workflow/workflow.yaml --port 8080
 //   [--secrets /app/secrets]   (the real engine reads /app/secrets; tests point elsewhere)
