@@ -25,7 +25,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -428,12 +429,10 @@ def bench_sim_cron(tmp: Path, cronjobs: int = 100) -> dict[str, Any]:
     }
 
 
-def bench_sim_memory(tmp: Path, applies: int = 200) -> dict[str, Any]:
-    """The embedded cluster's RSS (its own process) at start, after `applies` server-side
-    applies of a different 900 KB ConfigMap each time, and after deleting it."""
-    import urllib3
-
-    config = tmp / "kubeconfig-memory"
+@contextmanager
+def sim_process(config: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m devloop.sim` as its own process, writing `config`: (process, its URL);
+    terminated on leaving."""
     sim = subprocess.Popen(
         [PY, "-m", "devloop.sim", "--kubeconfig", str(config)],
         stdout=subprocess.PIPE,
@@ -445,7 +444,21 @@ def bench_sim_memory(tmp: Path, applies: int = 200) -> dict[str, Any]:
         line = sim.stdout.readline()
         url = re.search(r"serving on (\S+)", line)
         assert url, line
-        base = url.group(1)
+        yield sim, url.group(1)
+    finally:
+        sim.terminate()
+        try:
+            sim.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+
+
+def bench_sim_memory(tmp: Path, applies: int = 200) -> dict[str, Any]:
+    """The embedded cluster's RSS (its own process) at start, after `applies` server-side
+    applies of a different 900 KB ConfigMap each time, and after deleting it."""
+    import urllib3
+
+    with sim_process(tmp / "kubeconfig-memory") as (sim, base):
         process = psutil.Process(sim.pid)
         http = urllib3.PoolManager()
         path = f"{base}/api/v1/namespaces/default/configmaps/big"
@@ -475,12 +488,6 @@ def bench_sim_memory(tmp: Path, applies: int = 200) -> dict[str, Any]:
             "rss_mb_after_applies": round(loaded / 2**20, 1),
             "rss_mb_after_delete": round(after / 2**20, 1),
         }
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            sim.kill()
 
 
 LARGE_SAVES_SCRIPT = """
@@ -513,18 +520,7 @@ def bench_sim_large_list(tmp: Path, objects: int = 1500, kib: int = 64) -> dict[
     7.3 s before lists were streamed)."""
     import urllib3
 
-    config = tmp / "kubeconfig-large-list"
-    sim = subprocess.Popen(
-        [PY, "-m", "devloop.sim", "--kubeconfig", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert sim.stdout is not None
-        url = re.search(r"serving on (\S+)", sim.stdout.readline())
-        assert url
-        base = url.group(1)
+    with sim_process(tmp / "kubeconfig-large-list") as (_sim, base):
         http = urllib3.PoolManager(maxsize=4)
         path = f"{base}/api/v1/namespaces/default/configmaps"
         for i in range(objects):
@@ -553,9 +549,6 @@ def bench_sim_large_list(tmp: Path, objects: int = 1500, kib: int = 64) -> dict[
             "list_ms": stats(lists),
             "version_during_list_ms": stats(during),
         }
-    finally:
-        sim.terminate()
-        sim.wait(30)
 
 
 def bench_engine(tmp: Path, starts: int = 20) -> dict[str, Any]:
@@ -610,36 +603,27 @@ def bench_engine(tmp: Path, starts: int = 20) -> dict[str, Any]:
             engine.wait()
 
     config = tmp / "kubeconfig-engine"
-    sim = subprocess.Popen(
-        [PY, "-m", "devloop.sim", "--kubeconfig", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     watchers: list[Process] = []
-    try:
-        assert sim.stdout is not None
-        assert "serving on" in sim.stdout.readline()
-        for name in ("hello", "uptime-prober"):
-            folder = copy_example(tmp, name, f"two-{name}")
-            proc = Process([str(folder), "--kubeconfig", str(config), "--no-tui"])
-            proc.wait(lambda line: " Ready in " in line)
-            watchers.append(proc)
-        cluster = psutil.Process(sim.pid)
-        engines = [p for p in cluster.children(recursive=True) if "deno" in p.name()]
-        session = {
-            "embedded_cluster_mb": round(cluster.memory_info().rss / 2**20, 1),
-            "engine_pods": len(engines),
-            "engines_mb": round(sum(p.memory_info().rss for p in engines) / 2**20, 1),
-            "pdwatch_each_mb": [
-                round(psutil.Process(w.proc.pid).memory_info().rss / 2**20, 1) for w in watchers
-            ],
-        }
-    finally:
-        for proc in watchers:
-            proc.stop()
-        sim.terminate()
-        sim.wait(30)
+    with sim_process(config) as (sim, _base):
+        try:
+            for name in ("hello", "uptime-prober"):
+                folder = copy_example(tmp, name, f"two-{name}")
+                proc = Process([str(folder), "--kubeconfig", str(config), "--no-tui"])
+                proc.wait(lambda line: " Ready in " in line)
+                watchers.append(proc)
+            cluster = psutil.Process(sim.pid)
+            engines = [p for p in cluster.children(recursive=True) if "deno" in p.name()]
+            session = {
+                "embedded_cluster_mb": round(cluster.memory_info().rss / 2**20, 1),
+                "engine_pods": len(engines),
+                "engines_mb": round(sum(p.memory_info().rss for p in engines) / 2**20, 1),
+                "pdwatch_each_mb": [
+                    round(psutil.Process(w.proc.pid).memory_info().rss / 2**20, 1) for w in watchers
+                ],
+            }
+        finally:
+            for proc in watchers:
+                proc.stop()
     return {
         "cold_start_ms": stats(cold),
         "engine_rss_mb": stats(engine_rss),

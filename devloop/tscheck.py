@@ -175,6 +175,11 @@ def _default_export_problem(
     """The engine's check of a node module, before deploy: its default export must be a
     function (`typeof … === "function"`); a literal, or no default export at all, stops the
     engine at start."""
+
+    def at(node: Any, message: str) -> Problem:
+        line = node.start_point[0] + 1
+        return Problem(shown, message, line, 1, source=source_line(file.text, line))
+
     named = None
     for statement in program.children:
         if statement.type != "export_statement":
@@ -185,14 +190,10 @@ def _default_export_problem(
             typeof = LITERAL_TYPEOF.get(value.type)
             if typeof is None:
                 return None
-            row = statement.start_point[0]
-            return Problem(
-                shown,
+            return at(
+                statement,
                 f"the default export is a{'n' if typeof[0] in 'aeiou' else ''} {typeof}, not "
                 f"a function: the engine refuses to start (write {ENGINE_WANTS})",
-                row + 1,
-                1,
-                source=source_line(file.text, row + 1),
             )
         for clause in statement.children:
             if clause.type != "export_clause":
@@ -205,16 +206,12 @@ def _default_export_problem(
         if named is None and function is not None:
             named = function
     if named is not None:
-        row = named.start_point[0]
         name = named.child_by_field_name("name")
         called = data[name.start_byte : name.end_byte].decode() if name is not None else "run"
-        return Problem(
-            shown,
+        return at(
+            named,
             f"no default export: the engine refuses to start. Did you mean `export default "
             f"async function {called}`?",
-            row + 1,
-            1,
-            source=source_line(file.text, row + 1),
         )
     return Problem(shown, f"no default export: the engine refuses to start (add {ENGINE_WANTS})")
 

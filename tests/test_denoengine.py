@@ -8,7 +8,7 @@ import asyncio
 import json
 import shutil
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -50,14 +50,25 @@ def get(url: str, body: bytes | None = None) -> tuple[int, bytes]:
         return 0, b""
 
 
+async def until_line(log: ContainerLog, wanted: Callable[[str], bool]) -> None:
+    """Until the container prints a line `wanted` says yes to (its log wakes each waiter);
+    a cold Deno fetches npm:yaml first."""
+
+    async def watch() -> None:
+        while not any(wanted(line.text) for line in log.lines):
+            assert not log.done, [line.text for line in log.lines]
+            await log.wait(len(log.lines))
+
+    try:
+        await asyncio.wait_for(watch(), patience(60))
+    except TimeoutError:
+        raise AssertionError([line.text for line in log.lines]) from None
+
+
 async def until_health(engine: DenoEngine, address: str, port: int) -> None:
-    deadline = asyncio.get_running_loop().time() + patience(60)  # a cold Deno fetches npm:yaml
-    while (await asyncio.to_thread(get, f"http://{address}:{port}/health"))[0] != 200:
-        assert engine._process is not None and engine._process.returncode is None, engine.log.lines
-        assert asyncio.get_running_loop().time() < deadline, [
-            line.text for line in engine.log.lines
-        ]
-        await asyncio.sleep(0.1)
+    """Until the engine says it listens; then its /health answers."""
+    await until_line(engine.log, lambda text: text.startswith("Workflow server listening"))
+    assert (await asyncio.to_thread(get, f"http://{address}:{port}/health"))[0] == 200
 
 
 async def test_the_engine_runs_the_workflow_for_real(network: PodNetwork) -> None:
@@ -112,9 +123,7 @@ async def test_stop_kills_an_engine_that_ignores_sigterm_after_the_grace_period(
     log = ContainerLog()
     engine = DenoEngine(files, {}, log, network, network.allocate(), 8080, DENO)
     await engine.start()
-    while not any(line.text == "loaded" for line in log.lines):
-        assert engine._process is not None and engine._process.returncode is None
-        await asyncio.sleep(0.05)
+    await until_line(log, lambda text: text == "loaded")
     exit_ = await engine.stop(grace=0.5)
     assert exit_ is not None and exit_.code == 137  # SIGKILL after the grace period
     assert any(line.text == "ignoring SIGTERM" for line in log.lines)

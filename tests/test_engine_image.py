@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -106,6 +105,7 @@ class Serving:
     port: int
     lines: list[str]
     later: list[str] = field(default_factory=list)  # what it printed once serving
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def follow(self) -> None:
         """Keep reading its output on a thread of its own."""
@@ -114,18 +114,18 @@ class Serving:
 
         def pump() -> None:
             for line in stream:
-                self.later.append(line.rstrip("\n"))
+                with self.arrived:
+                    self.later.append(line.rstrip("\n"))
+                    self.arrived.notify_all()
 
         threading.Thread(target=pump, daemon=True).start()
 
     def printed(self, needle: str, timeout: float = 10) -> bool:
         """Whether a line with `needle` comes within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while not any(needle in line for line in self.later):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        with self.arrived:
+            return self.arrived.wait_for(
+                lambda: any(needle in line for line in self.later), timeout
+            )
 
     def request(
         self, method: str, path: str, body: object = None, raw: bytes | None = None
@@ -474,6 +474,18 @@ def test_the_stand_in_type_checks() -> None:
     subprocess.run([DENO, "check", str(IMAGE / "main.ts")], check=True, timeout=300, env=ENV)
 
 
+def refused_by_both(directory: Path) -> tuple[list[Any], list[str]]:
+    """Render's errors for the workflow, checked to be there exactly when the engine,
+    given it, exits at start; and what the engine printed."""
+    from devloop.render import RenderOptions, render
+
+    started, lines = engine_starts(directory)
+    result = render(directory, RenderOptions())
+    refused = [p for p in result if p.is_error] if isinstance(result, list) else []
+    assert bool(refused) == (not started), (refused, lines)
+    return refused, lines
+
+
 def engine_starts(directory: Path) -> tuple[bool, list[str]]:
     """Whether the engine gets to serving this workflow (it prints its listening line), or
     exits at start; and what it printed."""
@@ -520,13 +532,8 @@ def test_render_refuses_a_node_exactly_when_the_engine_refuses_to_start(
     """The default-export check before deploy agrees with the engine itself: render
     refuses the node file exactly when the engine, given it, exits at start, and names the
     file (and the line, where there is one to fix)."""
-    from devloop.render import RenderOptions, render
-
     directory = workflow_of(tmp_path, "[]", {"n": source})
-    started, lines = engine_starts(directory)
-    result = render(directory, RenderOptions())
-    refused = [p for p in result if p.is_error] if isinstance(result, list) else []
-    assert bool(refused) == (not started), (refused, lines)
+    refused, lines = refused_by_both(directory)
     if refused:
         (problem,) = refused
         assert problem.file == f"{directory}/nodes/n.ts"
@@ -595,15 +602,10 @@ def test_render_refuses_an_import_exactly_when_the_engine_cannot_load_it(
     """A relative import of a file that is not deployed stops the engine at start; render
     says so first, with the line and column of the specifier. Checked against the engine
     itself for each kind of import (a type-only import is erased, so it loads)."""
-    from devloop.render import RenderOptions, render
-
     directory = workflow_of(tmp_path, "[]", {"n": source})
     # what is deployed (workflow.yaml and nodes/**.ts) is what the engine is given
     write_tree(directory, {"nodes/lib/x.ts": "export const x = 1;\n"})
-    started, lines = engine_starts(directory)
-    result = render(directory, RenderOptions())
-    refused = [p for p in result if p.is_error] if isinstance(result, list) else []
-    assert bool(refused) == (not started), (refused, lines)
+    refused, lines = refused_by_both(directory)
     if refused:
         (problem,) = refused
         assert problem.file == f"{directory}/nodes/n.ts" and problem.line == 1, problem

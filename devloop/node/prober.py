@@ -8,6 +8,7 @@ callables.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -74,9 +75,8 @@ async def probe_container(
     probes = {name: container[key] for name, key in PROBES if container.get(key)}
     if "Readiness" not in probes:
         await set_ready(True)
-    if not probes:
-        while True:
-            await sleep(3600.0)
+    if not probes:  # nothing will restart it
+        await asyncio.Event().wait()
     due = {n: first_probe(p) for n, p in probes.items()}
     failures = {n: 0 for n in probes}
     successes = {n: 0 for n in probes}

@@ -444,7 +444,6 @@ class Kubelet:
                 self.container_status(cname, image, restarts, running, last_state, started=True)
             ]
             self.write_status(runtime, status)
-            engine = Engine(files, run.append)
             if self.deno is not None and (behaviour is None or behaviour == ImageBehaviour()):
                 outcome = await self.run_process(
                     runtime, run, files, container, status, restarts, running, last_state
@@ -459,6 +458,7 @@ class Kubelet:
             else:
                 if self.settings.engine == "deno" and behaviour in (None, ImageBehaviour()):
                     run.append(NO_DENO)
+                engine = Engine(files, run.append)
                 booted = await self.boot(runtime, engine, cname, container, status)
                 if booted.deleted:
                     return await self.finish(runtime, started=True)

@@ -522,6 +522,7 @@ async def list_or_watch(
         return await watch(cluster, request, t, matches)
     cluster.api.authorize("list", t.resource, t.namespace, "")
     limit, after = paging(query)
+    table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
     continue_token = ""
     remaining: int | None = 0
     if limit:
@@ -531,12 +532,10 @@ async def list_or_watch(
         )
         continue_token = encode_continue(last, cluster.store.rv) if last else ""
     else:
-        table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
         entries = cluster.store.entries(t.resource, t.namespace)
         if not table_version and len(entries) > STREAMED_LIST:
             return await stream_list(request, t.resource, entries, matches, cluster.store.rv)
         items = cluster.store.list(t.resource, t.namespace, matches)
-    table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
     if table_version:
         include = query.get("includeObject", "Metadata")
         rv = str(cluster.store.rv)
