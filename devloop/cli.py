@@ -8,12 +8,15 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devloop import __version__, inert
+from devloop.wfformat import FORMATS
 
 if TYPE_CHECKING:
+    from devloop.render import RenderOptions
     from devloop.settings import ClusterOptions
 
 EXIT_OK = 0
@@ -90,7 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--image",
-        help="engine image (default: .pipedreamer/base-image.txt, else pipedreamer-engine:latest)",
+        help="engine image (default: .pipedreamer/ or .tentacular/base-image.txt, else the "
+        "format's pipedreamer-engine:latest or tentacular-engine:latest)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the workflow's format (default: read from the workflow: a contract, $shared "
+        'secrets, .tentacular/ or an import from "tentacular" mean tentacular)',
     )
     parser.add_argument(
         "--runtime-class",
@@ -189,11 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render_command(args: argparse.Namespace) -> int:
-    from devloop.render import Bundle, RenderOptions, declared_namespace, render
+    from devloop.render import Bundle, declared_namespace, render
     from devloop.yamlout import dump_all
 
     namespace = args.namespace or declared_namespace(args.directory) or "default"
-    options = RenderOptions(namespace=namespace, image=args.image, runtime_class=args.runtime_class)
+    options = replace(render_options(args), namespace=namespace)
     result = render(args.directory, options)
     problems = result.warnings if isinstance(result, Bundle) else result
     for problem in problems:
@@ -202,8 +212,18 @@ def render_command(args: argparse.Namespace) -> int:
         count = sum(p.is_error for p in result)
         print(f"pdwatch: {count} problem(s); nothing rendered", file=sys.stderr)
         return EXIT_INVALID
+    # A YAML comment: the stream stays one that kubectl apply -f - takes as it is.
+    sys.stdout.write(inert.line(f"# format: {result.format}") + "\n")
     sys.stdout.write(dump_all(result.printable_manifests()))
     return EXIT_OK
+
+
+def render_options(args: argparse.Namespace) -> RenderOptions:
+    """What the command line says about rendering (the namespace comes from the
+    connection)."""
+    from devloop.render import RenderOptions
+
+    return RenderOptions(image=args.image, runtime_class=args.runtime_class, format=args.format)
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions:
@@ -236,11 +256,9 @@ def oneshot_command(args: argparse.Namespace) -> int:
         return oneshot.run(oneshot.run_history(args.directory, opts, out, compare))
     if args.rollback is not None:
         return oneshot.run(
-            oneshot.run_rollback(
-                args.directory, args.rollback, args.image, args.runtime_class, opts, out
-            )
+            oneshot.run_rollback(args.directory, args.rollback, render_options(args), opts, out)
         )
-    return oneshot.run(oneshot.run_once(args.directory, args.image, args.runtime_class, opts, out))
+    return oneshot.run(oneshot.run_once(args.directory, render_options(args), opts, out))
 
 
 def daemon_command(args: argparse.Namespace) -> int:
@@ -250,8 +268,7 @@ def daemon_command(args: argparse.Namespace) -> int:
 
     coroutine = daemon.run_daemon(
         args.directory,
-        args.image,
-        args.runtime_class,
+        render_options(args),
         cluster_options(args),
         args.debounce_ms,
         args.max_wait_ms,

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,7 @@ def follow_terminal_size() -> None:
 
 def make_loop(
     directory: Path,
-    image: str | None,
-    runtime_class: str,
+    wanted: RenderOptions,
     opts: ClusterOptions,
     conn: Connection,
     debounce_ms: int,
@@ -87,7 +87,7 @@ def make_loop(
 
     settings = LoopSettings(
         directory=directory,
-        render=RenderOptions(conn.namespace, image, runtime_class),
+        render=replace(wanted, namespace=conn.namespace),
         context=conn.context,
         debounce_ms=debounce_ms,
         max_wait_ms=max_wait_ms,
@@ -173,8 +173,7 @@ class Starting:
 
 async def run_daemon(
     directory: Path,
-    image: str | None,
-    runtime_class: str,
+    wanted: RenderOptions,
     opts: ClusterOptions,
     debounce_ms: int,
     max_wait_ms: int,
@@ -221,9 +220,7 @@ async def run_daemon(
                         conn.context, conn.server, conn.namespace, conn.embedded is not None
                     )
                 )
-                return make_loop(
-                    directory, image, runtime_class, opts, conn, debounce_ms, max_wait_ms, app.emit
-                )
+                return make_loop(directory, wanted, opts, conn, debounce_ms, max_wait_ms, app.emit)
 
             starting = Starting(build)
             session = Session(
@@ -244,9 +241,7 @@ async def run_daemon(
             conn = open_connection(opts, out)
             if conn is None:
                 return EXIT_REFUSED
-            loop = make_loop(
-                directory, image, runtime_class, opts, conn, debounce_ms, max_wait_ms, out
-            )
+            loop = make_loop(directory, wanted, opts, conn, debounce_ms, max_wait_ms, out)
             quit_now.append(loop.quit)
             await loop.run()
         if cleanup_on_exit and loop is not None and loop.names_sent:

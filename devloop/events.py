@@ -27,6 +27,7 @@ class Rendered(Event):
     files_changed: tuple[str, ...] = ()  # against the running deploy
     ms: float = 0
     warnings: tuple[Problem, ...] = ()  # and notes: the deploy goes on
+    format: str = ""  # the workflow format and why (wfformat.FormatChoice)
 
 
 @dataclass(frozen=True)

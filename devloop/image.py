@@ -5,7 +5,8 @@ the reference's later releases; `.pipedreamer` wins when a directory has both) i
 workflow directory, else its nearest parent that has one up to the enclosing git
 repository's root, or up to the user's home for a workflow in it outside any repository
 (never above: a world-writable `/tmp` or `/` must not choose the image a workflow runs) >
-`pipedreamer-engine:latest`. It depends only on the workflow directory, never on the
+the format's reference default (`pipedreamer-engine:latest`, or
+`tentacular-engine:latest`). It depends only on the workflow directory, never on the
 current directory. The daemon watches the files outside the workflow directory that could
 choose the image (`files_outside`), so editing one deploys.
 
@@ -25,6 +26,7 @@ from devloop.problems import Problem, source_line
 from devloop.safefiles import Refusal, read_inside
 
 DEFAULT_IMAGE = "pipedreamer-engine:latest"
+TENTACULAR_IMAGE = "tentacular-engine:latest"
 MARKER_DIRS = (".pipedreamer", ".tentacular")
 IMAGE_FILE_NAME = "base-image.txt"
 IMAGE_FILE = Path(MARKER_DIRS[0]) / IMAGE_FILE_NAME
@@ -66,7 +68,9 @@ def reference_problem(image: str) -> str | None:
     return None
 
 
-def resolve_image(workflow_dir: Path, flag: str | None) -> tuple[ImageChoice | None, list[Problem]]:
+def resolve_image(
+    workflow_dir: Path, flag: str | None, default: str = DEFAULT_IMAGE
+) -> tuple[ImageChoice | None, list[Problem]]:
     if flag is not None:
         reason = reference_problem(flag)
         if reason:
@@ -78,7 +82,7 @@ def resolve_image(workflow_dir: Path, flag: str | None) -> tuple[ImageChoice | N
             if not os.path.lexists(candidate):
                 continue
             return _read_image_file(candidate)
-    return ImageChoice(DEFAULT_IMAGE, "default"), []
+    return ImageChoice(default, "default"), []
 
 
 def _read_image_file(candidate: Path) -> tuple[ImageChoice | None, list[Problem]]:

@@ -48,6 +48,7 @@ from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
 from devloop.runresult import summarize
+from devloop.sharedsecrets import shared_files
 from devloop.waits import event_or_timeout, finish
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, WatchFailed, batches
 
@@ -325,6 +326,13 @@ class DevLoop:
             finally:
                 guard.cancel()
 
+    def _files_outside(self) -> list[Path]:
+        """Files outside the directory that shape the deploy, stat'ed rather than watched:
+        the parents' image files, and the repository's shared secrets (listed each time:
+        one made later counts)."""
+        root = self.settings.directory
+        return [*files_outside(root), *shared_files(root)]
+
     async def _guard_directory(self, session_over: asyncio.Event) -> None:
         """End the watch session when quitting, or when the directory disappears or is
         replaced: a watch on a moved, deleted or swapped-out directory (rm -rf DIR && cp -a
@@ -332,13 +340,12 @@ class DevLoop:
         directory is watched anew and what is in it now is deployed."""
         root = self.settings.directory
         watched = WatchedDirectory(root)
-        outside = files_outside(root)  # parents' image files: stat them, not watch trees
-        seen = file_signatures(outside)
+        seen = file_signatures(self._files_outside())
         try:
             while not await self._sleep(self.settings.missing_dir_poll_s):
-                now = file_signatures(outside)
+                now = file_signatures(self._files_outside())
                 if now != seen:
-                    changed = {str(p) for p in outside if now.get(p) != seen.get(p)}
+                    changed = {str(p) for p in {*now, *seen} if now.get(p) != seen.get(p)}
                     seen = now
                     self._request(changed, "change")
                 state = watched.state()
@@ -506,6 +513,7 @@ class DevLoop:
                 files_changed(self.deployed, bundle),
                 (time.perf_counter() - t0) * 1000,
                 bundle.warnings,
+                str(bundle.format),
             )
         )
         cycle = await deploy_cycle(

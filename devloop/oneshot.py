@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +62,28 @@ def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None
 
 
 async def run_once(
-    directory: Path, image: str | None, runtime_class: str, opts: ClusterOptions, out: PlainOutput
+    directory: Path, wanted: RenderOptions, opts: ClusterOptions, out: PlainOutput
 ) -> int:
+    """`wanted`: the render options from the command line (its namespace is the
+    connection's)."""
     conn = open_connection(opts, out)
     if conn is None:
         return EXIT_REFUSED
+    runtime_class = wanted.runtime_class
     try:
-        result = render(directory, RenderOptions(conn.namespace, image, runtime_class))
+        result = render(directory, replace(wanted, namespace=conn.namespace))
         if not isinstance(result, Bundle):
             out(events.RenderFailed(tuple(result)))
             return EXIT_INVALID
         bundle = result
-        out(events.Rendered(bundle.content_hash, bundle.code_bytes, warnings=bundle.warnings))
+        out(
+            events.Rendered(
+                bundle.content_hash,
+                bundle.code_bytes,
+                warnings=bundle.warnings,
+                format=str(bundle.format),
+            )
+        )
         kube = Kube(conn.api_client, conn.namespace)
         checks = await preflight(
             kube,
@@ -161,6 +172,8 @@ async def teardown(kube: Kube, name: str, deleted: list[str] | None = None) -> l
         ("Deployment", name),
         ("Service", name),
         ("ConfigMap", f"{name}-code"),
+        ("ConfigMap", f"{name}-import-map"),
+        ("NetworkPolicy", f"{name}-netpol"),
         ("Secret", f"{name}-secrets"),
     ):
         obj = await kube.get(kind, object_name)
@@ -234,8 +247,7 @@ def workflow_name(directory: Path, out: PlainOutput) -> str | None:
 async def run_rollback(
     directory: Path,
     number: int,
-    image: str | None,
-    runtime_class: str,
+    wanted: RenderOptions,
     opts: ClusterOptions,
     out: PlainOutput,
 ) -> int:
@@ -265,7 +277,8 @@ async def run_rollback(
                 highlight=False,
             )
             return EXIT_OK
-        options = RenderOptions(conn.namespace, image, runtime_class)
+        options = replace(wanted, namespace=conn.namespace)
+        runtime_class = options.runtime_class
         bundle = revision_bundle(directory, revision, options)
         if not isinstance(bundle, Bundle):
             out(events.RenderFailed(tuple(bundle)))

@@ -12,16 +12,19 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devloop import manifests, names
+from devloop import manifests, names, tentacular
 from devloop.codefiles import CODE_FILE_MAX, CodeFile, list_code, read_code_files
+from devloop.contract import Contract, scan_imports
 from devloop.history import CHANGED_MAX_CHARS
-from devloop.image import ImageChoice, resolve_image
+from devloop.image import DEFAULT_IMAGE, MARKER_DIRS, TENTACULAR_IMAGE, ImageChoice, resolve_image
 from devloop.manifests import Manifest
 from devloop.objectsize import ETCD_REQUEST_LIMIT, too_large
 from devloop.problems import Problem
 from devloop.safefiles import Refusal, read_inside
-from devloop.secrets import encode, read_secrets
+from devloop.secrets import SECRET_MAX_BYTES, SECRETS_FILE, encode, read_secrets
+from devloop.sharedsecrets import read_shared_secrets
 from devloop.tscheck import import_problems, syntax_problems
+from devloop.wfformat import PIPEDREAMER, TENTACULAR, FormatChoice, detect
 from devloop.workflow import (
     WORKFLOW_FILE,
     Workflow,
@@ -40,6 +43,10 @@ class RenderOptions:
     namespace: str = "default"
     image: str | None = None  # --image; None means resolve from the directory
     runtime_class: str = DEFAULT_RUNTIME_CLASS  # "" omits runtimeClassName
+    format: str | None = None  # --format; None: read from the workflow (wfformat.detect)
+
+
+NO_SIGN = FormatChoice(PIPEDREAMER, "no sign of the Tentacular format")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,9 @@ class Bundle:
     service: Manifest
     cronjobs: tuple[Manifest, ...]
     secret: Manifest | None = field(default=None, repr=False)
+    format: FormatChoice = NO_SIGN
+    import_map: Manifest | None = None  # the Tentacular format's `<wf>-import-map`
+    network_policy: Manifest | None = None  # and its `<wf>-netpol`, from the contract
     warnings: tuple[Problem, ...] = ()  # and notes: shown, but nothing stops the deploy
     source: str = ""  # host:directory it was rendered from (plan.SOURCE_ANNOTATION)
 
@@ -72,11 +82,15 @@ class Bundle:
     def manifests(self) -> list[Manifest]:
         """In apply order: the Secret and ConfigMaps exist before the pods that mount them."""
         head = [self.secret] if self.secret else []
+        maps = [self.import_map] if self.import_map else []
+        policy = [self.network_policy] if self.network_policy else []
         return [
             *head,
             self.config_map,
             self.code_snapshot,
+            *maps,
             self.service,
+            *policy,
             *self.cronjobs,
             self.deployment,
         ]
@@ -125,9 +139,17 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     unparsed = syntax_problems(files, shown, node_paths)
     problems += unparsed
     problems += import_problems(files, shown, skip={p.file for p in unparsed})
-    secret_data, secret_problems = read_secrets(workflow_dir, shown)
+    sources = {f.path: f.text for f in files if f.path.endswith(".ts")}
+    choice = (
+        FormatChoice(options.format or PIPEDREAMER, "--format" if options.format else "unread")
+        if workflow is None
+        else format_of(workflow_dir, workflow, sources, options.format)
+    )
+    fmt = choice.format
+    secret_data, secret_problems = local_secrets(workflow_dir, shown, fmt)
     problems += secret_problems
-    image, image_problems = resolve_image(workflow_dir, options.image)
+    default_image = TENTACULAR_IMAGE if fmt == TENTACULAR else DEFAULT_IMAGE
+    image, image_problems = resolve_image(workflow_dir, options.image, default_image)
     problems += image_problems
     problems += [
         Problem("--namespace", f"{options.namespace!r}: {e}")
@@ -144,14 +166,17 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     ns = options.namespace
     digest = content_hash(files)
     data = {f.key: f.text for f in files}
-    config_map = manifests.code_config_map(workflow, ns, data, digest)
-    snapshot = manifests.code_snapshot(workflow, ns, data, digest)
+    contract = effective_contract(workflow.contract, sources) if fmt == TENTACULAR else None
+    config_map = manifests.code_config_map(workflow, ns, data, digest, fmt)
+    snapshot = manifests.code_snapshot(workflow, ns, data, digest, fmt)
     deployment = manifests.deployment(
-        workflow, ns, image.image, options.runtime_class, snapshot, digest
+        workflow, ns, image.image, options.runtime_class, snapshot, digest, fmt, contract
     )
-    service = manifests.service(workflow, ns)
-    cronjobs = tuple(manifests.cronjobs(workflow, ns))
-    secret = manifests.secret(workflow, ns, encode(secret_data)) if secret_data else None
+    service = manifests.service(workflow, ns, fmt)
+    cronjobs = tuple(manifests.cronjobs(workflow, ns, fmt))
+    secret = manifests.secret(workflow, ns, encode(secret_data), fmt) if secret_data else None
+    import_map = tentacular.import_map(workflow, ns, contract) if fmt == TENTACULAR else None
+    policy = tentacular.network_policy(workflow, ns, contract) if contract is not None else None
     # The code's copies in the history carry a list of the changed files besides.
     sized = [(config_map, CHANGED_MAX_CHARS), (snapshot, 0), (deployment, 0), (secret, 0)]
     problems += [
@@ -173,6 +198,9 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
         service=service,
         cronjobs=cronjobs,
         secret=secret,
+        format=choice,
+        import_map=import_map,
+        network_policy=policy,
         warnings=tuple(problems),
         source=f"{socket.gethostname()}:{os.path.realpath(workflow_dir)}",
     )
@@ -241,7 +269,7 @@ def _generated_name_problems(wf: Workflow, source: Source) -> list[Problem]:
         for kind, name, errors in checks
         if errors
     ]
-    for key, value in manifests.labels(wf).items():
+    for key, value in manifests.labels(wf, PIPEDREAMER).items():
         errors = names.label_value(value)
         if errors:
             line = wf.version_line if key.endswith("/version") else wf.name_line
@@ -249,6 +277,37 @@ def _generated_name_problems(wf: Workflow, source: Source) -> list[Problem]:
                 source.at(line or 0, None, f"label {key}={value!r} is invalid: {'; '.join(errors)}")
             )
     return list(dict.fromkeys(out))
+
+
+def format_of(
+    directory: Path, workflow: Workflow, sources: dict[str, str], override: str | None
+) -> FormatChoice:
+    """The workflow's format from its signs on disk (wfformat.detect)."""
+    markers = {d for d in MARKER_DIRS if os.path.isdir(directory / d)}
+    raw = read_inside(directory / SECRETS_FILE, os.path.realpath(directory), SECRET_MAX_BYTES)
+    secrets_text = None if isinstance(raw, Refusal) else raw.decode("utf-8", errors="replace")
+    return detect(workflow, markers, secrets_text, sources, override)
+
+
+def local_secrets(
+    directory: Path, shown: str, fmt: str
+) -> tuple[dict[str, bytes] | None, list[Problem]]:
+    """The Secret's data as the format's reference builds it: `$shared` references
+    resolved (Tentacular), or the values in `.secrets.yaml` / `.secrets/` (Pipedreamer)."""
+    if fmt == TENTACULAR:
+        return read_shared_secrets(directory, shown)
+    return read_secrets(directory, shown)
+
+
+def effective_contract(declared: Contract | None, sources: dict[str, str]) -> Contract | None:
+    """The contract the reference derives flags and a NetworkPolicy from: the declared one
+    plus the `jsr:`/`npm:` modules the code imports (a contract is made for them when none
+    is declared). pdwatch scans every deployed .ts file, helpers included (the reference
+    scans nodes/*.ts only; a helper's module needs the import map just the same)."""
+    scanned = scan_imports(sources)
+    if declared is None and not scanned:
+        return None
+    return (declared or Contract()).with_scanned(scanned)
 
 
 def read_workflow(directory: Path) -> tuple[Workflow | None, list[Problem]]:

@@ -16,32 +16,47 @@ from pathlib import Path
 
 from devloop import manifests
 from devloop.history import Revision
-from devloop.image import resolve_image
+from devloop.image import DEFAULT_IMAGE, TENTACULAR_IMAGE, resolve_image
 from devloop.problems import Problem
-from devloop.render import Bundle, RenderOptions, render
-from devloop.secrets import encode, read_secrets
+from devloop.render import Bundle, RenderOptions, format_of, local_secrets, render
+from devloop.secrets import encode
+from devloop.wfformat import PIPEDREAMER, TENTACULAR, FormatChoice
+from devloop.workflow import WORKFLOW_FILE, parse_workflow
 
 
 def revision_bundle(
     directory: Path, revision: Revision, options: RenderOptions
 ) -> Bundle | list[Problem]:
-    image, problems = resolve_image(directory, options.image)
+    files = revision.files()
+    # The format as the directory would give it these files: its markers and secrets file
+    # are the directory's own, its contract and imports the revision's.
+    choice = FormatChoice(options.format or PIPEDREAMER, "--format")
+    workflow, _ = parse_workflow(files.get(WORKFLOW_FILE, ""), revision.name)
+    if workflow is not None:
+        sources = {path: text for path, text in files.items() if path.endswith(".ts")}
+        choice = format_of(directory, workflow, sources, options.format)
+    default = TENTACULAR_IMAGE if choice.format == TENTACULAR else DEFAULT_IMAGE
+    image, problems = resolve_image(directory, options.image, default)
     if image is None:
         return problems
     with tempfile.TemporaryDirectory(prefix="pdwatch-rollback-") as tmp:
         root = Path(tmp) / directory.name
-        for path, text in revision.files().items():
+        for path, text in files.items():
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8", newline="")
-        result = render(root, replace(options, image=image.image))
+        result = render(root, replace(options, image=image.image, format=choice.format))
     if not isinstance(result, Bundle):
         return result
     if result.content_hash != revision.content_hash:
         return [Problem(revision.name, "its code does not render to what was recorded")]
     # The secrets as the directory has them now, read where a save reads them.
-    data, problems = read_secrets(directory, str(directory))
+    data, problems = local_secrets(directory, str(directory), choice.format)
     if problems:
         return problems
-    secret = manifests.secret(result.workflow, result.namespace, encode(data)) if data else None
-    return replace(result, secret=secret)
+    secret = (
+        manifests.secret(result.workflow, result.namespace, encode(data), choice.format)
+        if data
+        else None
+    )
+    return replace(result, secret=secret, format=choice)

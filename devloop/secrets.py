@@ -104,14 +104,12 @@ def _from_yaml(path: Path, shown: str, top: str) -> tuple[dict[str, bytes], list
     root, problems = compose(text, source)
     if problems:
         # Only where and what: PyYAML's wording is fixed text, but drop anything quoted.
-        return {}, [Problem(p.file, _unquoted(p.message), p.line, p.column) for p in problems]
+        return {}, [Problem(p.file, unquoted(p.message), p.line, p.column) for p in problems]
     if root is None:
         return {}, []
     if not isinstance(root, MappingNode):
         return {}, [source.problem(root, "top level must be a mapping of secret name to value")]
-    problems = [
-        source.problem(key, "a secret name is used twice") for key in _duplicate_nodes(root)
-    ]
+    problems = [source.problem(key, "a secret name is used twice") for key in duplicate_nodes(root)]
     data: dict[str, bytes] = {}
     for key, value in root.value:
         if not isinstance(key, ScalarNode):
@@ -134,7 +132,7 @@ def _from_yaml(path: Path, shown: str, top: str) -> tuple[dict[str, bytes], list
     return data, problems
 
 
-def _duplicate_nodes(root: MappingNode) -> list[Node]:
+def duplicate_nodes(root: MappingNode) -> list[Node]:
     """Keys that repeat an earlier one (YAML would let the later one win silently)."""
     seen: set[str] = set()
     repeated: list[Node] = []
@@ -146,7 +144,7 @@ def _duplicate_nodes(root: MappingNode) -> list[Node]:
     return repeated
 
 
-def _unquoted(message: str) -> str:
+def unquoted(message: str) -> str:
     """PyYAML names the character it stumbled on ("found character '\\t'"): drop quotes."""
     out, quoting = [], False
     for ch in message:

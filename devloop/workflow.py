@@ -24,6 +24,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from devloop import cronspec, names
+from devloop.contract import Contract, Metadata, parse_contract, parse_metadata
 from devloop.problems import ERROR, NOTE, WARNING, Problem
 from devloop.safefiles import inside
 from devloop.yamlsource import Source, UnreadableValue, compose, duplicate_keys, is_null, to_python
@@ -55,11 +56,6 @@ EDGE_KEYS = ("from", "to")
 DEPLOYMENT_KEYS = ("namespace",)
 # Sections of the later format that pdwatch accepts but does not act on, and what that means.
 NOT_ACTED_ON = {
-    "metadata": "metadata is accepted; pdwatch does not deploy anything from it",
-    "contract": (
-        "contract is accepted; pdwatch does not derive a NetworkPolicy or Deno permissions "
-        "from it (the engine image's own flags apply)"
-    ),
     "sidecars": "sidecars are accepted but not deployed by pdwatch (only the engine runs)",
 }
 
@@ -108,6 +104,8 @@ class Workflow:
     edges: tuple[Edge, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     namespace: str | None = None  # deployment.namespace
+    contract: Contract | None = None  # the Tentacular format's; None when not written
+    metadata: Metadata = field(default_factory=Metadata)
     name_line: int | None = None  # where `name` and `version` are written, for problems
     version_line: int | None = None
 
@@ -292,6 +290,13 @@ class _Parser:
         edges = self.edges(f.get("edges"), root, node_names)
         config = self.config(f.get("config"))
         namespace = self.deployment(f.get("deployment"))
+        contract, metadata = None, Metadata()
+        if "contract" in f:
+            contract, found = parse_contract(f["contract"][1], self.source)
+            self.problems += found
+        if "metadata" in f:
+            metadata, found = parse_metadata(f["metadata"][1], self.source)
+            self.problems += found
         for key, note in NOT_ACTED_ON.items():
             if key in f and not is_null(f[key][1]):
                 self.warn(f[key][0], note, NOTE)
@@ -307,6 +312,8 @@ class _Parser:
             edges,
             config,
             namespace,
+            contract,
+            metadata,
             f["name"][1].start_mark.line + 1,
             f["version"][1].start_mark.line + 1,
         )

@@ -33,6 +33,9 @@ def test_render_prints_every_manifest_as_one_yaml_stream() -> None:
     assert docs[1]["immutable"] is True  # the copy the pods mount
     assert {d["metadata"]["namespace"] for d in docs} == {"demo"}
     assert proc.stderr == ""
+    assert proc.stdout.startswith(
+        '# format: pipedreamer (nodes/analyze-results.ts imports from "pipedreamer")\n'
+    )
 
 
 def test_render_redacts_secret_values(tmp_path: Path) -> None:

@@ -119,3 +119,37 @@ def test_embedded_makes_the_namespace_the_workflow_names(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "namespace digest" in proc.stdout, proc.stdout
     assert "not found" not in proc.stdout + proc.stderr
+
+
+def test_the_readme_sets_up_the_tentacular_example_as_the_catalog_says(tmp_path: Path) -> None:
+    """The README's commands for `examples/github-digest` (the catalog's steps: copy
+    .secrets.yaml.example, put the shared values in the repository's .secrets/), run in a
+    repository like a clone of this one; then the deploy they lead to, `--once` in place of
+    the terminal UI: the Tentacular format, and the `$shared` values in the Secret."""
+    import base64
+    import re
+    import subprocess
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(cp examples/github-digest/.*?)```", readme, re.DOTALL)
+    assert block is not None
+    setup, run = block.group(1).strip().splitlines()[:-1], block.group(1).strip().splitlines()[-1]
+    assert run.startswith("python3 dev.py run examples/github-digest")
+    (tmp_path / ".git").mkdir()
+    shutil.copytree(EXAMPLES / "github-digest", tmp_path / "examples" / "github-digest")
+    for line in setup:
+        subprocess.run(["bash", "-ec", line], cwd=tmp_path, check=True)
+    directory = tmp_path / "examples" / "github-digest"
+    proc = run_pdwatch(directory, "--render")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# format: tentacular (workflow.yaml has a contract)")
+    bundle = render(directory)
+    assert isinstance(bundle, Bundle) and bundle.secret is not None, bundle
+    assert {k: base64.b64decode(v) for k, v in bundle.secret["data"].items()} == {
+        "github": b'{"token":"none"}',
+        "slack": b'{"webhook_url":"none"}',
+    }
+    proc = run_pdwatch(directory, "--once", "--embedded")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "format tentacular (workflow.yaml has a contract)" in proc.stdout
+    assert "namespace digest" in proc.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import time
@@ -526,6 +527,36 @@ async def test_the_image_file_of_a_parent_folder_is_watched(
         assert deployment is not None
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "engine:repo-2"
+
+
+async def test_a_shared_secret_of_the_repository_is_watched(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A Tentacular workflow's `$shared.api` is read from the repository's .secrets/api,
+    outside the workflow directory: editing that file deploys the new value."""
+    (tmp_path / ".git").mkdir()
+    shared = tmp_path / ".secrets" / "api"
+    shared.parent.mkdir()
+    shared.write_text('{"token": "one"}')
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    (directory / ".secrets.yaml").write_text("api: $shared.api\n")
+    kube = Kube(api_client, namespace)
+    rig = Rig(directory, kube, debounce_ms=20, missing_dir_poll_s=0.05)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready", rig.events
+        mark = rig.mark()
+        shared.write_text('{"token": "two"}')
+        started = await rig.wait_for(events.CycleStarted, since=mark)
+        assert str(shared) in started.changed
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+        secret = await kube.get("Secret", "hello-secrets")
+        assert secret is not None
+        assert base64.b64decode(secret["data"]["api"]) == b'{"token":"two"}'
+    finally:
+        rig.loop.quit()
+        await task
 
 
 @pytest.mark.parametrize("how", ["rm-and-copy", "mv-swap", "symlink-repointed"])

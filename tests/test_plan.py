@@ -8,6 +8,7 @@ import pytest
 
 from devloop.kube import plan
 from devloop.manifests import MANAGED_BY
+from devloop.wfformat import PIPEDREAMER, TENTACULAR
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -100,15 +101,26 @@ def test_plan_objects_applies_what_differs_and_prunes_only_its_cronjobs() -> Non
             "name": "hello-a",
             "labels": {
                 "app.kubernetes.io/name": "hello",
-                "app.kubernetes.io/managed-by": MANAGED_BY,
+                "app.kubernetes.io/managed-by": MANAGED_BY[PIPEDREAMER],
+            },
+        },
+    }
+    # Written when the workflow was in the other format: still the workflow's.
+    also_ours = {
+        "kind": "CronJob",
+        "metadata": {
+            "name": "hello-b",
+            "labels": {
+                "app.kubernetes.io/name": "hello",
+                "app.kubernetes.io/managed-by": MANAGED_BY[TENTACULAR],
             },
         },
     }
     theirs = {"kind": "CronJob", "metadata": {"name": "other", "labels": {}}}
     same = plan.plan_objects(
-        plan.Live(plan.stamped(cm), None, None, None, (ours, theirs)), [cm], "hello"
+        plan.Live(plan.stamped(cm), None, None, None, (ours, also_ours, theirs)), [cm], "hello"
     )
-    assert not same.apply and same.prune_cronjobs == ("hello-a",)
+    assert not same.apply and same.prune_cronjobs == ("hello-a", "hello-b")
     edited = {**cm, "data": {"a": "2"}}
     changed = plan.plan_objects(plan.Live(plan.stamped(cm), None, None, None), [edited], "hello")
     assert [m["data"] for m in changed.apply] == [{"a": "2"}]

@@ -16,11 +16,23 @@ K8S_VERSION = kubernetes_validate.latest_version()
 
 
 def _bundles(tmp_path: Path) -> list[Bundle]:
+    """Each example in both cluster setups, with secrets as its format keeps them: in the
+    file (Pipedreamer), or its .secrets.yaml.example copied and every `$shared` file made
+    in the repository's .secrets/ (Tentacular; tmp_path is the repository here)."""
     out = []
+    (tmp_path / ".git").mkdir()
     for example in sorted(EXAMPLES.iterdir()):
         target = tmp_path / example.name
         shutil.copytree(example, target)
-        write_tree(target, {".secrets.yaml": "api:\n  token: t0k3n\n"})
+        shared = target / ".secrets.yaml.example"
+        if shared.exists():
+            shutil.copy(shared, target / ".secrets.yaml")
+            for line in shared.read_text().splitlines():
+                if "$shared." in line:
+                    name = line.split("$shared.", 1)[1].strip()
+                    write_tree(tmp_path / ".secrets", {name: '{"token": "t0k3n"}\n'})
+        else:
+            write_tree(target, {".secrets.yaml": "api:\n  token: t0k3n\n"})
         for options in (RenderOptions(), RenderOptions(namespace="dev", runtime_class="")):
             result = render(target, options)
             assert isinstance(result, Bundle), result
@@ -39,7 +51,7 @@ def test_every_manifest_validates_strictly(tmp_path: Path) -> None:
         for manifest in bundle.manifests():
             kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
             kinds.add(manifest["kind"])
-    assert kinds == {"ConfigMap", "Secret", "Service", "CronJob", "Deployment"}
+    assert kinds == {"ConfigMap", "Secret", "Service", "CronJob", "Deployment", "NetworkPolicy"}
 
 
 def test_schema_check_catches_a_broken_manifest(tmp_path: Path) -> None:

@@ -378,7 +378,7 @@ def test_unknown_keys_are_warnings_with_the_nearest_known_key() -> None:
     ]
 
 
-def test_the_later_format_is_accepted_with_notes_for_what_pdwatch_does_not_do() -> None:
+def test_the_later_format_is_read_with_a_note_for_what_pdwatch_does_not_do() -> None:
     text = doc(
         triggers="triggers:\n  - type: webhook\n    provider: github\n    event: push\n"
         "    actions: [opened]",
@@ -390,10 +390,11 @@ def test_the_later_format_is_accepted_with_notes_for_what_pdwatch_does_not_do() 
     wf, problems = parse_workflow(text)
     assert wf is not None and wf.namespace == "team-a"
     assert wf.triggers[0].provider == "github"
-    assert [(p.severity, p.message.split(" ")[0]) for p in problems] == [
-        ("note", "metadata"),
-        ("note", "contract"),
-        ("note", "sidecars"),
+    assert [(p.severity, p.message.split(" ")[0]) for p in problems] == [("note", "sidecars")]
+    assert wf.metadata.tags == ("a",)
+    assert wf.contract is not None
+    assert [(d.name, d.host, d.port) for d in wf.contract.dependencies] == [
+        ("api", "api.example.com", 443)
     ]
 
 

@@ -58,6 +58,9 @@ KINDS = {
     "Deployment": Kind("AppsV1Api", "deployment", _group("apps/v1", "deployments")),
     "ReplicaSet": Kind("AppsV1Api", "replica_set", _group("apps/v1", "replicasets")),
     "CronJob": Kind("BatchV1Api", "cron_job", _group("batch/v1", "cronjobs")),
+    "NetworkPolicy": Kind(
+        "NetworkingV1Api", "network_policy", _group("networking.k8s.io/v1", "networkpolicies")
+    ),
 }
 
 
@@ -83,6 +86,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
         self.auth = client.AuthorizationV1Api(api_client)
         self.node = client.NodeV1Api(api_client)
         self.request_timeout: float = 15
@@ -97,7 +101,12 @@ class Kube:
 
     def method(self, kind: str, verb: str) -> Callable[..., Any]:
         spec = KINDS[kind]
-        api = {"CoreV1Api": self.core, "AppsV1Api": self.apps, "BatchV1Api": self.batch}[spec.api]
+        api = {
+            "CoreV1Api": self.core,
+            "AppsV1Api": self.apps,
+            "BatchV1Api": self.batch,
+            "NetworkingV1Api": self.networking,
+        }[spec.api]
         return getattr(api, f"{verb}_namespaced_{spec.suffix}")  # type: ignore[no-any-return]
 
     # --- objects -----------------------------------------------------------------------------

@@ -127,25 +127,41 @@ def refuse_foreign(objects: list[dict[str, Any] | None], bundle: Bundle) -> None
 
 async def read_mounted(kube: Kube, bundle: Bundle) -> plan.Live:
     """The rollout's inputs: the code ConfigMap, the immutable copy the pods mount, the
-    Secret, and the Deployment."""
-    cm, snapshot, deployment, secret = await asyncio.gather(
+    Secret, the import map when the bundle has one, and the Deployment."""
+    import_map = bundle.import_map["metadata"]["name"] if bundle.import_map else None
+    cm, snapshot, deployment, secret, mapped = await asyncio.gather(
         kube.get("ConfigMap", bundle.config_map["metadata"]["name"]),
         kube.get("ConfigMap", bundle.code_snapshot["metadata"]["name"]),
         kube.get("Deployment", bundle.deployment["metadata"]["name"]),
         kube.get("Secret", f"{bundle.workflow.name}-secrets"),
+        kube.get("ConfigMap", import_map) if import_map else _nothing(),
     )
-    return plan.Live(cm, deployment, secret, None, snapshot=snapshot)
+    return plan.Live(cm, deployment, secret, None, snapshot=snapshot, import_map=mapped)
 
 
-async def read_around(
-    kube: Kube, bundle: Bundle
-) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
-    """What the rollout does not depend on: the Service and the workflow's CronJobs."""
-    service, crons = await asyncio.gather(
+async def _nothing() -> None:
+    return None
+
+
+async def read_around(kube: Kube, bundle: Bundle) -> plan.Live:
+    """What the rollout does not depend on: the Service, the workflow's CronJobs, its
+    NetworkPolicy, and an import map it no longer has (to prune)."""
+    name = bundle.workflow.name
+    service, crons, policy, stale_map = await asyncio.gather(
         kube.get("Service", bundle.service["metadata"]["name"]),
-        kube.list("CronJob", label_selector=ownership_selector(bundle.workflow.name)),
+        kube.list("CronJob", label_selector=ownership_selector(name)),
+        kube.get("NetworkPolicy", f"{name}-netpol"),
+        kube.get("ConfigMap", f"{name}-import-map") if not bundle.import_map else _nothing(),
     )
-    return service, tuple(crons.get("items") or ())
+    return plan.Live(
+        None,
+        None,
+        None,
+        service,
+        tuple(crons.get("items") or ()),
+        import_map=stale_map,
+        network_policy=policy,
+    )
 
 
 async def deploy_cycle(
@@ -163,10 +179,14 @@ async def deploy_cycle(
     # once the Deployment's apply has gone out (at the API server, their requests would
     # queue in front of it) and applied after it: they do not shape the pods.
     live = await read_mounted(kube, bundle)
-    refuse_foreign([live.config_map, live.snapshot, live.deployment, live.secret], bundle)
+    refuse_foreign(
+        [live.config_map, live.snapshot, live.deployment, live.secret, live.import_map], bundle
+    )
     live_deployment, live_secret = live.deployment, live.secret
-    around: asyncio.Task[tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]] | None = None
-    mounted = [m for m in (bundle.secret, bundle.config_map, bundle.code_snapshot) if m]
+    around: asyncio.Task[plan.Live] | None = None
+    mounted = [
+        m for m in (bundle.secret, bundle.config_map, bundle.code_snapshot, bundle.import_map) if m
+    ]
     first = plan.plan_objects(live, mounted, bundle.workflow.name)
     t0 = time.monotonic()
     applied: list[str] = []
@@ -213,12 +233,11 @@ async def deploy_cycle(
             deployment = await applying
             applied.append(f"Deployment/{name}")
             rolled = plan.templates_differ(live_deployment, deployment)
-        service, crons = await (around or read_around(kube, bundle))
-        refuse_foreign([service], bundle)
+        outside = await (around or read_around(kube, bundle))
+        refuse_foreign([outside.service, outside.network_policy], bundle)
+        policy = [bundle.network_policy] if bundle.network_policy else []
         rest = plan.plan_objects(
-            plan.Live(None, None, None, service, crons),
-            [bundle.service, *bundle.cronjobs],
-            bundle.workflow.name,
+            outside, [bundle.service, *policy, *bundle.cronjobs], bundle.workflow.name
         )
         for manifest in rest.apply:
             await kube.apply(manifest)
@@ -226,6 +245,9 @@ async def deploy_cycle(
         for cron_name in rest.prune_cronjobs:
             if await kube.delete("CronJob", cron_name):
                 pruned.append(f"CronJob/{cron_name}")
+        for kind, object_name in rest.prune:
+            if await kube.delete(kind, object_name):
+                pruned.append(f"{kind}/{object_name}")
         if applied or pruned:
             emit(events.Applied(tuple(applied), (time.monotonic() - t0) * 1000, tuple(pruned)))
         if rolled:

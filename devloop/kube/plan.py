@@ -137,6 +137,10 @@ class Live:
     service: Manifest | None
     cronjobs: tuple[Manifest, ...] = ()
     snapshot: Manifest | None = None  # the immutable code the new pods mount
+    # The Tentacular format's import map (mounted) and NetworkPolicy, read whether or not
+    # the bundle has them: a workflow that no longer has one has it pruned.
+    import_map: Manifest | None = None
+    network_policy: Manifest | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class ObjectsPlan:
     apply: tuple[Manifest, ...]
     prune_cronjobs: tuple[str, ...] = ()
     prune_secret: bool = False
+    prune: tuple[tuple[str, str], ...] = ()  # (kind, name): the import map, the policy
     reasons: tuple[str, ...] = field(default=())
 
 
@@ -178,7 +183,9 @@ def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> Obje
             ("Secret", live.secret),
             ("ConfigMap", live.config_map),
             ("ConfigMap", live.snapshot),
+            ("ConfigMap", live.import_map),
             ("Service", live.service),
+            ("NetworkPolicy", live.network_policy),
         )
         if obj is not None
     }
@@ -207,7 +214,15 @@ def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> Obje
         and live.secret is not None
         and owned_by_workflow(live.secret, workflow_name)
     )
-    return ObjectsPlan(tuple(apply), prune, prune_secret, tuple(reasons))
+    wanted_names = {(m["kind"], m["metadata"]["name"]) for m in wanted}
+    unwanted = tuple(
+        (obj["kind"], obj["metadata"]["name"])
+        for obj in (live.import_map, live.network_policy)
+        if obj is not None
+        and (obj.get("kind"), obj["metadata"]["name"]) not in wanted_names
+        and owned_by_workflow(obj, workflow_name)
+    )
+    return ObjectsPlan(tuple(apply), prune, prune_secret, unwanted, tuple(reasons))
 
 
 # --- the Deployment --------------------------------------------------------------------------

@@ -105,6 +105,16 @@ RESOURCES = (
         has_generation=True,
         categories=("all",),
     ),
+    # Stored, never enforced: neither the embedded cluster nor pdwatch's node filters
+    # traffic (as kind without a policy-enforcing network plugin).
+    Resource(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        short_names=("netpol",),
+        has_generation=True,
+    ),
     Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", namespaced=False),
     Resource(
         "authorization.k8s.io",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DEFAULT_IMAGE = "pipedreamer-engine:latest"
+TENTACULAR_IMAGE = "tentacular-engine:latest"  # the Tentacular format's default
 CURL_IMAGE = "curlimages/curl:latest"  # what cron triggers run
 
 
@@ -55,6 +56,7 @@ class SimSettings:
     images: dict[str, ImageBehaviour] = field(
         default_factory=lambda: {
             DEFAULT_IMAGE: ImageBehaviour(),
+            TENTACULAR_IMAGE: ImageBehaviour(),
             CURL_IMAGE: ImageBehaviour(program="curl"),
         }
     )

@@ -24,9 +24,10 @@ def describe(event: events.Event) -> tuple[str, str] | None:
         case events.CycleStarted(changed=changed, reason=reason):
             what = ", ".join(changed) + " changed" if changed else reason
             return "bold", what
-        case events.Rendered(content_hash=h, code_bytes=size, files_changed=files):
+        case events.Rendered(content_hash=h, code_bytes=size, files_changed=files, format=fmt):
             listed = f" ({', '.join(files)})" if files else ""
-            return "dim", f"rendered {size:,} bytes, hash {h[:12]}{listed}"
+            shown = f", format {fmt}" if fmt else ""
+            return "dim", f"rendered {size:,} bytes, hash {h[:12]}{listed}{shown}"
         case events.RenderFailed(problems=problems):
             return "red", "\n".join(f"{p.severity}: {p}" for p in problems)
         case events.Unchanged(pod=pod):

@@ -307,6 +307,7 @@ class PdwatchApp(App[int]):
         if deployed is not None:
             self.session.workflow = f"{deployed.workflow.name} v{deployed.workflow.version}"
             self.session.image = deployed.image.image
+            self.session.format = deployed.format.format
         self.header.show(self.session, self.state, self.state_detail)
 
     def refresh_pod(self) -> None:

@@ -43,6 +43,7 @@ class Session:
     namespace: str
     image: str = ""
     workflow: str = ""
+    format: str = ""  # pipedreamer or tentacular: which reference's deploy pdwatch makes
 
 
 class HeaderBar(Static):
@@ -76,6 +77,8 @@ class HeaderBar(Static):
         if session.image:
             image = short_image(session.image) if compact else session.image
             text.append(f"  {image}", style="dim")
+        if session.format:
+            text.append(f"  {session.format}" if compact else f"  {session.format} format")
         text.append(f"  {session.directory}", style="dim")
         self.update(text)
 
