@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devloop.node.podnet import PodNetwork
+from devloop.node.prober import first_probe, first_readiness_probe, until_relist
 from devloop.node.recorder import BURST, COMBINED, EventRecorder
 
 needs_netns = pytest.mark.skipif(
@@ -97,3 +98,26 @@ async def test_the_recorder_counts_repeats_and_spends_a_burst_of_25() -> None:
     # Normal events have a budget of their own
     await recorder.record(POD, "Normal", "Pulled", "present")
     assert wire.sent[-1][2]["reason"] == "Pulled"
+
+
+@pytest.mark.parametrize(
+    ("probe", "noticed", "first"),
+    [
+        ({"periodSeconds": 1}, 0.3, 0.3),  # pdwatch's: at the relist that sees it run
+        ({"periodSeconds": 5, "initialDelaySeconds": 3}, 0.4, 5.4),  # the reference's
+        ({"periodSeconds": 1, "initialDelaySeconds": 3}, 0.5, 3.5),  # whole seconds
+        ({"initialDelaySeconds": 0}, 1.0, 1.0),
+    ],
+)
+def test_the_first_readiness_probe_follows_the_relist(
+    probe: dict[str, Any], noticed: float, first: float
+) -> None:
+    """prober_manager.go UpdatePodStatus asks for an immediate readiness run when the
+    relist notices the container; doProbe skips it inside initialDelaySeconds."""
+    assert first_readiness_probe(probe, noticed) == pytest.approx(first)
+
+
+def test_liveness_keeps_its_ticker_and_relists_tick_each_second() -> None:
+    assert first_probe({"periodSeconds": 10, "initialDelaySeconds": 5}) == 10
+    assert until_relist(0.0) == 1.0
+    assert until_relist(12.25) == pytest.approx(0.75)

@@ -37,7 +37,7 @@ from devloop.node.containers import EngineContainer, curl
 from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog
 from devloop.node.podnet import PodNetwork
-from devloop.node.prober import probe_container
+from devloop.node.prober import probe_container, until_relist
 from devloop.node.recorder import EventRecorder, rfc3339
 from devloop.node.rest import MERGE_PATCH, ApiStatus, Rest, retrying
 from devloop.sim.engine import Exit
@@ -146,6 +146,7 @@ class Node:
     ) -> None:
         self.rest, self.name = rest, name
         self.settings = settings or SimSettings()
+        self.started = time.monotonic()  # the relists tick from here (prober.until_relist)
         self.network = network or PodNetwork()
         self.serving, self.client_ca, self.address = serving, client_ca, address
         self.recorder = EventRecorder(rest, "kubelet", name)
@@ -706,6 +707,7 @@ class Node:
             container,
             worker.address,
             self._probe_session,
+            noticed=until_relist(time.monotonic() - self.started),
             sleep=asyncio.sleep,
             set_ready=set_ready,
             event=event,

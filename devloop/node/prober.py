@@ -17,6 +17,15 @@ import aiohttp
 
 CODE_PORT = 8080
 PROBES = (("Readiness", "readinessProbe"), ("Liveness", "livenessProbe"))
+# pkg/kubelet/kubelet.go genericPlegRelistPeriod: how often the kubelet lists its
+# containers to notice one that started.
+PLEG_RELIST_PERIOD = 1.0
+
+
+def until_relist(since_start: float) -> float:
+    """Seconds from now to the kubelet's next relist, `since_start` seconds after the
+    kubelet's own start (relists tick from there)."""
+    return PLEG_RELIST_PERIOD - since_start % PLEG_RELIST_PERIOD
 
 
 async def http_probe(
@@ -47,9 +56,9 @@ async def http_probe(
 
 
 def first_probe(probe: dict[str, Any]) -> float:
-    """Seconds from the container's start to its first probe. The kubelet's worker ticks
-    every periodSeconds from when the pod was added (before its container runs); a tick
-    before the container runs, or before initialDelaySeconds, probes nothing
+    """Seconds from the container's start to its first liveness probe. The kubelet's
+    worker ticks every periodSeconds from when the pod was added (before its container
+    runs); a tick before the container runs, or before initialDelaySeconds, probes nothing
     (worker.go doProbe). So the first probe is at the first tick at or after the initial
     delay, never at the start itself, when no engine listens yet."""
     period = float(probe.get("periodSeconds", 10))
@@ -57,17 +66,34 @@ def first_probe(probe: dict[str, Any]) -> float:
     return period * max(1, math.ceil(delay / period))
 
 
+def first_readiness_probe(probe: dict[str, Any], noticed: float) -> float:
+    """Seconds from the container's start to its first readiness probe. The relist that
+    notices the container running (`noticed` seconds after its start) syncs the pod, and
+    the pod's status update asks the readiness worker for an immediate run while the
+    container is not yet ready (prober_manager.go UpdatePodStatus, manualTriggerCh); the
+    worker skips a run before initialDelaySeconds (whole seconds since the start:
+    worker.go doProbe) and restarts its ticker at the manual run."""
+    period = float(probe.get("periodSeconds", 10))
+    delay = int(probe.get("initialDelaySeconds", 0))
+    at = noticed
+    while int(at) < delay:
+        at += period
+    return at
+
+
 async def probe_container(
     container: dict[str, Any],
     address: str,
     session: aiohttp.ClientSession,
     *,
+    noticed: float,
     sleep: Callable[[float], Awaitable[None]],
     set_ready: Callable[[bool], Awaitable[None]],
     event: Callable[[str, str, str], Awaitable[None]],
 ) -> None:
     """Probe until liveness fails failureThreshold times in a row (then return: the
-    container is to be restarted). `sleep(seconds)` waits on the pod's schedule,
+    container is to be restarted). `noticed`: seconds from the container's start to the
+    relist that notices it (`until_relist`). `sleep(seconds)` waits on the pod's schedule,
     `set_ready(ready)` writes the Ready condition, `event(type, reason, message)` records
     an event. A container without a readiness probe is ready once running; one without
     probes is never restarted by the prober."""
@@ -77,7 +103,10 @@ async def probe_container(
         await set_ready(True)
     if not probes:  # nothing will restart it
         await asyncio.Event().wait()
-    due = {n: first_probe(p) for n, p in probes.items()}
+    due = {
+        n: first_readiness_probe(p, noticed) if n == "Readiness" else first_probe(p)
+        for n, p in probes.items()
+    }
     failures = {n: 0 for n in probes}
     successes = {n: 0 for n in probes}
     ready = False

@@ -32,7 +32,7 @@ from multidict import MultiMapping
 from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog, LogLine
 from devloop.node.podnet import PodNetwork
-from devloop.node.prober import probe_container
+from devloop.node.prober import probe_container, until_relist
 from devloop.sim import resources
 from devloop.sim.admission import quantity
 from devloop.sim.api import Api
@@ -156,6 +156,7 @@ def image_reference(image: str) -> str:
 class Kubelet:
     def __init__(self, api: Api, store: Store, settings: SimSettings, faults: Faults) -> None:
         self.api, self.store, self.settings, self.faults = api, store, settings, faults
+        self.started = time.monotonic()  # the relists tick from here (prober.until_relist)
         self.pods: dict[str, PodRuntime] = {}
         self.next_ip = 10
         self.deno = find_deno() if settings.engine == "deno" else None
@@ -751,6 +752,7 @@ class Kubelet:
                 container,
                 runtime.address,
                 self.session,
+                noticed=self.until_relist(),
                 sleep=sleep,
                 set_ready=set_ready,
                 event=event,
@@ -1181,6 +1183,11 @@ class Kubelet:
         return {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
 
     # --- logs -------------------------------------------------------------------------------
+
+    def until_relist(self) -> float:
+        """Seconds, on this cluster's scaled clock, to the next relist (prober.until_relist)."""
+        scale = self.settings.time_scale
+        return until_relist((time.monotonic() - self.started) / scale) if scale else 0.0
 
     async def serve_log(
         self, request: web.Request, ns: str, name: str, query: MultiMapping[str]
