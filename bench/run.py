@@ -557,7 +557,8 @@ def bench_engine(tmp: Path, starts: int = 20) -> dict[str, Any]:
     two workflows deployed (two engine pods), each watched by a headless pdwatch."""
     import urllib3
 
-    from devloop.node.denoengine import DENO_FLAGS, ENGINE_MAIN, find_deno
+    from devloop.node.denoengine import ENGINE_MAIN, find_deno
+    from devloop.node.permissions import ENTRYPOINT_FLAGS, local_flags
 
     deno = find_deno()
     assert deno is not None, "deno is a dependency"
@@ -572,10 +573,12 @@ def bench_engine(tmp: Path, starts: int = 20) -> dict[str, Any]:
             [
                 deno,
                 "run",
-                *DENO_FLAGS,
+                *local_flags(ENTRYPOINT_FLAGS, directory, f"127.0.0.1:{port}"),
                 str(ENGINE_MAIN),
                 "--workflow",
                 str(directory / "workflow.yaml"),
+                "--secrets",
+                str(directory / "no-secrets"),
                 "--port",
                 str(port),
                 "--hostname",

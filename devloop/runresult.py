@@ -38,10 +38,27 @@ _NETWORK = (
 # the engine keeps
 _FETCH_FAILED = re.compile(r"^fetch failed\b", re.I)
 _PERMISSION = re.compile(r'Requires net access to "(?P<host>[^"]+)"')
+_IMPORT_PERMISSION = re.compile(r'Requires import access to "(?P<host>[^"]+)"')
+# The Tentacular format's import map sends jsr:/npm: modules to the cluster's module proxy.
+_PROXY = re.compile(r"Import 'http://esm-sh\.(?P<namespace>[a-z0-9-]+)\.svc[^']*' failed")
 
 
 def outside_call_hint(message: str) -> str | None:
     """What a node's error means when it is a failed outside call; None otherwise."""
+    proxied = _PROXY.search(message)
+    if proxied:
+        return (
+            "a jsr:/npm: module is loaded through the cluster's module proxy (esm-sh in "
+            f"namespace {proxied['namespace']}, as the import map says), and none answers "
+            "here: `tntc cluster install` sets it up on a cluster; the embedded cluster and "
+            "pdwatch's node have none"
+        )
+    refused = _IMPORT_PERMISSION.search(message)
+    if refused:
+        return (
+            f"the engine's Deno permissions do not allow imports from {refused['host']}: "
+            "modules load through the module proxy (declare the module in the contract)"
+        )
     denied = _PERMISSION.search(message)
     if denied:
         return (

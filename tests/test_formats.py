@@ -696,3 +696,48 @@ async def test_each_format_deploys_as_rendered(
         live = await kube.get(manifest["kind"], manifest["metadata"]["name"])
         assert live is not None, manifest["metadata"]["name"]
         assert plan.contains(live, manifest), manifest["kind"]
+
+
+async def test_the_contract_s_permissions_are_enforced_as_in_the_pod(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The engine runs with the flags the Deployment's container carries: a call to a host
+    the contract does not name is refused by Deno, as in the pod; a jsr: module goes to the
+    module proxy the import map names, which no one runs here; pdwatch says what each
+    means."""
+    from devloop.runresult import summarize
+
+    workflow = (
+        "name: strict\nversion: '1.0'\ncontract:\n  version: '1'\n  dependencies:\n"
+        "    github:\n      protocol: https\n      host: api.github.com\n"
+        "triggers:\n  - type: manual\nnodes:\n  outside:\n    path: ./nodes/outside.ts\n"
+        "  module:\n    path: ./nodes/module.ts\nedges: []\n"
+    )
+    outside = (
+        "export default async function run() {\n"
+        '  await fetch("https://undeclared.invalid/x");\n  return {};\n}\n'
+    )
+    module = (
+        "export default async function run() {\n"
+        '  await import("jsr:@db/postgres@0.19.5");\n  return {};\n}\n'
+    )
+    directory = write_tree(
+        tmp_path / "strict",
+        {"workflow.yaml": workflow, "nodes/outside.ts": outside, "nodes/module.ts": module},
+    )
+    bundle = render(directory, render_options(namespace))
+    assert isinstance(bundle, Bundle), bundle
+    kube = Kube(api_client, namespace)
+    result = await deploy_cycle(kube, bundle, lambda e: None, RestartStamps())
+    assert result.ok
+    status, body = await kube.proxy_post("strict", 8080, "run", {})
+    assert status == 500 and isinstance(body, dict), body
+    errors = body["errors"]
+    assert errors["outside"].startswith('Requires net access to "undeclared.invalid:443"')
+    assert errors["module"].startswith(
+        "Import 'http://esm-sh.tentacular-support.svc.cluster.local:8080/jsr/@db/postgres"
+        "@0.19.5' failed"
+    )
+    summary = "\n".join(summarize(status, body))
+    assert "do not allow undeclared.invalid:443" in summary
+    assert "the cluster's module proxy (esm-sh in namespace tentacular-support" in summary

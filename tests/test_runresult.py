@@ -27,6 +27,20 @@ from devloop.runresult import outside_call_hint, summarize
             "connect error: Connection refused (os error 111)",
             "the call to http://10.0.0.9:81/ failed: nothing answered",
         ),
+        (
+            # what the stand-in under a Tentacular import map answered (see test_formats)
+            "Import 'http://esm-sh.tentacular-support.svc.cluster.local:8080/jsr/@db/postgres"
+            "@0.19.5' failed.\n    0: error sending request for url (http://esm-sh.tentacular-"
+            "support.svc.cluster.local:8080/jsr/@db/postgres@0.19.5): client error (Connect): "
+            "dns error: failed to lookup address information: Name or service not known",
+            "a jsr:/npm: module is loaded through the cluster's module proxy (esm-sh in "
+            "namespace tentacular-support",
+        ),
+        (
+            "JSR package manifest for '@db/postgres' failed to load. Requires import access to "
+            '"jsr.io:443", run again with the --allow-import flag',
+            "the engine's Deno permissions do not allow imports from jsr.io:443",
+        ),
         ("no greeting today", None),
         ('Node "n" timed out after 1000ms', None),
     ],

@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devloop.node.logs import ContainerLog
+from devloop.node.permissions import ENTRYPOINT_FLAGS, local_flags
 from devloop.node.podnet import PodNetwork
 from devloop.sim.engine import Exit
 
 ENGINE_MAIN = Path(__file__).resolve().parents[2] / "engine-image" / "main.ts"
 PR_SET_PDEATHSIG = 1
-# The permissions the stand-in needs: the network (it serves, and nodes may fetch), the
-# files it is given, the environment (npm modules read it).
-DENO_FLAGS = ("--allow-net", "--allow-read", "--allow-env", "--no-prompt")
 
 
 def find_deno() -> str | None:
@@ -98,6 +96,9 @@ class DenoEngine:
     address: str
     port: int
     deno: str
+    # Deno's permissions as the container gives them (permissions.container_flags)
+    flags: tuple[str, ...] = ENTRYPOINT_FLAGS
+    config: str | None = None  # the deno.json mounted for the engine (an import map)
     _dir: Path = field(init=False)
     _process: asyncio.subprocess.Process | None = None
     _pump: asyncio.Task[None] | None = None
@@ -108,10 +109,14 @@ class DenoEngine:
     def command(self) -> list[str]:
         workflow = write_volume(self._dir / "workflow", self.workflow)
         secrets = write_volume(self._dir / "secrets", self.secrets)
+        flags = local_flags(self.flags, self._dir, f"{self.address}:{self.port}")
+        if self.config is not None:
+            engine_dir = write_volume(self._dir / "engine", {"deno.json": self.config})
+            flags += ["--config", str(engine_dir / "deno.json")]
         engine = [
             self.deno,
             "run",
-            *DENO_FLAGS,
+            *flags,
             str(ENGINE_MAIN),
             "--workflow",
             str(workflow / "workflow.yaml"),

@@ -36,6 +36,7 @@ from aiohttp import web
 from devloop.node.containers import EngineContainer, curl
 from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog
+from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
 from devloop.node.prober import probe_container, until_relist
 from devloop.node.recorder import EventRecorder, rfc3339
@@ -152,6 +153,7 @@ class Node:
         self.recorder = EventRecorder(rest, "kubelet", name)
         self.pods: dict[str, PodWorker] = {}
         self.secrets_of: dict[str, dict[str, bytes]] = {}  # pod uid → its Secret volume
+        self.configs_of: dict[str, str] = {}  # pod uid → the engine's deno.json, if mounted
         # The engine as a real Deno process, unless settings say simulated
         self.deno = find_deno() if self.settings.engine == "deno" else None
         self.port = 0
@@ -564,7 +566,15 @@ class Node:
             if self.deno is not None and behaviour == ImageBehaviour():
                 secrets = self.secrets_of.get(worker.uid, {})
                 engine = DenoEngine(
-                    files, secrets, run, self.network, worker.address, port, self.deno
+                    files,
+                    secrets,
+                    run,
+                    self.network,
+                    worker.address,
+                    port,
+                    self.deno,
+                    container_flags(container),
+                    self.configs_of.get(worker.uid),
                 )
             else:
                 if self.settings.engine == "deno" and behaviour == ImageBehaviour():
@@ -837,6 +847,7 @@ class Node:
             ),
             None,
         )
+        config_mount = engine_config_mount(container)
         files: dict[str, str] = {}
         for volume in pod["spec"].get("volumes") or []:
             for kind, key, plural in (
@@ -877,6 +888,10 @@ class Node:
                     self.secrets_of[pod["metadata"]["uid"]] = {
                         k: base64.b64decode(v) for k, v in raw.items()
                     }
+                if config_mount and volume["name"] == config_mount["name"] and kind == "configmap":
+                    text = data.get(config_mount.get("subPath", ""))
+                    if text is not None:
+                        self.configs_of[pod["metadata"]["uid"]] = text
                 if volume["name"] == code_volume and kind == "configmap":
                     files = (
                         dict(data)
@@ -1002,6 +1017,7 @@ class Node:
         if not worker.deleting.is_set():
             return
         self.secrets_of.pop(worker.uid, None)
+        self.configs_of.pop(worker.uid, None)
         if started:
             await self._event(worker, "Normal", "Killing", f"Stopping container {worker.cname}")
             await asyncio.sleep(self.settings.stop_delay)

@@ -31,6 +31,7 @@ from multidict import MultiMapping
 
 from devloop.node.denoengine import DenoEngine, find_deno
 from devloop.node.logs import ContainerLog, LogLine
+from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
 from devloop.node.prober import probe_container, until_relist
 from devloop.sim import resources
@@ -724,7 +725,15 @@ class Kubelet:
         )
         secrets = self.mounted_secrets(pod) if pod is not None else {}
         engine = DenoEngine(
-            files, secrets, run, self.network, runtime.address, runtime.port, self.deno
+            files,
+            secrets,
+            run,
+            self.network,
+            runtime.address,
+            runtime.port,
+            self.deno,
+            container_flags(container),
+            self.mounted_config(pod) if pod is not None else None,
         )
         runtime.process = engine
         await engine.start()
@@ -782,6 +791,20 @@ class Kubelet:
         """The pod's terminationGracePeriodSeconds, on this cluster's clock."""
         seconds = ((pod or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30)
         return self.settings.scaled(float(seconds))
+
+    def mounted_config(self, pod: dict[str, Any]) -> str | None:
+        """The deno.json mounted for the engine (permissions.engine_config_mount)."""
+        mount = engine_config_mount(pod["spec"]["containers"][0])
+        if mount is None:
+            return None
+        for volume in pod["spec"].get("volumes") or []:
+            source = volume.get("configMap")
+            if volume.get("name") != mount["name"] or source is None:
+                continue
+            cm = self.store.find(CONFIGMAPS, pod["metadata"]["namespace"], source.get("name", ""))
+            value = ((cm or {}).get("data") or {}).get(mount.get("subPath", ""))
+            return value if isinstance(value, str) else None
+        return None
 
     def mounted_secrets(self, pod: dict[str, Any]) -> dict[str, bytes]:
         """The Secret the engine reads at /app/secrets: key → value."""
