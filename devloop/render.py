@@ -175,6 +175,10 @@ def render(workflow_dir: Path, options: RenderOptions | None = None) -> RenderRe
     service = manifests.service(workflow, ns, fmt)
     cronjobs = tuple(manifests.cronjobs(workflow, ns, fmt))
     secret = manifests.secret(workflow, ns, encode(secret_data), fmt) if secret_data else None
+    if fmt == TENTACULAR:
+        why = tentacular.webhook_secret_problem(workflow, contract, secret_data)
+        if why:
+            return [*problems, Problem(wf_file, why)]
     import_map = tentacular.import_map(workflow, ns, contract) if fmt == TENTACULAR else None
     policy = tentacular.network_policy(workflow, ns, contract) if contract is not None else None
     # The code's copies in the history carry a list of the changed files besides.

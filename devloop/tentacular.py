@@ -73,6 +73,29 @@ def metadata_annotations(wf: Workflow, *, cron: bool) -> dict[str, str]:
     return {key: value for key, value in out.items() if value}
 
 
+def webhook_secret_problem(
+    wf: Workflow, contract: Contract | None, secrets: dict[str, bytes] | None
+) -> str | None:
+    """Why the engine would not start, or None. With a webhook trigger it reads
+    `secrets.github.webhook_secret`, else the WEBHOOK_SECRET variable; with flags derived
+    from a contract, `--allow-env` does not name it, and Deno 2 refuses the read: the
+    engine exits at start (TENTACULAR.md §2). Only the secret's keys are looked at."""
+    if not any(t.type == "webhook" for t in wf.triggers) or deno_command(contract) is None:
+        return None
+    try:
+        github = json.loads((secrets or {}).get("github", b"{}"))
+    except ValueError:
+        github = None
+    if isinstance(github, dict) and isinstance(github.get("webhook_secret"), str):
+        return None
+    return (
+        "a webhook trigger needs secrets.github.webhook_secret: without it the engine reads "
+        "the WEBHOOK_SECRET variable, which the contract's Deno flags (--allow-env="
+        "DENO_DIR,HOME,TELEMETRY_SINK) do not allow, and fails to start; add webhook_secret "
+        "to the JSON of the `github` secret"
+    )
+
+
 def _network_dependencies(contract: Contract) -> list[Dependency]:
     return [
         d

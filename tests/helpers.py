@@ -62,3 +62,24 @@ def crashing_node(message: str) -> str:
     """A node module that passes pdwatch's checks and throws `message` when the engine
     loads it: the engine exits at start."""
     return f"throw new Error({json.dumps(message)});\nexport default async function run() {{}}\n"
+
+
+SHARED_VALUE = '{"token": "none", "webhook_secret": "none"}\n'
+
+
+def copy_example(examples: Path, name: str, into: Path) -> Path:
+    """An example copied to `into/<name>`, set up as the README says: a Tentacular example
+    (it has `.secrets.yaml.example`) gets that file as `.secrets.yaml`, `into` becomes its
+    repository (a `.git`), and each `$shared.<name>` a file of the repository's .secrets/."""
+    import shutil
+
+    directory = into / name
+    shutil.copytree(examples / name, directory)
+    template = directory / ".secrets.yaml.example"
+    if template.exists():
+        shutil.copy(template, directory / ".secrets.yaml")
+        (into / ".git").mkdir(exist_ok=True)
+        for line in template.read_text().splitlines():
+            if "$shared." in line and not line.lstrip().startswith("#"):
+                write_tree(into / ".secrets", {line.split("$shared.", 1)[1].strip(): SHARED_VALUE})
+    return directory

@@ -67,7 +67,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def engine_command(workflow: Path, port: int, secrets: Path | None = None) -> list[str]:
+def engine_command(
+    workflow: Path, port: int, secrets: Path | None = None, extra: tuple[str, ...] = ()
+) -> list[str]:
     assert DENO is not None, "deno is required"
     return [
         DENO,
@@ -82,6 +84,7 @@ def engine_command(workflow: Path, port: int, secrets: Path | None = None) -> li
         str(port),
         "--secrets",
         str(secrets or workflow / "no-secrets"),
+        *extra,
     ]
 
 
@@ -156,10 +159,10 @@ def deno_ready() -> None:
 def serve(deno_ready: None) -> Iterator[object]:
     started: list[subprocess.Popen[str]] = []
 
-    def start(workflow: Path, secrets: Path | None = None) -> Serving:
+    def start(workflow: Path, secrets: Path | None = None, extra: tuple[str, ...] = ()) -> Serving:
         port = free_port()
         proc = subprocess.Popen(
-            engine_command(workflow, port, secrets),
+            engine_command(workflow, port, secrets, extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -611,3 +614,153 @@ def test_render_refuses_an_import_exactly_when_the_engine_cannot_load_it(
         assert problem.file == f"{directory}/nodes/n.ts" and problem.line == 1, problem
         assert said in problem.message and "Module not found" in problem.message, problem
         assert any("Module not found" in line for line in lines), lines
+
+
+# --- the Tentacular engine (--flavor tentacular, as pdwatch's node runs tentacular-engine) --
+
+TENTACULAR = ("--flavor", "tentacular")
+HOOKED = """\
+name: hooked
+version: "2.0"
+contract:
+  version: "1"
+  dependencies:
+    github:
+      protocol: https
+      host: api.github.com
+      auth:
+        type: bearer-token
+        secret: github.token
+triggers:
+  - type: webhook
+    name: on-push
+    provider: github
+    event: push
+    actions: [opened]
+nodes:
+  look:
+    path: ./nodes/look.ts
+edges: []
+"""
+LOOK = """\
+export default async function run(ctx: any, input: any) {
+  const github = ctx.dependency("github");
+  let missing = "";
+  try { ctx.dependency("nope"); } catch (err) { missing = (err as Error).message; }
+  ctx.log.info(`hook ${JSON.stringify(input._webhook ?? null)}`);
+  const { host, port, secret, authType } = github;
+  return { host, port, secret, authType, missing };
+}
+"""
+
+
+def hooked(tmp_path: Path) -> tuple[Path, Path]:
+    directory = write_tree(tmp_path / "hooked", {"workflow.yaml": HOOKED, "nodes/look.ts": LOOK})
+    secrets = write_tree(
+        tmp_path / "secrets", {"github": '{"token": "t0k", "webhook_secret": "s3cret"}'}
+    )
+    return directory, secrets
+
+
+@needs_deno
+def test_the_tentacular_engine_s_start_up_and_dependency(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """TENTACULAR.md §7.1: its banner, the webhook secret said, the routes padded to 23
+    columns with the webhook receiver; §7.6: ctx.dependency from the contract."""
+    directory, secrets = hooked(tmp_path)
+    served = serve(directory, secrets, TENTACULAR)
+    assert served.lines[0] == "Tentacular Engine starting..."
+    assert "  Webhook secret: configured" in served.lines
+    assert served.lines[-3:] == [
+        f"Workflow server listening on http://localhost:{served.port}",
+        "  POST /run              — trigger workflow execution",
+        "  GET  /health           — health check",
+    ]
+    assert served.printed("  GET  /health?detail=1  — telemetry snapshot")
+    assert served.printed("  POST /webhook/github   — GitHub webhook receiver")
+    status, body = served.request("POST", "/run", {})
+    assert status == 200, body
+    assert body["outputs"]["look"] == {
+        "host": "api.github.com",
+        "port": 443,
+        "secret": "t0k",
+        "authType": "bearer-token",
+        "missing": 'Dependency "nope" not declared in contract. Add it to workflow.yaml '
+        "contract.dependencies.",
+    }
+    status, detail = served.request("GET", "/health?detail=1")
+    assert status == 200 and detail["status"] == "ok" and detail["inFlight"] == 0
+    kinds = [e["type"] for e in detail["recentEvents"]]
+    assert kinds == [
+        "engine-start",
+        "request-in",
+        "node-start",
+        "node-complete",
+        "request-out",
+    ]
+    assert detail["totalEvents"] == 5 and detail["errorCount"] == 0
+    assert detail["lastRunFailed"] is False
+
+
+@needs_deno
+def test_the_tentacular_engine_s_github_webhook(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """TENTACULAR.md §2: POST /webhook/github, the signature checked, the first matching
+    trigger answered at once and the workflow run with the payload and `_webhook`."""
+    import hashlib
+    import hmac
+
+    directory, secrets = hooked(tmp_path)
+    served = serve(directory, secrets, TENTACULAR)
+
+    def deliver(payload: bytes, event: str, secret: bytes = b"s3cret") -> tuple[int, Any]:
+        signature = "sha256=" + hmac.new(secret, payload, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{served.port}/webhook/github",
+            data=payload,
+            method="POST",
+            headers={
+                "X-Hub-Signature-256": signature,
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": "d-1",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    opened = json.dumps({"action": "opened"}).encode()
+    assert deliver(opened, "push", b"wrong") == (401, {"error": "Invalid signature"})
+    assert deliver(opened, "issues") == (200, {"ok": True, "matched": False})
+    closed = json.dumps({"action": "closed"}).encode()
+    assert deliver(closed, "push") == (200, {"ok": True, "matched": False})
+    assert deliver(b"{no", "push") == (400, {"error": "Invalid JSON payload"})
+    assert deliver(opened, "push") == (200, {"ok": True, "matched": True, "delivery_id": "d-1"})
+    assert served.printed(
+        'hook {"provider":"github","event":"push","action":"opened","delivery_id":"d-1",'
+        '"trigger":"on-push"}'
+    )
+    assert served.request("POST", "/webhook/gitlab", {}) == (
+        400,
+        {"error": "Unknown webhook provider: gitlab"},
+    )
+
+
+@needs_deno
+def test_a_webhook_without_a_provider_stops_the_tentacular_engine(tmp_path: Path) -> None:
+    directory, _ = hooked(tmp_path)
+    spec = directory / "workflow.yaml"
+    spec.write_text(spec.read_text().replace("    provider: github\n", "    path: /hook\n"))
+    assert DENO is not None
+    proc = subprocess.run(
+        engine_command(directory, free_port(), extra=TENTACULAR),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
+    assert proc.returncode == 1
+    assert (
+        "Engine failed to start: Error: Webhook trigger configuration error: All webhook "
+        "triggers must have a provider (e.g. 'github')" in proc.stderr
+    )

@@ -15,6 +15,7 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
+from tests.helpers import copy_example
 from tests.processes import run_pdwatch
 from tests.target import render_options
 
@@ -26,8 +27,7 @@ NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "workflow.yaml").exist
 async def test_each_example_deploys_to_ready_byte_for_byte(
     tmp_path: Path, api_client: client.ApiClient, namespace: str, name: str
 ) -> None:
-    directory = tmp_path / name
-    shutil.copytree(EXAMPLES / name, directory)
+    directory = copy_example(EXAMPLES, name, tmp_path)
     bundle = render(directory, render_options(namespace))
     assert isinstance(bundle, Bundle), bundle
     assert not [w for w in bundle.warnings if w.severity == "warning"], bundle.warnings
@@ -59,8 +59,7 @@ async def test_emoji_survive_to_the_engine(
 def test_deployment_namespace_is_where_it_deploys_without_n(
     tmp_path: Path, cluster: EmbeddedCluster, namespace: str
 ) -> None:
-    directory = tmp_path / "github-digest"
-    shutil.copytree(EXAMPLES / "github-digest", directory)
+    directory = copy_example(EXAMPLES, "github-digest", tmp_path)
     wanted = f"{namespace}-digest"  # the test's own (tests/faultproxy.py)
     spec = directory / "workflow.yaml"
     spec.write_text(spec.read_text().replace("namespace: digest", f"namespace: {wanted}"))
@@ -89,8 +88,7 @@ async def test_each_example_runs_for_real(
     the machine has one): when it fails, pdwatch says it was an outside call."""
     from devloop.runresult import summarize
 
-    directory = tmp_path / name
-    shutil.copytree(EXAMPLES / name, directory)
+    directory = copy_example(EXAMPLES, name, tmp_path)
     bundle = render(directory, render_options(namespace))
     assert isinstance(bundle, Bundle), bundle
     kube = Kube(api_client, namespace)
@@ -113,8 +111,7 @@ def test_embedded_makes_the_namespace_the_workflow_names(tmp_path: Path) -> None
     """`--embedded` is pdwatch's own cluster, made for the run: a workflow that names
     `deployment.namespace` deploys there, where it stopped at "namespace not found" and
     suggested a kubectl create for a cluster no one can reach."""
-    directory = tmp_path / "github-digest"
-    shutil.copytree(EXAMPLES / "github-digest", directory)
+    directory = copy_example(EXAMPLES, "github-digest", tmp_path)
     proc = run_pdwatch(directory, "--once", "--embedded")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "namespace digest" in proc.stdout, proc.stdout
@@ -146,7 +143,7 @@ def test_the_readme_sets_up_the_tentacular_example_as_the_catalog_says(tmp_path:
     bundle = render(directory)
     assert isinstance(bundle, Bundle) and bundle.secret is not None, bundle
     assert {k: base64.b64decode(v) for k, v in bundle.secret["data"].items()} == {
-        "github": b'{"token":"none"}',
+        "github": b'{"token":"none","webhook_secret":"none"}',
         "slack": b'{"webhook_url":"none"}',
     }
     proc = run_pdwatch(directory, "--once", "--embedded")

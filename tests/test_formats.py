@@ -108,7 +108,7 @@ export default async function run(ctx: Context, input: unknown) {
 }
 """
 SHARED = {
-    "github": '{"token": "ghp_<example>&"}\n',
+    "github": '{"token": "ghp_<example>&", "webhook_secret": "whs"}\n',
     "postgres": "  hunter2 \n",
     "slack": '{"webhook_url": "https://hooks.slack.com/services/T/B/x"}',
 }
@@ -456,7 +456,9 @@ def tentacular_reference(ns: str) -> dict[tuple[str, str], dict[str, Any]]:
         "type": "Opaque",
         # §5.2: JSON re-written compact with sorted keys and Go's escapes; text trimmed
         "data": {
-            "github": base64.b64encode(b'{"token":"ghp_\\u003cexample\\u003e\\u0026"}').decode(),
+            "github": base64.b64encode(
+                b'{"token":"ghp_\\u003cexample\\u003e\\u0026","webhook_secret":"whs"}'
+            ).decode(),
             "postgres": base64.b64encode(b"hunter2").decode(),
             "slack": base64.b64encode(
                 b'{"webhook_url":"https://hooks.slack.com/services/T/B/x"}'
@@ -741,3 +743,24 @@ async def test_the_contract_s_permissions_are_enforced_as_in_the_pod(
     summary = "\n".join(summarize(status, body))
     assert "do not allow undeclared.invalid:443" in summary
     assert "the cluster's module proxy (esm-sh in namespace tentacular-support" in summary
+
+
+def test_a_webhook_without_its_signing_secret_is_refused_before_deploy(tmp_path: Path) -> None:
+    """With contract flags the engine cannot read WEBHOOK_SECRET (Deno refuses it), so a
+    webhook trigger without secrets.github.webhook_secret stops it at start: said at
+    render, naming what to add; never the values."""
+    directory = catalog_workflow(tmp_path)
+    write_tree(tmp_path / ".secrets", {"github": '{"token": "ghp_secret_value"}'})
+    problems = render(directory)
+    assert not isinstance(problems, Bundle)
+    assert [p.message.split(":")[0] for p in problems] == [
+        "a webhook trigger needs secrets.github.webhook_secret"
+    ]
+    assert "ghp_secret_value" not in str(problems)
+    # without a dependency the image's ENTRYPOINT allows every variable: no problem
+    spec = directory / "workflow.yaml"
+    text = spec.read_text()
+    start, end = text.index("  dependencies:"), text.index("triggers:")
+    spec.write_text(text[:start] + "  dependencies: {}\n" + text[end:])
+    (directory / "nodes" / "store.ts").write_text(FETCH)  # no jsr: module either
+    assert isinstance(render(directory), Bundle)

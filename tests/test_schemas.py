@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 
 from devloop.render import Bundle, RenderOptions, render
-from tests.helpers import write_tree
+from tests.helpers import copy_example, write_tree
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 K8S_VERSION = kubernetes_validate.latest_version()
@@ -20,18 +19,9 @@ def _bundles(tmp_path: Path) -> list[Bundle]:
     file (Pipedreamer), or its .secrets.yaml.example copied and every `$shared` file made
     in the repository's .secrets/ (Tentacular; tmp_path is the repository here)."""
     out = []
-    (tmp_path / ".git").mkdir()
     for example in sorted(EXAMPLES.iterdir()):
-        target = tmp_path / example.name
-        shutil.copytree(example, target)
-        shared = target / ".secrets.yaml.example"
-        if shared.exists():
-            shutil.copy(shared, target / ".secrets.yaml")
-            for line in shared.read_text().splitlines():
-                if "$shared." in line:
-                    name = line.split("$shared.", 1)[1].strip()
-                    write_tree(tmp_path / ".secrets", {name: '{"token": "t0k3n"}\n'})
-        else:
+        target = copy_example(EXAMPLES, example.name, tmp_path)
+        if not (target / ".secrets.yaml").exists():
             write_tree(target, {".secrets.yaml": "api:\n  token: t0k3n\n"})
         for options in (RenderOptions(), RenderOptions(namespace="dev", runtime_class="")):
             result = render(target, options)

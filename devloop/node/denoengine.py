@@ -67,6 +67,13 @@ def ensure_cached(deno: str) -> None:
         _cached.add(deno)
 
 
+def engine_flavor(image: str) -> str:
+    """Which engine an image is, for the stand-in's `--flavor`: a `tentacular-engine`
+    image is the Tentacular engine (its banner, /health?detail=1, webhooks)."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return "tentacular" if name.startswith("tentacular") else "pipedreamer"
+
+
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -99,6 +106,7 @@ class DenoEngine:
     # Deno's permissions as the container gives them (permissions.container_flags)
     flags: tuple[str, ...] = ENTRYPOINT_FLAGS
     config: str | None = None  # the deno.json mounted for the engine (an import map)
+    flavor: str = "pipedreamer"  # engine_flavor(image)
     _dir: Path = field(init=False)
     _process: asyncio.subprocess.Process | None = None
     _pump: asyncio.Task[None] | None = None
@@ -128,6 +136,8 @@ class DenoEngine:
             # engine on 0.0.0.0 would answer for every pod (another pod's probes too).
             "--hostname",
             self.address,
+            "--flavor",
+            self.flavor,
         ]
         if self.network.namespace is not None:  # the pod's own network namespace
             return ["ip", "netns", "exec", self.network.namespace, *engine]

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from devloop.node.containers import EngineContainer, curl
-from devloop.node.denoengine import DenoEngine, find_deno
+from devloop.node.denoengine import DenoEngine, engine_flavor, find_deno
 from devloop.node.logs import ContainerLog
 from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
@@ -575,6 +575,7 @@ class Node:
                     self.deno,
                     container_flags(container),
                     self.configs_of.get(worker.uid),
+                    engine_flavor(image),
                 )
             else:
                 if self.settings.engine == "deno" and behaviour == ImageBehaviour():

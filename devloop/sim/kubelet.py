@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiMapping
 
-from devloop.node.denoengine import DenoEngine, find_deno
+from devloop.node.denoengine import DenoEngine, engine_flavor, find_deno
 from devloop.node.logs import ContainerLog, LogLine
 from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
@@ -734,6 +734,7 @@ class Kubelet:
             self.deno,
             container_flags(container),
             self.mounted_config(pod) if pod is not None else None,
+            engine_flavor(image),
         )
         runtime.process = engine
         await engine.start()
