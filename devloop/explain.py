@@ -477,11 +477,16 @@ def _terminating(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     )
 
 
+def _context_flag(s: Situation) -> str:
+    """` --context NAME` for a kubectl command aimed at pdwatch's cluster ("" unknown)."""
+    return f" --context {s.context}" if s.context else ""
+
+
 def _namespace_missing(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     namespace = m.group(1)
     return Explanation(
         f"the namespace {namespace} does not exist",
-        f"pass --create-namespace, or kubectl create namespace {namespace}",
+        f"pass --create-namespace, or kubectl{_context_flag(s)} create namespace {namespace}",
     )
 
 

@@ -376,8 +376,12 @@ class DevLoop:
                 self.pending = _Pending(taken.paths, others, False, taken.follow_only)
                 taken = _Pending(set(), ["rollback"], True, False, taken.rollback)
                 self.wake.set()
-            if not self.preflight_done and not await self._preflight():
-                return
+            if not self.preflight_done:
+                checked = await self._preflight()
+                if checked == "quit":
+                    return
+                if checked == "refused":
+                    continue  # nothing deployed; the next save or `r` checks again
             self.cycling = True
             try:
                 await self._cycle(taken)
@@ -397,7 +401,10 @@ class DevLoop:
             if self.pending and not self.paused:
                 self.wake.set()
 
-    async def _preflight(self) -> bool:
+    async def _preflight(self) -> str:
+        """ "ok"; "refused": a check failed on a cluster that answers (as --once, nothing is
+        deployed; the failed check and its fix are shown, and the next save or `r` checks
+        again); "quit": pdwatch is quitting while the cluster did not answer."""
         attempt = 0
         while True:
             checks = await preflight(
@@ -412,16 +419,19 @@ class DevLoop:
             ok = all(c.ok for c in checks)
             self.emit(events.PreflightReport(lines, ok))
             reachable = not checks[0].title.startswith("Kubernetes API not reachable")
-            if ok or reachable:
-                # Other failures are reported; each cycle will then show the cluster's error.
+            if ok:
                 self.preflight_done = True
-                return True
+                return "ok"
+            if reachable:
+                failed = next(c for c in checks if not c.ok)
+                self._set_state("error", f"{failed.title}; fix it, then save or press r")
+                return "refused"
             attempt += 1
             delay = backoff_delay(attempt, self.settings.retry_initial_s, self.settings.retry_max_s)
             self.emit(events.Retrying("cluster check", attempt, delay, checks[0].title))
             self._set_state("retrying", "cluster unreachable")
             if await self._sleep(delay):
-                return False
+                return "quit"
 
     async def _cycle(self, taken: _Pending) -> None:
         self.cycle_number += 1

@@ -237,7 +237,8 @@ async def test_preflight_missing_namespace_and_create(
     lines = await checks_for(api_client, team)
     assert f'  ✗ Namespace "{team}" not found' in lines
     assert (
-        f"    -> create it: kubectl create namespace {team} (or run pdwatch with "
+        f"    -> create it: kubectl --context {context_name()} create namespace {team} (or run "
+        "pdwatch with "
         "--create-namespace)"
     ) in lines
     try:

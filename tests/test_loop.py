@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import time
@@ -527,6 +528,38 @@ async def test_the_image_file_of_a_parent_folder_is_watched(
         assert deployment is not None
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "engine:repo-2"
+
+
+async def test_a_refused_cluster_check_deploys_nothing_until_fixed(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """As --once refuses, the watching loop deploys nothing while a check fails on a
+    cluster that answers (here: its namespace is missing): the check and its fix are
+    shown and the state says so; once fixed, `r` deploys (issue 26 §3: it used to go on
+    and fail at "apply Secret")."""
+    missing = f"{namespace}-later"  # the test's own (tests/faultproxy.py)
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    core = client.CoreV1Api(api_client)
+    rig = Rig(directory, Kube(api_client, missing), debounce_ms=20)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        report = await rig.wait_for(events.PreflightReport)
+        assert not report.ok
+        assert any(f'Namespace "{missing}" not found' in line for line in report.lines)
+        assert any(f"create namespace {missing}" in line for line in report.lines)
+        state = await rig.wait_for(events.LoopState, lambda e: e.state == "error")
+        assert state.detail.startswith(f'Namespace "{missing}" not found; fix it')
+        assert not rig.of(events.CycleStarted)
+        core.create_namespace({"metadata": {"name": missing}})
+        mark = rig.mark()
+        rig.loop.redeploy()
+        assert (await rig.cycle_done(mark)).outcome == "ready", rig.events
+    finally:
+        rig.loop.quit()
+        await task
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(missing)
 
 
 async def test_a_shared_secret_of_the_repository_is_watched(

@@ -176,7 +176,9 @@ def test_create_namespace_makes_the_missing_one(
     message = json.loads(refused.value.body)["message"]
     found = explain_error(message, situation(namespace))
     assert found is not None, message
-    command = suggested(found.fix, f"kubectl create namespace {missing}")
+    command = suggested(
+        found.fix, f"kubectl --context {target.context_name()} create namespace {missing}"
+    )
     try:
         ran = kubectl(kubeconfig, command)
         assert ran.returncode == 0, ran.stderr

@@ -73,7 +73,7 @@ async def preflight(
                 Check(
                     False,
                     f'Namespace "{ns}" not found',
-                    f"create it: kubectl create namespace {ns} "
+                    f"create it: kubectl --context {context} create namespace {ns} "
                     "(or run pdwatch with --create-namespace)",
                 )
             )
