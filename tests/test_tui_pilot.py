@@ -230,7 +230,7 @@ async def test_validation_error_then_fix_in_the_problems_panel(
     async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, directory):
         good = (directory / "workflow.yaml").read_text()
         mark = len(seen.events)
-        noted = good + "metadata:\n  owner: me\n"  # a note: shown, stops nothing
+        noted = good + "sidecars:\n  - name: proxy\n"  # a note: shown, stops nothing
         (directory / "workflow.yaml").write_text(noted)
         await seen.until(lambda e: isinstance(e, events.CycleFinished), mark)
         mark = len(seen.events)
@@ -246,7 +246,7 @@ async def test_validation_error_then_fix_in_the_problems_panel(
         assert "path: ./nodes/missing.ts" in text  # the offending source line
         # the note once (it was shown twice: from this render and the last good one), and
         # the deploys row counts errors as the header does (issue 29 §5)
-        assert text.count("metadata is accepted") == 1, text
+        assert text.count("sidecars are accepted") == 1, text
         assert "1 problem(s)" in text_of(app.query_one(HeaderBar))
         row = str(app.query_one(Timeline).get_cell(str(finished.cycle), "outcome"))
         assert "✗ 1 problem(s)" in row, row
