@@ -104,9 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--runtime-class",
-        default="gvisor",
         metavar="NAME",
-        help='pod RuntimeClass (default: gvisor; "" for none)',
+        help='pod RuntimeClass (default: gvisor, none on a local kind cluster; "" for none)',
     )
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument(
@@ -221,9 +220,15 @@ def render_command(args: argparse.Namespace) -> int:
 def render_options(args: argparse.Namespace) -> RenderOptions:
     """What the command line says about rendering (the namespace comes from the
     connection)."""
-    from devloop.render import RenderOptions
+    from devloop.render import DEFAULT_RUNTIME_CLASS, RenderOptions
 
-    return RenderOptions(image=args.image, runtime_class=args.runtime_class, format=args.format)
+    given = args.runtime_class is not None
+    return RenderOptions(
+        image=args.image,
+        runtime_class=args.runtime_class if given else DEFAULT_RUNTIME_CLASS,
+        format=args.format,
+        runtime_class_given=given,
+    )
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions:

@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,9 +84,12 @@ def make_loop(
     from devloop.kube.client import Kube
     from devloop.loop import DevLoop, LoopSettings
 
+    options, note = wanted.for_cluster(conn.namespace, conn.context, conn.server)
+    if note:
+        emit(events.Warning(note))
     settings = LoopSettings(
         directory=directory,
-        render=replace(wanted, namespace=conn.namespace),
+        render=options,
         context=conn.context,
         debounce_ms=debounce_ms,
         max_wait_ms=max_wait_ms,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +68,12 @@ async def run_once(
     conn = open_connection(opts, out)
     if conn is None:
         return EXIT_REFUSED
-    runtime_class = wanted.runtime_class
+    options, note = wanted.for_cluster(conn.namespace, conn.context, conn.server)
+    if note:
+        out.console.print(inert.line(note), highlight=False, markup=False)
+    runtime_class = options.runtime_class
     try:
-        result = render(directory, replace(wanted, namespace=conn.namespace))
+        result = render(directory, options)
         if not isinstance(result, Bundle):
             out(events.RenderFailed(tuple(result)))
             return EXIT_INVALID
@@ -277,7 +279,7 @@ async def run_rollback(
                 highlight=False,
             )
             return EXIT_OK
-        options = replace(wanted, namespace=conn.namespace)
+        options, _ = wanted.for_cluster(conn.namespace, conn.context, conn.server)
         runtime_class = options.runtime_class
         bundle = revision_bundle(directory, revision, options)
         if not isinstance(bundle, Bundle):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from devloop import manifests, names, tentacular
@@ -38,12 +38,40 @@ CODE_LIMIT_BYTES = 900 * 1024  # 921,600: the project's margin below the 1 MiB o
 DEFAULT_RUNTIME_CLASS = "gvisor"
 
 
+LOCAL_SERVERS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def kind_cluster(context: str, server: str) -> str | None:
+    """The kind cluster a context is, by the reference's test: its name starts with
+    `kind-` and its server is on this machine. None for any other."""
+    if context.startswith("kind-") and any(host in server for host in LOCAL_SERVERS):
+        return context.removeprefix("kind-")
+    return None
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     namespace: str = "default"
     image: str | None = None  # --image; None means resolve from the directory
     runtime_class: str = DEFAULT_RUNTIME_CLASS  # "" omits runtimeClassName
     format: str | None = None  # --format; None: read from the workflow (wfformat.detect)
+    runtime_class_given: bool = True  # False: the default, which a kind cluster drops
+
+    def for_cluster(
+        self, namespace: str, context: str, server: str
+    ) -> tuple[RenderOptions, str | None]:
+        """The options for a connection: its namespace; on a local kind cluster the default
+        RuntimeClass dropped (stock kind has no gVisor; the Tentacular reference drops it
+        too), with the line that says so."""
+        options = replace(self, namespace=namespace)
+        name = kind_cluster(context, server)
+        if name is None or self.runtime_class_given or not self.runtime_class:
+            return options, None
+        note = (
+            f"kind cluster {name!r}: no RuntimeClass (stock kind has no {self.runtime_class}); "
+            "--runtime-class NAME sets one"
+        )
+        return replace(options, runtime_class=""), note
 
 
 NO_SIGN = FormatChoice(PIPEDREAMER, "no sign of the Tentacular format")

@@ -698,6 +698,16 @@ async def test_each_format_deploys_as_rendered(
         live = await kube.get(manifest["kind"], manifest["metadata"]["name"])
         assert live is not None, manifest["metadata"]["name"]
         assert plan.contains(live, manifest), manifest["kind"]
+    # --down finds every object of the workflow's, in either format's labels
+    from devloop.oneshot import teardown
+
+    deleted = await teardown(kube, bundle.workflow.name)
+    wanted = {
+        f"{m['kind']}/{m['metadata']['name']}"
+        for m in bundle.manifests()
+        if m is not bundle.code_snapshot  # pruned with the history (kube/history.remove)
+    }
+    assert set(deleted) == wanted
 
 
 async def test_the_contract_s_permissions_are_enforced_as_in_the_pod(

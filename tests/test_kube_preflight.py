@@ -424,3 +424,43 @@ def test_relative_certificate_paths_are_read_from_their_own_file(
         assert connection.api_client.configuration.ssl_ca_cert == str(second / "ca.crt")
     finally:
         connection.close()
+
+
+def test_a_kind_cluster_is_told_by_the_references_test() -> None:
+    from devloop.render import RenderOptions, kind_cluster
+
+    assert kind_cluster("kind-dev", "https://127.0.0.1:39017") == "dev"
+    assert kind_cluster("kind-dev", "https://[::1]:6443") == "dev"
+    assert kind_cluster("kind-dev", "https://10.0.0.5:6443") is None  # not this machine's
+    assert kind_cluster("k0s", "https://127.0.0.1:6443") is None
+    default = RenderOptions(runtime_class_given=False)
+    options, note = default.for_cluster("team", "kind-dev", "https://127.0.0.1:1")
+    assert (options.namespace, options.runtime_class) == ("team", "")
+    assert note == "kind cluster 'dev': no RuntimeClass (stock kind has no gvisor); " + (
+        "--runtime-class NAME sets one"
+    )
+    given = RenderOptions(runtime_class="gvisor")  # --runtime-class gvisor: kept
+    assert given.for_cluster("team", "kind-dev", "https://127.0.0.1:1")[0].runtime_class == (
+        "gvisor"
+    )
+    assert default.for_cluster("team", "k0s", "https://127.0.0.1:1") == (
+        RenderOptions(namespace="team", runtime_class_given=False),
+        None,
+    )
+
+
+@sim_only("a kubeconfig whose context is named like kind's")
+def test_on_a_kind_cluster_the_default_runtime_class_is_dropped(
+    tmp_path: Path, cluster: EmbeddedCluster
+) -> None:
+    """Stock kind has no gVisor: --once there used to stop at 'RuntimeClass "gvisor" not
+    found'; as tntc does, the default is dropped on a local kind cluster, and said."""
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc", context="kind-dev")
+    api = client.ApiClient(client.Configuration(host=cluster.url))
+    client.NodeV1Api(api).delete_runtime_class("gvisor")  # as on stock kind
+    proc = run_pdwatch(str(EXAMPLES / "hello"), "--once", "--kubeconfig", str(kubeconfig))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "kind cluster 'dev': no RuntimeClass (stock kind has no gvisor)" in proc.stdout
+    apps = client.AppsV1Api(api)
+    spec = apps.read_namespaced_deployment("hello", "default").spec.template.spec
+    assert spec.runtime_class_name is None
