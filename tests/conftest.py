@@ -41,6 +41,26 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{count:4d} {reason}")
 
 
+ON_THE_CLUSTER = "namespace"  # every fixture of the cluster under test depends on it
+NOT_ON_THE_CLUSTER = (
+    "does not use the cluster under test (no namespace of its own there): it ran in the "
+    "embedded-cluster pass"
+)
+
+
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    """In real-cluster mode, only the tests that use the cluster under test run: the others
+    (rendering, parsing, the TUI's own widgets, a pdwatch with --embedded, a control plane
+    of their own for the differential tests) do exactly what they did in the
+    embedded-cluster pass, and would only run twice."""
+    if target.REAL is None or os.environ.get("PDWATCH_TEST_EVERYTHING"):
+        return
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if ON_THE_CLUSTER not in names or "control_plane" in names:
+            item.add_marker(pytest.mark.skip(reason=NOT_ON_THE_CLUSTER))
+
+
 def pytest_report_header(config: Any) -> str:
     real = target.REAL
     if real is None:

@@ -90,9 +90,10 @@ class Terminal:
 
 
 @pytest.fixture
-def cluster_option(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def cluster_option(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> str:
     """pdwatch's options for the cluster under test: an embedded one of its own, or the
-    real cluster (through the test's proxy, in its namespace)."""
+    real cluster (through the test's proxy, in its namespace: asked for here so the test
+    counts as one on the cluster under test)."""
     if target.REAL is None:
         return "--embedded"
     cluster = request.getfixturevalue("cluster")
