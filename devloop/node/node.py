@@ -704,8 +704,8 @@ class Node:
         status: dict[str, Any],
         restarts: int,
     ) -> None:
-        """The prober (devloop.node.prober) on the pod's own schedule, unscaled: the
-        controllers' clocks (a progress deadline) are real ones on a real control plane.
+        """The prober (devloop.node.prober) on the pod's own schedule, scaled as the node's
+        back-offs are (`--time-scale`; 1 outside the tests), as the embedded kubelet's is.
         Returns when liveness failed failureThreshold times in a row."""
 
         async def set_ready(ready: bool) -> None:
@@ -718,11 +718,19 @@ class Node:
             container,
             worker.address,
             self._probe_session,
-            noticed=until_relist(time.monotonic() - self.started),
-            sleep=asyncio.sleep,
+            noticed=self._until_relist(),
+            sleep=self._scaled_sleep,
             set_ready=set_ready,
             event=event,
         )
+
+    def _until_relist(self) -> float:
+        """Pod-seconds to the node's next relist (prober.until_relist, scaled clock)."""
+        scale = self.settings.time_scale
+        return until_relist((time.monotonic() - self.started) / scale) if scale else 0.0
+
+    async def _scaled_sleep(self, seconds: float) -> None:
+        await asyncio.sleep(self.settings.scaled(seconds))
 
     async def _set_ready(
         self,
