@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="REV",
         help="put revision REV's code back live, follow its rollout as --once does, exit",
+    )
+    parser.add_argument(
+        "--run",
+        nargs="?",
+        const="{}",
+        metavar="JSON",
+        help="with --once: then POST /run through the Service (JSON input, default {}) and "
+        "print the engine's answer; exit 4 when the run fails",
     )
     parser.add_argument(
         "--diff",
@@ -186,6 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     if args.diff and not args.history:
         parser.error("--diff compares two revisions of --history: pdwatch DIR --history --diff A B")
+    if args.run is not None:
+        if not args.once:
+            parser.error("--run runs the workflow once deployed: pdwatch DIR --once --run")
+        try:
+            args.run = json.loads(args.run)
+        except ValueError as exc:
+            parser.error(f"--run {args.run!r} is not JSON: {exc}")
     if not args.directory.is_dir():
         what = "does not exist" if not args.directory.exists() else "is not a directory"
         print(f"pdwatch: {args.directory} {what}; give a workflow directory", file=sys.stderr)
@@ -263,7 +279,9 @@ def oneshot_command(args: argparse.Namespace) -> int:
         return oneshot.run(
             oneshot.run_rollback(args.directory, args.rollback, render_options(args), opts, out)
         )
-    return oneshot.run(oneshot.run_once(args.directory, render_options(args), opts, out))
+    return oneshot.run(
+        oneshot.run_once(args.directory, render_options(args), opts, out, args.run)
+    )
 
 
 def daemon_command(args: argparse.Namespace) -> int:

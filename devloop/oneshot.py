@@ -20,9 +20,10 @@ from devloop.kube.connection import Connection, ConnectionProblem, connect
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle
 from devloop.kube.errors import KubeError
 from devloop.kube.preflight import preflight
-from devloop.manifests import owned_by_workflow, ownership_selector
+from devloop.manifests import ENGINE_PORT, owned_by_workflow, ownership_selector
 from devloop.render import Bundle, RenderOptions, read_workflow, render
 from devloop.rollback import revision_bundle
+from devloop.runresult import summarize
 from devloop.settings import ClusterOptions
 from devloop.ui.plain import PlainOutput
 from devloop.waits import install_daemon_threads
@@ -61,10 +62,15 @@ def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None
 
 
 async def run_once(
-    directory: Path, wanted: RenderOptions, opts: ClusterOptions, out: PlainOutput
+    directory: Path,
+    wanted: RenderOptions,
+    opts: ClusterOptions,
+    out: PlainOutput,
+    run_input: object = None,
 ) -> int:
     """`wanted`: the render options from the command line (its namespace is the
-    connection's)."""
+    connection's); `run_input`: with --run, what to POST to /run once the pod is Ready
+    (through the Service, as `t` does)."""
     conn = open_connection(opts, out)
     if conn is None:
         return EXIT_REFUSED
@@ -106,9 +112,23 @@ async def run_once(
             return EXIT_FAILED
         await record_history(kube, bundle, opts.history_limit, out)
         await print_first_lines(kube, cycle, out)
-        return EXIT_OK
+        if run_input is None:
+            return EXIT_OK
+        return await run_workflow(kube, bundle.workflow.name, run_input, out)
     finally:
         conn.close()
+
+
+async def run_workflow(kube: Kube, name: str, body: object, out: PlainOutput) -> int:
+    """`--once --run`: POST /run through the API server's service proxy, the answer and
+    what it means printed; the exit code says whether the run succeeded."""
+    try:
+        status, answer = await kube.proxy_post(name, ENGINE_PORT, "run", body)
+    except KubeError as exc:
+        out(events.RunResult(exc.status, str(exc)))
+        return EXIT_FAILED
+    out(events.RunResult(status, answer, summarize(status, answer)))
+    return EXIT_OK if status == 200 else EXIT_FAILED
 
 
 async def print_first_lines(kube: Kube, cycle: CycleResult, out: PlainOutput) -> None:

@@ -150,3 +150,39 @@ def test_the_readme_sets_up_the_tentacular_example_as_the_catalog_says(tmp_path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "format tentacular (workflow.yaml has a contract)" in proc.stdout
     assert "namespace digest" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("node", "code"),
+    [("return { hello: input.name };", 0), ('throw new Error("no greeting today");', 4)],
+)
+def test_once_run_reaches_the_engine_and_exits_by_the_answer(
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str, node: str, code: int
+) -> None:
+    """`--once --run JSON`: deployed, then POST /run through the Service as `t` sends it:
+    the engine's answer and pdwatch's summary printed; exit 0 when the run succeeds, 4
+    when it fails (issue 25 §2)."""
+    directory = copy_example(EXAMPLES, "hello", tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(
+        f"export default async function run(ctx: any, input: any) {{\n  {node}\n}}\n"
+    )
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc", namespace=namespace)
+    proc = run_pdwatch(directory, "--once", "--run", '{"name": "kind"}', "--kubeconfig", kubeconfig)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    if code == 0:
+        assert 'run → 200: {"success": true, "outputs": {"greet": {"hello": "kind"}}' in (
+            proc.stdout
+        )
+        assert "ran 1 node" in proc.stdout and "all succeeded" in proc.stdout
+    else:
+        assert "run → 500" in proc.stdout
+        assert "greet: no greeting today" in proc.stdout
+
+
+def test_run_needs_once_and_json() -> None:
+    for args, said in (
+        (["--run"], "--run runs the workflow once deployed"),
+        (["--once", "--run", "{nope"], "is not JSON"),
+    ):
+        proc = run_pdwatch(EXAMPLES / "hello", *args)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
