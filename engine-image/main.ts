@@ -386,6 +386,9 @@ async function runWorkflow(body: Json) {
       } catch (err) {
         errors[name] = err instanceof Error ? err.message : String(err);
         record("node-error", { node: name, error: errors[name] });
+        // The answer keeps the message (the engine's contract); the log gets the stack,
+        // as ctx.log.error would print it, so where it was thrown can be read.
+        console.error(`[${name}] ERROR`, err);
       }
       const ended = Date.now();
       if (!(name in errors)) record("node-complete", { node: name, durationMs: ended - began });

@@ -250,11 +250,15 @@ def test_health_run_and_other_paths(tmp_path: Path, serve) -> None:  # type: ign
 def test_a_failing_run_answers_500(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
     directory = copy(tmp_path, "hello")
     (directory / "nodes" / "greet.ts").write_text(
-        'export default async function run() { throw new Error("down"); }\n'
+        'export default async function run() {\n  throw new Error("down");\n}\n'
     )
-    status, body = serve(directory).request("POST", "/run", {})
+    served = serve(directory)
+    status, body = served.request("POST", "/run", {})
     assert status == 500
     assert (body["success"], body["outputs"], body["errors"]) == (False, {}, {"greet": "down"})
+    # the answer keeps the message; the log has the stack, down to the node's own line
+    assert served.printed("[greet] ERROR Error: down")
+    assert served.printed(f"at run (file://{directory}/nodes/greet.ts:2:9)"), served.later
 
 
 @needs_deno
