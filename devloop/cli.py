@@ -279,9 +279,7 @@ def oneshot_command(args: argparse.Namespace) -> int:
         return oneshot.run(
             oneshot.run_rollback(args.directory, args.rollback, render_options(args), opts, out)
         )
-    return oneshot.run(
-        oneshot.run_once(args.directory, render_options(args), opts, out, args.run)
-    )
+    return oneshot.run(oneshot.run_once(args.directory, render_options(args), opts, out, args.run))
 
 
 def daemon_command(args: argparse.Namespace) -> int:

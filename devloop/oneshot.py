@@ -100,6 +100,7 @@ async def run_once(
             bundle.secret is not None,
             bool(bundle.cronjobs),
             opts.create_namespace,
+            with_network_policy=bundle.network_policy is not None,
         )
         for check in checks:
             for line in check.lines():

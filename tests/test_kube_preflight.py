@@ -464,3 +464,42 @@ def test_on_a_kind_cluster_the_default_runtime_class_is_dropped(
     apps = client.AppsV1Api(api)
     spec = apps.read_namespaced_deployment("hello", "default").spec.template.spec
     assert spec.runtime_class_name is None
+
+
+@sim_only("RBAC rules set in the embedded cluster")
+async def test_network_policies_are_asked_for_only_when_the_workflow_has_one(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+) -> None:
+    """A Role without NetworkPolicies: a Pipedreamer workflow deploys (the policy of a
+    Tentacular one it may once have been is read only to prune it, and a refused read
+    means there is none of pdwatch's to prune); the cluster check of a Tentacular workflow
+    with a contract names the permission its deploy needs, before anything is written."""
+    import shutil
+
+    from devloop.kube.deploy import RestartStamps, deploy_cycle
+    from devloop.render import Bundle, render
+    from tests.target import render_options
+
+    cluster.forbid("get", "networkpolicies")
+    cluster.forbid("patch", "networkpolicies")
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    bundle = render(directory, render_options("default"))
+    assert isinstance(bundle, Bundle) and bundle.network_policy is None
+    seen: list[object] = []
+    result = await deploy_cycle(Kube(api_client, "default"), bundle, seen.append, RestartStamps())
+    assert result.ok, seen
+    found = await preflight(
+        Kube(api_client, "default"),
+        context_name(),
+        "",
+        with_secret=False,
+        with_cronjobs=False,
+        create_namespace=False,
+        with_network_policy=True,
+    )
+    lines = [line for check in found for line in check.lines()]
+    assert (
+        '  ✗ not allowed in namespace "default": patch networkpolicies.networking.k8s.io, '
+        "get networkpolicies.networking.k8s.io"
+    ) in lines

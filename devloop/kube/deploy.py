@@ -29,7 +29,7 @@ from typing import Any
 from devloop import events
 from devloop.kube import plan
 from devloop.kube.client import FIELD_MANAGER, Kube
-from devloop.kube.errors import KubeError, NotOurs, Timeout
+from devloop.kube.errors import Forbidden, KubeError, NotOurs, Timeout
 from devloop.kube.rollout import (
     RolloutResult,
     RolloutWatch,
@@ -143,6 +143,15 @@ async def _nothing() -> None:
     return None
 
 
+async def _if_allowed(kube: Kube, kind: str, name: str) -> dict[str, Any] | None:
+    """An object read only to prune it: where pdwatch may not read that kind (a Role
+    without NetworkPolicies, say), it has none of its own there to prune."""
+    try:
+        return await kube.get(kind, name)
+    except Forbidden:
+        return None
+
+
 async def read_around(kube: Kube, bundle: Bundle) -> plan.Live:
     """What the rollout does not depend on: the Service, the workflow's CronJobs, its
     NetworkPolicy, and an import map it no longer has (to prune)."""
@@ -150,8 +159,12 @@ async def read_around(kube: Kube, bundle: Bundle) -> plan.Live:
     service, crons, policy, stale_map = await asyncio.gather(
         kube.get("Service", bundle.service["metadata"]["name"]),
         kube.list("CronJob", label_selector=ownership_selector(name)),
-        kube.get("NetworkPolicy", f"{name}-netpol"),
-        kube.get("ConfigMap", f"{name}-import-map") if not bundle.import_map else _nothing(),
+        kube.get("NetworkPolicy", f"{name}-netpol")
+        if bundle.network_policy
+        else _if_allowed(kube, "NetworkPolicy", f"{name}-netpol"),
+        _if_allowed(kube, "ConfigMap", f"{name}-import-map")
+        if not bundle.import_map
+        else _nothing(),
     )
     return plan.Live(
         None,

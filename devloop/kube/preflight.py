@@ -49,7 +49,9 @@ async def preflight(
     with_secret: bool,
     with_cronjobs: bool,
     create_namespace: bool,
+    with_network_policy: bool = False,
 ) -> list[Check]:
+    """`with_network_policy`: the workflow has one (the Tentacular format's contract)."""
     ns = kube.namespace
     try:
         version = await kube.server_version()
@@ -94,6 +96,9 @@ async def preflight(
             needed += [("patch", "secrets", ""), ("get", "secrets", "")]
         if with_cronjobs:
             needed += [("patch", "cronjobs", "batch"), ("list", "cronjobs", "batch")]
+        if with_network_policy:
+            group = "networking.k8s.io"
+            needed += [("patch", "networkpolicies", group), ("get", "networkpolicies", group)]
         denied = [(v, r, g) for v, r, g in needed if not await kube.can(v, r, g)]
     except KubeError as exc:
         return [*checks, Check(False, f"cluster check failed: {exc}")]
