@@ -473,6 +473,32 @@ def by_key(bundle: Bundle) -> dict[tuple[str, str], dict[str, Any]]:
     return {(m["kind"], m["metadata"]["name"]): m for m in bundle.manifests()}
 
 
+async def signed_delivery(api: client.ApiClient, namespace: str) -> tuple[int, Any]:
+    """A GitHub push delivery to sep-tracker's /webhook/github through the API server's
+    service proxy, signed with the catalog workflow's webhook_secret ("whs")."""
+    import asyncio
+    import hashlib
+    import hmac
+
+    payload = json.dumps({"ref": "refs/heads/main"}).encode()
+    resource = f"/api/v1/namespaces/{namespace}/services/sep-tracker:8080/proxy/webhook/github"
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "d-7",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(b"whs", payload, hashlib.sha256).hexdigest(),
+    }
+    api.update_params_for_auth(headers, [], ["BearerToken"], resource, "POST", payload)
+
+    def post() -> tuple[int, Any]:
+        response = api.rest_client.pool_manager.request(
+            "POST", f"{api.configuration.host}{resource}", body=payload, headers=headers
+        )
+        return response.status, json.loads(response.data)
+
+    return await asyncio.to_thread(post)
+
+
 def test_tentacular_catalog_workflow_renders_as_its_reference_generates(tmp_path: Path) -> None:
     directory = catalog_workflow(tmp_path)
     bundle = render(directory, RenderOptions(namespace="reports"))
@@ -698,6 +724,13 @@ async def test_each_format_deploys_as_rendered(
         live = await kube.get(manifest["kind"], manifest["metadata"]["name"])
         assert live is not None, manifest["metadata"]["name"]
         assert plan.contains(live, manifest), manifest["kind"]
+    if fmt == TENTACULAR:
+        # the webhook endpoint reaches the real engine through the Service, as GitHub's
+        # delivery would through an ingress: signed with the shared webhook_secret
+        assert await signed_delivery(api_client, namespace) == (
+            200,
+            {"ok": True, "matched": True, "delivery_id": "d-7"},
+        )
     # --down finds every object of the workflow's, in either format's labels
     from devloop.oneshot import teardown
 

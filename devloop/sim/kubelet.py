@@ -46,6 +46,25 @@ from devloop.sim.settings import ImageBehaviour, SimSettings
 from devloop.sim.store import Store, WatchEvent, now_rfc3339
 
 PODS = resources.of_kind("v1", "Pod")
+# Not sent on by the service proxy: what its authentication filter removed (filters.
+# WithAuthentication drops Authorization), hop-by-hop headers (net/http/httputil), and
+# what the client library sets for its own connection.
+NOT_FORWARDED = frozenset(
+    {
+        "authorization",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+    }
+)
 CONFIGMAPS = resources.of_kind("v1", "ConfigMap")
 SECRETS = resources.of_kind("v1", "Secret")
 SERVICES = resources.of_kind("v1", "Service")
@@ -1039,13 +1058,20 @@ class Kubelet:
         return endpoints
 
     async def call(
-        self, endpoint: PodRuntime, method: str, path: str, body: bytes
+        self,
+        endpoint: PodRuntime,
+        method: str,
+        path: str,
+        body: bytes,
+        forwarded: dict[str, str] | None = None,
     ) -> tuple[int, str, str]:
         """One HTTP request to a pod's engine: (status, body, content type). A process is
-        called over HTTP on its address; the simulated engine answers in process."""
+        called over HTTP on its address, with the `forwarded` headers of the request that
+        came to the proxy; the simulated engine answers in process."""
         if endpoint.process is not None:
             url = f"http://{endpoint.address}:{endpoint.port}/{path.lstrip('/')}"
             headers = {"Content-Type": "application/json"} if body else {}
+            headers.update(forwarded or {})
             try:
                 async with self.session.request(method, url, data=body, headers=headers) as got:
                     text = await got.text(errors="replace")
@@ -1323,8 +1349,14 @@ class Kubelet:
                 503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
             )
         target = subpath if not request.query_string else f"{subpath}?{request.query_string}"
+        # The API server's proxy forwards the request's headers, without the credentials
+        # its authentication consumed and the hop-by-hop ones (a webhook's signature and
+        # event headers reach the engine).
+        forwarded = {
+            key: value for key, value in request.headers.items() if key.lower() not in NOT_FORWARDED
+        }
         code, text, content_type = await self.call(
-            random.choice(endpoints), request.method, target, await request.read()
+            random.choice(endpoints), request.method, target, await request.read(), forwarded
         )
         return web.Response(status=code, text=text, content_type=content_type)
 
