@@ -316,6 +316,12 @@ async def test_control_api_redeploy_pause_resume_trigger(
         rig.loop.pause()
         mark = rig.mark()
         (rig.directory / GREET).write_text(node_code("while paused"))
+        # the save was seen, and held: not a cycle, a paused state that says what waits
+        await rig.wait_for(
+            events.LoopState,
+            lambda e: e.state == "paused" and e.detail.startswith("1 changed file(s) wait"),
+            mark,
+        )
         result = await rig.loop.trigger_run({"trigger": "manual"})  # the loop still answers
         assert result.status == 200 and isinstance(result.body, dict)  # the engine contract
         assert not rig.of(events.CycleStarted, mark)
