@@ -21,10 +21,15 @@ class CycleRow:
     rollout: str = "…"
     result: str = "running"  # "✓ <time from the save to Ready>" or "✗ <reason>"
     state: str = "running"  # running, ready, failed, invalid, unchanged, applied
+    finished: bool = False  # its CycleFinished came: the row is history, never rewritten
 
 
 def update(row: CycleRow, event: events.Event) -> CycleRow:
-    """The row after one more event of its cycle."""
+    """The row after one more event of its cycle. Once the cycle has finished, events
+    that come after it (the serving pod restarted, the monitor's errors) belong to no
+    cycle, and the row says what its cycle did."""
+    if row.finished:
+        return row
     match event:
         case events.Rendered(ms=took):
             row.render = ms(took)
@@ -49,7 +54,7 @@ def update(row: CycleRow, event: events.Event) -> CycleRow:
         case events.Error(message=message):
             row.result, row.state = message[:40], "failed"
         case events.CycleFinished(outcome=outcome, edit_to_ready_ms=edit):
-            row.state = outcome
+            row.state, row.finished = outcome, True
             if outcome == "ready":
                 row.result = f"✓ {ms(edit)}" if edit is not None else "✓ Ready"
             elif outcome == "applied":
