@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from devloop import events
 from devloop.image import DEFAULT_IMAGE
+from devloop.kube.operations import described
 
 EMBEDDED_CONTEXT = "pdwatch-embedded"
 
@@ -449,11 +450,7 @@ def explain(
 
 # --- the API server refusing a request (not a rollout's failure) ---------------------------
 
-PDWATCH_NEEDS = (
-    "pdwatch needs, in its namespace: get, list, watch, create, patch, delete on configmaps, "
-    "secrets, services, deployments (apps) and cronjobs (batch); get, list, watch on pods, "
-    "pods/log, replicasets (apps) and events"
-)
+PDWATCH_NEEDS = f"pdwatch needs, in its namespace: {described()}"
 
 
 def _rbac(m: re.Match[str], f: Failure, s: Situation) -> Explanation:

@@ -503,3 +503,44 @@ async def test_network_policies_are_asked_for_only_when_the_workflow_has_one(
         '  ✗ not allowed in namespace "default": patch networkpolicies.networking.k8s.io, '
         "get networkpolicies.networking.k8s.io"
     ) in lines
+
+
+async def test_the_cluster_check_asks_for_every_operation_a_session_needs(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """What preflight checks is what a session requests (issue 27: a deploy it approved was
+    refused): a deploy with a Secret and a CronJob, a save, `t`, the history. Requests whose
+    refusal is tolerated (reads and deletes made only to prune) may be missing."""
+    import asyncio
+    import shutil
+
+    from devloop import events
+    from devloop.kube.operations import needed_operations
+    from tests.looprig import Rig
+
+    directory = tmp_path / "uptime-prober"
+    shutil.copytree(EXAMPLES / "uptime-prober", directory)
+    (directory / ".secrets.yaml").write_text("slack:\n  token: t\n")
+    kube = Kube(api_client, namespace)
+    rig = Rig(directory, kube, debounce_ms=20)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready", rig.events
+        mark = rig.mark()
+        path = directory / "nodes" / "format-report.ts"
+        path.write_text(path.read_text() + "\n// a save\n")
+        assert (await rig.cycle_done(mark)).outcome == "ready"
+        await rig.wait_for(events.Recorded, since=mark)
+        await rig.loop.trigger_run({})
+        await rig.loop.history()
+    finally:
+        rig.loop.quit()
+        await task
+    checked = set(needed_operations(with_secret=True, with_cronjobs=True))
+    tolerated = {
+        ("delete", "configmaps", ""),  # code copies no ReplicaSet mounts: pruned if allowed
+        ("get", "networkpolicies", "networking.k8s.io"),  # only to prune one
+        ("create", "services/proxy", ""),  # `t`: refused, it says so
+    }
+    missing = kube.operations - checked - tolerated
+    assert not missing, sorted(missing)

@@ -40,6 +40,13 @@ class Kind:
     def object_path(self, namespace: str, name: str) -> str:
         return self.path.format(namespace=quote(namespace, safe=""), name=quote(name, safe=""))
 
+    @property
+    def resource(self) -> tuple[str, str]:
+        """(plural, API group) as RBAC names them: ("deployments", "apps")."""
+        parts = self.path.split("/")
+        group = parts[2] if parts[1] == "apis" else ""
+        return parts[-2], group
+
 
 def _core(plural: str) -> str:
     return f"/api/v1/namespaces/{{namespace}}/{plural}/{{name}}"
@@ -90,6 +97,12 @@ class Kube:
         self.auth = client.AuthorizationV1Api(api_client)
         self.node = client.NodeV1Api(api_client)
         self.request_timeout: float = 15
+        # (verb, resource, group) of every request made: what RBAC must allow (preflight)
+        self.operations: set[tuple[str, str, str]] = set()
+
+    def _did(self, verb: str, kind: str, subresource: str = "") -> None:
+        plural, group = KINDS[kind].resource
+        self.operations.add((verb, f"{plural}/{subresource}" if subresource else plural, group))
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -117,6 +130,7 @@ class Kube:
         The body is sent as bytes written by wire.apply_body (the typed patch methods take
         only a dict, which the client would escape into what go-yaml refuses)."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
+        self._did("patch", kind)
         path = KINDS[kind].object_path(self.namespace, name)
         body = apply_body(manifest)
 
@@ -142,6 +156,7 @@ class Kube:
         return result
 
     async def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        self._did("get", kind)
         read = self.method(kind, "read")
         try:
             result: dict[str, Any] = await self.call(
@@ -167,6 +182,7 @@ class Kube:
         limit: int | None = None,
     ) -> dict[str, Any]:
         """The list body (items and metadata.resourceVersion)."""
+        self._did("list", kind)
         list_fn = self.method(kind, "list")
         result: dict[str, Any] = await self.call(
             f"list {kind}",
@@ -185,6 +201,7 @@ class Kube:
 
     async def delete(self, kind: str, name: str) -> bool:
         """Delete; False when it was not there."""
+        self._did("delete", kind)
         delete = self.method(kind, "delete")
         try:
             await self.call(
@@ -204,6 +221,7 @@ class Kube:
         self, kind: str, name: str, body: dict[str, Any], timeout: float | None = None
     ) -> dict[str, Any]:
         """A strategic merge patch (what `kubectl patch` sends)."""
+        self._did("patch", kind)
         patch = self.method(kind, "patch")
         result: dict[str, Any] = await self.call(
             f"patch {kind} {name}",
@@ -281,6 +299,8 @@ class Kube:
     # --- logs and the service proxy ------------------------------------------------------------
 
     async def pod_log(self, pod: str, **params: Any) -> str:
+        self._did("get", "Pod", "log")
+
         def read() -> str:
             response: Any = self.core.read_namespaced_pod_log(
                 pod,
@@ -303,6 +323,7 @@ class Kube:
 
     async def proxy_post(self, service: str, port: int, path: str, body: Any) -> tuple[int, Any]:
         """POST through the API server's service proxy; (status, parsed JSON or text)."""
+        self._did("create", "Service", "proxy")
         deadline = time.monotonic() + self.ENDPOINTS_WAIT_S
         while True:
             status, answer = await self._proxy_post_once(service, port, path, body)
@@ -342,6 +363,7 @@ class Kube:
         field_selector: str = "",
         timeout_seconds: int = 300,
     ) -> LineStream:
+        self._did("watch", kind)
         list_fn = self.method(kind, "list")
         return LineStream(
             lambda: list_fn(
@@ -358,6 +380,7 @@ class Kube:
         )
 
     def follow_log(self, pod: str, **params: Any) -> LineStream:
+        self._did("get", "Pod", "log")
         return LineStream(
             lambda: self.core.read_namespaced_pod_log(
                 pod, self.namespace, follow=True, _preload_content=False, **params

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from devloop.kube.client import Kube
 from devloop.kube.errors import KubeError
+from devloop.kube.operations import needed_operations
 
 
 @dataclass(frozen=True)
@@ -23,23 +24,6 @@ class Check:
         if self.remedy:
             out.append(f"    -> {self.remedy}")
         return out
-
-
-# (verb, resource, group): what a deploy cycle and its follow-up need.
-NEEDED = [
-    ("patch", "configmaps", ""),
-    ("get", "configmaps", ""),
-    ("patch", "services", ""),
-    ("patch", "deployments", "apps"),
-    ("get", "deployments", "apps"),
-    ("list", "replicasets", "apps"),
-    ("watch", "replicasets", "apps"),
-    ("list", "pods", ""),
-    ("watch", "pods", ""),
-    ("get", "pods/log", ""),
-    ("list", "events", ""),
-    ("watch", "events", ""),
-]
 
 
 async def preflight(
@@ -91,14 +75,7 @@ async def preflight(
                         '--runtime-class "" to use the default runtime',
                     )
                 )
-        needed = list(NEEDED)
-        if with_secret:
-            needed += [("patch", "secrets", ""), ("get", "secrets", "")]
-        if with_cronjobs:
-            needed += [("patch", "cronjobs", "batch"), ("list", "cronjobs", "batch")]
-        if with_network_policy:
-            group = "networking.k8s.io"
-            needed += [("patch", "networkpolicies", group), ("get", "networkpolicies", group)]
+        needed = needed_operations(with_secret, with_cronjobs, with_network_policy)
         denied = [(v, r, g) for v, r, g in needed if not await kube.can(v, r, g)]
     except KubeError as exc:
         return [*checks, Check(False, f"cluster check failed: {exc}")]
