@@ -71,6 +71,25 @@ class Rig:
         return len(self.events)
 
 
+async def cycle_of(rig: Rig, mark: int, content_hash: str) -> events.CycleFinished:
+    """The end of the first cycle after `mark` that rendered `content_hash` (a cycle
+    started before a save may still end after it, with the older content)."""
+
+    def rendered_it(done: events.CycleFinished) -> bool:
+        started = next(
+            i
+            for i, e in enumerate(rig.events)
+            if isinstance(e, events.CycleStarted) and e.cycle == done.cycle
+        )
+        ended = rig.events.index(done, started)
+        return any(
+            isinstance(e, events.Rendered) and e.content_hash == content_hash
+            for e in rig.events[started:ended]
+        )
+
+    return await rig.wait_for(events.CycleFinished, rendered_it, since=mark, timeout=30)
+
+
 @contextlib.asynccontextmanager
 async def running_loop(
     tmp_path: Path, kube: Kube, example: str = "hello", **settings: Any

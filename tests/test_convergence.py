@@ -27,7 +27,7 @@ from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
 from tests.helpers import STUCK_AT_LOAD, node_code
 from tests.kubewait import rollout_complete
-from tests.looprig import Rig, running_loop
+from tests.looprig import Rig, cycle_of, running_loop
 from tests.target import image_from_files, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -95,25 +95,6 @@ def wanted(s: Session) -> Bundle:
 async def replica_sets(kube: Kube) -> set[str]:
     listed = await kube.list("ReplicaSet", label_selector="app.kubernetes.io/name=hello")
     return {rs["metadata"]["name"] for rs in listed["items"]}
-
-
-async def cycle_of(rig: Rig, mark: int, content_hash: str) -> events.CycleFinished:
-    """The end of the first cycle after `mark` that rendered `content_hash` (a cycle
-    started before a save may still end after it, with the older content)."""
-
-    def rendered_it(done: events.CycleFinished) -> bool:
-        started = next(
-            i
-            for i, e in enumerate(rig.events)
-            if isinstance(e, events.CycleStarted) and e.cycle == done.cycle
-        )
-        ended = rig.events.index(done, started)
-        return any(
-            isinstance(e, events.Rendered) and e.content_hash == content_hash
-            for e in rig.events[started:ended]
-        )
-
-    return await rig.wait_for(events.CycleFinished, rendered_it, since=mark, timeout=30)
 
 
 async def settled(s: Session, mark: int, touch: Callable[[], None]) -> events.CycleFinished:

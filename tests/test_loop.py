@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import os
 import shutil
 import time
@@ -16,11 +17,12 @@ from kubernetes import client
 
 from devloop import events
 from devloop.kube.client import Kube
+from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
 from devloop.watch import RAW_STEP_MS, change_age, relevant
 from tests.helpers import node_code
-from tests.looprig import EXAMPLES, Rig, running_loop
-from tests.target import patience, sim_only
+from tests.looprig import EXAMPLES, Rig, cycle_of, running_loop
+from tests.target import patience, render_options, sim_only
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -95,15 +97,33 @@ async def test_edit_goes_live_and_the_new_pod_logs_it(
 async def test_burst_of_writes_is_one_cycle_with_the_final_bytes(
     tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:
-    async with running_loop(tmp_path, Kube(api_client, namespace), debounce_ms=400) as rig:
+    """One cycle for the whole burst, as the debounce promises when no pause between two
+    writes reached it and the burst was shorter than the maximum wait; under a load that
+    stalls the writer longer (this test failed 2 of 4 runs on a busy machine: issue 27),
+    the promise is one cycle per such pause, and the final bytes are live either way."""
+    debounce_ms, max_wait_ms = 400, 2000
+    async with running_loop(
+        tmp_path, Kube(api_client, namespace), debounce_ms=debounce_ms, max_wait_ms=max_wait_ms
+    ) as rig:
         mark = rig.mark()
         files = [rig.directory / "nodes" / f"part{i}.ts" for i in range(4)]
+        written: list[float] = []
         for n in range(200):
             files[n % 4].write_text(f"// write {n}\n")
+            written.append(time.monotonic())
             await asyncio.sleep(0.004)
-        done = await rig.cycle_done(mark)
+        # the cycle that rendered the last write's bytes (an earlier one may end after it)
+        final = render(rig.directory, render_options(namespace))
+        assert isinstance(final, Bundle)
+        done = await cycle_of(rig, mark, final.content_hash)
         assert done.outcome == "ready"
-        assert len(rig.of(events.CycleStarted, mark)) == 1
+        stalls = sum(b - a >= debounce_ms / 1000 for a, b in itertools.pairwise(written))
+        took_ms = (written[-1] - written[0]) * 1000
+        cycles = len(rig.of(events.CycleStarted, mark))
+        if not stalls and took_ms < max_wait_ms:
+            assert cycles == 1, cycles
+        else:  # the machine held the writer: each hold (or the maximum wait) ends a burst
+            assert cycles <= 1 + stalls + int(took_ms // max_wait_ms), cycles
         cm = await rig.kube.get("ConfigMap", "hello-code")
         assert cm is not None
         assert {k: v for k, v in cm["data"].items() if k.startswith("nodes__part")} == {
