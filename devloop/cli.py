@@ -166,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     watching.add_argument(
         "--cleanup-on-exit", action="store_true", help="run --down when pdwatch exits"
     )
+    url = watching.add_mutually_exclusive_group()
+    url.add_argument(
+        "--port",
+        type=positive_int,
+        metavar="N",
+        help="serve the workflow at http://127.0.0.1:N, the pod being served through every "
+        "rollout (default: a free port)",
+    )
+    url.add_argument("--no-url", action="store_true", help="no local URL")
     return parser
 
 
@@ -295,6 +304,7 @@ def daemon_command(args: argparse.Namespace) -> int:
         args.max_wait_ms,
         args.cleanup_on_exit,
         tui=sys.stdout.isatty() and not args.no_tui,
+        url_port=None if args.no_url else (args.port or 0),
     )
     try:
         return asyncio.run(coroutine)

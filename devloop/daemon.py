@@ -76,6 +76,7 @@ def make_loop(
     directory: Path,
     wanted: RenderOptions,
     opts: ClusterOptions,
+    url_port: int | None,
     conn: Connection,
     debounce_ms: int,
     max_wait_ms: int,
@@ -96,6 +97,7 @@ def make_loop(
         rollout_timeout=opts.rollout_timeout,
         create_namespace=opts.create_namespace,
         history_limit=opts.history_limit,
+        url_port=url_port,
     )
     loop = DevLoop(settings, Kube(conn.api_client, conn.namespace), emit)
     settle_heap()
@@ -181,7 +183,9 @@ async def run_daemon(
     max_wait_ms: int,
     cleanup_on_exit: bool,
     tui: bool = False,
+    url_port: int | None = 0,
 ) -> int:
+    """`url_port`: the local URL's port (0: a free one; None: no URL)."""
     running = asyncio.get_running_loop()
     install_daemon_threads(running)
     quit_now: list[Callable[[], None]] = []
@@ -222,7 +226,9 @@ async def run_daemon(
                         conn.context, conn.server, conn.namespace, conn.embedded is not None
                     )
                 )
-                return make_loop(directory, wanted, opts, conn, debounce_ms, max_wait_ms, app.emit)
+                return make_loop(
+                    directory, wanted, opts, url_port, conn, debounce_ms, max_wait_ms, app.emit
+                )
 
             starting = Starting(build)
             session = Session(
@@ -243,7 +249,7 @@ async def run_daemon(
             conn = open_connection(opts, out)
             if conn is None:
                 return EXIT_REFUSED
-            loop = make_loop(directory, wanted, opts, conn, debounce_ms, max_wait_ms, out)
+            loop = make_loop(directory, wanted, opts, url_port, conn, debounce_ms, max_wait_ms, out)
             quit_now.append(loop.quit)
             await loop.run()
         if cleanup_on_exit and loop is not None and loop.names_sent:

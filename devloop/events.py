@@ -152,6 +152,13 @@ class RunResult(Event):
 
 
 @dataclass(frozen=True)
+class Serving(Event):
+    """The local URL that answers for the pod being served (devloop.localurl)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
 class Connected(Event):
     context: str
     server: str

@@ -44,6 +44,7 @@ from devloop.kube.logs import tail_logs
 from devloop.kube.preflight import preflight
 from devloop.kube.rollout import ready_pod
 from devloop.kube.watching import watch_objects
+from devloop.localurl import LocalUrl
 from devloop.manifests import ENGINE_PORT
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
@@ -70,6 +71,7 @@ class LoopSettings:
     retry_max_s: float = 10.0
     missing_dir_poll_s: float = 0.5
     history_limit: int = 10
+    url_port: int | None = None  # the local URL's port (0: a free one); None: no URL
 
 
 @dataclass
@@ -258,6 +260,7 @@ class DevLoop:
 
     async def run(self) -> None:
         self._request(set(), "start")
+        url = await self._start_url()
         watcher = asyncio.create_task(self._watch_files())
         worker = asyncio.create_task(self._work())
         recorder = asyncio.create_task(self._record_history())
@@ -268,6 +271,21 @@ class DevLoop:
                 await finish(task, QUIT_GRACE_S)
             await self._stop_monitor()
             await self._stop_tails(keep=None)
+            if url is not None:
+                await finish(asyncio.ensure_future(url.stop()), QUIT_GRACE_S)
+
+    async def _start_url(self) -> LocalUrl | None:
+        """The local URL to the pod being served (devloop.localurl), when asked for."""
+        port = self.settings.url_port
+        if port is None:
+            return None
+        url = LocalUrl(self.kube, lambda: self.current_pod, port)
+        try:
+            self.emit(events.Serving(await url.start()))
+        except OSError as exc:
+            self.emit(events.Warning(f"no local URL: port {port} is not free ({exc.strerror})"))
+            return None
+        return url
 
     def _request(
         self,

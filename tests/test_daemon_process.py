@@ -48,6 +48,33 @@ def test_daemon_plain_output_edit_and_sigterm(tmp_path: Path) -> None:
         stop(proc)
 
 
+def test_the_plain_daemon_says_its_url_and_it_answers(
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str
+) -> None:
+    """`pdwatch DIR` serves the workflow at a local URL (issue 28), said in its first
+    lines; a request there reaches the engine of the pod being served."""
+    import json
+    import re
+    import urllib.request
+
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc", namespace=namespace)
+    proc = start_pdwatch(directory, "--no-tui", "--kubeconfig", kubeconfig)
+    try:
+        lines = Lines(proc)
+        said = lines.until("the workflow answers at http://127.0.0.1:")
+        url = re.search(r"http://127\.0\.0\.1:\d+", said)
+        assert url is not None, said
+        lines.until("start → applied in")
+        request = urllib.request.Request(f"{url.group(0)}/run", data=b'{"name": "url"}')
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = json.loads(answer.read())
+        assert body["outputs"] == {"greet": {"message": "Hello, url!"}}
+    finally:
+        stop(proc)
+
+
 def test_daemon_refuses_a_missing_directory(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "devloop", str(tmp_path / "nope"), "--embedded"],

@@ -353,6 +353,33 @@ class Kube:
 
         return await self.call(f"POST {path} to service {service}", post)
 
+    async def pod_proxy(
+        self,
+        pod: str,
+        port: int,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float = 120,
+    ) -> tuple[int, str, bytes]:
+        """Any request to one pod through the API server's pod proxy (`pods/NAME:PORT/
+        proxy/PATH`): (status, content type, body)."""
+        self._did("create", "Pod", "proxy")
+        resource = f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/"
+        resource += path.lstrip("/")
+        url = f"{self.api_client.configuration.host}{resource}"
+        sent = dict(headers)
+        self.api_client.update_params_for_auth(sent, [], ["BearerToken"], resource, method, body)
+
+        def send() -> tuple[int, str, bytes]:
+            response = self.api_client.rest_client.pool_manager.request(
+                method, url, body=body or None, headers=sent, timeout=timeout, retries=False
+            )
+            return response.status, response.headers.get("Content-Type", ""), response.data
+
+        return await self.call(f"{method} {path} to pod {pod}", send)
+
     # --- streams -----------------------------------------------------------------------------
 
     def watch(

@@ -1349,16 +1349,45 @@ class Kubelet:
                 503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
             )
         target = subpath if not request.query_string else f"{subpath}?{request.query_string}"
-        # The API server's proxy forwards the request's headers, without the credentials
-        # its authentication consumed and the hop-by-hop ones (a webhook's signature and
-        # event headers reach the engine).
-        forwarded = {
-            key: value for key, value in request.headers.items() if key.lower() not in NOT_FORWARDED
-        }
         code, text, content_type = await self.call(
-            random.choice(endpoints), request.method, target, await request.read(), forwarded
+            random.choice(endpoints),
+            request.method,
+            target,
+            await request.read(),
+            forwarded_headers(request),
         )
         return web.Response(status=code, text=text, content_type=content_type)
+
+    async def proxy_pod(
+        self, request: web.Request, ns: str, pod_ref: str, subpath: str
+    ) -> web.StreamResponse:
+        """`pods/NAME:PORT/proxy/PATH`: to that pod, Ready or not, as the API server's pod
+        proxy dials the pod's address."""
+        name = pod_ref.split(":")[0]
+        pod = self.store.find(PODS, ns, name)
+        if pod is None:
+            raise not_found(PODS, name)
+        runtime = self.pods.get(pod["metadata"]["uid"])
+        if runtime is None or not (runtime.engine or runtime.process):
+            address = runtime.address if runtime else ""
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"error trying to reach service: dial tcp {address}:8080: connect: "
+                "connection refused",
+            )
+        target = subpath if not request.query_string else f"{subpath}?{request.query_string}"
+        code, text, content_type = await self.call(
+            runtime, request.method, target, await request.read(), forwarded_headers(request)
+        )
+        return web.Response(status=code, text=text, content_type=content_type)
+
+
+def forwarded_headers(request: web.Request) -> dict[str, str]:
+    """The API server's proxy forwards the request's headers, without the credentials its
+    authentication consumed and the hop-by-hop ones (a webhook's signature and event
+    headers reach the engine)."""
+    return {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
 
 
 def set_condition(status: dict[str, Any], type_: str, value: str) -> None:

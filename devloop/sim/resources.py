@@ -66,7 +66,7 @@ RESOURCES = (
         "pods",
         short_names=("po",),
         has_status=True,
-        subresources=("log",),
+        subresources=("log", "proxy"),
         categories=("all",),
     ),
     Resource("", "v1", "Event", "events", short_names=("ev",)),

@@ -334,6 +334,8 @@ async def resource_request(
         return await cluster.kubelet.serve_log(request, t.namespace, t.name, query)
     if t.subresource == "proxy" and t.resource.kind == "Service":
         return await cluster.kubelet.proxy(request, t.namespace, t.name, t.subpath)
+    if t.subresource == "proxy" and t.resource.kind == "Pod":
+        return await cluster.kubelet.proxy_pod(request, t.namespace, t.name, t.subpath)
     if t.subresource in UNSUPPORTED_SUBRESOURCES and t.resource.kind == "Pod":
         raise ApiError(
             400,

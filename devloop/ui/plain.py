@@ -70,6 +70,8 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             return "", "cluster check\n" + "\n".join(lines)
         case events.LoopState(state=state, detail=detail) if state in ("paused", "waiting"):
             return "yellow", f"{state}: {detail}" if detail else state
+        case events.Serving(url=url):
+            return "bold", f"the workflow answers at {url} (the pod served, through rollouts)"
         case events.RunResult(status=status, body=body, summary=summary):
             shown = json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body
             said = "".join(f"\n  {line}" for line in summary)

@@ -219,6 +219,8 @@ class PdwatchApp(App[int]):
             case events.Connected(context=context, namespace=namespace, embedded=embedded):
                 self.session.context, self.session.namespace = context, namespace
                 self.session.embedded = embedded
+            case events.Serving(url=url):
+                self.session.url = url
             case events.LoopState(state=state, detail=detail):
                 self.state, self.state_detail = state, detail
             case events.PreflightReport(lines=lines, ok=ok):

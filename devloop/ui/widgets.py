@@ -44,6 +44,7 @@ class Session:
     image: str = ""
     workflow: str = ""
     format: str = ""  # pipedreamer or tentacular: which reference's deploy pdwatch makes
+    url: str = ""  # the local URL to the pod being served (devloop.localurl)
 
 
 class HeaderBar(Static):
@@ -77,6 +78,9 @@ class HeaderBar(Static):
         if session.image:
             image = short_image(session.image) if compact else session.image
             text.append(f"  {image}", style="dim")
+        if session.url:  # compact: the port alone (the host is always this machine)
+            shown = session.url.removeprefix("http://127.0.0.1") if compact else session.url
+            text.append(f"  {shown}", style="bold")
         if session.format:
             text.append(f"  {session.format}" if compact else f"  {session.format} format")
         text.append(f"  {session.directory}", style="dim")

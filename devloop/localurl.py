@@ -1,0 +1,107 @@
+"""A local URL that keeps answering through every rollout (issue 28).
+
+`http://127.0.0.1:PORT` forwards each request to the engine of the pod pdwatch serves:
+the old pod until the new one is Ready, then the new one. Each request goes to the pod
+that serves when it arrives, so one in flight at the switch completes on the pod it
+started on. Requests go through the API server's pod proxy (`pods/NAME:8080/proxy/…`),
+with pdwatch's own credentials: it works wherever pdwatch deploys (kind, k0s, the
+embedded cluster), needs no port-forward stream that dies with its pod, and names the
+pod, where the Service proxy would pick any Ready endpoint (during a rolling update, the
+old one as well as the new). While no pod serves it answers 503 with a one-line JSON
+reason, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from aiohttp import web
+
+from devloop.kube.client import Kube
+from devloop.kube.errors import KubeError
+
+ENGINE_PORT = 8080
+# Not sent on: the connection's own headers, and credentials meant for this URL.
+NOT_FORWARDED = frozenset(
+    {"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "authorization"}
+)
+
+
+# A pod stopped at the switch (its successor Ready, pdwatch not yet told) answers the
+# proxy's "error trying to reach service"; the request is sent again, to the pod that
+# serves by then, for at most this long.
+SWITCH_WAIT_S = 3.0
+SWITCH_STEP_S = 0.05
+
+
+def not_the_engine(status: int, body: bytes) -> bool:
+    """The API server answered, not the engine: the pod could not be reached (503), or is
+    gone (a Status object)."""
+    head = body[:400].lower()
+    return (status == 503 and b"error trying to reach service" in head) or (
+        status in (404, 503) and b'"kind":"status"' in head.replace(b" ", b"")
+    )
+
+
+def unavailable(reason: str) -> web.Response:
+    return web.Response(
+        status=503,
+        text=json.dumps({"error": reason}) + "\n",
+        content_type="application/json",
+    )
+
+
+class LocalUrl:
+    """Serves until `stop()`; `serving()` names the pod to send to ("" when none)."""
+
+    def __init__(self, kube: Kube, serving: Callable[[], str], port: int = 0) -> None:
+        self.kube = kube
+        self.serving = serving
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:  # the free port the system gave
+            self.port = int(self._runner.addresses[0][1])
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        path = request.path_qs
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
+        sent = await request.read()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SWITCH_WAIT_S
+        while True:
+            pod = self.serving()
+            if not pod:
+                return unavailable("no pod of the workflow is Ready yet")
+            try:
+                status, content_type, body = await self.kube.pod_proxy(
+                    pod, ENGINE_PORT, request.method, path, sent, headers
+                )
+            except KubeError as exc:
+                return unavailable(f"pod {pod} could not be reached: {exc}"[:300])
+            if not not_the_engine(status, body) or loop.time() >= deadline:
+                break
+            await asyncio.sleep(SWITCH_STEP_S)  # a retry's pause, for the switch to land
+        response = web.Response(status=status, body=body)
+        if content_type:
+            response.headers["Content-Type"] = content_type
+        return response
