@@ -31,8 +31,8 @@ NOT_FORWARDED = frozenset(
 
 # A pod stopped at the switch (its successor Ready, pdwatch not yet told) answers the
 # proxy's "error trying to reach service"; the request is sent again, to the pod that
-# serves by then, for at most this long.
-SWITCH_WAIT_S = 3.0
+# serves by then, for at most this long (a pod deleted by hand: its replacement must start).
+SWITCH_WAIT_S = 10.0
 SWITCH_STEP_S = 0.05
 
 
@@ -98,7 +98,11 @@ class LocalUrl:
                 )
             except KubeError as exc:
                 return unavailable(f"pod {pod} could not be reached: {exc}"[:300])
-            if not not_the_engine(status, body) or loop.time() >= deadline:
+            if not not_the_engine(status, body):
+                break
+            if self.serving() != pod:
+                continue  # the switch landed while this attempt failed: to the new pod
+            if loop.time() >= deadline:
                 break
             await asyncio.sleep(SWITCH_STEP_S)  # a retry's pause, for the switch to land
         response = web.Response(status=status, body=body)

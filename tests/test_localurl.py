@@ -95,3 +95,34 @@ async def test_the_url_answers_through_rollouts_and_a_failed_one(
             rig.loop.quit()
             await task
             await url.stop()
+
+
+async def test_the_url_follows_a_pod_deleted_by_hand(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The pod being served deleted with kubectl: its ReplicaSet's replacement serves, and
+    a request sent at once is answered by it (sent again until the switch)."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    (directory / GREET).write_text(versioned(1))
+    kube = Kube(api_client, namespace)
+    rig = Rig(directory, kube, debounce_ms=20)
+    url = LocalUrl(kube, lambda: rig.loop.current_pod)
+    base = await url.start()
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready"
+        served = rig.loop.current_pod
+        client.CoreV1Api(api_client).delete_namespaced_pod(served, namespace)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{base}/run", json={}) as answer,
+        ):
+            text = await answer.text()
+            assert answer.status == 200, text
+            assert json.loads(text)["outputs"]["greet"] == {"version": 1}
+        assert rig.loop.current_pod != served
+    finally:
+        rig.loop.quit()
+        await task
+        await url.stop()
