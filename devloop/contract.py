@@ -84,6 +84,11 @@ class Metadata:
     tags: tuple[str, ...] = ()
     environment: str = ""
 
+    @property
+    def given(self) -> bool:
+        """Whether any field was written."""
+        return self != Metadata()
+
 
 def port_spec(text: str) -> tuple[int, str] | None:
     """`"443/TCP"`, `"53/udp"`, `"8080"` → (port, upper-case protocol, TCP by default)."""

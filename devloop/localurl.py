@@ -21,8 +21,8 @@ from aiohttp import web
 
 from devloop.kube.client import Kube
 from devloop.kube.errors import KubeError
+from devloop.manifests import ENGINE_PORT
 
-ENGINE_PORT = 8080
 # Not sent on: the connection's own headers, and credentials meant for this URL.
 NOT_FORWARDED = frozenset(
     {"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "authorization"}

@@ -28,7 +28,7 @@ SECRET_VERSION_ANNOTATION = "pdwatch/secret-version"
 # rollout never loads newer, possibly broken, code; `kubectl rollout undo` brings the old
 # code back). `<wf>-code` itself stays as the specification has it.
 SNAPSHOT_LABEL = "pdwatch/code-snapshot"
-ENGINE_PORT = 8080
+ENGINE_PORT = tentacular.ENGINE_PORT  # both formats' engines (defined there: no cycle)
 CODE_MOUNT = "/app/workflow"
 SECRETS_MOUNT = "/app/secrets"
 CRON_IMAGE = "curlimages/curl:latest"

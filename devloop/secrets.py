@@ -91,31 +91,42 @@ def read_secrets(root: Path, display_root: str) -> tuple[dict[str, bytes] | None
     return (data if not problems else None), problems
 
 
-def _from_yaml(path: Path, shown: str, top: str) -> tuple[dict[str, bytes], list[Problem]]:
+def secret_entries(
+    path: Path, shown: str, top: str
+) -> tuple[Source, list[tuple[ScalarNode, Node]], list[Problem]]:
+    """A secrets YAML file's top-level (name, value) nodes whose names are valid Secret
+    keys, and the problems of the file and of the other names, none quoting a value (the
+    Source carries no text: a secrets file's lines are never shown)."""
+    source = Source(shown)
     raw = read_inside(path, top, SECRET_MAX_BYTES)
     if isinstance(raw, Refusal):
-        return {}, [Problem(shown, raw.reason)]
+        return source, [], [Problem(shown, raw.reason)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        return {}, [Problem(shown, "is not valid UTF-8", line)]
-    source = Source(shown)  # no text: a secrets file's lines are never shown
+        return source, [], [Problem(shown, "is not valid UTF-8", line)]
     root, problems = compose(text, source)
     if problems:
         # Only where and what: PyYAML's wording is fixed text, but drop anything quoted.
-        return {}, [Problem(p.file, unquoted(p.message), p.line, p.column) for p in problems]
+        return (
+            source,
+            [],
+            [Problem(p.file, _unquoted(p.message), p.line, p.column) for p in problems],
+        )
     if root is None:
-        return {}, []
+        return source, [], []
     if not isinstance(root, MappingNode):
-        return {}, [source.problem(root, "top level must be a mapping of secret name to value")]
-    problems = [source.problem(key, "a secret name is used twice") for key in duplicate_nodes(root)]
-    data: dict[str, bytes] = {}
+        problem = source.problem(root, "top level must be a mapping of secret name to value")
+        return source, [], [problem]
+    problems = [
+        source.problem(key, "a secret name is used twice") for key in _duplicate_nodes(root)
+    ]
+    entries: list[tuple[ScalarNode, Node]] = []
     for key, value in root.value:
         if not isinstance(key, ScalarNode):
             problems.append(source.problem(key, "secret names must be plain strings"))
-            continue
-        if names.config_map_key(key.value):
+        elif names.config_map_key(key.value):
             problems.append(
                 source.problem(
                     key,
@@ -124,7 +135,15 @@ def _from_yaml(path: Path, shown: str, top: str) -> tuple[dict[str, bytes], list
                     "it holds a value",
                 )
             )
-            continue
+        else:
+            entries.append((key, value))
+    return source, entries, problems
+
+
+def _from_yaml(path: Path, shown: str, top: str) -> tuple[dict[str, bytes], list[Problem]]:
+    source, entries, problems = secret_entries(path, shown, top)
+    data: dict[str, bytes] = {}
+    for key, value in entries:
         try:
             data[key.value] = secret_value(value)
         except UnreadableValue as exc:
@@ -132,7 +151,7 @@ def _from_yaml(path: Path, shown: str, top: str) -> tuple[dict[str, bytes], list
     return data, problems
 
 
-def duplicate_nodes(root: MappingNode) -> list[Node]:
+def _duplicate_nodes(root: MappingNode) -> list[Node]:
     """Keys that repeat an earlier one (YAML would let the later one win silently)."""
     seen: set[str] = set()
     repeated: list[Node] = []
@@ -144,7 +163,7 @@ def duplicate_nodes(root: MappingNode) -> list[Node]:
     return repeated
 
 
-def unquoted(message: str) -> str:
+def _unquoted(message: str) -> str:
     """PyYAML names the character it stumbled on ("found character '\\t'"): drop quotes."""
     out, quoting = [], False
     for ch in message:

@@ -25,12 +25,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from yaml.nodes import MappingNode, ScalarNode
+from yaml.nodes import ScalarNode
 
 from devloop.problems import Problem
 from devloop.safefiles import Refusal, read_inside
-from devloop.secrets import SECRET_MAX_BYTES, SECRETS_DIR, SECRETS_FILE, duplicate_nodes, unquoted
-from devloop.yamlsource import Source, compose
+from devloop.secrets import SECRET_MAX_BYTES, SECRETS_DIR, SECRETS_FILE, secret_entries
 
 PREFIX = "$shared."
 ROOT_MARKERS = (".git", "go.mod")
@@ -72,28 +71,12 @@ def read_shared_secrets(
     shown = os.path.join(display_root, SECRETS_FILE)
     if not os.path.lexists(path):
         return None, []
-    raw = read_inside(path, os.path.realpath(directory), SECRET_MAX_BYTES)
-    if isinstance(raw, Refusal):
-        return None, [Problem(shown, raw.reason)]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [Problem(shown, "is not valid UTF-8", raw[: exc.start].count(b"\n") + 1)]
-    source = Source(shown)  # no text: a secrets file's lines are never shown
-    node, problems = compose(text, source)
-    if problems:
-        return None, [Problem(p.file, unquoted(p.message), p.line, p.column) for p in problems]
-    if node is None:
+    source, entries, problems = secret_entries(path, shown, os.path.realpath(directory))
+    if not entries and not problems:  # empty: no Secret
         return None, []
-    if not isinstance(node, MappingNode):
-        return None, [source.problem(node, "top level must be a mapping of secret name to value")]
-    problems = [source.problem(key, "a secret name is used twice") for key in duplicate_nodes(node)]
     root = repository_root(directory)
     data: dict[str, bytes] = {}
-    for key, value in node.value:
-        if not isinstance(key, ScalarNode):
-            problems.append(source.problem(key, "secret names must be plain strings"))
-            continue
+    for key, value in entries:
         name = str(key.value)
         reference = value.value if isinstance(value, ScalarNode) else None
         if not isinstance(reference, str) or not reference.startswith(PREFIX):

@@ -18,7 +18,7 @@ from devloop.contract import DYNAMIC, MODULE_PROTOCOLS, Contract, Dependency, po
 from devloop.workflow import Workflow
 
 MANAGED_BY = "tentacular"
-ENGINE_PORT = 8080
+ENGINE_PORT = 8080  # the engine's, in both formats (manifests.ENGINE_PORT)
 PROXY_NAMESPACE = "tentacular-support"
 PROXY_HOST = f"esm-sh.{PROXY_NAMESPACE}.svc.cluster.local:8080"
 PROXY_URL = f"http://{PROXY_HOST}"

@@ -60,11 +60,6 @@ def detect(
         for path in sorted(node_sources):
             if MODULE_RE[fmt].search(node_sources[path]):
                 return FormatChoice(fmt, f'{path} imports from "{fmt}"')
-    if (
-        workflow.namespace is not None
-        or workflow.metadata.owner
-        or workflow.metadata.team
-        or (workflow.metadata.tags or workflow.metadata.environment)
-    ):
+    if workflow.namespace is not None or workflow.metadata.given:
         return FormatChoice(TENTACULAR, "workflow.yaml has deployment or metadata")
     return FormatChoice(PIPEDREAMER, "no sign of the Tentacular format")

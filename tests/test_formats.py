@@ -188,6 +188,32 @@ def _has(manifest: dict[str, Any], path: str) -> bool:
     return True
 
 
+# What both references give the engine's pod and container (TENTACULAR.md §1.3; seed 002
+# with REFERENCE.md §4), written out once for both formats' expectations.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+LIVENESS = {
+    "httpGet": {"path": "/health", "port": 8080},
+    "initialDelaySeconds": 5,
+    "periodSeconds": 10,
+}
+RESOURCES = {
+    "requests": {"memory": "64Mi", "cpu": "100m"},
+    "limits": {"memory": "256Mi", "cpu": "500m"},
+}
+ENGINE_MOUNTS = [
+    {"name": "code", "mountPath": "/app/workflow", "readOnly": True},
+    {"name": "secrets", "mountPath": "/app/secrets", "readOnly": True},
+    {"name": "tmp", "mountPath": "/tmp"},
+]
 STANDARD = {
     "app.kubernetes.io/name": "sep-tracker",
     "app.kubernetes.io/version": "1.0",
@@ -229,11 +255,7 @@ def tentacular_reference(ns: str) -> dict[tuple[str, str], dict[str, Any]]:
                 "spec": {
                     "automountServiceAccountToken": False,
                     "runtimeClassName": "gvisor",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": POD_SECURITY,
                     "containers": [
                         {
                             "name": "engine",
@@ -261,24 +283,11 @@ def tentacular_reference(ns: str) -> dict[tuple[str, str], dict[str, Any]]:
                             ],
                             "env": [{"name": "DENO_DIR", "value": "/tmp/deno-cache"}],
                             "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                            "securityContext": {
-                                "readOnlyRootFilesystem": True,
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"path": "/health", "port": 8080},
-                                "initialDelaySeconds": 5,
-                                "periodSeconds": 10,
-                            },
-                            "resources": {
-                                "requests": {"memory": "64Mi", "cpu": "100m"},
-                                "limits": {"memory": "256Mi", "cpu": "500m"},
-                            },
+                            "securityContext": CONTAINER_SECURITY,
+                            "livenessProbe": LIVENESS,
+                            "resources": RESOURCES,
                             "volumeMounts": [
-                                {"name": "code", "mountPath": "/app/workflow", "readOnly": True},
-                                {"name": "secrets", "mountPath": "/app/secrets", "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"},
+                                *ENGINE_MOUNTS,
                                 # the reference's later releases' path (§1.5: where Deno
                                 # finds it; 835b939 mounted /app/deno.json, shadowed)
                                 {
@@ -597,34 +606,17 @@ def pipedreamer_reference(ns: str) -> dict[tuple[str, str], dict[str, Any]]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "runtimeClassName": "gvisor",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": POD_SECURITY,
                     "containers": [
                         {
                             "name": "engine",
                             "image": "pipedreamer-engine:latest",
                             "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                            "livenessProbe": {
-                                "httpGet": {"path": "/health", "port": 8080},
-                                "initialDelaySeconds": 5,
-                                "periodSeconds": 10,
-                            },
-                            "resources": {
-                                "requests": {"memory": "64Mi", "cpu": "100m"},
-                                "limits": {"memory": "256Mi", "cpu": "500m"},
-                            },
-                            "securityContext": {
-                                "readOnlyRootFilesystem": True,
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "livenessProbe": LIVENESS,
+                            "resources": RESOURCES,
+                            "securityContext": CONTAINER_SECURITY,
                             "volumeMounts": [
-                                {"name": "code", "mountPath": "/app/workflow", "readOnly": True},
-                                {"name": "secrets", "mountPath": "/app/secrets", "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"},
+                                *ENGINE_MOUNTS,
                             ],
                         }
                     ],

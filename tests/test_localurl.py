@@ -63,7 +63,7 @@ async def test_the_url_answers_through_rollouts_and_a_failed_one(
                             failures.append(f"{answer.status} {text}")
                         else:
                             versions.append(json.loads(text)["outputs"]["greet"]["version"])
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # the load's pace (20/s), not a wait for a state
 
             load = asyncio.create_task(steady())
             for version in range(1, 6):

@@ -38,7 +38,7 @@ from devloop.node.denoengine import DenoEngine, engine_flavor, find_deno
 from devloop.node.logs import ContainerLog
 from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
-from devloop.node.prober import probe_container, until_relist
+from devloop.node.prober import next_relist, probe_container
 from devloop.node.recorder import EventRecorder, rfc3339
 from devloop.node.rest import MERGE_PATCH, ApiStatus, Rest, retrying
 from devloop.sim.engine import Exit
@@ -718,16 +718,11 @@ class Node:
             container,
             worker.address,
             self._probe_session,
-            noticed=self._until_relist(),
+            noticed=next_relist(self.started, self.settings.time_scale),
             sleep=self._scaled_sleep,
             set_ready=set_ready,
             event=event,
         )
-
-    def _until_relist(self) -> float:
-        """Pod-seconds to the node's next relist (prober.until_relist, scaled clock)."""
-        scale = self.settings.time_scale
-        return until_relist((time.monotonic() - self.started) / scale) if scale else 0.0
 
     async def _scaled_sleep(self, seconds: float) -> None:
         await asyncio.sleep(self.settings.scaled(seconds))

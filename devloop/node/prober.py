@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,14 @@ def until_relist(since_start: float) -> float:
     """Seconds from now to the kubelet's next relist, `since_start` seconds after the
     kubelet's own start (relists tick from there)."""
     return PLEG_RELIST_PERIOD - since_start % PLEG_RELIST_PERIOD
+
+
+def next_relist(started: float, time_scale: float) -> float:
+    """Pod-seconds to the next relist of a kubelet started at `started` (monotonic) whose
+    clock runs `time_scale` times real time (0: everything at once)."""
+    if not time_scale:
+        return 0.0
+    return until_relist((time.monotonic() - started) / time_scale)
 
 
 async def http_probe(

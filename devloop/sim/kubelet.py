@@ -33,7 +33,7 @@ from devloop.node.denoengine import DenoEngine, engine_flavor, find_deno
 from devloop.node.logs import ContainerLog, LogLine
 from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
-from devloop.node.prober import probe_container, until_relist
+from devloop.node.prober import next_relist, probe_container
 from devloop.sim import resources
 from devloop.sim.admission import quantity
 from devloop.sim.api import Api
@@ -781,7 +781,7 @@ class Kubelet:
                 container,
                 runtime.address,
                 self.session,
-                noticed=self.until_relist(),
+                noticed=next_relist(self.started, self.settings.time_scale),
                 sleep=sleep,
                 set_ready=set_ready,
                 event=event,
@@ -1233,11 +1233,6 @@ class Kubelet:
         return {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
 
     # --- logs -------------------------------------------------------------------------------
-
-    def until_relist(self) -> float:
-        """Seconds, on this cluster's scaled clock, to the next relist (prober.until_relist)."""
-        scale = self.settings.time_scale
-        return until_relist((time.monotonic() - self.started) / scale) if scale else 0.0
 
     async def serve_log(
         self, request: web.Request, ns: str, name: str, query: MultiMapping[str]
