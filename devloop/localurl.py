@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -34,6 +35,8 @@ NOT_FORWARDED = frozenset(
 # serves by then, for at most this long (a pod deleted by hand: its replacement must start).
 SWITCH_WAIT_S = 10.0
 SWITCH_STEP_S = 0.05
+# At quit, how long the server waits for its handlers (each answers at once by then).
+STOP_WAIT_S = 0.5
 
 
 def not_the_engine(status: int, body: bytes) -> bool:
@@ -45,20 +48,70 @@ def not_the_engine(status: int, body: bytes) -> bool:
     )
 
 
-def unavailable(reason: str) -> web.Response:
-    return web.Response(
-        status=503,
-        text=json.dumps({"error": reason}) + "\n",
-        content_type="application/json",
-    )
+@dataclass(frozen=True)
+class Answer:
+    """What came back: the engine's answer, or pdwatch's own 503 (`reason` set) when no
+    pod serves, the API server cannot be reached, or pdwatch quits."""
+
+    status: int
+    content_type: str
+    body: bytes
+    reason: str = ""
+
+
+def refused(reason: str) -> Answer:
+    return Answer(503, "application/json", (json.dumps({"error": reason}) + "\n").encode(), reason)
+
+
+class PodRoute:
+    """Sends a request to the pod being served, as the URL and `t` both do: the same pod,
+    the same retry at the switch, the same reasons when there is none."""
+
+    def __init__(self, kube: Kube, serving: Callable[[], str]) -> None:
+        self.kube = kube
+        self.serving = serving
+        self.closing = asyncio.Event()  # set at quit: requests in flight are answered now
+
+    async def send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            sending = asyncio.ensure_future(self._send(method, path, body, headers))
+            await asyncio.wait({sending, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if sending.done():
+                return sending.result()
+            sending.cancel()
+            return refused("pdwatch quit while the request was in flight")
+        finally:
+            closing.cancel()
+
+    async def _send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SWITCH_WAIT_S
+        while True:
+            pod = self.serving()
+            if not pod:
+                return refused("no pod of the workflow is Ready yet")
+            try:
+                status, content_type, answer = await self.kube.pod_proxy(
+                    pod, ENGINE_PORT, method, path, body, headers
+                )
+            except KubeError as exc:
+                return refused(f"pod {pod} could not be reached: {exc}"[:300])
+            if not not_the_engine(status, answer):
+                break
+            if self.serving() != pod:
+                continue  # the switch landed while this attempt failed: to the new pod
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(SWITCH_STEP_S)  # a retry's pause, for the switch to land
+        return Answer(status, content_type, answer)
 
 
 class LocalUrl:
-    """Serves until `stop()`; `serving()` names the pod to send to ("" when none)."""
+    """Serves until `stop()`, through `route` (the pod it names)."""
 
-    def __init__(self, kube: Kube, serving: Callable[[], str], port: int = 0) -> None:
-        self.kube = kube
-        self.serving = serving
+    def __init__(self, route: PodRoute, port: int = 0) -> None:
+        self.route = route
         self.port = port
         self._runner: web.AppRunner | None = None
 
@@ -69,7 +122,9 @@ class LocalUrl:
     async def start(self) -> str:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.forward)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=STOP_WAIT_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
@@ -78,34 +133,18 @@ class LocalUrl:
         return self.url
 
     async def stop(self) -> None:
+        """Stops listening; requests in flight are answered 503 (pdwatch quits)."""
+        self.route.closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
-        path = request.path_qs
         headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
-        sent = await request.read()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SWITCH_WAIT_S
-        while True:
-            pod = self.serving()
-            if not pod:
-                return unavailable("no pod of the workflow is Ready yet")
-            try:
-                status, content_type, body = await self.kube.pod_proxy(
-                    pod, ENGINE_PORT, request.method, path, sent, headers
-                )
-            except KubeError as exc:
-                return unavailable(f"pod {pod} could not be reached: {exc}"[:300])
-            if not not_the_engine(status, body):
-                break
-            if self.serving() != pod:
-                continue  # the switch landed while this attempt failed: to the new pod
-            if loop.time() >= deadline:
-                break
-            await asyncio.sleep(SWITCH_STEP_S)  # a retry's pause, for the switch to land
-        response = web.Response(status=status, body=body)
-        if content_type:
-            response.headers["Content-Type"] = content_type
+        answer = await self.route.send(
+            request.method, request.path_qs, await request.read(), headers
+        )
+        response = web.Response(status=answer.status, body=answer.body)
+        if answer.content_type:
+            response.headers["Content-Type"] = answer.content_type
         return response

@@ -23,6 +23,8 @@ it through its control methods: redeploy, pause/resume, trigger_run, quit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import time
@@ -44,8 +46,7 @@ from devloop.kube.logs import tail_logs
 from devloop.kube.preflight import preflight
 from devloop.kube.rollout import ready_pod
 from devloop.kube.watching import watch_objects
-from devloop.localurl import LocalUrl
-from devloop.manifests import ENGINE_PORT
+from devloop.localurl import LocalUrl, PodRoute
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
 from devloop.runresult import summarize
@@ -198,6 +199,7 @@ class DevLoop:
         self.previous_deployed: Bundle | None = None
         self.names_sent: list[str] = []  # workflow names this session deployed (or tried)
         self.current_pod = ""
+        self.route = PodRoute(kube, lambda: self.current_pod)  # the URL's and `t`'s
         self.failed_hash: str | None = None  # the code whose rollout failed, while it stands
         self.known_deployment: dict[str, Any] | None = None
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
@@ -238,18 +240,18 @@ class DevLoop:
             self.wake.set()
 
     async def trigger_run(self, body: object = None) -> events.RunResult:
-        """POST /run to the workflow through the API server's service proxy."""
-        name = self.deployed.workflow.name if self.deployed else ""
-        if not name:
-            result = events.RunResult(0, "nothing deployed yet")
+        """POST /run to the pod being served, as the local URL sends it (the same pod)."""
+        sent = json.dumps(body if body is not None else {}).encode()
+        answer = await self.route.send("POST", "/run", sent, {"Content-Type": "application/json"})
+        if answer.reason:
+            result = events.RunResult(0, answer.reason)
         else:
+            text = answer.body.decode("utf-8", "replace")
             try:
-                status, answer = await self.kube.proxy_post(
-                    name, ENGINE_PORT, "run", body if body is not None else {}
-                )
-                result = events.RunResult(status, answer, summarize(status, answer))
-            except KubeError as exc:
-                result = events.RunResult(exc.status, str(exc))
+                parsed: object = json.loads(text)
+            except ValueError:
+                parsed = text
+            result = events.RunResult(answer.status, parsed, summarize(answer.status, parsed))
         self.emit(result)
         return result
 
@@ -271,15 +273,16 @@ class DevLoop:
                 await finish(task, QUIT_GRACE_S)
             await self._stop_monitor()
             await self._stop_tails(keep=None)
-            if url is not None:
-                await finish(asyncio.ensure_future(url.stop()), QUIT_GRACE_S)
+            if url is not None:  # answers what is in flight, then stops listening
+                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                    await asyncio.wait_for(url.stop(), QUIT_GRACE_S)
 
     async def _start_url(self) -> LocalUrl | None:
         """The local URL to the pod being served (devloop.localurl), when asked for."""
         port = self.settings.url_port
         if port is None:
             return None
-        url = LocalUrl(self.kube, lambda: self.current_pod, port)
+        url = LocalUrl(self.route, port)
         try:
             self.emit(events.Serving(await url.start()))
         except OSError as exc:
@@ -654,7 +657,14 @@ class DevLoop:
         situation = Situation(
             self.settings.context, image, self.kube.namespace, self.settings.render.runtime_class
         )
-        return explaining(self.emit, situation)
+        return explaining(self._noting_ready, situation)
+
+    def _noting_ready(self, event: events.Event) -> None:
+        """The pod a rollout found Ready serves from that moment: the URL and `t` go to it
+        before "Ready" is shown, not when the cycle has finished its bookkeeping."""
+        if isinstance(event, events.PodReady):
+            self.current_pod = event.pod
+        self.emit(event)
 
     async def _finish(
         self,

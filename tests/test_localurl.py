@@ -14,6 +14,7 @@ from kubernetes import client
 from devloop import events
 from devloop.kube.client import Kube
 from devloop.localurl import LocalUrl
+from devloop.sim import EmbeddedCluster
 from tests.looprig import EXAMPLES, Rig
 
 GREET = Path("nodes") / "greet.ts"
@@ -35,7 +36,7 @@ async def test_the_url_answers_through_rollouts_and_a_failed_one(
     (directory / GREET).write_text(versioned(0))
     kube = Kube(api_client, namespace)
     rig = Rig(directory, kube, debounce_ms=20)
-    url = LocalUrl(kube, lambda: rig.loop.current_pod)
+    url = LocalUrl(rig.loop.route)
     base = await url.start()
     async with aiohttp.ClientSession() as http:
         # before any pod serves: 503 at once, with a reason
@@ -107,7 +108,7 @@ async def test_the_url_follows_a_pod_deleted_by_hand(
     (directory / GREET).write_text(versioned(1))
     kube = Kube(api_client, namespace)
     rig = Rig(directory, kube, debounce_ms=20)
-    url = LocalUrl(kube, lambda: rig.loop.current_pod)
+    url = LocalUrl(rig.loop.route)
     base = await url.start()
     task = asyncio.create_task(rig.loop.run())
     try:
@@ -126,3 +127,71 @@ async def test_the_url_follows_a_pod_deleted_by_hand(
         rig.loop.quit()
         await task
         await url.stop()
+
+
+async def test_the_url_through_an_api_server_outage(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The API server gone while a save waits to deploy: the URL answers 503 with the reason
+    at once (never hangs); when it is back, the save rolls out and the URL serves it. The
+    loop's own URL (`url_port`), as the daemon runs it."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    (directory / GREET).write_text(versioned(1))
+    rig = Rig(
+        directory,
+        Kube(api_client, namespace),
+        debounce_ms=20,
+        url_port=0,
+        retry_initial_s=0.2,
+        retry_max_s=1.0,
+    )
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        base = (await rig.wait_for(events.Serving)).url
+        assert (await rig.cycle_done()).outcome == "ready"
+        served = rig.loop.current_pod
+        # a bound on a hang (none is expected), not a performance figure
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            mark = rig.mark()
+            await asyncio.to_thread(cluster.stop_server)
+            (directory / GREET).write_text(versioned(2))
+            # down for as long as the loop's first four retries (0.2 + 0.4 + 0.8 + 1.0 s)
+            await rig.wait_for(events.Retrying, lambda e: e.attempt >= 4, since=mark)
+            async with http.post(f"{base}/run", json={}) as answer:
+                assert answer.status == 503
+                text = await answer.text()
+                assert text.count("\n") == 1  # one line of JSON
+                reason = json.loads(text)["error"]
+                assert reason.startswith(f"pod {served} could not be reached"), reason
+            await asyncio.to_thread(cluster.start_server)
+            assert (await rig.cycle_done(mark, timeout=60)).outcome == "ready"
+            assert rig.loop.current_pod != served
+            async with http.post(f"{base}/run", json={}) as answer:
+                assert answer.status == 200, await answer.text()
+                assert (await answer.json())["outputs"]["greet"] == {"version": 2}
+    finally:
+        rig.loop.quit()
+        await task
+
+
+async def test_t_sends_to_the_pod_the_url_serves(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """`t` (trigger_run) goes the URL's way: to the pod being served, none before one is."""
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    (directory / GREET).write_text(versioned(3))
+    rig = Rig(directory, Kube(api_client, namespace), debounce_ms=20, url_port=None)
+    early = await rig.loop.trigger_run({})
+    assert (early.status, early.body) == (0, "no pod of the workflow is Ready yet")
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready"
+        result = await rig.loop.trigger_run({})
+        assert result.status == 200
+        assert isinstance(result.body, dict) and result.body["outputs"]["greet"] == {"version": 3}
+        assert not rig.of(events.Serving)  # no URL asked for; `t` works without it
+    finally:
+        rig.loop.quit()
+        await task

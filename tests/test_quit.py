@@ -10,10 +10,15 @@ would be forever), not a performance figure: `make bench` measures how fast quit
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import textwrap
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
+from queue import Queue
 
 import pytest
 
@@ -135,5 +140,52 @@ def test_quit_while_rendering(tmp_path: Path, cluster: EmbeddedCluster) -> None:
         lines.until("rendering: blocked")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+    finally:
+        stop(proc)
+
+
+IN_FLIGHT = (
+    "let runs = 0;\n"
+    "export default async function run() {\n"
+    "  console.log(`run ${++runs} started`);\n"
+    "  await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
+    "  return {};\n}\n"
+)
+
+
+def test_quit_with_requests_in_flight_through_the_url(
+    tmp_path: Path, cluster: EmbeddedCluster
+) -> None:
+    """Requests to the local URL that the engine has not answered: quitting answers them
+    503 with the reason and ends pdwatch (the engine's own 30 s node timeout not waited)."""
+    directory = hello(tmp_path)
+    (directory / "nodes" / "greet.ts").write_text(IN_FLIGHT)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(directory, "--kubeconfig", kubeconfig, "--no-tui")
+    try:
+        lines = Lines(proc)
+        url = re.search(r"http://127\.0\.0\.1:\d+", lines.until("the workflow answers at"))
+        assert url is not None
+        lines.until("Ready in")
+        answers: Queue[tuple[int, str]] = Queue()
+
+        def post() -> None:
+            request = urllib.request.Request(f"{url[0]}/run", data=b"{}", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=QUIT_BOUND_S * 2) as answer:
+                    answers.put((answer.status, answer.read().decode()))
+            except urllib.error.HTTPError as error:
+                answers.put((error.code, error.read().decode()))
+            except OSError as error:
+                answers.put((0, str(error)))
+
+        posts = [threading.Thread(target=post, daemon=True) for _ in range(3)]
+        for thread in posts:
+            thread.start()
+        lines.until(f"run {len(posts)} started")  # each is in the engine's hands
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=QUIT_BOUND_S) == 0, "\n".join(lines.rest())
+        got = [answers.get(timeout=QUIT_BOUND_S) for _ in posts]
+        assert got == [(503, '{"error": "pdwatch quit while the request was in flight"}\n')] * 3
     finally:
         stop(proc)

@@ -1080,7 +1080,13 @@ class Kubelet:
                 # what the API server's proxy answers when the backend does not answer
                 return 503, f"error trying to reach service: {exc}", "text/plain"
         engine = endpoint.engine
-        assert engine is not None
+        if engine is None:  # the container stopped while the request was on its way
+            return (
+                503,
+                f"error trying to reach service: dial tcp {endpoint.address}:8080: connect: "
+                "connection refused",
+                "text/plain",
+            )
         path = path.split("?", 1)[0].strip("/")
         if path == "health" and method == "GET":
             return 200, "ok", "text/plain"
