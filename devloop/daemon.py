@@ -160,6 +160,11 @@ class Starting:
             return await self.loop.trigger_run(body)
         return events.RunResult(0, "not connected yet")
 
+    async def send_webhook(self) -> events.RunResult:
+        if self.loop:
+            return await self.loop.send_webhook()
+        return events.RunResult(0, "not connected yet", what="webhook")
+
     async def history(self) -> tuple[list[Revision], str | None]:
         if self.loop:
             return await self.loop.history()

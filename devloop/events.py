@@ -149,6 +149,7 @@ class RunResult(Event):
     status: int
     body: object
     summary: tuple[str, ...] = ()  # devloop.runresult: what ran, what failed and why
+    what: str = "run"  # or "webhook <event> (signed)": a test delivery (devloop.webhooktest)
 
 
 @dataclass(frozen=True)

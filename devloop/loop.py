@@ -28,6 +28,7 @@ import json
 import os
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +47,14 @@ from devloop.kube.logs import tail_logs
 from devloop.kube.preflight import preflight
 from devloop.kube.rollout import ready_pod
 from devloop.kube.watching import watch_objects
-from devloop.localurl import LocalUrl, PodRoute
+from devloop.localurl import Answer, LocalUrl, PodRoute
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
 from devloop.runresult import summarize
 from devloop.sharedsecrets import shared_files
 from devloop.waits import event_or_timeout, finish
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, WatchFailed, batches
+from devloop.webhooktest import Delivery, delivery
 
 Emit = Callable[[events.Event], None]
 QUIT_GRACE_S = 1.0  # how long a task may take to end once told to
@@ -243,17 +245,39 @@ class DevLoop:
         """POST /run to the pod being served, as the local URL sends it (the same pod)."""
         sent = json.dumps(body if body is not None else {}).encode()
         answer = await self.route.send("POST", "/run", sent, {"Content-Type": "application/json"})
-        if answer.reason:
-            result = events.RunResult(0, answer.reason)
-        else:
-            text = answer.body.decode("utf-8", "replace")
-            try:
-                parsed: object = json.loads(text)
-            except ValueError:
-                parsed = text
-            result = events.RunResult(answer.status, parsed, summarize(answer.status, parsed))
+        result = self._result(answer, "run")
         self.emit(result)
         return result
+
+    async def send_webhook(self, payload: dict[str, object] | None = None) -> events.RunResult:
+        """A test delivery to the workflow's webhook (devloop.webhooktest), signed with its
+        secret, to the pod being served as the local URL sends it."""
+        bundle = self.deployed
+        if bundle is None:
+            made: Delivery | str = "nothing deployed yet"
+        else:
+            secret = bundle.secret["data"] if bundle.secret else None
+            made = delivery(
+                bundle.workflow, bundle.format.format, secret, str(uuid.uuid4()), payload
+            )
+        if isinstance(made, str):
+            result = events.RunResult(0, made, what="webhook")
+        else:
+            answer = await self.route.send("POST", made.path, made.body, made.headers)
+            result = self._result(answer, made.what)
+        self.emit(result)
+        return result
+
+    def _result(self, answer: Answer, what: str) -> events.RunResult:
+        if answer.reason:
+            return events.RunResult(0, answer.reason, what=what)
+        text = answer.body.decode("utf-8", "replace")
+        try:
+            parsed: object = json.loads(text)
+        except ValueError:
+            parsed = text
+        summary = summarize(answer.status, parsed) if what == "run" else ()
+        return events.RunResult(answer.status, parsed, summary, what)
 
     def quit(self) -> None:
         self.stopping.set()

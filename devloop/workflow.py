@@ -74,6 +74,8 @@ class Trigger:
     path: str | None = None
     subject: str | None = None
     provider: str | None = None
+    event: str | None = None  # a webhook's GitHub event (X-GitHub-Event) it answers
+    actions: tuple[str, ...] = ()  # and the payload actions; empty: any
 
 
 @dataclass(frozen=True)
@@ -361,7 +363,7 @@ class _Parser:
                 continue
             t = self.fields(item, TRIGGER_KEYS, f"{where}.")
             values: dict[str, str | None] = {}
-            for key in ("type", "name", "schedule", "path", "subject", "provider"):
+            for key in ("type", "name", "schedule", "path", "subject", "provider", "event"):
                 values[key] = None
                 if key in t and not is_null(t[key][1]):
                     values[key] = self.text(t[key][1], f"{where}.{key}")
@@ -399,10 +401,28 @@ class _Parser:
                         t["schedule"][1],
                         f"{where}.schedule {schedule!r}: the API server would refuse it: {reason}",
                     )
+            actions = self.actions(t["actions"][1], where) if "actions" in t else ()
             out.append(
-                Trigger(kind, name, schedule, values["path"], values["subject"], values["provider"])
+                Trigger(
+                    kind,
+                    name,
+                    schedule,
+                    values["path"],
+                    values["subject"],
+                    values["provider"],
+                    values["event"],
+                    actions,
+                )
             )
         return tuple(out)
+
+    def actions(self, node: Node, where: str) -> tuple[str, ...]:
+        if is_null(node):
+            return ()
+        if not isinstance(node, SequenceNode):
+            self.error(node, f"{where}.actions must be a list of action names")
+            return ()
+        return tuple(text for item in node.value if (text := self.text(item, f"{where}.actions[]")))
 
     def nodes(
         self, entry: tuple[ScalarNode, Node] | None, root: Node

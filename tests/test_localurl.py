@@ -16,6 +16,7 @@ from devloop.kube.client import Kube
 from devloop.localurl import LocalUrl
 from devloop.sim import EmbeddedCluster
 from tests.looprig import EXAMPLES, Rig
+from tests.test_formats import catalog_workflow
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -192,6 +193,57 @@ async def test_t_sends_to_the_pod_the_url_serves(
         assert result.status == 200
         assert isinstance(result.body, dict) and result.body["outputs"]["greet"] == {"version": 3}
         assert not rig.of(events.Serving)  # no URL asked for; `t` works without it
+    finally:
+        rig.loop.quit()
+        await task
+
+
+async def test_w_sends_a_signed_delivery_that_the_engine_matches_and_runs(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The catalog workflow's GitHub trigger (event push) gets a delivery signed with its
+    shared webhook_secret: the real engine checks the signature, matches the trigger and
+    runs the workflow; a wrong signature sent to the URL is refused by the engine."""
+    directory = catalog_workflow(tmp_path)
+    rig = Rig(directory, Kube(api_client, namespace), debounce_ms=20, url_port=0)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        base = (await rig.wait_for(events.Serving)).url
+        assert (await rig.cycle_done(timeout=60)).outcome == "ready"
+        mark = rig.mark()
+        sent = await rig.loop.send_webhook()
+        assert sent.what == "webhook push (signed)"
+        assert sent.status == 200, sent.body
+        assert isinstance(sent.body, dict)
+        assert sent.body["ok"] is True and sent.body["matched"] is True
+        await rig.wait_for(events.LogLine, lambda e: "fetching" in e.text, since=mark)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{base}/webhook/github",
+                data=b"{}",
+                headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=00"},
+            ) as forged,
+        ):
+            assert (forged.status, await forged.json()) == (401, {"error": "Invalid signature"})
+    finally:
+        rig.loop.quit()
+        await task
+
+
+async def test_w_on_a_workflow_without_a_webhook_endpoint_says_why(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    rig = Rig(directory, Kube(api_client, namespace), debounce_ms=20)
+    assert (await rig.loop.send_webhook()).body == "nothing deployed yet"
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        assert (await rig.cycle_done()).outcome == "ready"
+        result = await rig.loop.send_webhook()
+        assert (result.status, result.what) == (0, "webhook")
+        assert result.body == "the workflow has no webhook trigger (t runs it: POST /run)"
     finally:
         rig.loop.quit()
         await task

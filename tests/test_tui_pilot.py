@@ -164,6 +164,22 @@ async def test_t_triggers_a_run_and_shows_its_json(
         assert not isinstance(app.screen, TextScreen)
 
 
+async def test_w_on_a_workflow_without_a_webhook_says_why(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with tui(tmp_path, Kube(api_client, namespace)) as (app, pilot, seen, _):
+        mark = len(seen.events)
+        await pilot.press("w")
+        await seen.until(lambda e: isinstance(e, events.RunResult), mark)
+        for _ in range(100):  # the app's turns until it has shown the result
+            if isinstance(app.screen, TextScreen):
+                break
+            await pilot.pause()
+        assert isinstance(app.screen, TextScreen)
+        assert app.screen.title_text == "webhook → HTTP 0"
+        assert app.screen.body == "the workflow has no webhook trigger (t runs it: POST /run)"
+
+
 async def test_d_shows_the_diff_against_the_previous_deploy(
     tmp_path: Path, api_client: client.ApiClient, namespace: str
 ) -> None:

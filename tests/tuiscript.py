@@ -132,6 +132,9 @@ class ScriptedLoop:
     async def trigger_run(self, body: object = None) -> events.RunResult:
         return events.RunResult(200, {})
 
+    async def send_webhook(self) -> events.RunResult:
+        return events.RunResult(200, {"ok": True}, what="webhook ping (signed)")
+
     async def history(self) -> tuple[list[Revision], str | None]:
         return list(self.revisions), self.live_hash
 

@@ -72,10 +72,10 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             return "yellow", f"{state}: {detail}" if detail else state
         case events.Serving(url=url):
             return "bold", f"the workflow answers at {url} (the pod served, through rollouts)"
-        case events.RunResult(status=status, body=body, summary=summary):
+        case events.RunResult(status=status, body=body, summary=summary, what=what):
             shown = json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body
             said = "".join(f"\n  {line}" for line in summary)
-            return ("green" if status == 200 else "red"), f"run → {status}: {shown}{said}"
+            return ("green" if status == 200 else "red"), f"{what} → {status}: {shown}{said}"
     return None
 
 

@@ -58,6 +58,7 @@ class Controller(Protocol):
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     async def trigger_run(self, body: object = None) -> events.RunResult: ...
+    async def send_webhook(self) -> events.RunResult: ...
     async def history(self) -> tuple[list[Revision], str | None]: ...
     def rollback(self, number: int) -> None: ...
     def quit(self) -> None: ...
@@ -86,6 +87,7 @@ HELP = """\
 r   redeploy now (restarts the pod even when nothing changed)
 p   pause / resume watching (changes made while paused deploy on resume)
 t   trigger a run of the workflow (POST /run) and show its JSON result
+w   send a test webhook delivery (a webhook trigger's event, signed with its secret)
 d   diff: what changed between the running deploy and the previous one
 h   deploy history: Enter compares a revision with what is live, u rolls back to it
 c   clear the logs
@@ -120,6 +122,7 @@ class PdwatchApp(App[int]):
         Binding("r", "redeploy", "Redeploy"),
         Binding("p", "pause", "Pause"),
         Binding("t", "trigger", "Run"),
+        Binding("w", "webhook", "Webhook", show=False),  # in the help and the palette
         Binding("d", "diff", "Diff"),
         Binding("h", "history", "History"),
         Binding("c", "clear", "Clear logs", show=False),  # in the help and the palette
@@ -274,7 +277,7 @@ class PdwatchApp(App[int]):
                     self.problems = []
             case events.Recorded() if isinstance(self.top_screen(), HistoryScreen):
                 self.run_worker(self.reload_history(), name="history", exit_on_error=False)
-            case events.RunResult(status=status, body=body, summary=summary):
+            case events.RunResult(status=status, body=body, summary=summary, what=what):
                 # as the engine wrote it: "é", not "\u00e9"
                 shown = (
                     body
@@ -283,7 +286,7 @@ class PdwatchApp(App[int]):
                 )
                 self.push_screen(
                     TextScreen(
-                        f"run → HTTP {status}",
+                        f"{what} → HTTP {status}",
                         shown,
                         "" if isinstance(body, str) else "json",
                         preamble="\n".join(summary),
@@ -345,6 +348,9 @@ class PdwatchApp(App[int]):
 
     def action_trigger(self) -> None:
         self.run_worker(self.controller.trigger_run({}), name="trigger", exit_on_error=False)
+
+    def action_webhook(self) -> None:
+        self.run_worker(self.controller.send_webhook(), name="webhook", exit_on_error=False)
 
     def action_diff(self) -> None:
         body = bundle_diff(self.controller.previous_deployed, self.controller.deployed)
@@ -422,6 +428,11 @@ class PdwatchApp(App[int]):
         )
         yield SystemCommand(
             "Trigger a run", "POST /run and show the JSON result", self.action_trigger
+        )
+        yield SystemCommand(
+            "Send a test webhook delivery",
+            "To /webhook/github, signed with the workflow's secret",
+            self.action_webhook,
         )
         yield SystemCommand(
             "Diff with the previous deploy", "Unified diff of the code", self.action_diff
