@@ -347,11 +347,52 @@ def _long_session_sections(r: dict[str, Any]) -> list[str]:
         out += [
             "## Quit",
             "",
-            "SIGINT to process exit, headless, in three states.",
+            "SIGINT to process exit, headless, in four states.",
             "",
             _row(["state", "ms"]),
             _row(["---"] * 2),
             *(_row([k.removesuffix("_ms").replace("_", " "), v]) for k, v in q.items()),
+            "",
+        ]
+    out += _url_sections(r)
+    return out
+
+
+URL_CLUSTERS = {
+    "url": "the embedded cluster",
+    "url_control_plane": "Kubernetes' own control plane (`python -m devloop.controlplane`)",
+}
+
+
+def _url_sections(r: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, where in URL_CLUSTERS.items():
+        if key not in r:
+            continue
+        u = r[key]
+        load = u["under_load"]
+        out += [
+            f"## The local URL, on {where}",
+            "",
+            "GET /health 300 times through the URL and 300 times straight to the pod's "
+            "address (one kept-alive connection each, alternating); then "
+            f"{load['rollouts']} saves rolled out one after another while POST /run is sent "
+            "at 20 requests/s through the URL; per rollout, from this process's own watch "
+            "seeing the new pod Ready to the first request (sent back to back from then) "
+            "that the new pod answers.",
+            "",
+            *_stats_table(
+                {
+                    "GET /health, straight to the pod": u["health_direct_ms"],
+                    "GET /health, through the URL": u["health_through_url_ms"],
+                    "new pod Ready → the URL serves it": u["ready_to_url_serving_ms"],
+                }
+            ),
+            "",
+            f"Added by the URL (p50): {u['added_p50_ms']} ms. Under load: "
+            f"{load['requests']} requests, {load['failed']} failed, "
+            f"{load['answered_by_an_older_save_after_a_newer']} answered by an older save "
+            "after a newer one had answered.",
             "",
         ]
     return out
@@ -496,6 +537,35 @@ def _session_targets(r: dict[str, Any]) -> list[str]:
                 ]
             )
         )
+    for key in URL_CLUSTERS:
+        if key in r:
+            u = r[key]
+            where = "embedded" if key == "url" else "control plane"
+            failed = u["under_load"]["failed"]
+            rows.append(
+                _row(
+                    [
+                        f"URL ({where}): no request fails through "
+                        f"{u['under_load']['rollouts']} rollouts at 20/s",
+                        f"{failed} failed",
+                        _yes(failed == 0 and u["under_load"]["rollouts"] >= 50),
+                    ]
+                )
+            )
+            added = u["added_p50_ms"]
+            rows.append(
+                _row([f"URL ({where}): ≤ 5 ms added (p50)", f"{added} ms", _yes(added <= 5)])
+            )
+            switch = u["ready_to_url_serving_ms"]["p50"]
+            rows.append(
+                _row(
+                    [
+                        f"URL ({where}): new pod Ready → served ≤ 50 ms (p50)",
+                        f"{switch} ms (max {u['ready_to_url_serving_ms']['max']})",
+                        _yes(switch <= 50),
+                    ]
+                )
+            )
     memory = r.get("sim_memory", {})
     if memory:
         kept = round(memory["rss_mb_after_delete"] - memory["rss_mb_at_start"], 1)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import platform
@@ -25,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -328,6 +332,217 @@ def bench_quit(cluster: EmbeddedCluster, kubeconfig: Path, tmp: Path) -> dict[st
         (directory / "nodes" / "greet.ts").write_text(node_code("while down"))
         proc.wait(lambda line: "retry 2 in" in line, mark)
         out["retrying_with_the_cluster_gone_ms"] = round(interrupt(proc) * 1000, 1)
+    out["requests_in_flight_ms"] = round(bench_quit_in_flight(kubeconfig, tmp) * 1000, 1)
+    return out
+
+
+IN_FLIGHT = (
+    "let runs = 0;\n"
+    "export default async function run() {\n"
+    "  console.log(`run ${++runs} started`);\n"
+    "  await new Promise((resolve) => setTimeout(resolve, 600_000));\n"
+    "  return {};\n}\n"
+)
+
+
+def served_url(proc: Process) -> str:
+    """The local URL pdwatch said it serves (devloop.localurl)."""
+    _, line, _ = proc.wait(lambda line: "the workflow answers at " in line)
+    found = re.search(r"http://127\.0\.0\.1:\d+", line)
+    assert found is not None, line
+    return found[0]
+
+
+def bench_quit_in_flight(kubeconfig: Path, tmp: Path, requests: int = 3) -> float:
+    """SIGINT while requests to the local URL wait on the engine (issue 28)."""
+    directory = copy_example(tmp, "hello", "quit-inflight")
+    (directory / "nodes" / "greet.ts").write_text(IN_FLIGHT)
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            "quit-inflight",
+            "--create-namespace",
+        ]
+    )
+    url = served_url(proc)
+    proc.wait(lambda line: "start → " in line)
+
+    def post() -> None:
+        request = urllib.request.Request(f"{url}/run", data=b"{}", method="POST")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(request, timeout=30).read()
+
+    for _ in range(requests):
+        threading.Thread(target=post, daemon=True).start()
+    proc.wait(lambda line: f"run {requests} started" in line)
+    return interrupt(proc)
+
+
+# --- the local URL (issue 28) ------------------------------------------------------------
+
+
+def versioned(version: int) -> str:
+    return f"export default async function run() {{\n  return {{ version: {version} }};\n}}\n"
+
+
+class PodsReady:
+    """When this process's own watch first saw each pod of a namespace Ready."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        from kubernetes import client, config, watch
+
+        self.core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+        self.namespace = namespace
+        self.seen: dict[str, float] = {}
+        self.ips: dict[str, str] = {}
+        self.changed = threading.Condition()
+        self.stopping = False
+        self.watch = watch.Watch()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopping:
+            with contextlib.suppress(Exception):
+                for event in self.watch.stream(
+                    self.core.list_namespaced_pod, self.namespace, timeout_seconds=30
+                ):
+                    pod = event["object"]
+                    ready = any(
+                        c.type == "Ready" and c.status == "True"
+                        for c in (pod.status.conditions or [])
+                    )
+                    name = pod.metadata.name
+                    if ready and name not in self.seen and not pod.metadata.deletion_timestamp:
+                        with self.changed:
+                            self.seen[name] = time.monotonic()
+                            self.ips[name] = pod.status.pod_ip
+                            self.changed.notify_all()
+
+    def new_ready(self, known: set[str], timeout: float = 60) -> tuple[str, float]:
+        with self.changed:
+            if not self.changed.wait_for(lambda: set(self.seen) - known, timeout):
+                raise TimeoutError("no new pod Ready")
+            name = sorted(set(self.seen) - known, key=self.seen.__getitem__)[0]
+            return name, self.seen[name]
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.watch.stop()
+
+
+def timed_get(conn: Any, path: str) -> float:
+    t0 = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200, response.status
+    return (time.perf_counter() - t0) * 1000
+
+
+def post_run(url: str, timeout: float = 30) -> tuple[int, int | None]:
+    """POST /run through the URL: (status, the version that answered)."""
+    request = urllib.request.Request(
+        f"{url}/run", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body = json.loads(answer.read())
+            return answer.status, body["outputs"]["greet"]["version"]
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except OSError:
+        return 0, None
+
+
+def bench_url(kubeconfig: Path, tmp: Path, rollouts: int = 50, rate: float = 20) -> dict[str, Any]:
+    """The local URL: the latency it adds against a direct request to the pod (GET /health,
+    one kept-alive connection each, alternating); requests failed while `rollouts` saves
+    roll out under a steady `rate` of POST /run; and, per rollout, from this process's own
+    watch seeing the new pod Ready to the first request the URL sends to it (requests
+    sent back to back from that moment)."""
+    import http.client
+
+    namespace = "url"
+    directory = copy_example(tmp, "hello", "url-bench")
+    (directory / "nodes" / "greet.ts").write_text(versioned(0))
+    ready = PodsReady(kubeconfig, namespace)
+    proc = Process(
+        [
+            str(directory),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--no-tui",
+            "-n",
+            namespace,
+            "--create-namespace",
+            "--debounce-ms",
+            "20",
+        ]
+    )
+    out: dict[str, Any] = {}
+    try:
+        url = served_url(proc)
+        proc.wait(lambda line: "start → " in line)
+        pod, _ = ready.new_ready(set())
+        host, port = url.removeprefix("http://").split(":")
+        via = http.client.HTTPConnection(host, int(port), timeout=30)
+        direct = http.client.HTTPConnection(ready.ips[pod], 8080, timeout=30)
+        through, straight = [], []
+        for _ in range(300):
+            through.append(timed_get(via, "/health"))
+            straight.append(timed_get(direct, "/health"))
+        via.close()
+        direct.close()
+        out["health_direct_ms"] = stats(straight)
+        out["health_through_url_ms"] = stats(through)
+        out["added_p50_ms"] = round(statistics.median(through) - statistics.median(straight), 1)
+
+        answers: list[tuple[float, int, int | None]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            start, sent = time.monotonic(), 0
+            while not stop.is_set():
+                status, version = post_run(url)
+                answers.append((time.monotonic(), status, version))
+                sent += 1
+                stop.wait(max(0.0, start + sent / rate - time.monotonic()))  # the pace
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        to_serving: list[float] = []
+        for version in range(1, rollouts + 1):
+            mark = len(proc.lines)
+            (directory / "nodes" / "greet.ts").write_text(versioned(version))
+            pod, t_ready = ready.new_ready(set(ready.seen))
+            while True:
+                sent_at = time.monotonic()
+                _status, answered = post_run(url)
+                if answered == version:
+                    to_serving.append((sent_at - t_ready) * 1000)
+                    break
+            proc.wait(lambda line: "from save to Ready" in line, mark, timeout=60)
+        stop.set()
+        loader.join()
+        failed = [(status, version) for _, status, version in answers if status != 200]
+        versions = [version for _, status, version in answers if version is not None]
+        out["under_load"] = {
+            "rollouts": rollouts,
+            "requests": len(answers),
+            "failed": len(failed),
+            "failed_sample": failed[:5],
+            "answered_by_an_older_save_after_a_newer": sum(
+                1 for a, b in itertools.pairwise(versions) if b < a
+            ),
+        }
+        out["ready_to_url_serving_ms"] = stats(to_serving)
+    finally:
+        ready.stop()
+        proc.stop()
     return out
 
 
@@ -1094,6 +1309,13 @@ def main() -> None:
     parser.add_argument("--tui-flood-runs", type=int, default=3)
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--rollouts", type=int, default=50)
+    parser.add_argument(
+        "--url-kubeconfig",
+        type=Path,
+        default=None,
+        help="also the url section on this cluster (url_control_plane)",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
     wanted = set(args.only) if args.only else None
@@ -1137,6 +1359,9 @@ def main() -> None:
         section("large_file_saves", lambda: bench_large_file_saves(tmp, args.cycles))
         section("engine", lambda: bench_engine(tmp))
         section("sim_large_list", lambda: bench_sim_large_list(tmp))
+        section("url", lambda: bench_url(kubeconfig, tmp, args.rollouts))
+        if args.url_kubeconfig:  # e.g. `python -m devloop.controlplane`'s
+            section("url_control_plane", lambda: bench_url(args.url_kubeconfig, tmp, args.rollouts))
     if "latency_default_debounce" in results and "baseline_watchfiles_kubectl" in results:
         base, ours = results["baseline_watchfiles_kubectl"], results["latency_default_debounce"]
         results["baseline_over_pdwatch_p50"] = {
