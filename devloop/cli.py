@@ -8,12 +8,12 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from devloop import __version__, inert
+from devloop import __version__, discover, inert
 from devloop.wfformat import FORMATS
 
 if TYPE_CHECKING:
@@ -46,7 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pdwatch",
         description="Keep a Pipedreamer workflow live on Kubernetes while you edit it.",
     )
-    parser.add_argument("directory", metavar="DIR", type=Path, help="the workflow directory")
+    parser.add_argument(
+        "directories",
+        metavar="DIR",
+        type=Path,
+        nargs="+",
+        help="a workflow directory; several, or a directory holding workflows (every one "
+        "below it), watch them all in one session",
+    )
     parser.add_argument("--version", action="version", version=f"pdwatch {__version__}")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -211,24 +218,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.run = json.loads(args.run)
         except ValueError as exc:
             parser.error(f"--run {args.run!r} is not JSON: {exc}")
-    if not args.directory.is_dir():
-        what = "does not exist" if not args.directory.exists() else "is not a directory"
-        print(f"pdwatch: {args.directory} {what}; give a workflow directory", file=sys.stderr)
+    found = discover.workflow_dirs(args.directories)
+    if isinstance(found, discover.NoWorkflows):
+        print(f"pdwatch: {found.message}", file=sys.stderr)
         return EXIT_USAGE
+    args.workflows, args.directory = found, found[0]
+    several = len(found) > 1
+    if several and (args.history or args.rollback is not None):
+        shown = ", ".join(str(d) for d in found)
+        parser.error(f"--history and --rollback take one workflow; these are several: {shown}")
     if args.render:
-        return render_command(args)
-    if args.once or args.down or args.history or args.rollback is not None:
-        return oneshot_command(args)
+        return first_failure(render_command(args, d, several) for d in found)
+    if args.once or args.down:
+        return first_failure(oneshot_command(args, d, several) for d in found)
+    if args.history or args.rollback is not None:
+        return oneshot_command(args, args.directory, False)
     return daemon_command(args)
 
 
-def render_command(args: argparse.Namespace) -> int:
+def first_failure(codes: Iterable[int]) -> int:
+    """Every workflow's command runs; the exit code is the first one that is not 0."""
+    failed = [code for code in codes if code != EXIT_OK]
+    return failed[0] if failed else EXIT_OK
+
+
+def heading(directory: Path, several: bool, stream: TextIO) -> None:
+    """With several workflows, each one's output starts with its directory."""
+    if several:
+        stream.write(inert.line(f"== {directory}") + "\n")
+        stream.flush()
+
+
+def render_command(args: argparse.Namespace, directory: Path, several: bool) -> int:
     from devloop.render import Bundle, declared_namespace, render
     from devloop.yamlout import dump_all
 
-    namespace = args.namespace or declared_namespace(args.directory) or "default"
+    heading(directory, several, sys.stderr)
+    namespace = args.namespace or declared_namespace(directory) or "default"
     options = replace(render_options(args), namespace=namespace)
-    result = render(args.directory, options)
+    result = render(directory, options)
     problems = result.warnings if isinstance(result, Bundle) else result
     for problem in problems:
         print(inert.line(f"{problem.severity}: {problem}"), file=sys.stderr)
@@ -256,14 +284,17 @@ def render_options(args: argparse.Namespace) -> RenderOptions:
     )
 
 
-def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+def cluster_options(args: argparse.Namespace, directory: Path | None) -> ClusterOptions:
+    """`directory`: the workflow whose `deployment.namespace` is the connection's; None:
+    only -n (several workflows, each in its own)."""
     from devloop.render import declared_namespace
     from devloop.settings import ClusterOptions
 
+    declared = declared_namespace(directory) if directory is not None else None
     return ClusterOptions(
         kubeconfig=args.kubeconfig,
         context=args.context,
-        namespace=args.namespace or declared_namespace(args.directory),
+        namespace=args.namespace or declared,
         embedded=args.embedded,
         allow_contexts=set(args.allow_context),
         # the embedded cluster is pdwatch's own, made for this run: the workflow's
@@ -274,21 +305,22 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions:
     )
 
 
-def oneshot_command(args: argparse.Namespace) -> int:
+def oneshot_command(args: argparse.Namespace, directory: Path, several: bool) -> int:
     from devloop import oneshot
     from devloop.ui.plain import PlainOutput
 
-    opts, out = cluster_options(args), PlainOutput()
+    heading(directory, several, sys.stdout)
+    opts, out = cluster_options(args, directory), PlainOutput()
     if args.down:
-        return oneshot.run(oneshot.run_down(args.directory, opts, out))
+        return oneshot.run(oneshot.run_down(directory, opts, out))
     if args.history:
         compare = (args.diff[0], args.diff[1]) if args.diff else None
-        return oneshot.run(oneshot.run_history(args.directory, opts, out, compare))
+        return oneshot.run(oneshot.run_history(directory, opts, out, compare))
     if args.rollback is not None:
         return oneshot.run(
-            oneshot.run_rollback(args.directory, args.rollback, render_options(args), opts, out)
+            oneshot.run_rollback(directory, args.rollback, render_options(args), opts, out)
         )
-    return oneshot.run(oneshot.run_once(args.directory, render_options(args), opts, out, args.run))
+    return oneshot.run(oneshot.run_once(directory, render_options(args), opts, out, args.run))
 
 
 def daemon_command(args: argparse.Namespace) -> int:
@@ -296,10 +328,12 @@ def daemon_command(args: argparse.Namespace) -> int:
 
     from devloop import daemon
 
+    several = len(args.workflows) > 1
     coroutine = daemon.run_daemon(
-        args.directory,
+        args.workflows,
         render_options(args),
-        cluster_options(args),
+        cluster_options(args, None if several else args.directory),
+        args.namespace,
         args.debounce_ms,
         args.max_wait_ms,
         args.cleanup_on_exit,

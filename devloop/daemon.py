@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from devloop.loop import DevLoop
     from devloop.ui.plain import PlainOutput
 
-EXIT_OK, EXIT_REFUSED = 0, 3
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED = 0, 2, 3
 # SIGHUP too: closing the terminal or the SSH session must end pdwatch as cleanly as
 # Ctrl-C does (and run --cleanup-on-exit).
 QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -81,11 +81,14 @@ def make_loop(
     debounce_ms: int,
     max_wait_ms: int,
     emit: Callable[[events.Event], None],
+    namespace: str | None = None,
 ) -> DevLoop:
+    """`namespace`: the workflow's own, when it is not the connection's (several)."""
     from devloop.kube.client import Kube
     from devloop.loop import DevLoop, LoopSettings
 
-    options, note = wanted.for_cluster(conn.namespace, conn.context, conn.server)
+    namespace = namespace or conn.namespace
+    options, note = wanted.for_cluster(namespace, conn.context, conn.server)
     if note:
         emit(events.Warning(note))
     settings = LoopSettings(
@@ -99,9 +102,73 @@ def make_loop(
         history_limit=opts.history_limit,
         url_port=url_port,
     )
-    loop = DevLoop(settings, Kube(conn.api_client, conn.namespace), emit)
+    loop = DevLoop(settings, Kube(conn.api_client, namespace), emit)
     settle_heap()
     return loop
+
+
+def workflow_namespace(directory: Path, given: str | None, conn: Connection) -> str:
+    """Where one of several workflows deploys: -n, else its `deployment.namespace`, else
+    the context's namespace (as for one workflow)."""
+    from devloop.render import declared_namespace
+
+    return given or declared_namespace(directory) or conn.namespace
+
+
+def workflow_name(directory: Path) -> str:
+    """The name it deploys under (its directory's when workflow.yaml cannot say yet)."""
+    from devloop.render import read_workflow
+
+    workflow, _ = read_workflow(directory)
+    return workflow.name if workflow is not None else directory.resolve().name
+
+
+def name_clash(placed: list[tuple[Path, str, str]]) -> str | None:
+    """Two workflows of a session deploying the same name to the same namespace would
+    replace each other's objects on every save: said before anything is deployed."""
+    seen: dict[tuple[str, str], Path] = {}
+    for directory, name, namespace in placed:
+        other = seen.setdefault((name, namespace), directory)
+        if other != directory:
+            return (
+                f"{other} and {directory} both deploy workflow {name!r} to namespace "
+                f"{namespace}: rename one (name: in its workflow.yaml) or watch them apart"
+            )
+    return None
+
+
+async def run_several(
+    directories: list[Path],
+    wanted: RenderOptions,
+    opts: ClusterOptions,
+    namespace: str | None,
+    url_port: int | None,
+    conn: Connection,
+    debounce_ms: int,
+    max_wait_ms: int,
+    quit_now: list[Callable[[], None]],
+    console: Any,
+) -> list[DevLoop] | None:
+    """Several workflows in one session, plain output: one connection, a loop each (its
+    own watch, single flight, history, rollout and URL), every line prefixed by the
+    workflow's name. None when two would deploy the same name to one namespace."""
+    from devloop.ui.plain import PlainOutput
+
+    placed = [(d, workflow_name(d), workflow_namespace(d, namespace, conn)) for d in directories]
+    clash = name_clash(placed)
+    if clash is not None:
+        PlainOutput(console)(events.Error(clash))
+        return None
+    width = max(len(name) for _, name, _ in placed)
+    loops = []
+    for i, (directory, name, where) in enumerate(placed):
+        out = PlainOutput(console, prefix=name.ljust(width))
+        port = None if url_port is None else (url_port + i if url_port else 0)
+        loop = make_loop(directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, out, where)
+        quit_now.append(loop.quit)
+        loops.append(loop)
+    await asyncio.gather(*(loop.run() for loop in loops))
+    return loops
 
 
 def settle_heap() -> None:
@@ -181,16 +248,19 @@ class Starting:
 
 
 async def run_daemon(
-    directory: Path,
+    directories: list[Path],
     wanted: RenderOptions,
     opts: ClusterOptions,
+    namespace: str | None,
     debounce_ms: int,
     max_wait_ms: int,
     cleanup_on_exit: bool,
     tui: bool = False,
     url_port: int | None = 0,
 ) -> int:
-    """`url_port`: the local URL's port (0: a free one; None: no URL)."""
+    """`url_port`: the local URL's port (0: a free one; None: no URL; with several
+    workflows, the i-th gets url_port + i); `namespace`: -n."""
+    directory = directories[0]
     running = asyncio.get_running_loop()
     install_daemon_threads(running)
     quit_now: list[Callable[[], None]] = []
@@ -205,7 +275,15 @@ async def run_daemon(
     previous = {sig: signal.signal(sig, on_quit_signal) for sig in QUIT_SIGNALS}
     conn: Connection | None = None
     loop: DevLoop | None = None
+    several = len(directories) > 1
     try:
+        if tui and several:  # the terminal UI follows one workflow: said, then plain
+            print(
+                f"pdwatch: the terminal UI follows one workflow; {len(directories)} are "
+                "watched with plain output",
+                flush=True,
+            )
+            tui = False
         if tui:
             from devloop.ui.tui import PdwatchApp
             from devloop.ui.widgets import Session
@@ -254,6 +332,26 @@ async def run_daemon(
             conn = open_connection(opts, out)
             if conn is None:
                 return EXIT_REFUSED
+            if several:
+                loops = await run_several(
+                    directories,
+                    wanted,
+                    opts,
+                    namespace,
+                    url_port,
+                    conn,
+                    debounce_ms,
+                    max_wait_ms,
+                    quit_now,
+                    out.console,
+                )
+                if loops is None:
+                    return EXIT_USAGE
+                if cleanup_on_exit:  # side by side: together within the one time bound
+                    await asyncio.gather(
+                        *(_cleanup(e.kube, e.names_sent) for e in loops if e.names_sent)
+                    )
+                return EXIT_OK
             loop = make_loop(directory, wanted, opts, url_port, conn, debounce_ms, max_wait_ms, out)
             quit_now.append(loop.quit)
             await loop.run()

@@ -63,17 +63,20 @@ class Terminal:
     def key(self, key: str) -> None:
         self.tmux(["send-keys", "-t", "t", key])
 
-    def screen(self) -> str:
-        return self.tmux(["capture-pane", "-p", "-t", "t"])
+    def screen(self, history: bool = False) -> str:
+        """What the terminal shows; with `history`, the lines scrolled off above it too."""
+        return self.tmux(["capture-pane", "-p", "-t", "t", *(["-S", "-"] if history else [])])
 
     def resize(self, width: int, height: int) -> None:
         self.tmux(["resize-window", "-t", "t", "-x", str(width), "-y", str(height)])
 
-    def wait_until(self, ready: Callable[[str], bool], timeout: float = 40) -> str:
+    def wait_until(
+        self, ready: Callable[[str], bool], timeout: float = 40, history: bool = False
+    ) -> str:
         """The screen once `ready(screen)` (a terminal has no events to wait on)."""
         deadline = time.monotonic() + target.patience(timeout)
         while True:
-            screen = self.screen()
+            screen = self.screen(history)
             if ready(screen):
                 return screen
             if time.monotonic() > deadline:
@@ -216,6 +219,27 @@ def test_ctrl_c_quits_and_restores_the_terminal(
         f"cd {Path.cwd()} && {sys.executable} -m devloop {directory} {cluster_option}; echo exit=$?"
     )
     terminal.wait_for("● watching", "✓")
+    terminal.key("C-c")
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "exit=0" in screen and "Traceback" not in screen
+
+
+def test_several_workflows_in_a_terminal_say_so_and_use_plain_output(
+    tmp_path: Path, cluster_option: str, terminal: Terminal
+) -> None:
+    for name in ("hello", "emoji-report"):
+        shutil.copytree(EXAMPLES / name, tmp_path / "family" / name)
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {tmp_path / 'family'} {cluster_option}"
+        "; echo exit=$?"
+    )
+    wanted = (
+        "the terminal UI follows one workflow; 2 are watched with plain output",
+        "emoji-report │ start → ",
+        "hello        │ start → ",
+    )
+    terminal.wait_until(lambda screen: all(w in screen for w in wanted), history=True)
     terminal.key("C-c")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=0" in screen and "Traceback" not in screen

@@ -131,17 +131,22 @@ class PlainOutput:
     """Callable sink for events: prints each as a timestamped line, and each cycle's
     timeline when it ends."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, prefix: str = "") -> None:
+        """`prefix`: the workflow's name, when a session watches several (each line says
+        whose it is)."""
         self.console = console or ClosableConsole(highlight=False, soft_wrap=True)
         self.summary = CycleSummary()
         self.warned: tuple[Problem, ...] = ()
+        self.prefix = f"{escape(inert.line(prefix))} │ " if prefix else ""
 
     def __call__(self, event: events.Event) -> None:
         event = inert.event(event)  # nothing from outside drives the terminal
         if isinstance(event, events.Rendered) and event.warnings != self.warned:
             self.warned = event.warnings  # each set of warnings once, not every cycle
             for problem in event.warnings:
-                self.console.print(escape(f"{problem.severity}: {problem}"), style="yellow")
+                self.console.print(
+                    self.prefix + escape(f"{problem.severity}: {problem}"), style="yellow"
+                )
         line = self.summary.add(event)
         if line:
             outcome = getattr(event, "outcome", "")
@@ -149,7 +154,7 @@ class PlainOutput:
                 outcome, "bold"
             )
             self.console.print(
-                f"[dim]{time.strftime('%H:%M:%S')}[/dim] {escape(line)}", style=style
+                f"[dim]{time.strftime('%H:%M:%S')}[/dim] {self.prefix}{escape(line)}", style=style
             )
             return
         shown = describe(event)
@@ -158,6 +163,6 @@ class PlainOutput:
         style, text = shown
         stamp = time.strftime("%H:%M:%S")
         first, *rest = escape(text).split("\n")
-        self.console.print(f"[dim]{stamp}[/dim] {first}", style=style or None)
+        self.console.print(f"[dim]{stamp}[/dim] {self.prefix}{first}", style=style or None)
         for line in rest:
-            self.console.print(f"         {line}", style=style or None)
+            self.console.print(f"         {self.prefix}{line}", style=style or None)

@@ -1,0 +1,161 @@
+"""Several workflows in one session (issue 27 §3): `pdwatch DIR DIR…` and `pdwatch PARENT`,
+one connection, a loop each with its own watch, rollout and local URL, plain lines
+prefixed by the workflow's name; the one-shot commands over each."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import urllib.request
+from pathlib import Path
+
+from devloop.daemon import name_clash
+from devloop.discover import NoWorkflows, below, workflow_dirs
+from devloop.sim import EmbeddedCluster
+from tests.processes import Lines, run_pdwatch, start_pdwatch, stop
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def named(parent: Path, name: str) -> Path:
+    """A copy of the hello example deployed as `name`, whose node answers its name."""
+    directory = parent / name
+    shutil.copytree(EXAMPLES / "hello", directory)
+    yaml = directory / "workflow.yaml"
+    yaml.write_text(yaml.read_text().replace("name: hello", f"name: {name}"))
+    (directory / "nodes" / "greet.ts").write_text(answering(name, 1))
+    return directory
+
+
+def answering(name: str, version: int) -> str:
+    return (
+        f'console.log("{name} v{version}");\n'
+        "export default async function run() {\n"
+        f'  return {{ who: "{name}", version: {version} }};\n}}\n'
+    )
+
+
+def post_run(url: str) -> dict[str, object]:
+    request = urllib.request.Request(f"{url}/run", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        body = json.loads(answer.read())
+    greet = body["outputs"]["greet"]
+    assert isinstance(greet, dict)
+    return greet
+
+
+# --- which directories are workflows ------------------------------------------------------
+
+
+def test_a_parent_stands_for_every_workflow_below_it(tmp_path: Path) -> None:
+    for relative in ("b/x", "a", "deep/er/still", ".hidden/w", "node_modules/m", "a/nested"):
+        (tmp_path / relative).mkdir(parents=True)
+        (tmp_path / relative / "workflow.yaml").write_text("name: w\n")
+    (tmp_path / "a" / "nodes").mkdir()
+    (tmp_path / "loop").symlink_to(tmp_path)  # a link is not entered
+    (tmp_path / "too" / "deep" / "for" / "the" / "walk").mkdir(parents=True)
+    (tmp_path / "too/deep/for/the/walk/workflow.yaml").write_text("name: w\n")
+    assert below(tmp_path) == [tmp_path / "a", tmp_path / "b" / "x", tmp_path / "deep/er/still"]
+
+
+def test_each_dir_as_given_else_the_workflows_below_else_itself(tmp_path: Path) -> None:
+    one = named(tmp_path / "family", "collector")
+    two = named(tmp_path / "family", "reporter")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert workflow_dirs([tmp_path / "family"]) == [one, two]
+    # a workflow named twice (as itself and below its parent) is watched once
+    assert workflow_dirs([two, tmp_path / "family"]) == [two, one]
+    # nothing there yet: a workflow still to be written, as for one directory
+    assert workflow_dirs([empty]) == [empty]
+    missing = workflow_dirs([one, tmp_path / "nope"])
+    assert isinstance(missing, NoWorkflows)
+    assert missing.message == f"{tmp_path / 'nope'} does not exist; give a workflow directory"
+
+
+def test_two_workflows_of_one_name_in_one_namespace_are_refused() -> None:
+    a, b, c = Path("a"), Path("b"), Path("c")
+    assert name_clash([(a, "hello", "default"), (b, "hello", "other")]) is None
+    assert name_clash([(a, "hello", "default"), (b, "x", "default"), (c, "hello", "default")]) == (
+        "a and c both deploy workflow 'hello' to namespace default: rename one (name: in its "
+        "workflow.yaml) or watch them apart"
+    )
+
+
+# --- on the cluster under test --------------------------------------------------------------
+
+
+def test_a_session_of_two_workflows(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    """`pdwatch PARENT`: both deploy, each line says whose it is, a save redeploys only
+    its workflow, each URL answers for its own, and --cleanup-on-exit removes both."""
+    alpha = named(tmp_path / "family", "alpha")
+    named(tmp_path / "family", "beta")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(
+        tmp_path / "family", "--kubeconfig", kubeconfig, "--no-tui", "--cleanup-on-exit"
+    )
+    try:
+        lines = Lines(proc)
+        urls = {}
+        for _ in range(2):
+            said = lines.until("the workflow answers at")
+            found = re.search(r"(alpha|beta)\s+│ the workflow answers at (http://\S+)", said)
+            assert found is not None, said
+            urls[found[1]] = found[2]
+        lines.until_all("alpha │ start → ", "beta  │ start → ", timeout=60)
+        assert post_run(urls["alpha"]) == {"who": "alpha", "version": 1}
+        assert post_run(urls["beta"]) == {"who": "beta", "version": 1}
+        mark = len(lines.seen)
+        (alpha / "nodes" / "greet.ts").write_text(answering("alpha", 2))
+        lines.until("alpha │ nodes/greet.ts changed → ")
+        assert post_run(urls["alpha"]) == {"who": "alpha", "version": 2}
+        assert post_run(urls["beta"]) == {"who": "beta", "version": 1}
+        beta_cycled = [
+            line
+            for line in lines.seen[mark:]
+            if " beta  │ " in line and ("changed" in line or "applied" in line)
+        ]
+        assert not beta_cycled, beta_cycled
+        proc.send_signal(signal.SIGINT)
+        rest = lines.rest()
+        assert proc.wait(timeout=30) == 0, "\n".join(rest)
+        cleaned = [line for line in rest if "cleaned up: " in line]
+        assert len(cleaned) == 2, rest
+        assert any("Deployment/alpha," in line for line in cleaned), cleaned
+        assert any("Deployment/beta," in line for line in cleaned), cleaned
+    finally:
+        stop(proc)
+
+
+def test_one_name_twice_is_refused_before_anything_deploys(
+    tmp_path: Path, cluster: EmbeddedCluster
+) -> None:
+    named(tmp_path / "one", "same")
+    named(tmp_path / "two", "same")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    done = run_pdwatch(tmp_path / "one", tmp_path / "two", "--kubeconfig", kubeconfig, "--no-tui")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "both deploy workflow 'same' to namespace" in done.stdout
+    assert "applied" not in done.stdout
+
+
+def test_once_render_and_down_over_several(tmp_path: Path, cluster: EmbeddedCluster) -> None:
+    one = named(tmp_path, "one")
+    two = named(tmp_path, "two")
+    rendered = run_pdwatch(one, two, "--render")
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stderr.splitlines() == [f"== {one}", f"== {two}"]
+    names = re.findall(r"^kind: Deployment\n(?:.*\n)*?  name: (\w+)$", rendered.stdout, re.M)
+    assert names == ["one", "two"]
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    once = run_pdwatch(one, two, "--once", "--kubeconfig", kubeconfig)
+    assert once.returncode == 0, once.stdout + once.stderr
+    assert once.stdout.count("Ready in") >= 2 and f"== {two}" in once.stdout
+    down = run_pdwatch(one, two, "--down", "--kubeconfig", kubeconfig)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "deleted Deployment/one" in down.stdout and "deleted Deployment/two" in down.stdout
+    refused = run_pdwatch(one, two, "--history", "--kubeconfig", kubeconfig)
+    assert refused.returncode == 2
+    assert "--history and --rollback take one workflow" in refused.stderr
