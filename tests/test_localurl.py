@@ -157,8 +157,12 @@ async def test_the_url_through_an_api_server_outage(
             mark = rig.mark()
             await asyncio.to_thread(cluster.stop_server)
             (directory / GREET).write_text(versioned(2))
-            # down for as long as the loop's first four retries (0.2 + 0.4 + 0.8 + 1.0 s)
-            await rig.wait_for(events.Retrying, lambda e: e.attempt >= 4, since=mark)
+            # down until the loop's retries have waited 5 s in all (0.2, 0.4, 0.8, then 1 s)
+            await rig.wait_for(
+                events.Retrying,
+                lambda e: sum(r.delay_s for r in rig.of(events.Retrying, mark)) >= 5,
+                since=mark,
+            )
             async with http.post(f"{base}/run", json={}) as answer:
                 assert answer.status == 503
                 text = await answer.text()
@@ -170,6 +174,33 @@ async def test_the_url_through_an_api_server_outage(
             assert rig.loop.current_pod != served
             async with http.post(f"{base}/run", json={}) as answer:
                 assert answer.status == 200, await answer.text()
+                assert (await answer.json())["outputs"]["greet"] == {"version": 2}
+    finally:
+        rig.loop.quit()
+        await task
+
+
+async def test_the_url_keeps_the_served_pod_while_paused(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    (directory / GREET).write_text(versioned(1))
+    rig = Rig(directory, Kube(api_client, namespace), debounce_ms=20, url_port=0)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        base = (await rig.wait_for(events.Serving)).url
+        assert (await rig.cycle_done()).outcome == "ready"
+        rig.loop.pause()
+        mark = rig.mark()
+        (directory / GREET).write_text(versioned(2))
+        await rig.wait_for(events.LoopState, lambda e: e.detail.startswith("1 changed file"), mark)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/run", json={}) as answer:
+                assert (await answer.json())["outputs"]["greet"] == {"version": 1}
+            rig.loop.resume()
+            assert (await rig.cycle_done(mark)).outcome == "ready"
+            async with http.post(f"{base}/run", json={}) as answer:
                 assert (await answer.json())["outputs"]["greet"] == {"version": 2}
     finally:
         rig.loop.quit()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -29,6 +30,7 @@ from devloop.kube.wire import apply_body
 T = TypeVar("T")
 APPLY = "application/apply-patch+yaml"
 FIELD_MANAGER = "pdwatch"
+PROXY_CONNECT_S = 5.0  # a pod proxy request's connection to the API server
 
 
 @dataclass(frozen=True)
@@ -374,7 +376,14 @@ class Kube:
 
         def send() -> tuple[int, str, bytes]:
             response = self.api_client.rest_client.pool_manager.request(
-                method, url, body=body or None, headers=sent, timeout=timeout, retries=False
+                method,
+                url,
+                body=body or None,
+                headers=sent,
+                # an API server that cannot be reached is said within seconds; an answer
+                # may take as long as the workflow runs
+                timeout=urllib3.Timeout(connect=PROXY_CONNECT_S, read=timeout),
+                retries=False,
             )
             return response.status, response.headers.get("Content-Type", ""), response.data
 

@@ -72,6 +72,12 @@ class EmbeddedCluster:
             started.set_result(None)
             loop.run_forever()
             loop.run_until_complete(self._shutdown())
+            # what is still in flight (a proxied request waiting on an engine) ends here,
+            # as asyncio.run ends its tasks, not destroyed pending with the loop
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=main, name="pdwatch-embedded-cluster", daemon=True)
