@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="plain output, one line per event (the default without a terminal)",
     )
     watching.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per event on stdout, for a program to follow (README: "
+        '"Events as JSON"); no terminal UI',
+    )
+    watching.add_argument(
         "--debounce-ms",
         type=positive_int,
         default=150,
@@ -218,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.run = json.loads(args.run)
         except ValueError as exc:
             parser.error(f"--run {args.run!r} is not JSON: {exc}")
+    if args.json and (args.render or args.once or args.down or args.history or args.rollback):
+        parser.error("--json is for watching: pdwatch DIR --json")
     found = discover.workflow_dirs(args.directories)
     if isinstance(found, discover.NoWorkflows):
         print(f"pdwatch: {found.message}", file=sys.stderr)
@@ -337,8 +345,9 @@ def daemon_command(args: argparse.Namespace) -> int:
         args.debounce_ms,
         args.max_wait_ms,
         args.cleanup_on_exit,
-        tui=sys.stdout.isatty() and not args.no_tui,
+        tui=sys.stdout.isatty() and not args.no_tui and not args.json,
         url_port=None if args.no_url else (args.port or 0),
+        json_events=args.json,
     )
     try:
         return asyncio.run(coroutine)

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from devloop.history import Revision
     from devloop.kube.connection import Connection
     from devloop.loop import DevLoop
-    from devloop.ui.plain import PlainOutput
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED = 0, 2, 3
 # SIGHUP too: closing the terminal or the SSH session must end pdwatch as cleanly as
@@ -137,7 +136,25 @@ def name_clash(placed: list[tuple[Path, str, str]]) -> str | None:
     return None
 
 
-async def run_several(
+Emit = Callable[[events.Event], None]
+# (workflow name, width of the longest name; "" for a session of one) → its output
+Sinks = Callable[[str, int], Emit]
+
+
+def sinks(json_events: bool, several: bool) -> Sinks:
+    """The output each workflow's events go to: plain lines (prefixed by the name when
+    there are several) on one console, or JSON lines (devloop.ui.jsonlines)."""
+    if json_events:
+        from devloop.ui.jsonlines import JsonLines
+
+        return lambda name, width: JsonLines(name)
+    from devloop.ui.plain import ClosableConsole, PlainOutput
+
+    console = ClosableConsole(highlight=False, soft_wrap=True)
+    return lambda name, width: PlainOutput(console, prefix=name.ljust(width) if several else "")
+
+
+async def run_loops(
     directories: list[Path],
     wanted: RenderOptions,
     opts: ClusterOptions,
@@ -147,24 +164,28 @@ async def run_several(
     debounce_ms: int,
     max_wait_ms: int,
     quit_now: list[Callable[[], None]],
-    console: Any,
+    sink: Sinks,
 ) -> list[DevLoop] | None:
-    """Several workflows in one session, plain output: one connection, a loop each (its
-    own watch, single flight, history, rollout and URL), every line prefixed by the
-    workflow's name. None when two would deploy the same name to one namespace."""
-    from devloop.ui.plain import PlainOutput
-
-    placed = [(d, workflow_name(d), workflow_namespace(d, namespace, conn)) for d in directories]
+    """The workflows of a session without the TUI: one connection, a loop each (its own
+    watch, single flight, history, rollout and URL; the i-th URL on url_port + i when a
+    port is given). None when two would deploy the same name to one namespace."""
+    several = len(directories) > 1
+    placed = [
+        (d, workflow_name(d), workflow_namespace(d, namespace, conn) if several else "")
+        for d in directories
+    ]
     clash = name_clash(placed)
     if clash is not None:
-        PlainOutput(console)(events.Error(clash))
+        sink("", 0)(events.Error(clash))
         return None
     width = max(len(name) for _, name, _ in placed)
     loops = []
     for i, (directory, name, where) in enumerate(placed):
-        out = PlainOutput(console, prefix=name.ljust(width))
         port = None if url_port is None else (url_port + i if url_port else 0)
-        loop = make_loop(directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, out, where)
+        out = sink(name, width)
+        loop = make_loop(
+            directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, out, where or None
+        )
         quit_now.append(loop.quit)
         loops.append(loop)
     await asyncio.gather(*(loop.run() for loop in loops))
@@ -257,6 +278,7 @@ async def run_daemon(
     cleanup_on_exit: bool,
     tui: bool = False,
     url_port: int | None = 0,
+    json_events: bool = False,
 ) -> int:
     """`url_port`: the local URL's port (0: a free one; None: no URL; with several
     workflows, the i-th gets url_port + i); `namespace`: -n."""
@@ -325,36 +347,38 @@ async def run_daemon(
             if refused:
                 return EXIT_REFUSED
         else:
-            from devloop.oneshot import open_connection
-            from devloop.ui.plain import PlainOutput
+            from devloop.oneshot import connect_checked
 
-            out: PlainOutput = PlainOutput()
-            conn = open_connection(opts, out)
+            sink = sinks(json_events, several)
+            say = sink(workflow_name(directory) if not several else "", 0)
+            conn, problem = connect_checked(opts)
             if conn is None:
+                say(events.Error(problem))
                 return EXIT_REFUSED
-            if several:
-                loops = await run_several(
-                    directories,
-                    wanted,
-                    opts,
-                    namespace,
-                    url_port,
-                    conn,
-                    debounce_ms,
-                    max_wait_ms,
-                    quit_now,
-                    out.console,
+            say(
+                events.Connected(
+                    conn.context, conn.server, conn.namespace, conn.embedded is not None
                 )
-                if loops is None:
-                    return EXIT_USAGE
-                if cleanup_on_exit:  # side by side: together within the one time bound
-                    await asyncio.gather(
-                        *(_cleanup(e.kube, e.names_sent) for e in loops if e.names_sent)
-                    )
-                return EXIT_OK
-            loop = make_loop(directory, wanted, opts, url_port, conn, debounce_ms, max_wait_ms, out)
-            quit_now.append(loop.quit)
-            await loop.run()
+            )
+            loops = await run_loops(
+                directories,
+                wanted,
+                opts,
+                namespace,
+                url_port,
+                conn,
+                debounce_ms,
+                max_wait_ms,
+                quit_now,
+                sink,
+            )
+            if loops is None:
+                return EXIT_USAGE
+            if cleanup_on_exit:  # side by side: together within the one time bound
+                await asyncio.gather(
+                    *(_cleanup(e.kube, e.names_sent, say) for e in loops if e.names_sent)
+                )
+            return EXIT_OK
         if cleanup_on_exit and loop is not None and loop.names_sent:
             await _cleanup(loop.kube, loop.names_sent)
     finally:
@@ -365,7 +389,7 @@ async def run_daemon(
     return EXIT_OK
 
 
-async def _cleanup(kube: Any, names: list[str]) -> None:
+async def _cleanup(kube: Any, names: list[str], out: Emit | None = None) -> None:
     """--cleanup-on-exit: what `--down` deletes, for every name the session deployed under
     (whether or not its rollout finished), within CLEANUP_TIMEOUT_S; what could not be
     deleted in time, or was refused, is said."""
@@ -373,7 +397,7 @@ async def _cleanup(kube: Any, names: list[str]) -> None:
     from devloop.oneshot import remove_workflow
     from devloop.ui.plain import PlainOutput
 
-    out = PlainOutput()
+    out = out or PlainOutput()
     deleted: list[str] = []
 
     async def remove_all() -> None:

@@ -52,12 +52,7 @@ def open_connection(opts: ClusterOptions, out: PlainOutput) -> Connection | None
     if conn is None:
         out(events.Error(problem))
         return None
-    where = "the embedded cluster" if conn.embedded else f"context {conn.context}"
-    out.console.print(
-        inert.line(f"{where} ({conn.server}), namespace {conn.namespace}"),
-        highlight=False,
-        markup=False,
-    )
+    out(events.Connected(conn.context, conn.server, conn.namespace, conn.embedded is not None))
     return conn
 
 

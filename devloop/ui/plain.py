@@ -70,6 +70,9 @@ def describe(event: events.Event) -> tuple[str, str] | None:
             return "", "cluster check\n" + "\n".join(lines)
         case events.LoopState(state=state, detail=detail) if state in ("paused", "waiting"):
             return "yellow", f"{state}: {detail}" if detail else state
+        case events.Connected(context=context, server=server, namespace=ns, embedded=embedded):
+            where = "the embedded cluster" if embedded else f"context {context}"
+            return "", f"{where} ({server}), namespace {ns}"
         case events.Serving(url=url):
             return "bold", f"the workflow answers at {url} (the pod served, through rollouts)"
         case events.RunResult(status=status, body=body, summary=summary, what=what):
