@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="one JSON object per event on stdout, for a program to follow (README: "
         '"Events as JSON"); no terminal UI',
     )
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="append pdwatch's debug log to FILE (the tracebacks of unexpected failures)",
+    )
     watching.add_argument(
         "--debounce-ms",
         type=positive_int,
@@ -226,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--run {args.run!r} is not JSON: {exc}")
     if args.json and (args.render or args.once or args.down or args.history or args.rollback):
         parser.error("--json is for watching: pdwatch DIR --json")
+    if args.log_file:
+        from devloop.supervise import configure_log_file
+
+        try:
+            configure_log_file(args.log_file)
+        except OSError as exc:
+            print(f"pdwatch: --log-file {args.log_file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
     found = discover.workflow_dirs(args.directories)
     if isinstance(found, discover.NoWorkflows):
         print(f"pdwatch: {found.message}", file=sys.stderr)

@@ -29,7 +29,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
 from devloop.runresult import summarize
 from devloop.sharedsecrets import shared_files
+from devloop.supervise import report, supervised
 from devloop.waits import event_or_timeout, finish
 from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, WatchFailed, batches
 from devloop.webhooktest import Delivery, delivery
@@ -287,9 +288,9 @@ class DevLoop:
     async def run(self) -> None:
         self._request(set(), "start")
         url = await self._start_url()
-        watcher = asyncio.create_task(self._watch_files())
-        worker = asyncio.create_task(self._work())
-        recorder = asyncio.create_task(self._record_history())
+        watcher = self._supervised("the file watch", self._watch_files)
+        worker = self._supervised("the deploy worker", self._work)
+        recorder = self._supervised("the history recorder", self._record_history)
         try:
             await self.stopping.wait()
         finally:
@@ -300,6 +301,12 @@ class DevLoop:
             if url is not None:  # answers what is in flight, then stops listening
                 with contextlib.suppress(Exception, asyncio.TimeoutError):
                     await asyncio.wait_for(url.stop(), QUIT_GRACE_S)
+
+    def _supervised(
+        self, what: str, run: Callable[[], Coroutine[Any, Any, None]]
+    ) -> asyncio.Task[None]:
+        """A background task whose failure is said, logged and followed by a restart."""
+        return asyncio.create_task(supervised(what, run, self.emit, self.stopping))
 
     async def _start_url(self) -> LocalUrl | None:
         """The local URL to the pod being served (devloop.localurl), when asked for."""
@@ -431,12 +438,11 @@ class DevLoop:
             try:
                 await self._cycle(taken)
             except Exception as exc:  # a bug or an unforeseen failure: say it, carry on
-                self.emit(
-                    events.Error(
-                        f"cycle {self.cycle_number} failed unexpectedly: "
-                        f"{type(exc).__name__}: {str(exc)[:300]}",
-                        ("the running deploy is untouched; the next save deploys again",),
-                    )
+                report(
+                    f"cycle {self.cycle_number}",
+                    exc,
+                    self.emit,
+                    "the running deploy is untouched; the next save deploys again",
                 )
                 self.emit(events.CycleFinished(self.cycle_number, "failed"))
                 self._set_state("error", "unexpected failure; see the error")
@@ -778,7 +784,7 @@ class DevLoop:
         if name and not self.stopping.is_set():
             assert known is not None
             self.monitored = name
-            self.monitor = asyncio.create_task(self._monitor(known))
+            self.monitor = self._supervised("the idle monitor", lambda: self._monitor(known))
 
     async def _stop_monitor(self) -> None:
         if self.monitor is not None:
