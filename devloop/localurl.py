@@ -59,6 +59,16 @@ class Answer:
     reason: str = ""
 
 
+def status_message(body: bytes) -> str:
+    """The message of a Kubernetes Status object, or its text."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace")
+    message = parsed.get("message") if isinstance(parsed, dict) else None
+    return str(message) if message else body[:200].decode("utf-8", "replace")
+
+
 def refused(reason: str) -> Answer:
     return Answer(503, "application/json", (json.dumps({"error": reason}) + "\n").encode(), reason)
 
@@ -97,6 +107,11 @@ class PodRoute:
                 )
             except KubeError as exc:
                 return refused(f"pod {pod} could not be reached: {exc}"[:300])
+            if status == 403 and b'"kind":"status"' in answer[:400].lower().replace(b" ", b""):
+                return refused(
+                    f"the cluster refuses pdwatch the pod proxy (create pods/proxy in namespace "
+                    f"{self.kube.namespace}): {status_message(answer)}"[:300]
+                )
             if not not_the_engine(status, answer):
                 break
             if self.serving() != pod:

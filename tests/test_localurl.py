@@ -16,6 +16,7 @@ from devloop.kube.client import Kube
 from devloop.localurl import LocalUrl
 from devloop.sim import EmbeddedCluster
 from tests.looprig import EXAMPLES, Rig
+from tests.target import sim_only
 from tests.test_formats import catalog_workflow
 
 GREET = Path("nodes") / "greet.ts"
@@ -275,6 +276,37 @@ async def test_w_on_a_workflow_without_a_webhook_endpoint_says_why(
         result = await rig.loop.send_webhook()
         assert (result.status, result.what) == (0, "webhook")
         assert result.body == "the workflow has no webhook trigger (t runs it: POST /run)"
+    finally:
+        rig.loop.quit()
+        await task
+
+
+@sim_only("RBAC rules set in the embedded cluster")
+async def test_a_cluster_refusing_the_pod_proxy_is_said_by_the_url_and_t(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The deploy needs no pod proxy: it goes on; the URL and `t` say why they cannot."""
+    cluster.forbid("create", "pods/proxy")
+    directory = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", directory)
+    rig = Rig(directory, Kube(api_client, namespace), debounce_ms=20, url_port=0)
+    task = asyncio.create_task(rig.loop.run())
+    try:
+        base = (await rig.wait_for(events.Serving)).url
+        assert (await rig.cycle_done()).outcome == "ready"
+        pod = rig.loop.current_pod
+        said = (
+            "the cluster refuses pdwatch the pod proxy (create pods/proxy in namespace "
+            f'default): pods "{pod}" is forbidden: User "pdwatch-embedded" cannot create '
+            'resource "pods/proxy" in API group "" in the namespace "default"'
+        )
+        result = await rig.loop.trigger_run({})
+        assert (result.status, result.body) == (0, said)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/run", json={}) as answer:
+                assert (answer.status, await answer.json()) == (503, {"error": said})
+            async with http.get(f"{base}/health") as health:  # GET is "get pods/proxy"
+                assert health.status == 200
     finally:
         rig.loop.quit()
         await task

@@ -1365,6 +1365,16 @@ class Kubelet:
         """`pods/NAME:PORT/proxy/PATH`: to that pod, Ready or not, as the API server's pod
         proxy dials the pod's address."""
         name = pod_ref.split(":")[0]
+        # RBAC's verb for a proxy subresource is the HTTP method's
+        verb = PROXY_VERBS.get(request.method, request.method.lower())
+        if (verb, "pods/proxy") in self.api.forbidden:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'pods "{name}" is forbidden: User "pdwatch-embedded" cannot {verb} resource '
+                f'"pods/proxy" in API group "" in the namespace "{ns}"',
+                {"name": name, "kind": "pods"},
+            )
         pod = self.store.find(PODS, ns, name)
         if pod is None:
             raise not_found(PODS, name)
@@ -1382,6 +1392,16 @@ class Kubelet:
             runtime, request.method, target, await request.read(), forwarded_headers(request)
         )
         return web.Response(status=code, text=text, content_type=content_type)
+
+
+PROXY_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
 
 
 def forwarded_headers(request: web.Request) -> dict[str, str]:
