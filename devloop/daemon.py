@@ -205,9 +205,10 @@ def settle_heap() -> None:
 
 
 class Starting:
-    """The TUI's controller until the loop exists; then it hands every call to the loop."""
+    """The TUI's controller until the loop exists; then it hands every call to the loop.
+    Without `build`, the loop is set from outside (one workflow of several)."""
 
-    def __init__(self, build: Callable[[], Awaitable[DevLoop | None]]) -> None:
+    def __init__(self, build: Callable[[], Awaitable[DevLoop | None]] | None = None) -> None:
         self.build = build
         self.loop: DevLoop | None = None
         self.quitting = asyncio.Event()
@@ -225,7 +226,7 @@ class Starting:
         return self.loop.previous_deployed if self.loop else None
 
     async def run(self) -> None:
-        self.loop = await self.build()
+        self.loop = await self.build() if self.build is not None else self.loop
         if self.loop is None or self.quitting.is_set():
             await self.quitting.wait()  # refused: the reason is on screen until quit
             return
@@ -268,6 +269,107 @@ class Starting:
             self.loop.quit()
 
 
+class StartingSeveral:
+    """The TUI's runner of a session of several workflows: connects, makes a loop each
+    (handed to its `Starting`, which the keys act on), runs them all; quit ends them all."""
+
+    def __init__(
+        self,
+        build: Callable[[], Awaitable[list[DevLoop] | None]],
+        each: dict[str, Starting],
+    ) -> None:
+        self.build = build
+        self.each = each
+        self.loops: list[DevLoop] = []
+        self.quitting = asyncio.Event()
+
+    async def run(self) -> None:
+        self.loops = await self.build() or []
+        if not self.loops or self.quitting.is_set():
+            await self.quitting.wait()  # refused: the reason is on screen until quit
+            return
+        await asyncio.gather(*(loop.run() for loop in self.loops))
+
+    def quit(self) -> None:
+        self.quitting.set()
+        for one in self.each.values():
+            one.quit()
+
+
+async def run_tui_several(
+    directories: list[Path],
+    wanted: RenderOptions,
+    opts: ClusterOptions,
+    namespace: str | None,
+    url_port: int | None,
+    debounce_ms: int,
+    max_wait_ms: int,
+    cleanup_on_exit: bool,
+    quit_now: list[Callable[[], None]],
+) -> int:
+    """Several workflows in the terminal UI: a row each in its workflows bar, one shown."""
+    from devloop.ui.tui import PdwatchApp
+    from devloop.ui.widgets import Session
+
+    placed = [(d, workflow_name(d)) for d in directories]
+    each = {name: Starting() for _, name in placed}
+    outcome = EXIT_OK
+    conn: Connection | None = None
+
+    async def build() -> list[DevLoop] | None:
+        nonlocal conn, outcome
+
+        def connect() -> tuple[Connection | None, str]:
+            from devloop.oneshot import connect_checked  # the heavy imports
+
+            return connect_checked(opts)
+
+        conn, problem = await asyncio.to_thread(connect)
+        session = app.emitter(None)
+        if conn is None:
+            outcome = EXIT_REFUSED
+            session(events.Error(problem))
+            session(events.LoopState("error", "cannot deploy; q quits"))
+            return None
+        where = [(d, name, workflow_namespace(d, namespace, conn)) for d, name in placed]
+        clash = name_clash(where)
+        if clash is not None:
+            outcome = EXIT_USAGE
+            session(events.Error(clash))
+            session(events.LoopState("error", "cannot deploy; q quits"))
+            return None
+        loops = []
+        for i, (directory, name, ns) in enumerate(where):
+            emit = app.emitter(name)
+            emit(events.Connected(conn.context, conn.server, ns, conn.embedded is not None))
+            port = None if url_port is None else (url_port + i if url_port else 0)
+            loop = make_loop(
+                directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, emit, ns
+            )
+            each[name].loop = loop
+            loops.append(loop)
+        return loops
+
+    runner = StartingSeveral(build, each)
+    workflows = {
+        name: (each[name], Session(str(d), opts.context or "connecting…", opts.embedded, "…"))
+        for d, name in placed
+    }
+    app = PdwatchApp(runner, workflows[placed[0][1]][1], workflows=workflows)
+    quit_now.append(runner.quit)
+    follow_terminal_size()
+    try:
+        await app.run_async()
+        if cleanup_on_exit:
+            await asyncio.gather(
+                *(_cleanup(e.kube, e.names_sent) for e in runner.loops if e.names_sent)
+            )
+    finally:
+        if conn is not None:
+            conn.close()
+    return outcome
+
+
 async def run_daemon(
     directories: list[Path],
     wanted: RenderOptions,
@@ -299,13 +401,18 @@ async def run_daemon(
     loop: DevLoop | None = None
     several = len(directories) > 1
     try:
-        if tui and several:  # the terminal UI follows one workflow: said, then plain
-            print(
-                f"pdwatch: the terminal UI follows one workflow; {len(directories)} are "
-                "watched with plain output",
-                flush=True,
+        if tui and several:
+            return await run_tui_several(
+                directories,
+                wanted,
+                opts,
+                namespace,
+                url_port,
+                debounce_ms,
+                max_wait_ms,
+                cleanup_on_exit,
+                quit_now,
             )
-            tui = False
         if tui:
             from devloop.ui.tui import PdwatchApp
             from devloop.ui.widgets import Session

@@ -28,6 +28,7 @@ from devloop.ui.widgets import (
     ProblemsPanel,
     Session,
     Timeline,
+    WorkflowsBar,
     fit_pod_name,
 )
 from tests.helpers import node_code
@@ -572,3 +573,118 @@ async def test_a_revision_recorded_as_the_app_closes_is_no_crash(
     assert app.top_screen() is None
     active_app.set(app)
     app.on_loop_event(LoopEvent(events.Recorded(3)))  # must not raise
+
+
+class Together:
+    """Runs the loops of a session of several, as the daemon's runner does."""
+
+    def __init__(self, loops: list[DevLoop]) -> None:
+        self.loops = loops
+
+    async def run(self) -> None:
+        await asyncio.gather(*(loop.run() for loop in self.loops))
+
+    def quit(self) -> None:
+        for loop in self.loops:
+            loop.quit()
+
+
+async def test_two_workflows_one_shown_at_a_time(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """Several workflows in the TUI (issue 27 §3): a bar with each one's state; the
+    deploys, pod, problems and logs are the shown workflow's; ] and 1-9 switch; the keys
+    act on the workflow shown; what the other does meanwhile is there when it is shown."""
+    from tests.test_several import answering, named
+
+    kube = Kube(api_client, namespace)
+    names = ("alpha", "beta")
+    directories = {name: named(tmp_path, name) for name in names}
+    loops = {
+        name: DevLoop(
+            LoopSettings(d, render_options(namespace), context_name()), kube, lambda e: None
+        )
+        for name, d in directories.items()
+    }
+    workflows = {
+        name: (loop, Session(str(directories[name]), context_name(), REAL is None, namespace))
+        for name, loop in loops.items()
+    }
+    app = PdwatchApp(Together(list(loops.values())), workflows["alpha"][1], workflows=workflows)
+    seen: dict[str, list[events.Event]] = {name: [] for name in names}
+    arrived = asyncio.Event()
+
+    def recorder(name: str) -> Callable[[events.Event], None]:
+        def emit(event: events.Event) -> None:
+            seen[name].append(event)
+            arrived.set()
+            app.emitter(name)(event)
+
+        return emit
+
+    for name, loop in loops.items():
+        loop.emit = recorder(name)
+
+    async def until(name: str, wanted: Callable[[events.Event], bool], since: int = 0) -> None:
+        async def look() -> None:
+            while not any(wanted(e) for e in seen[name][since:]):
+                arrived.clear()
+                await arrived.wait()
+
+        await asyncio.wait_for(look(), 60)
+
+    def finished(e: events.Event) -> bool:
+        return isinstance(e, events.CycleFinished) and e.outcome == "ready"
+
+    def pod_of(name: str) -> str:
+        return [e.pod for e in seen[name] if isinstance(e, events.PodReady)][-1]
+
+    async def shows(name: str, pilot: Pilot[Any]) -> None:
+        """The app's turns until the shown workflow's log lines are on screen."""
+        for _ in range(200):
+            logs = list(app.query_one(LogView).lines_kept)
+            if f"──── {pod_of(name)} ────" in logs:
+                return
+            await pilot.pause()
+        raise AssertionError(f"{name}'s logs not shown: {logs}")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        for name in names:
+            await until(name, finished)
+        await shows("alpha", pilot)
+        bar = text_of(app.query_one(WorkflowsBar))
+        assert "1 alpha ● watching ✓" in bar and "2 beta ● watching ✓" in bar
+        assert "alpha v1.0" in text_of(app.query_one(HeaderBar))
+        assert pod_of("alpha") in text_of(app.query_one(PodPanel))
+        assert not any(pod_of("beta")[-5:] in line for line in app.query_one(LogView).lines_kept)
+
+        await pilot.press("right_square_bracket")
+        await shows("beta", pilot)
+        assert "beta v1.0" in text_of(app.query_one(HeaderBar))
+        assert pod_of("beta") in text_of(app.query_one(PodPanel))
+        assert not any(pod_of("alpha")[-5:] in line for line in app.query_one(LogView).lines_kept)
+        await pilot.press("t")  # acts on beta, the workflow shown
+        await until("beta", lambda e: isinstance(e, events.RunResult))
+        for _ in range(100):
+            if isinstance(app.screen, TextScreen):
+                break
+            await pilot.pause()
+        assert isinstance(app.screen, TextScreen)
+        assert json.loads(app.screen.body)["outputs"]["greet"] == {"who": "beta", "version": 1}
+        await pilot.press("escape")
+
+        mark = len(seen["alpha"])
+        (directories["alpha"] / "nodes" / "greet.ts").write_text(answering("alpha", 2))
+        await until("alpha", finished, mark)
+        assert app.query_one(Timeline).row_count == 1  # beta's one deploy, still shown
+        await pilot.press("1")
+        for _ in range(200):
+            if app.query_one(Timeline).row_count == 2:
+                break
+            await pilot.pause()
+        assert app.query_one(Timeline).row_count == 2  # alpha's two, the second done meanwhile
+        assert "alpha v2" in " ".join(app.query_one(LogView).lines_kept)
+        await pilot.press("q")
+        await pilot.pause()
+    for loop in loops.values():
+        assert loop.stopping.is_set()

@@ -224,9 +224,10 @@ def test_ctrl_c_quits_and_restores_the_terminal(
     assert "exit=0" in screen and "Traceback" not in screen
 
 
-def test_several_workflows_in_a_terminal_say_so_and_use_plain_output(
+def test_several_workflows_in_one_terminal_ui(
     tmp_path: Path, cluster_option: str, terminal: Terminal
 ) -> None:
+    """`pdwatch PARENT` in a terminal: the workflows bar, one shown, ] shows the next."""
     for name in ("hello", "emoji-report"):
         shutil.copytree(EXAMPLES / name, tmp_path / "family" / name)
     terminal.wait_for(PROMPT)
@@ -234,13 +235,12 @@ def test_several_workflows_in_a_terminal_say_so_and_use_plain_output(
         f"cd {Path.cwd()} && {sys.executable} -m devloop {tmp_path / 'family'} {cluster_option}"
         "; echo exit=$?"
     )
-    wanted = (
-        "the terminal UI follows one workflow; 2 are watched with plain output",
-        "emoji-report │ start → ",
-        "hello        │ start → ",
-    )
-    terminal.wait_until(lambda screen: all(w in screen for w in wanted), history=True)
-    terminal.key("C-c")
+    terminal.wait_for("1 emoji-report ● watching ✓", "2 hello ● watching ✓", "report node loaded")
+    assert "emoji-report v1.0" in terminal.screen()
+    terminal.key("]")
+    screen = terminal.wait_for("hello v1.0", "Workflow: hello v1.0")
+    assert "report node loaded" not in screen  # the logs are the shown workflow's
+    terminal.key("q")
     screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
     assert "exit=0" in screen and "Traceback" not in screen
 

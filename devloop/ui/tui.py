@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 from textual import on
 from textual._context import NoActiveAppError, active_app
@@ -38,9 +40,17 @@ from devloop.ui.widgets import (
     ProblemsPanel,
     Session,
     Timeline,
+    WorkflowsBar,
 )
 
 FLUSH_MAX = 2_500  # log lines written per 100 ms tick: 25,000 lines/s
+
+
+class Runner(Protocol):
+    """What runs and ends the session."""
+
+    async def run(self) -> None: ...
+    def quit(self) -> None: ...
 
 
 class Controller(Protocol):
@@ -65,9 +75,30 @@ class Controller(Protocol):
 
 
 class LoopEvent(Message):
-    def __init__(self, event: events.Event) -> None:
+    def __init__(self, event: events.Event, workflow: str | None = "") -> None:
+        """`workflow`: whose event ("" in a session of one; None: the whole session's)."""
         super().__init__()
         self.event = event
+        self.workflow = workflow
+
+
+@dataclass
+class WorkflowView:
+    """What the TUI shows of one workflow, folded from its events; kept while another
+    workflow of the session is shown."""
+
+    controller: Controller
+    session: Session
+    rows: dict[int, CycleRow] = field(default_factory=dict)
+    current: int = 0
+    state: str = "starting"
+    state_detail: str = ""
+    pods: PodView = field(default_factory=PodView)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # of the last render
+    logs: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
+    log_pod: str = ""
+    outcome: str = ""  # the last finished cycle's, for the workflows bar
 
 
 def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
@@ -94,6 +125,8 @@ c   clear the logs
 /   filter the logs: Enter keeps the filter, Esc clears it
 ?   this help
 q   quit (with --cleanup-on-exit, the workflow is removed first)
+] [ with several workflows: show the next / previous one (1-9: the n-th); the keys act
+    on the workflow shown
 
 The deploys table has a row per cycle: what changed, how long rendering and applying
 took, the rollout's progress, and its outcome: ✓ with the time from your save to the
@@ -131,32 +164,54 @@ class PdwatchApp(App[int]):
         Binding("q", "quit_pdwatch", "Quit"),
         Binding("ctrl+c", "quit_pdwatch", "Quit", show=False, priority=True),
         Binding("escape", "close_filter", "Close filter", show=False),
+        # several workflows in the session: which one is shown (the keys act on it)
+        Binding("right_square_bracket", "next_workflow", "Next workflow", show=False),
+        Binding("left_square_bracket", "previous_workflow", "Previous workflow", show=False),
+        *(Binding(str(n), f"workflow({n})", f"Workflow {n}", show=False) for n in range(1, 10)),
     ]
 
     def __init__(
         self,
-        controller: Controller,
+        controller: Runner,
         session: Session,
         clock: Callable[[], str] = lambda: time.strftime("%H:%M:%S"),
+        workflows: Mapping[str, tuple[Controller, Session]] | None = None,
     ) -> None:
+        """One workflow: `controller` and `session` are its. Several: `controller` runs and
+        quits the session, and `workflows` has each one's controller and facts; the keys
+        act on the workflow shown (] and [ switch)."""
         super().__init__()
-        self.controller = controller
-        self.session = session
+        self.runner = controller
         self.clock = clock
-        self.rows: dict[int, CycleRow] = {}
-        self.current = 0
-        self.state, self.state_detail = "starting", ""
-        self.pods = PodView()
-        self.problems: list[str] = []
-        self.warnings: list[str] = []  # of the last render; shown under any problem
+        self.views = (
+            # one workflow: the runner is its controller too
+            {"": WorkflowView(cast(Controller, controller), session)}
+            if workflows is None
+            else {name: WorkflowView(c, s) for name, (c, s) in workflows.items()}
+        )
+        self.shown = next(iter(self.views))
         self.pending_logs: list[str] = []
-        self.log_pod = ""
         self.loop_worker: Worker[None] | None = None
+
+    @property
+    def view(self) -> WorkflowView:
+        """The workflow shown."""
+        return self.views[self.shown]
+
+    @property
+    def controller(self) -> Controller:
+        """The shown workflow's: what the keys act on."""
+        return self.view.controller
+
+    @property
+    def session(self) -> Session:
+        return self.view.session
 
     # --- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
+        yield WorkflowsBar(id="workflows")
         with Horizontal(id="top"):
             yield Timeline(id="timeline")
             yield PodPanel(id="pod")
@@ -169,6 +224,9 @@ class PdwatchApp(App[int]):
         # The main screen's panels, kept: App.query_one searches the *current* screen, and
         # events keep arriving while a modal (help, diff, run result) is on top.
         self.header = self.query_one(HeaderBar)
+        self.workflows_bar = self.query_one(WorkflowsBar)
+        self.workflows_bar.display = len(self.views) > 1
+        self.refresh_workflows()
         self.timeline = self.query_one(Timeline)
         self.pod_panel = self.query_one(PodPanel)
         self.problems_panel = self.query_one(ProblemsPanel)
@@ -182,26 +240,39 @@ class PdwatchApp(App[int]):
         self.refresh_header()
         self.refresh_pod()
         self.set_interval(0.1, self.flush_logs)
-        self.loop_worker = self.run_worker(self.controller.run(), name="loop", exit_on_error=False)
+        self.loop_worker = self.run_worker(self.runner.run(), name="loop", exit_on_error=False)
 
     # --- events in ---------------------------------------------------------------------------
 
     def emit(self, event: events.Event) -> None:
-        """The loop's sink. Log lines are only queued here; everything else is a message."""
+        """The loop's sink (a session of one). Log lines are only queued here; everything
+        else is a message."""
+        self.emit_for("", event)
+
+    def emitter(self, workflow: str | None) -> Callable[[events.Event], None]:
+        """The sink of one workflow of several (None: the session's own events)."""
+        return lambda event: self.emit_for(workflow, event)
+
+    def emit_for(self, workflow: str | None, event: events.Event) -> None:
         event = inert.event(event)  # nothing from outside drives the terminal
-        if isinstance(event, events.LogLine):
-            if event.pod != self.log_pod:
-                self.log_pod = event.pod
-                self.pending_logs.append(f"──── {event.pod} ────")
-            self.pending_logs.append(f"[{event.pod[-5:]}] {event.text}")
+        if isinstance(event, events.LogLine) and workflow is not None:
+            view = self.views[workflow]
+            lines = []
+            if event.pod != view.log_pod:
+                view.log_pod = event.pod
+                lines.append(f"──── {event.pod} ────")
+            lines.append(f"[{event.pod[-5:]}] {event.text}")
+            view.logs.extend(lines)
+            if workflow == self.shown:
+                self.pending_logs.extend(lines)
             return
         try:
-            message = LoopEvent(event)
+            message = LoopEvent(event, workflow)
         except NoActiveAppError:
             # A Message needs Textual's active_app context variable; code reached through a
             # thread's callback can run without it (seen as a rare flaky test failure).
             active_app.set(self)
-            message = LoopEvent(event)
+            message = LoopEvent(event, workflow)
         self.post_message(message)
 
     def flush_logs(self) -> None:
@@ -213,68 +284,78 @@ class PdwatchApp(App[int]):
             self.log_view.add(lines)
 
     def on_loop_event(self, message: LoopEvent) -> None:
-        event = message.event
+        if message.workflow is None:  # the session's: every workflow's
+            for name in self.views:
+                self.apply(name, message.event)
+        else:
+            self.apply(message.workflow, message.event)
+        self.refresh_workflows()
+
+    def apply(self, workflow: str, event: events.Event) -> None:
+        """One event into its workflow's view; the screen follows when it is shown."""
+        view = self.views[workflow]
         match event:
             case events.CycleStarted(cycle=number, changed=changed, reason=reason):
-                self.current = number
+                view.current = number
                 change = ", ".join(changed) if changed else reason
-                self.rows[number] = CycleRow(number, self.clock(), change)
+                view.rows[number] = CycleRow(number, self.clock(), change)
             case events.Connected(context=context, namespace=namespace, embedded=embedded):
-                self.session.context, self.session.namespace = context, namespace
-                self.session.embedded = embedded
+                view.session.context, view.session.namespace = context, namespace
+                view.session.embedded = embedded
             case events.Serving(url=url):
-                self.session.url = url
+                view.session.url = url
             case events.LoopState(state=state, detail=detail):
-                self.state, self.state_detail = state, detail
+                view.state, view.state_detail = state, detail
             case events.PreflightReport(lines=lines, ok=ok):
-                self.problems = (
+                view.problems = (
                     []
                     if ok
                     else [line.strip() for line in lines if not line.strip().startswith("✓")]
                 )
             case events.RenderFailed(problems=problems):
-                self.problems = []
+                view.problems = []
                 for p in (p for p in problems if p.is_error):
-                    self.problems.append(f"{p}")
+                    view.problems.append(f"{p}")
                     if p.source:  # never set for a secrets file
-                        self.problems.append(f"    {p.source.strip()}")
+                        view.problems.append(f"    {p.source.strip()}")
                 # the warnings and notes once, below the errors (not again from the last
                 # render that worked)
-                self.warnings = [f"{p.severity}: {p}" for p in problems if not p.is_error]
+                view.warnings = [f"{p.severity}: {p}" for p in problems if not p.is_error]
             case events.Rendered(warnings=warnings):
-                self.warnings = [f"{p.severity}: {p}" for p in warnings]
+                view.warnings = [f"{p.severity}: {p}" for p in warnings]
             case events.Error(message=text, details=details):
-                self.problems = [text, *details]
+                view.problems = [text, *details]
             case events.Explained(what=what, fix=fix):
                 # what happened and what to do first, under the headline; the raw lines
                 # (a crash's last log lines) after them, where the panel may cut them off
-                head, rest = self.problems[:1], self.problems[1:]
-                self.problems = [*head, f"→ {what}", f"  to fix: {fix}", *rest]
+                head, rest = view.problems[:1], view.problems[1:]
+                view.problems = [*head, f"→ {what}", f"  to fix: {fix}", *rest]
             case events.RolloutFailed(pod=pod, reason=reason, message=text, last_logs=logs):
-                self.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
-                self.pods.rolling = pod or self.pods.rolling
-                self.pods.rolling_status = f"✗ {reason}"
+                view.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
+                view.pods.rolling = pod or view.pods.rolling
+                view.pods.rolling_status = f"✗ {reason}"
             case events.Retrying(what=what, attempt=attempt, error=error, delay_s=delay):
-                self.problems = [f"{what} failed: {error}; retry {attempt} in {delay:.1f} s"]
+                view.problems = [f"{what} failed: {error}; retry {attempt} in {delay:.1f} s"]
             case events.PodProgress(pod=pod, step="restarted", detail=detail):
-                if pod == self.pods.serving:
-                    self.pods.serving_restarts = detail
+                if pod == view.pods.serving:
+                    view.pods.serving_restarts = detail
             case events.PodProgress(pod=pod, step=step, detail=detail):
-                if pod != self.pods.rolling:
-                    self.pods.rolling, self.pods.notes = pod, []
+                if pod != view.pods.rolling:
+                    view.pods.rolling, view.pods.notes = pod, []
                 if step == "warning":
-                    self.pods.notes.append(detail)
+                    view.pods.notes.append(detail)
                 else:
-                    self.pods.rolling_status = step
+                    view.pods.rolling_status = step
             case events.PodReady(pod=pod, ms=took):
-                if pod != self.pods.serving:
-                    self.pods.replaced, self.pods.serving = self.pods.serving, pod
-                    self.pods.serving_restarts = ""
-                self.pods.serving_status = f"Ready since {self.clock()} ({took / 1000:.1f} s)"
-                self.pods.rolling = self.pods.rolling_status = ""
+                if pod != view.pods.serving:
+                    view.pods.replaced, view.pods.serving = view.pods.serving, pod
+                    view.pods.serving_restarts = ""
+                view.pods.serving_status = f"Ready since {self.clock()} ({took / 1000:.1f} s)"
+                view.pods.rolling = view.pods.rolling_status = ""
             case events.CycleFinished(outcome=outcome):
+                view.outcome = outcome
                 if outcome in ("ready", "unchanged", "applied"):
-                    self.problems = []
+                    view.problems = []
             case events.Recorded() if isinstance(self.top_screen(), HistoryScreen):
                 self.run_worker(self.reload_history(), name="history", exit_on_error=False)
             case events.RunResult(status=status, body=body, summary=summary, what=what):
@@ -292,12 +373,14 @@ class PdwatchApp(App[int]):
                         preamble="\n".join(summary),
                     )
                 )
-        if self.current in self.rows:
-            row = update(self.rows[self.current], event)
-            self.timeline.show(row)
-        self.refresh_header()
-        self.refresh_pod()
-        self.problems_panel.show(self.problems + self.warnings)
+        if view.current in view.rows:
+            row = update(view.rows[view.current], event)
+            if workflow == self.shown:
+                self.timeline.show(row)
+        if workflow == self.shown:
+            self.refresh_header()
+            self.refresh_pod()
+            self.problems_panel.show(view.problems + view.warnings)
 
     def top_screen(self) -> Screen[object] | None:
         """The screen on top; None once the app is closing (its stack empty), when the
@@ -313,7 +396,40 @@ class PdwatchApp(App[int]):
             self.session.workflow = f"{deployed.workflow.name} v{deployed.workflow.version}"
             self.session.image = deployed.image.image
             self.session.format = deployed.format.format
-        self.header.show(self.session, self.state, self.state_detail)
+        self.header.show(self.session, self.view.state, self.view.state_detail)
+
+    def refresh_workflows(self) -> None:
+        if len(self.views) > 1:
+            self.workflows_bar.show(
+                [(name, v.state, v.outcome) for name, v in self.views.items()], self.shown
+            )
+
+    def show_workflow(self, name: str) -> None:
+        """Another workflow's deploys, pod, problems and logs on screen."""
+        if name == self.shown or name not in self.views:
+            return
+        self.shown = name
+        view = self.view
+        self.pending_logs = []
+        self.timeline.replace(view.rows.values())
+        self.log_view.replace(list(view.logs))
+        self.refresh_header()
+        self.refresh_pod()
+        self.problems_panel.show(view.problems + view.warnings)
+        self.refresh_workflows()
+
+    def action_next_workflow(self) -> None:
+        names = list(self.views)
+        self.show_workflow(names[(names.index(self.shown) + 1) % len(names)])
+
+    def action_previous_workflow(self) -> None:
+        names = list(self.views)
+        self.show_workflow(names[(names.index(self.shown) - 1) % len(names)])
+
+    def action_workflow(self, number: int) -> None:
+        names = list(self.views)
+        if 0 < number <= len(names):
+            self.show_workflow(names[number - 1])
 
     def refresh_pod(self) -> None:
         deployed = self.controller.deployed
@@ -322,7 +438,7 @@ class PdwatchApp(App[int]):
             if deployed
             else []
         )
-        self.pod_panel.show(self.pods, files)
+        self.pod_panel.show(self.view.pods, files)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is self.loop_worker and event.state in (
@@ -378,6 +494,7 @@ class PdwatchApp(App[int]):
             screen.show(revisions, live)
 
     def action_clear(self) -> None:
+        self.view.logs.clear()
         self.log_view.clear_all()
 
     def action_filter(self) -> None:
@@ -410,9 +527,11 @@ class PdwatchApp(App[int]):
         self.push_screen(TextScreen("pdwatch keys", HELP))
 
     def action_quit_pdwatch(self) -> None:
-        self.state, self.state_detail = "stopping", ""
+        for view in self.views.values():
+            view.state, view.state_detail = "stopping", ""
         self.refresh_header()
-        self.controller.quit()
+        self.refresh_workflows()
+        self.runner.quit()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action once. Textual's own "Quit" is left out: it ends the app without

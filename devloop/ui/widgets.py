@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rich.cells import cell_len
@@ -98,6 +99,32 @@ def cell(text: str, style: str = "") -> Text:
     return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
+STATE_MARKS = {"watching": "●", "deploying": "◌", "paused": "‖", "error": "✗", "retrying": "↻"}
+OUTCOME_MARKS = {"ready": "✓", "unchanged": "✓", "applied": "✓", "failed": "✗", "invalid": "✗"}
+
+
+class WorkflowsBar(Static):
+    """With several workflows in the session, one line: each one's number, name, state
+    and last outcome; the one shown stands out."""
+
+    DEFAULT_CSS = """
+    WorkflowsBar {
+        height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    """
+
+    def show(self, workflows: list[tuple[str, str, str]], shown: str) -> None:
+        text = Text()
+        for number, (name, state, outcome) in enumerate(workflows, 1):
+            if number > 1:
+                text.append("  ")
+            mark = STATE_MARKS.get(state, "○")
+            done = OUTCOME_MARKS.get(outcome, "")
+            label = f" {number} {name} {mark} {state}{f' {done}' if done else ''} "
+            text.append(label, style="reverse bold" if name == shown else "")
+        self.update(text)
+
+
 class Timeline(DataTable[Text]):
     DEFAULT_CSS = "Timeline { height: 100%; }"
     WIDTHS = {
@@ -135,6 +162,13 @@ class Timeline(DataTable[Text]):
     def _set_columns(self) -> None:
         for column, width in (self.COMPACT_WIDTHS if self.compact else self.WIDTHS).items():
             self.add_column(column, key=column, width=width)
+
+    def replace(self, rows: Iterable[CycleRow]) -> None:
+        """Another workflow's rows (several in the session)."""
+        self.clear()
+        self.cycle_rows = {}
+        for row in rows:
+            self.show(row)
 
     def show(self, row: CycleRow) -> None:
         key = str(row.number)
@@ -316,3 +350,9 @@ class LogView(Log):
     def clear_all(self) -> None:
         self.lines_kept.clear()
         self.clear()
+
+    def replace(self, lines: list[str]) -> None:
+        """Another workflow's lines (several in the session), the filter kept."""
+        self.clear_all()
+        self.following = True
+        self.add(lines)
