@@ -9,6 +9,7 @@
     python3 dev.py controlplane --kubeconfig FILE   # that control plane, in the foreground
     python3 dev.py lint    # ruff + mypy + the embedded cluster's import boundary
     python3 dev.py bench   # benchmarks
+    python3 dev.py mutate  # a mutation run over the pure decision modules (mutmut)
 
 Creates `.venv` with the project and its dev dependencies on first use, and
 again whenever pyproject.toml changes.
@@ -179,7 +180,7 @@ def test(rest: list[str]) -> int:
 def main(argv: list[str]) -> int:
     task = argv[0] if argv else "help"
     rest = argv[1:]
-    if task not in {"run", "test", "lint", "bench", "controlplane"}:
+    if task not in {"run", "test", "lint", "bench", "controlplane", "mutate"}:
         print(__doc__)
         return 0 if task == "help" else 2
     ensure_venv()
@@ -197,6 +198,8 @@ def main(argv: list[str]) -> int:
             or run(str(BIN / "mypy"))
             or run(str(BIN / "lint-imports"))
         )
+    if task == "mutate":
+        return run(str(PY), "bench/mutation.py")
     return run(str(PY), "bench/run.py", *rest)
 
 

@@ -63,3 +63,93 @@ def test_a_successful_run_in_one_line_and_other_answers_in_none() -> None:
     assert summarize(200, body) == ("ran 2 nodes in 12 ms: all succeeded",)
     assert summarize(503, 'no endpoints available for service "x"') == ()
     assert summarize(200, {"workflow": "x"}) == ()  # not the engine's shape
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "lines"),
+    [
+        (
+            200,
+            {"success": True, "outputs": {"a": 1}, "errors": {}, "timing": {"durationMs": 3.5}},
+            ("ran 1 node in 3.5 ms: all succeeded",),
+        ),
+        (  # no timing, no outputs: the count still right, no time made up
+            200,
+            {"success": True, "outputs": "not a map", "timing": {"durationMs": "soon"}},
+            ("ran 0 nodes: all succeeded",),
+        ),
+        (
+            500,
+            {
+                "success": False,
+                "outputs": {"fetch": {"n": 1}},
+                "errors": {"store": "fetch failed", "notify": "no greeting today"},
+                "timing": {"durationMs": 40},
+            },
+            (
+                "ran 3 nodes in 40 ms: 2 failed (HTTP 500; a stage with a failed node is the "
+                "last to run)",
+                "store: fetch failed",
+                "  → an outside call (fetch) failed; the engine keeps no cause: the host may not "
+                "resolve or answer from the pod's network (on the embedded cluster, a pod's "
+                "network is this machine's)",
+                "notify: no greeting today",
+            ),
+        ),
+        (
+            500,
+            {"success": False, "outputs": {}, "errors": {"only": 7}},
+            (
+                "ran 1 node: 1 failed (HTTP 500; a stage with a failed node is the last to run)",
+                "only: 7",
+            ),
+        ),
+        (200, {"success": "yes"}, ()),
+    ],
+)
+def test_what_a_run_did(status: int, body: object, lines: tuple[str, ...]) -> None:
+    assert summarize(status, body) == lines
+
+
+@pytest.mark.parametrize(
+    ("message", "hint"),
+    [
+        (
+            "Import 'http://esm-sh.ns-1.svc.cluster.local:8080/x' failed.",
+            "a jsr:/npm: module is loaded through the cluster's module proxy (esm-sh in "
+            "namespace ns-1, as the import map says), and none answers here: `tntc cluster "
+            "install` sets it up on a cluster; the embedded cluster and pdwatch's node have none",
+        ),
+        (
+            'Requires import access to "esm.sh:443"',
+            "the engine's Deno permissions do not allow imports from esm.sh:443: modules load "
+            "through the module proxy (declare the module in the contract)",
+        ),
+        (
+            'Requires net access to "api.github.com:443"',
+            "the engine's Deno permissions do not allow api.github.com:443: the workflow's "
+            "contract (its dependencies) decides the --allow-net list",
+        ),
+        (
+            "error sending request for url (https://a.example/): operation timed out",
+            "the call to https://a.example/ failed: no answer in time from the outside host",
+        ),
+        (
+            "error sending request for url (https://a.example/): invalid peer certificate",
+            "the call to https://a.example/ failed: the TLS handshake failed (a proxy, or the "
+            "host's certificate)",
+        ),
+        (
+            "error sending request for url (https://a.example/): Network is unreachable",
+            "the call to https://a.example/ failed: nothing answered: the host is down or "
+            "unreachable from the pod's network",
+        ),
+        (
+            "error sending request for url (https://a.example/): something else",
+            "the call to https://a.example/ failed",
+        ),
+        ("the fetch failed later", None),
+    ],
+)
+def test_each_hint_in_full(message: str, hint: str | None) -> None:
+    assert outside_call_hint(message) == hint

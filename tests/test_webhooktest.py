@@ -92,3 +92,25 @@ def test_why_there_is_none() -> None:
     assert delivery(workflow(manual), TENTACULAR, None, "d") == (
         "the workflow has no webhook trigger (t runs it: POST /run)"
     )
+
+
+def test_the_headers_github_sends() -> None:
+    ping = HOOKS.replace("    event: issues\n    actions: [opened, edited]\n", "")
+    made = delivery(workflow(ping), TENTACULAR, None, "d-3")
+    assert isinstance(made, Delivery)
+    assert made.headers == {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/pdwatch",
+        "X-GitHub-Event": "ping",
+        "X-GitHub-Delivery": "d-3",
+    }
+    assert json.loads(made.body) == {"zen": "A test delivery from pdwatch.", "hook_id": 0}
+    assert made.what == "webhook ping (unsigned: no secret)"
+
+
+def test_the_reason_for_the_pipedreamer_engine_in_full() -> None:
+    assert delivery(workflow(), PIPEDREAMER, None, "d") == (
+        "the Pipedreamer engine serves no webhook endpoint (the Tentacular engine serves "
+        "POST /webhook/github); t runs the workflow: POST /run"
+    )
+    assert webhook_secret(secret_data({"webhook_secret": 5})) is None
