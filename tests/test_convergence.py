@@ -242,7 +242,10 @@ async def test_a_failed_service_apply_during_a_version_bump_still_rolls_out(
         workflow.write_text(workflow.read_text().replace('"1.0"', '"1.1"'))
         (s.directory / GREET).write_text(node_code("v1.1"))
         done = await cycle_of(s.rig, mark, wanted(s).content_hash)
-        assert done.outcome == "ready"
+        # The Deployment's apply runs beside the Service's: the failed attempt may already
+        # have rolled it out, and when that rollout is done before the retry (seen on the
+        # real control plane under load), the retry finds the new pod serving ("applied").
+        assert done.outcome in ("ready", "applied")
         await assert_converged(s, kube, "v1.1", before)
 
 
