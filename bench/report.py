@@ -41,8 +41,8 @@ def _row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _stats_table(section: dict[str, Any], label: str = "measure") -> list[str]:
-    lines = [_row([label, "n", "p50 ms", "p95 ms", "max ms"]), _row(["---"] * 5)]
+def _stats_table(section: dict[str, Any], label: str = "measure", unit: str = " ms") -> list[str]:
+    lines = [_row([label, "n", f"p50{unit}", f"p95{unit}", f"max{unit}"]), _row(["---"] * 5)]
     for key, value in section.items():
         if isinstance(value, dict) and "p50" in value:
             lines.append(_row([key, value["n"], value["p50"], value["p95"], value["max"]]))
@@ -354,6 +354,27 @@ def _long_session_sections(r: dict[str, Any]) -> list[str]:
             *(_row([k.removesuffix("_ms").replace("_", " "), v]) for k, v in q.items()),
             "",
         ]
+    if "per_save" in r:
+        p = r["per_save"]
+        out += [
+            "## What one save costs",
+            "",
+            "A save of examples/hello, pdwatch in process against an embedded cluster of its "
+            "own (as the daemon runs it: a daemon thread per blocking call), from the save to "
+            "its deploy recorded in the history: the cluster's request log (watches count), "
+            "Thread.start on pdwatch's thread, the events emitted.",
+            "",
+            *_stats_table(
+                {
+                    "API requests": p["requests"],
+                    "threads started": p["threads"],
+                    "events": p["events"],
+                },
+                "per save",
+                "",
+            ),
+            "",
+        ]
     out += _url_sections(r)
     return out
 
@@ -534,6 +555,18 @@ def _session_targets(r: dict[str, Any]) -> list[str]:
                     "quit ≤ 1 s in every state measured",
                     f"{slowest} ms (slowest)",
                     _yes(slowest <= 1000),
+                ]
+            )
+        )
+    per_save = r.get("per_save")
+    if per_save:
+        requests, threads = per_save["requests"]["p50"], per_save["threads"]["p50"]
+        rows.append(
+            _row(
+                [
+                    "per save: ≤ 8 API requests and no thread started (p50)",
+                    f"{requests} requests, {threads} threads",
+                    _yes(requests <= 8 and threads == 0),
                 ]
             )
         )

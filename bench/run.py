@@ -382,6 +382,77 @@ def bench_quit_in_flight(kubeconfig: Path, tmp: Path, requests: int = 3) -> floa
     return interrupt(proc)
 
 
+# --- what one save costs (issue 27) -------------------------------------------------------
+
+
+def bench_per_save(tmp: Path, saves: int = 20) -> dict[str, Any]:
+    """One save of examples/hello, in process against an embedded cluster of its own: the
+    API requests pdwatch makes (the cluster's request log, watches included), the threads
+    it starts (Thread.start called on pdwatch's own thread), the events it emits, from the
+    save until its cycle finished and its deploy is recorded in the history."""
+    from kubernetes import client
+
+    from devloop import events
+    from devloop.kube.client import Kube
+    from devloop.loop import DevLoop, LoopSettings
+    from devloop.render import RenderOptions
+    from devloop.waits import install_daemon_threads
+
+    started = [0]
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        if threading.current_thread() is threading.main_thread():
+            started[0] += 1
+        real_start(self)
+
+    async def main(cluster: EmbeddedCluster) -> dict[str, list[float]]:
+        seen: list[events.Event] = []
+        arrived = asyncio.Event()
+
+        def emit(event: events.Event) -> None:
+            seen.append(event)
+            arrived.set()
+
+        async def until(wanted: Callable[[events.Event], bool], since: int) -> None:
+            while not any(wanted(e) for e in seen[since:]):
+                arrived.clear()
+                await asyncio.wait_for(arrived.wait(), 30)
+
+        install_daemon_threads(asyncio.get_running_loop())  # as the daemon runs
+        directory = copy_example(tmp, "hello", "per-save")
+        api = client.ApiClient(client.Configuration(host=cluster.url))
+        settings = LoopSettings(directory, RenderOptions("default"), "pdwatch-embedded", 20)
+        loop = DevLoop(settings, Kube(api, "default"), emit)
+        task = asyncio.create_task(loop.run())
+        await until(lambda e: isinstance(e, events.Recorded), 0)
+        figures: dict[str, list[float]] = {"requests": [], "threads": [], "events": []}
+        for i in range(saves):
+            mark, threads = len(seen), started[0]
+            cluster.request_log = []
+            (directory / "nodes" / "greet.ts").write_text(node_code(f"save {i}"))
+            await until(lambda e: isinstance(e, events.Recorded), mark)
+            log = list(cluster.request_log)
+            figures["requests"].append(len(log))
+            figures["threads"].append(started[0] - threads)
+            figures["events"].append(len(seen) - mark)
+            requests = [f"{m} {p.split('/namespaces/default/')[-1]}" for _, m, p, _ in log]
+        print("one save's requests:", *sorted(requests), sep="\n  ")
+        cluster.request_log = None
+        loop.quit()
+        await task
+        api.close()
+        return figures
+
+    threading.Thread.start = counting_start  # type: ignore[method-assign]
+    try:
+        with EmbeddedCluster(SimSettings.instant()) as cluster:
+            figures = asyncio.run(main(cluster))
+    finally:
+        threading.Thread.start = real_start  # type: ignore[method-assign]
+    return {name: stats(values) for name, values in figures.items()}
+
+
 # --- the local URL (issue 28) ------------------------------------------------------------
 
 
@@ -1359,6 +1430,7 @@ def main() -> None:
         section("large_file_saves", lambda: bench_large_file_saves(tmp, args.cycles))
         section("engine", lambda: bench_engine(tmp))
         section("sim_large_list", lambda: bench_sim_large_list(tmp))
+        section("per_save", lambda: bench_per_save(tmp))
         section("url", lambda: bench_url(kubeconfig, tmp, args.rollouts))
         if args.url_kubeconfig:  # e.g. `python -m devloop.controlplane`'s
             section("url_control_plane", lambda: bench_url(args.url_kubeconfig, tmp, args.rollouts))
