@@ -453,6 +453,69 @@ def bench_per_save(tmp: Path, saves: int = 20) -> dict[str, Any]:
     return {name: stats(values) for name, values in figures.items()}
 
 
+def bench_five_workflows(
+    kubeconfig: Path, tmp: Path, saves: int = 15, idle_seconds: float = 30
+) -> dict[str, Any]:
+    """Save → Ready of one workflow watched alone, then of the first of five watched in one
+    session (pdwatch PARENT, headless, --debounce-ms 20, in a namespace each run); then
+    that session's idle CPU and peak RSS."""
+
+    def session(parent: Path, names: list[str], namespace: str) -> Process:
+        for name in names:
+            directory = copy_example(parent, "hello", name)
+            yaml = directory / "workflow.yaml"
+            yaml.write_text(yaml.read_text().replace("name: hello", f"name: {name}"))
+        proc = Process(
+            [
+                str(parent),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--no-tui",
+                "-n",
+                namespace,
+                "--create-namespace",
+                "--debounce-ms",
+                "20",
+            ]
+        )
+        for name in names:
+            proc.wait(lambda line, name=name: "start → " in line and name in line, timeout=60)
+        return proc
+
+    def save_to_ready(proc: Process, directory: Path, name: str) -> list[float]:
+        took = []
+        for i in range(saves):
+            mark = len(proc.lines)
+            (directory / "nodes" / "greet.ts").write_text(node_code(f"save {i}"))
+            t0 = time.monotonic()
+            t_ready, _, _ = proc.wait(
+                lambda line: "from save to Ready" in line and (not name or f"{name} " in line),
+                mark,
+                timeout=60,
+            )
+            took.append((t_ready - t0) * 1000)
+            time.sleep(0.3)
+        return took
+
+    out: dict[str, Any] = {}
+    alone = session(tmp / "alone", ["w0"], "five-alone")
+    try:
+        out["one_save_to_ready_ms"] = stats(save_to_ready(alone, tmp / "alone" / "w0", ""))
+    finally:
+        alone.stop()
+    names = [f"w{i}" for i in range(5)]
+    five = session(tmp / "five", names, "five")
+    try:
+        out["five_save_to_ready_ms"] = stats(save_to_ready(five, tmp / "five" / "w0", "w0"))
+        time.sleep(1)
+        out["five_idle"] = measure_idle(five.proc.pid, idle_seconds)
+    finally:
+        five.stop()
+    one, many = out["one_save_to_ready_ms"]["p50"], out["five_save_to_ready_ms"]["p50"]
+    out["five_over_one_p50"] = round(many / one, 2) if one else None
+    return out
+
+
 # --- the local URL (issue 28) ------------------------------------------------------------
 
 
@@ -1431,6 +1494,7 @@ def main() -> None:
         section("engine", lambda: bench_engine(tmp))
         section("sim_large_list", lambda: bench_sim_large_list(tmp))
         section("per_save", lambda: bench_per_save(tmp))
+        section("five_workflows", lambda: bench_five_workflows(kubeconfig, tmp))
         section("url", lambda: bench_url(kubeconfig, tmp, args.rollouts))
         if args.url_kubeconfig:  # e.g. `python -m devloop.controlplane`'s
             section("url_control_plane", lambda: bench_url(args.url_kubeconfig, tmp, args.rollouts))

@@ -4,12 +4,15 @@ prefixed by the workflow's name; the one-shot commands over each."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import signal
 import urllib.request
 from pathlib import Path
+
+from kubernetes import client
 
 from devloop.sim import EmbeddedCluster
 from tests.processes import Lines, run_pdwatch, start_pdwatch, stop
@@ -119,3 +122,38 @@ def test_once_render_and_down_over_several(tmp_path: Path, cluster: EmbeddedClus
     refused = run_pdwatch(one, two, "--history", "--kubeconfig", kubeconfig)
     assert refused.returncode == 2
     assert "--history and --rollback take one workflow" in refused.stderr
+
+
+def test_workflows_of_a_session_create_their_namespace_side_by_side(
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str, api_client: client.ApiClient
+) -> None:
+    """Each loop's cluster check creates a missing namespace; the others then found it made
+    ("already exists") and refused to deploy (seen by the five-workflow benchmark)."""
+    for name in ("one", "two", "three"):
+        named(tmp_path / "family", name)
+    fresh = f"{namespace}-fresh"  # the test's own (tests/faultproxy.py)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(
+        tmp_path / "family",
+        "--kubeconfig",
+        kubeconfig,
+        "--no-tui",
+        "-n",
+        fresh,
+        "--create-namespace",
+    )
+    try:
+        lines = Lines(proc)
+        lines.until_all("one   │ start → ", "two   │ start → ", "three │ start → ", timeout=60)
+        said = [line for line in lines.seen if f'Namespace "{fresh}"' in line]
+        assert sorted(line.split("│")[1].split('"')[2].strip() for line in said) == [
+            "created",
+            "exists",
+            "exists",
+        ], said
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, "\n".join(lines.rest())
+    finally:
+        stop(proc)
+        with contextlib.suppress(client.ApiException):
+            client.CoreV1Api(api_client).delete_namespace(fresh)

@@ -24,7 +24,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from devloop.kube.errors import KubeError, NotFound, from_exception
+from devloop.kube.errors import Conflict, KubeError, NotFound, from_exception
 from devloop.kube.wire import apply_body
 
 T = TypeVar("T")
@@ -259,14 +259,22 @@ class Kube:
             return False
         return True
 
-    async def create_namespace(self, name: str) -> None:
-        await self.call(
-            f"create namespace {name}",
-            lambda: self.core.create_namespace(
-                client.V1Namespace(metadata=client.V1ObjectMeta(name=name)),
-                _preload_content=False,
-            ),
-        )
+    async def create_namespace(self, name: str) -> bool:
+        """False when it exists already: made meanwhile by someone else (the other
+        workflows of a session check and create it side by side)."""
+        try:
+            await self.call(
+                f"create namespace {name}",
+                lambda: self.core.create_namespace(
+                    client.V1Namespace(metadata=client.V1ObjectMeta(name=name)),
+                    _preload_content=False,
+                ),
+            )
+        except Conflict as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+            return False
+        return True
 
     async def runtime_class_exists(self, name: str) -> bool:
         try:

@@ -52,8 +52,8 @@ async def preflight(
         if await kube.namespace_exists(ns):
             checks.append(Check(True, f'Namespace "{ns}" exists'))
         elif create_namespace:
-            await kube.create_namespace(ns)
-            checks.append(Check(True, f'Namespace "{ns}" created'))
+            made = await kube.create_namespace(ns)
+            checks.append(Check(True, f'Namespace "{ns}" {"created" if made else "exists"}'))
         else:
             checks.append(
                 Check(
