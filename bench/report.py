@@ -375,6 +375,28 @@ def _long_session_sections(r: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
+    if "five_workflows" in r:
+        f = r["five_workflows"]
+        idle = f["five_idle"]
+        out += [
+            "## Five workflows in one session",
+            "",
+            "Save → Ready (--debounce-ms 20, headless) of a workflow watched alone, then of the "
+            "first of five watched in one session (`pdwatch PARENT`); then the five's idle "
+            f"CPU over {idle['seconds']:g} s and peak RSS.",
+            "",
+            *_stats_table(
+                {
+                    "one workflow": f["one_save_to_ready_ms"],
+                    "the first of five": f["five_save_to_ready_ms"],
+                },
+                "save → Ready",
+            ),
+            "",
+            f"Five over one (p50): {f['five_over_one_p50']}×. Idle with five: "
+            f"{idle['cpu_percent_of_one_core']} % of a core, peak RSS {idle['peak_rss_mb']} MB.",
+            "",
+        ]
     out += _url_sections(r)
     return out
 
@@ -555,6 +577,28 @@ def _session_targets(r: dict[str, Any]) -> list[str]:
                     "quit ≤ 1 s in every state measured",
                     f"{slowest} ms (slowest)",
                     _yes(slowest <= 1000),
+                ]
+            )
+        )
+    five = r.get("five_workflows")
+    if five:
+        ratio, idle = five["five_over_one_p50"], five["five_idle"]
+        rows.append(
+            _row(
+                [
+                    "five workflows: save → Ready ≤ 10 % more than one (p50)",
+                    f"{ratio}×",
+                    _yes(ratio is not None and ratio <= 1.10),
+                ]
+            )
+        )
+        cpu, rss = idle["cpu_percent_of_one_core"], idle["peak_rss_mb"]
+        rows.append(
+            _row(
+                [
+                    "five workflows idle: ≤ 1.5 % of a core and ≤ 130 MB",
+                    f"{cpu} %, {rss} MB",
+                    _yes(cpu <= 1.5 and rss <= 130),
                 ]
             )
         )
