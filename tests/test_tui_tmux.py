@@ -476,3 +476,29 @@ def test_the_readme_s_control_plane_commands_typed_as_written() -> None:
     finally:
         plane.close()
         shell.close()
+
+
+def test_the_readme_s_several_workflows_command_typed_as_written() -> None:
+    """The three examples in one session, as the README's Usage says to try it."""
+    from tests.test_readme import section
+
+    found = re.search(r"Try\s+`(python3 dev\.py run [^`]+)`", section("Usage"))
+    assert found is not None
+    command = found.group(1)
+    terminal = Terminal(120, 40)
+    try:
+        terminal.wait_for(PROMPT)
+        terminal.type(f"cd {Path(__file__).parent.parent} && {command}; echo exit=$?")
+        terminal.wait_for(
+            "1 hello ● watching ✓",
+            "2 emoji-report ● watching ✓",
+            "3 uptime-prober ● watching ✓",
+            timeout=90,
+        )
+        terminal.key("3")
+        terminal.wait_for("uptime-prober v")
+        terminal.key("q")
+        screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+        assert "exit=0" in screen and "Traceback" not in screen
+    finally:
+        terminal.close()
