@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from devloop.history import Revision
     from devloop.kube.connection import Connection
     from devloop.loop import DevLoop
+    from devloop.watch import WatchHub
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED = 0, 2, 3
 # SIGHUP too: closing the terminal or the SSH session must end pdwatch as cleanly as
@@ -179,6 +180,7 @@ async def run_loops(
         sink("", 0)(events.Error(clash))
         return None
     width = max(len(name) for _, name, _ in placed)
+    hub = session_watch(directories, debounce_ms, max_wait_ms)
     loops = []
     for i, (directory, name, where) in enumerate(placed):
         port = None if url_port is None else (url_port + i if url_port else 0)
@@ -186,10 +188,23 @@ async def run_loops(
         loop = make_loop(
             directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, out, where or None
         )
+        loop.watch_hub = hub
         quit_now.append(loop.quit)
         loops.append(loop)
-    await asyncio.gather(*(loop.run() for loop in loops))
+    try:
+        await asyncio.gather(*(loop.run() for loop in loops))
+    finally:
+        if hub is not None:
+            await hub.close()
     return loops
+
+
+def session_watch(directories: list[Path], debounce_ms: int, max_wait_ms: int) -> WatchHub | None:
+    """One file watcher for several workflows (devloop.watch.WatchHub); one workflow keeps
+    its own."""
+    from devloop.watch import WatchHub
+
+    return WatchHub(directories, debounce_ms, max_wait_ms) if len(directories) > 1 else None
 
 
 def settle_heap() -> None:
@@ -281,6 +296,7 @@ class StartingSeveral:
         self.build = build
         self.each = each
         self.loops: list[DevLoop] = []
+        self.hub: WatchHub | None = None
         self.quitting = asyncio.Event()
 
     async def run(self) -> None:
@@ -288,7 +304,11 @@ class StartingSeveral:
         if not self.loops or self.quitting.is_set():
             await self.quitting.wait()  # refused: the reason is on screen until quit
             return
-        await asyncio.gather(*(loop.run() for loop in self.loops))
+        try:
+            await asyncio.gather(*(loop.run() for loop in self.loops))
+        finally:
+            if self.hub is not None:
+                await self.hub.close()
 
     def quit(self) -> None:
         self.quitting.set()
@@ -339,6 +359,7 @@ async def run_tui_several(
             session(events.LoopState("error", "cannot deploy; q quits"))
             return None
         loops = []
+        runner.hub = session_watch(directories, debounce_ms, max_wait_ms)
         for i, (directory, name, ns) in enumerate(where):
             emit = app.emitter(name)
             emit(events.Connected(conn.context, conn.server, ns, conn.embedded is not None))
@@ -346,6 +367,7 @@ async def run_tui_several(
             loop = make_loop(
                 directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, emit, ns
             )
+            loop.watch_hub = runner.hub
             each[name].loop = loop
             loops.append(loop)
         return loops

@@ -54,7 +54,14 @@ from devloop.runresult import summarize
 from devloop.sharedsecrets import shared_files
 from devloop.supervise import report, supervised
 from devloop.waits import event_or_timeout, finish
-from devloop.watch import DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_WAIT_MS, WatchFailed, batches
+from devloop.watch import (
+    DEFAULT_DEBOUNCE_MS,
+    DEFAULT_MAX_WAIT_MS,
+    WatchedDirectory,
+    WatchFailed,
+    WatchHub,
+    batches,
+)
 from devloop.webhooktest import Delivery, delivery
 
 Emit = Callable[[events.Event], None]
@@ -109,37 +116,6 @@ def file_signatures(paths: list[Path]) -> dict[Path, tuple[int, int, int, int]]:
             continue
         found[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return found
-
-
-class WatchedDirectory:
-    """The directory a watch session is on, held open: while its descriptor is open its
-    inode cannot be reused, so a directory deleted and created again at the same path
-    (which may otherwise get the same inode number) is told apart from it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        try:
-            self.fd: int | None = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            self.fd = None
-
-    def state(self) -> str:
-        """ "same", "gone" (nothing at the path) or "replaced" (another directory there)."""
-        try:
-            now = os.stat(self.root)
-        except OSError:
-            return "gone"
-        if self.fd is None:
-            return "replaced"
-        held = os.fstat(self.fd)
-        if held.st_nlink == 0 or (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
-            return "replaced"
-        return "same"
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:
@@ -212,6 +188,7 @@ class DevLoop:
         self.state = ""
         self.preflight_done = False
         self.to_record: asyncio.Queue[Bundle] = asyncio.Queue()
+        self.watch_hub: WatchHub | None = None  # the session's one file watcher (several)
 
     # --- control API (both front ends) ------------------------------------------------------
 
@@ -365,9 +342,16 @@ class DevLoop:
             guard = asyncio.create_task(self._guard_directory(session_over))
             try:
                 async for batch in batches(
-                    root, self.settings.debounce_ms, self.settings.max_wait_ms, session_over
+                    root,
+                    self.settings.debounce_ms,
+                    self.settings.max_wait_ms,
+                    session_over,
+                    self.watch_hub,
                 ):
-                    self._request(set(batch.paths), "change", saved_at=batch.saved_at)
+                    if batch.paths:
+                        self._request(set(batch.paths), "change", saved_at=batch.saved_at)
+                    else:  # the session's watcher restarted: what is on disk, if it differs
+                        self._request(set(), "rescan")
             except OSError:
                 pass  # the directory went away under the watcher
             except WatchFailed as exc:
