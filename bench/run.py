@@ -478,8 +478,12 @@ def bench_five_workflows(
                 "20",
             ]
         )
-        for name in names:
-            proc.wait(lambda line, name=name: "start → " in line and name in line, timeout=60)
+        try:
+            for name in names:
+                proc.wait(lambda line, name=name: "start → " in line and name in line, timeout=60)
+        except TimeoutError:
+            proc.stop()  # not left running when its session never came up
+            raise
         return proc
 
     def save_to_ready(proc: Process, directory: Path, name: str) -> list[float]:
