@@ -180,23 +180,59 @@ async def run_loops(
         sink("", 0)(events.Error(clash))
         return None
     width = max(len(name) for _, name, _ in placed)
-    hub = session_watch(directories, debounce_ms, max_wait_ms)
+    loops, hub = make_loops(
+        placed,
+        wanted,
+        opts,
+        url_port,
+        conn,
+        debounce_ms,
+        max_wait_ms,
+        lambda name: sink(name, width),
+    )
+    quit_now.extend(loop.quit for loop in loops)
+    await run_all(loops, hub)
+    return loops
+
+
+def make_loops(
+    placed: list[tuple[Path, str, str]],
+    wanted: RenderOptions,
+    opts: ClusterOptions,
+    url_port: int | None,
+    conn: Connection,
+    debounce_ms: int,
+    max_wait_ms: int,
+    emit_for: Callable[[str], Emit],
+) -> tuple[list[DevLoop], WatchHub | None]:
+    """A loop each of (directory, name, namespace; "" for the connection's), the i-th URL
+    on url_port + i when a port is given, and one file watcher for them when several."""
+    hub = session_watch([directory for directory, _, _ in placed], debounce_ms, max_wait_ms)
     loops = []
-    for i, (directory, name, where) in enumerate(placed):
+    for i, (directory, name, ns) in enumerate(placed):
         port = None if url_port is None else (url_port + i if url_port else 0)
-        out = sink(name, width)
         loop = make_loop(
-            directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, out, where or None
+            directory,
+            wanted,
+            opts,
+            port,
+            conn,
+            debounce_ms,
+            max_wait_ms,
+            emit_for(name),
+            ns or None,
         )
         loop.watch_hub = hub
-        quit_now.append(loop.quit)
         loops.append(loop)
+    return loops, hub
+
+
+async def run_all(loops: list[DevLoop], hub: WatchHub | None) -> None:
     try:
         await asyncio.gather(*(loop.run() for loop in loops))
     finally:
         if hub is not None:
             await hub.close()
-    return loops
 
 
 def session_watch(directories: list[Path], debounce_ms: int, max_wait_ms: int) -> WatchHub | None:
@@ -304,11 +340,7 @@ class StartingSeveral:
         if not self.loops or self.quitting.is_set():
             await self.quitting.wait()  # refused: the reason is on screen until quit
             return
-        try:
-            await asyncio.gather(*(loop.run() for loop in self.loops))
-        finally:
-            if self.hub is not None:
-                await self.hub.close()
+        await run_all(self.loops, self.hub)
 
     def quit(self) -> None:
         self.quitting.set()
@@ -358,18 +390,14 @@ async def run_tui_several(
             session(events.Error(clash))
             session(events.LoopState("error", "cannot deploy; q quits"))
             return None
-        loops = []
-        runner.hub = session_watch(directories, debounce_ms, max_wait_ms)
-        for i, (directory, name, ns) in enumerate(where):
-            emit = app.emitter(name)
-            emit(events.Connected(conn.context, conn.server, ns, conn.embedded is not None))
-            port = None if url_port is None else (url_port + i if url_port else 0)
-            loop = make_loop(
-                directory, wanted, opts, port, conn, debounce_ms, max_wait_ms, emit, ns
-            )
-            loop.watch_hub = runner.hub
+        embedded = conn.embedded is not None
+        for _, name, ns in where:
+            app.emitter(name)(events.Connected(conn.context, conn.server, ns, embedded))
+        loops, runner.hub = make_loops(
+            where, wanted, opts, url_port, conn, debounce_ms, max_wait_ms, app.emitter
+        )
+        for (_, name, _), loop in zip(where, loops, strict=True):
             each[name].loop = loop
-            loops.append(loop)
         return loops
 
     runner = StartingSeveral(build, each)

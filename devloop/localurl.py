@@ -39,13 +39,16 @@ SWITCH_STEP_S = 0.05
 STOP_WAIT_S = 0.5
 
 
+def is_status(body: bytes) -> bool:
+    """A Kubernetes Status object: the API server's own answer, not the engine's."""
+    return b'"kind":"status"' in body[:400].lower().replace(b" ", b"")
+
+
 def not_the_engine(status: int, body: bytes) -> bool:
     """The API server answered, not the engine: the pod could not be reached (503), or is
     gone (a Status object)."""
-    head = body[:400].lower()
-    return (status == 503 and b"error trying to reach service" in head) or (
-        status in (404, 503) and b'"kind":"status"' in head.replace(b" ", b"")
-    )
+    unreachable = status == 503 and b"error trying to reach service" in body[:400].lower()
+    return unreachable or (status in (404, 503) and is_status(body))
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class PodRoute:
                 )
             except KubeError as exc:
                 return refused(f"pod {pod} could not be reached: {exc}"[:300])
-            if status == 403 and b'"kind":"status"' in answer[:400].lower().replace(b" ", b""):
+            if status == 403 and is_status(answer):
                 return refused(
                     f"the cluster refuses pdwatch the pod proxy (create pods/proxy in namespace "
                     f"{self.kube.namespace}): {status_message(answer)}"[:300]
