@@ -30,7 +30,9 @@ from devloop.node.permissions import ENTRYPOINT_FLAGS, local_flags
 from devloop.node.podnet import PodNetwork
 from devloop.sim.engine import Exit
 
-ENGINE_MAIN = Path(__file__).resolve().parents[2] / "engine-image" / "main.ts"
+# The stand-in engine, shipped inside the package (package data; in the repository a link
+# to engine-image/main.ts, which the image builds from) so an installed pdwatch has it too.
+ENGINE_MAIN = Path(__file__).with_name("standin") / "main.ts"
 PR_SET_PDEATHSIG = 1
 
 
