@@ -1288,13 +1288,14 @@ def bench_scale(cluster: EmbeddedCluster, tmp: Path) -> dict[str, Any]:
 
 def flood(cluster: EmbeddedCluster, namespace: str, pod_prefix: str, lines: int) -> None:
     def write() -> None:
-        for runtime in cluster.kubelet.pods.values():
+        assert cluster.node is not None
+        for worker in cluster.node.pods.values():
             if (
-                runtime.namespace == namespace
-                and runtime.name.startswith(pod_prefix)
-                and runtime.engine is not None
+                worker.namespace == namespace
+                and worker.name.startswith(pod_prefix)
+                and worker.container is not None
             ):
-                run = runtime.runs[-1]
+                run = worker.runs[-1]
                 for i in range(lines):
                     run.append(f"flood line {i}")
                 run.append("flood-end")

@@ -35,6 +35,7 @@ from aiohttp import web
 
 from devloop.node.containers import EngineContainer, curl
 from devloop.node.denoengine import DenoEngine, engine_flavor, find_deno
+from devloop.node.images import NO_DENO, image_reference, pullable, valid_reference
 from devloop.node.logs import ContainerLog
 from devloop.node.permissions import container_flags, engine_config_mount
 from devloop.node.podnet import PodNetwork
@@ -42,7 +43,6 @@ from devloop.node.prober import next_relist, probe_container
 from devloop.node.recorder import EventRecorder, rfc3339
 from devloop.node.rest import MERGE_PATCH, ApiStatus, Rest, retrying
 from devloop.sim.engine import Exit
-from devloop.sim.kubelet import NO_DENO, image_reference, pullable, valid_reference
 from devloop.sim.settings import ImageBehaviour, SimSettings
 
 KUBELET_VERSION = "v1.37.2"
@@ -343,6 +343,12 @@ class Node:
                     {"status": {"conditions": self._conditions()}},
                     content_type=MERGE_PATCH,
                 )
+
+    def rotate_logs(self, pod_name: str) -> None:
+        """The kubelet's log rotation for the pod's current container run."""
+        for worker in self.pods.values():
+            if worker.name == pod_name and worker.runs:
+                worker.runs[-1].rotate()
 
     # --- pods -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from aiohttp import web
@@ -23,15 +23,28 @@ from devloop.sim import resources
 from devloop.sim.api import EVENTS, Api
 from devloop.sim.batch import Batch
 from devloop.sim.controllers import Controllers
+from devloop.sim.endpoints import EndpointSlices
 from devloop.sim.errors import ApiError
 from devloop.sim.faults import Faults, Rule
-from devloop.sim.kubelet import NODE_NAME, Kubelet
+from devloop.sim.proxy import Forwarder
+from devloop.sim.scheduler import NODE_NAME, Scheduler
 from devloop.sim.server import make_app
 from devloop.sim.settings import ImageBehaviour, SimSettings
-from devloop.sim.store import Store, now_rfc3339, parse_rfc3339
+from devloop.sim.store import Store, parse_rfc3339
 
 CONTEXT = "pdwatch-embedded"
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from devloop.node.node import Node
+
+
+def graceful(pod: dict[str, Any]) -> bool:
+    """Whether a pod's deletion waits for its node (pod strategy CheckGracefulDelete: not
+    one that was never bound, nor one that has finished)."""
+    phase = (pod.get("status") or {}).get("phase")
+    return bool((pod.get("spec") or {}).get("nodeName")) and phase not in ("Succeeded", "Failed")
+
 
 __all__ = ["CONTEXT", "EmbeddedCluster", "ImageBehaviour", "Rule", "SimSettings"]
 
@@ -52,7 +65,11 @@ class EmbeddedCluster:
         self.api = Api(self.store)
         self.controllers: Controllers | None = None
         self.batch: Batch | None = None
-        self.kubelet: Kubelet = None  # type: ignore[assignment]  # set on start
+        self.node_faults = Faults()  # never set: the node's own connection
+        self.node: Node | None = None
+        self.forwarder: Forwarder = None  # type: ignore[assignment]  # set on start
+        self._node_runner: web.AppRunner | None = None
+        self._scheduler: Scheduler | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -99,7 +116,9 @@ class EmbeddedCluster:
         self.stop()
 
     async def _boot(self) -> None:
-        self.kubelet = Kubelet(self.api, self.store, self.settings, self.faults)
+        self._scheduler = Scheduler(self.api, self.store, self.settings)
+        EndpointSlices(self.api, self.store)
+        self.api.on_pod_delete = graceful
         self.controllers = Controllers(
             self.api,
             self.store,
@@ -112,6 +131,26 @@ class EmbeddedCluster:
         self._expiry = asyncio.get_running_loop().create_task(self._expire_events())
         self._bootstrap()
         await self._serve()
+        await self._start_node()
+
+    async def _start_node(self) -> None:
+        """pdwatch's node (the one Kubernetes' own control plane runs with), talking to this
+        API server on a port of its own, its pods on loopback addresses of their own."""
+        from devloop.node.node import Node
+        from devloop.node.podnet import PodNetwork
+        from devloop.node.rest import Rest
+
+        runner = web.AppRunner(
+            make_app(self, node_side=True), access_log=None, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._node_runner = runner
+        node_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self.node = Node(Rest(node_url), NODE_NAME, self.settings, network=PodNetwork.loopback())
+        await self.node.start()
+        self.forwarder = Forwarder(self.api, self.store, f"http://127.0.0.1:{self.node.port}")
 
     async def _expire_events(self) -> None:
         """Events go `event_ttl` after their last write, as etcd's lease on each one ends
@@ -147,7 +186,14 @@ class EmbeddedCluster:
         if self._expiry is not None:
             self._expiry.cancel()
         await self._unserve()
-        await self.kubelet.stop()
+        if self.node is not None:
+            await self.node.stop()
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        if self.forwarder is not None:
+            await self.forwarder.close()
+        if self._node_runner is not None:
+            await self._node_runner.cleanup()
         if self.controllers:
             await self.controllers.stop()
         if self.batch:
@@ -168,46 +214,6 @@ class EmbeddedCluster:
             "",
             {"metadata": {"name": "gvisor"}, "handler": "runsc"},
             "kubectl",
-        )
-        node = resources.of_kind("v1", "Node")
-        self.api.create(
-            node,
-            "",
-            {
-                "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
-                "status": {
-                    # what the scheduler places pods against (kind's nodes report the
-                    # host's; a laptop-sized node here)
-                    "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                    "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                    "addresses": [
-                        {"type": "InternalIP", "address": "127.0.0.1"},
-                        {"type": "Hostname", "address": NODE_NAME},
-                    ],
-                    "conditions": [
-                        {
-                            "type": "Ready",
-                            "status": "True",
-                            "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status",
-                            "lastHeartbeatTime": now_rfc3339(),
-                        }
-                    ],
-                    "nodeInfo": {
-                        "architecture": "amd64",
-                        "bootID": "0",
-                        "containerRuntimeVersion": "simulated://1",
-                        "kernelVersion": "simulated",
-                        "kubeProxyVersion": "",
-                        "kubeletVersion": "v1.36.0",
-                        "machineID": "0",
-                        "operatingSystem": "linux",
-                        "osImage": "pdwatch embedded cluster",
-                        "systemUUID": "0",
-                    },
-                },
-            },
-            "kubelet",
         )
         self.api.create(
             resources.of_kind("v1", "Service"),
@@ -316,7 +322,7 @@ class EmbeddedCluster:
 
     def rotate_logs(self, pod: str) -> None:
         """Rotate the pod's container log, as the kubelet does past its size limit."""
-        self.call(lambda: self.kubelet.rotate_logs(pod))
+        self.call(lambda: self.node.rotate_logs(pod) if self.node else None)
 
     def forbid(self, verb: str, plural: str) -> None:
         self.call(lambda: self.api.forbidden.add((verb, plural)))

@@ -116,6 +116,10 @@ RESOURCES = (
         has_generation=True,
     ),
     Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", namespaced=False),
+    # the node's heartbeat (kube-node-lease), and a Service's endpoints as the
+    # endpoint-slice controller writes them (what a pod's curl reaches)
+    Resource("coordination.k8s.io", "v1", "Lease", "leases"),
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     Resource(
         "authorization.k8s.io",
         "v1",

@@ -17,17 +17,19 @@ from aiohttp import web
 from devloop.sim import openapi, resources, tables
 from devloop.sim import patch as patch_module
 from devloop.sim.errors import ApiError, bad_request, method_not_supported
-from devloop.sim.faults import cut, inject, start_stream
+from devloop.sim.faults import Faults, cut, inject, start_stream
 from devloop.sim.params import query_bool
 from devloop.sim.resources import Resource
 from devloop.sim.selectors import field_matcher, label_matcher
 from devloop.sim.store import Store, WatchEvent
 
 if TYPE_CHECKING:
+    from devloop.sim.api import Api
     from devloop.sim.cluster import EmbeddedCluster
 
 log = logging.getLogger("devloop.sim")
 
+NODE_SIDE = web.RequestKey("node_side", bool)  # the request came on the node's port
 SERVER_VERSION = {
     "major": "1",
     "minor": "36",
@@ -75,21 +77,32 @@ def status_response(code: int, message: str) -> web.Response:
     return error_response(ApiError(code, REASONS.get(code, "InternalError"), message))
 
 
-def make_app(cluster: EmbeddedCluster) -> web.Application:
+def faults_of(cluster: EmbeddedCluster, request: web.Request) -> Faults:
+    """The faults a request meets: the tests' for pdwatch's side, none for the node's."""
+    return cluster.node_faults if request.get(NODE_SIDE) else cluster.faults
+
+
+def make_app(cluster: EmbeddedCluster, node_side: bool = False) -> web.Application:
+    """The API server; `node_side` is the port the cluster's node talks to, as a kubelet
+    has its own connection to the API server: no test fault reaches it, no request of it
+    is counted, and RBAC rules set for pdwatch do not apply to it."""
     faults = cluster.faults
 
     @web.middleware
     async def fault_middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        injected = await inject(faults, request)
-        if injected is not None:
-            return status_response(*injected)
-        cluster.request_count += 1
-        if cluster.request_log is not None:  # benchmarks: when each request arrived
-            cluster.request_log.append(
-                (time.monotonic(), request.method, request.path, request.query_string)
-            )
+        if node_side:
+            request[NODE_SIDE] = True
+        else:
+            injected = await inject(faults, request)
+            if injected is not None:
+                return status_response(*injected)
+            cluster.request_count += 1
+            if cluster.request_log is not None:  # benchmarks: when each request arrived
+                cluster.request_log.append(
+                    (time.monotonic(), request.method, request.path, request.query_string)
+                )
         try:
             return await handler(request)
         except ApiError as err:
@@ -311,11 +324,19 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def authorizer(api: Api, request: web.Request) -> Callable[[str, Resource, str, str], None]:
+    """RBAC as set for pdwatch; the node's requests are the node's (the Node authorizer)."""
+    if request.get(NODE_SIDE):
+        return lambda *_: None
+    return api.authorize
+
+
 async def resource_request(
     cluster: EmbeddedCluster, request: web.Request, group: str, version: str, rest: list[str]
 ) -> web.StreamResponse:
     t = parse_target(group, version, rest)
     api, store = cluster.api, cluster.store
+    authorize = authorizer(api, request)
     method = request.method
     query = request.query
     dry_run = "All" in query.getall("dryRun", [])
@@ -330,17 +351,20 @@ async def resource_request(
             body["status"]["reason"] = "denied by the embedded cluster's test settings"
         return json_response(body, 201)
     if t.subresource == "log" and t.resource.kind == "Pod":
-        api.authorize("get", t.resource, t.namespace, t.name)
-        return await cluster.kubelet.serve_log(request, t.namespace, t.name, query)
+        authorize("get", t.resource, t.namespace, t.name)
+        return await cluster.forwarder.log(
+            request, faults_of(cluster, request), t.namespace, t.name
+        )
     if t.subresource == "proxy" and t.resource.kind == "Service":
-        return await cluster.kubelet.proxy(request, t.namespace, t.name, t.subpath)
+        return await cluster.forwarder.service(request, t.namespace, t.name, t.subpath)
     if t.subresource == "proxy" and t.resource.kind == "Pod":
-        return await cluster.kubelet.proxy_pod(request, t.namespace, t.name, t.subpath)
+        return await cluster.forwarder.pod(request, t.namespace, t.name, t.subpath)
     if t.subresource in UNSUPPORTED_SUBRESOURCES and t.resource.kind == "Pod":
         raise ApiError(
             400,
             "BadRequest",
-            f"the embedded cluster runs no containers, so pods/{t.subresource} (kubectl "
+            "the embedded cluster's node runs engines as processes, not containers, so "
+            f"pods/{t.subresource} (kubectl "
             f"{UNSUPPORTED_SUBRESOURCES[t.subresource]}) is not available; the workflow "
             "answers through the service proxy instead: kubectl get --raw "
             f"/api/v1/namespaces/{t.namespace}/services/SERVICE:8080/proxy/health",
@@ -352,7 +376,7 @@ async def resource_request(
     if method == "GET":
         if not t.name:
             return await list_or_watch(cluster, request, t)
-        api.authorize("get", t.resource, t.namespace, t.name)
+        authorize("get", t.resource, t.namespace, t.name)
         obj = store.get(t.resource, t.namespace, t.name)
         table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
         if table_version:
@@ -363,13 +387,13 @@ async def resource_request(
     if method == "POST":
         if t.name:
             raise method_not_supported(t.resource, "create")
-        api.authorize("create", t.resource, t.namespace, "")
+        authorize("create", t.resource, t.namespace, "")
         obj = api.create(
             t.resource, t.namespace, await read_json(request), manager_of(request), dry_run
         )
         return json_response(obj, 201)
     if method == "PUT":
-        api.authorize("update", t.resource, t.namespace, t.name)
+        authorize("update", t.resource, t.namespace, t.name)
         obj = api.update(
             t.resource,
             t.namespace,
@@ -381,12 +405,12 @@ async def resource_request(
         )
         return json_response(obj)
     if method == "PATCH":
-        api.authorize("patch", t.resource, t.namespace, t.name)
+        authorize("patch", t.resource, t.namespace, t.name)
         content_type = request.headers.get("Content-Type", "")
         is_apply = content_type.startswith("application/apply-patch")
         existed = store.find(t.resource, t.namespace, t.name) is not None
         if is_apply and not existed:
-            api.authorize("create", t.resource, t.namespace, t.name)
+            authorize("create", t.resource, t.namespace, t.name)
         manager = query.get("fieldManager") if is_apply else manager_of(request)
         obj = api.patch(
             t.resource,
@@ -402,12 +426,12 @@ async def resource_request(
         return json_response(obj, 201 if is_apply and not existed else 200)
     if method == "DELETE":
         if not t.name:
-            api.authorize("deletecollection", t.resource, t.namespace, "")
+            authorize("deletecollection", t.resource, t.namespace, "")
             matches = label_matcher(query.get("labelSelector"))
             for obj in store.list(t.resource, t.namespace, matches):
                 api.delete(t.resource, t.namespace, obj["metadata"]["name"])
             return json_response(success_status(t.resource, "", ""))
-        api.authorize("delete", t.resource, t.namespace, t.name)
+        authorize("delete", t.resource, t.namespace, t.name)
         options: dict[str, Any] = {}
         raw = await request.read()
         if raw:
@@ -460,7 +484,9 @@ async def scale_request(
 ) -> web.StreamResponse:
     """GET, PUT and PATCH of the scale subresource (kubectl scale patches it)."""
     api = cluster.api
-    api.authorize("get" if request.method == "GET" else "update", t.resource, t.namespace, t.name)
+    authorizer(api, request)(
+        "get" if request.method == "GET" else "update", t.resource, t.namespace, t.name
+    )
     obj = cluster.store.get(t.resource, t.namespace, t.name)
     if request.method == "GET":
         return json_response(scale_of(obj))
@@ -520,9 +546,9 @@ async def list_or_watch(
         return labels(obj) and fields(obj)
 
     if query_bool(query, "watch"):
-        cluster.api.authorize("watch", t.resource, t.namespace, "")
+        authorizer(cluster.api, request)("watch", t.resource, t.namespace, "")
         return await watch(cluster, request, t, matches)
-    cluster.api.authorize("list", t.resource, t.namespace, "")
+    authorizer(cluster.api, request)("list", t.resource, t.namespace, "")
     limit, after = paging(query)
     table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
     continue_token = ""
@@ -647,11 +673,13 @@ async def watch(
         # apiserver storage/cacher Watch: once the resourceVersion has parsed, "other errors
         # must fail with a watch event of type ERROR, rather than a directly returned error"
         # (newErrWatcher): an expired one (410) and one not reached yet (504) alike.
-        response = await start_stream(request, cluster.faults)
+        faults = faults_of(cluster, request)
+        response = await start_stream(request, faults)
         await response.write(json.dumps({"type": "ERROR", "object": err.status()}).encode() + b"\n")
-        cluster.faults.streams.discard(response)
+        faults.streams.discard(response)
         return response
-    response = await start_stream(request, cluster.faults)
+    faults = faults_of(cluster, request)
+    response = await start_stream(request, faults)
     deadline = time.monotonic() + timeout
     table_version = tables.wanted_table_version(request.headers.get("Accept", ""))
     sent_columns = False
@@ -708,5 +736,5 @@ async def watch(
         pass
     finally:
         cluster.store.stop_watch(watcher)
-        cluster.faults.streams.discard(response)
+        faults.streams.discard(response)
     return response
