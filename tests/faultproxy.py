@@ -12,7 +12,9 @@ cluster-scoped object, is refused with 403, so a test that forgot to use its nam
 fails instead of touching the cluster.
 
 Fault semantics are the embedded cluster's (devloop.sim.faults.Rule), so one test reads
-the same in both modes.
+the same in both modes. So are RBAC refusals (`forbid`): the proxy then acts as a
+ServiceAccount of the test's namespace (impersonation) whose Role grants what pdwatch uses
+but the forbidden verbs, and the real API server's RBAC refuses them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,43 @@ _NAMESPACED = re.compile(r"/namespaces/([^/]+)(/|$)")
 # Cluster-scoped writes a test may make: reviews of its own permissions (pdwatch's
 # preflight asks with them).
 _ALLOWED_CLUSTER_WRITES = ("/selfsubjectaccessreviews", "/selfsubjectrulesreviews")
+
+
+# What the limited ServiceAccount is granted (before `forbid` takes verbs away): every
+# resource pdwatch and the tests' clients use, with every verb.
+GRANTED = {
+    "": (
+        "pods",
+        "pods/log",
+        "pods/proxy",
+        "services",
+        "services/proxy",
+        "configmaps",
+        "secrets",
+        "events",
+        "serviceaccounts",
+        "resourcequotas",
+        "endpoints",
+    ),
+    "apps": ("deployments", "deployments/scale", "replicasets"),
+    "batch": ("cronjobs", "jobs"),
+    "networking.k8s.io": ("networkpolicies",),
+    "discovery.k8s.io": ("endpointslices",),
+    "events.k8s.io": ("events",),
+}
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+LIMITED = "pdwatch-limited"
+
+
+def limited_role(forbidden: set[tuple[str, str]]) -> list[dict[str, object]]:
+    """The Role's rules: each granted resource with every verb not forbidden for it."""
+    rules: list[dict[str, object]] = []
+    for group, plurals in GRANTED.items():
+        for plural in plurals:
+            verbs = [v for v in VERBS if (v, plural) not in forbidden]
+            if verbs:
+                rules.append({"apiGroups": [group], "resources": [plural], "verbs": verbs})
+    return rules
 
 
 def owned(namespace: str, name: object) -> bool:
@@ -97,6 +136,8 @@ class FaultProxy:
         # Open responses: the downstream request (to cut) and the upstream one (to close).
         self._streams: dict[web.StreamResponse, tuple[web.Request, aiohttp.ClientResponse]] = {}
         self._ready = threading.Event()
+        self.forbidden: set[tuple[str, str]] = set()
+        self.impersonate = ""  # the ServiceAccount the proxy acts as, once one is limited
         self._done: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
 
@@ -128,6 +169,15 @@ class FaultProxy:
         await self._session.close()
 
     def stop(self) -> None:
+        if self.impersonate:
+            with self._admin() as api:
+                rbac = client.RbacAuthorizationV1Api(api)
+                for delete in (rbac.delete_cluster_role, rbac.delete_cluster_role_binding):
+                    try:
+                        delete(f"{LIMITED}-{self.namespace}")
+                    except client.ApiException as err:
+                        if err.status != 404:
+                            raise
         if self.loop is not None and self._done is not None:
             self.loop.call_soon_threadsafe(self._done.set)
         if self._thread is not None:
@@ -235,6 +285,91 @@ class FaultProxy:
         self.request_count += 1
         return await self._forward(request)
 
+    # --- RBAC -------------------------------------------------------------------------------
+
+    def forbid(self, verb: str, plural: str) -> None:
+        """From now on the API server refuses `verb` on `plural` to this proxy's clients:
+        they act as a ServiceAccount whose Role grants what pdwatch uses but that."""
+        self.forbidden.add((verb, plural))
+        ns, name = self.namespace, LIMITED
+        subject = {"kind": "ServiceAccount", "name": name, "namespace": ns}
+        cluster_name = f"{name}-{ns}"
+        with self._admin() as api:
+            core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+            objects = [
+                (
+                    core.create_namespaced_service_account,
+                    core.replace_namespaced_service_account,
+                    {"metadata": {"name": name}},
+                ),
+                (
+                    rbac.create_namespaced_role,
+                    rbac.replace_namespaced_role,
+                    {"metadata": {"name": name}, "rules": limited_role(self.forbidden)},
+                ),
+                (
+                    rbac.create_namespaced_role_binding,
+                    rbac.replace_namespaced_role_binding,
+                    {
+                        "metadata": {"name": name},
+                        "subjects": [subject],
+                        "roleRef": {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "Role",
+                            "name": name,
+                        },
+                    },
+                ),
+            ]
+            for create, replace, body in objects:
+                try:
+                    create(ns, body)
+                except client.ApiException as err:
+                    if err.status != 409:
+                        raise
+                    replace(name, ns, body)
+            # what pdwatch reads at the cluster's scope
+            cluster_rules = [
+                {
+                    "apiGroups": [""],
+                    "resources": ["namespaces", "nodes"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": ["node.k8s.io"],
+                    "resources": ["runtimeclasses"],
+                    "verbs": ["get", "list", "watch"],
+                },
+            ]
+            for make, body in (
+                (
+                    rbac.create_cluster_role,
+                    {"metadata": {"name": cluster_name}, "rules": cluster_rules},
+                ),
+                (
+                    rbac.create_cluster_role_binding,
+                    {
+                        "metadata": {"name": cluster_name},
+                        "subjects": [subject],
+                        "roleRef": {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "ClusterRole",
+                            "name": cluster_name,
+                        },
+                    },
+                ),
+            ):
+                try:
+                    make(body)
+                except client.ApiException as err:
+                    if err.status != 409:
+                        raise
+        self.impersonate = f"system:serviceaccount:{ns}:{name}"
+
+    def _admin(self) -> client.ApiClient:
+        """The cluster as the kubeconfig's own user (the tests' admin)."""
+        return client.ApiClient(self.upstream)
+
     def _auth_headers(self) -> dict[str, str]:
         """The credentials the client library would send (a bearer token, refreshed by its
         hook when it comes from an exec plugin or a token file); client certificates are
@@ -249,6 +384,8 @@ class FaultProxy:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
         headers.update(self._auth_headers())
+        if self.impersonate:
+            headers["Impersonate-User"] = self.impersonate
         body = await request.read()
         url = self.upstream.host.rstrip("/") + request.rel_url.raw_path_qs
         try:

@@ -90,6 +90,7 @@ FAULT_HOOKS = frozenset(
         "set_latency",
         "fail_next",
         "add_fault",
+        "forbid",
         "clear_faults",
         "drop_streams",
         "stop_server",
@@ -147,6 +148,14 @@ class ProxiedCluster:
         raise SimOnlyHook(
             f"cluster.{name} exists only on the embedded cluster: mark the test sim_only"
         )
+
+
+def limited_user(namespace: str) -> str:
+    """Who the API server says was refused after `cluster.forbid(...)`: the embedded
+    cluster's one user, or the proxy's limited ServiceAccount (tests/faultproxy.py)."""
+    if REAL is None:
+        return "pdwatch-embedded"
+    return f"system:serviceaccount:{namespace}:pdwatch-limited"
 
 
 def render_options(namespace: str) -> RenderOptions:

@@ -41,7 +41,7 @@ from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
 from tests.helpers import STUCK_AT_LOAD
 from tests.processes import run_pdwatch
-from tests.target import patience, render_options, sim_only
+from tests.target import limited_user, patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -538,20 +538,20 @@ def test_no_explanation_quotes_the_logs() -> None:
 # --- requests the API server refuses (outside a rollout) ----------------------------------
 
 
-@sim_only("RBAC rules set in the embedded cluster")
 async def test_rbac_that_does_not_allow_a_verb(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
-    cluster.api.forbidden.add(("create", "configmaps"))
+    cluster.forbid("create", "configmaps")
     with pytest.raises(KubeError) as info:
         await kube.apply(hello(tmp_path, kube).config_map)
     found = explain_error(str(info.value), kind_in(kube.namespace))
     assert found is not None
     assert found.what == (
-        "the cluster's RBAC does not let pdwatch-embedded create configmaps in namespace default"
+        f"the cluster's RBAC does not let {limited_user(kube.namespace)} create configmaps "
+        f"in namespace {kube.namespace}"
     )
     assert found.fix.startswith("ask for a Role that grants it (kubectl auth can-i create ")
-    assert "configmaps -n default checks it)" in found.fix
+    assert f"configmaps -n {kube.namespace} checks it)" in found.fix
 
 
 async def test_a_namespace_being_deleted(api_client: client.ApiClient, namespace: str) -> None:
@@ -583,19 +583,17 @@ async def test_a_namespace_that_does_not_exist(
     assert found is not None and found.fix.startswith("pass --create-namespace")
 
 
-@sim_only("RBAC rules set in the embedded cluster")
 def test_once_explains_a_refused_request_before_exiting_4(
-    tmp_path: Path, cluster: EmbeddedCluster
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str
 ) -> None:
-    """Preflight asks for patch; creating through apply also needs create (the embedded
-    cluster checks it as the API server's apply handler does), so this gets past it."""
-    cluster.api.forbidden.add(("create", "services"))
+    """Preflight asks for patch; creating through apply also needs create (the API
+    server's apply handler checks it), so this gets past it."""
+    cluster.forbid("create", "services")
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     proc = run_pdwatch(directory, "--once", "--kubeconfig", kubeconfig)
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    assert "what happened: the cluster's RBAC does not let pdwatch-embedded create services" in (
-        proc.stdout
-    )
+    user = limited_user(namespace)
+    assert f"what happened: the cluster's RBAC does not let {user} create services" in proc.stdout
     assert "what to do: ask for a Role" in proc.stdout

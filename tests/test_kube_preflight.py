@@ -259,17 +259,18 @@ async def test_preflight_missing_runtime_class(
     ) in lines
 
 
-@sim_only("RBAC rules set in the embedded cluster")
 async def test_preflight_missing_permissions(
-    cluster: EmbeddedCluster, api_client: client.ApiClient
+    cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     cluster.forbid("patch", "deployments")
     cluster.forbid("watch", "pods")
-    lines = await checks_for(api_client, "default")
-    assert '  ✗ not allowed in namespace "default": patch deployments.apps, watch pods' in lines
+    lines = await checks_for(api_client, namespace)
+    assert f'  ✗ not allowed in namespace "{namespace}": patch deployments.apps, watch pods' in (
+        lines
+    )
     assert (
         "    -> ask for a Role granting these; check with: kubectl auth can-i patch "
-        "deployments -n default" in lines
+        f"deployments -n {namespace}" in lines
     )
 
 
@@ -466,9 +467,8 @@ def test_on_a_kind_cluster_the_default_runtime_class_is_dropped(
     assert spec.runtime_class_name is None
 
 
-@sim_only("RBAC rules set in the embedded cluster")
 async def test_network_policies_are_asked_for_only_when_the_workflow_has_one(
-    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
     """A Role without NetworkPolicies: a Pipedreamer workflow deploys (the policy of a
     Tentacular one it may once have been is read only to prune it, and a refused read
@@ -484,13 +484,13 @@ async def test_network_policies_are_asked_for_only_when_the_workflow_has_one(
     cluster.forbid("patch", "networkpolicies")
     directory = tmp_path / "hello"
     shutil.copytree(EXAMPLES / "hello", directory)
-    bundle = render(directory, render_options("default"))
+    bundle = render(directory, render_options(namespace))
     assert isinstance(bundle, Bundle) and bundle.network_policy is None
     seen: list[object] = []
-    result = await deploy_cycle(Kube(api_client, "default"), bundle, seen.append, RestartStamps())
+    result = await deploy_cycle(Kube(api_client, namespace), bundle, seen.append, RestartStamps())
     assert result.ok, seen
     found = await preflight(
-        Kube(api_client, "default"),
+        Kube(api_client, namespace),
         context_name(),
         "",
         with_secret=False,
@@ -500,7 +500,7 @@ async def test_network_policies_are_asked_for_only_when_the_workflow_has_one(
     )
     lines = [line for check in found for line in check.lines()]
     assert (
-        '  ✗ not allowed in namespace "default": patch networkpolicies.networking.k8s.io, '
+        f'  ✗ not allowed in namespace "{namespace}": patch networkpolicies.networking.k8s.io, '
         "get networkpolicies.networking.k8s.io"
     ) in lines
 

@@ -16,7 +16,7 @@ from devloop.kube.client import Kube
 from devloop.localurl import LocalUrl
 from devloop.sim import EmbeddedCluster
 from tests.looprig import EXAMPLES, Rig
-from tests.target import sim_only
+from tests.target import limited_user
 from tests.test_formats import catalog_workflow
 
 GREET = Path("nodes") / "greet.ts"
@@ -281,7 +281,6 @@ async def test_w_on_a_workflow_without_a_webhook_endpoint_says_why(
         await task
 
 
-@sim_only("RBAC rules set in the embedded cluster")
 async def test_a_cluster_refusing_the_pod_proxy_is_said_by_the_url_and_t(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
@@ -297,8 +296,8 @@ async def test_a_cluster_refusing_the_pod_proxy_is_said_by_the_url_and_t(
         pod = rig.loop.current_pod
         said = (
             "the cluster refuses pdwatch the pod proxy (create pods/proxy in namespace "
-            f'default): pods "{pod}" is forbidden: User "pdwatch-embedded" cannot create '
-            'resource "pods/proxy" in API group "" in the namespace "default"'
+            f'{namespace}): pods "{pod}" is forbidden: User "{limited_user(namespace)}" cannot '
+            f'create resource "pods/proxy" in API group "" in the namespace "{namespace}"'
         )
         result = await rig.loop.trigger_run({})
         assert (result.status, result.body) == (0, said)
