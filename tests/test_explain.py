@@ -545,7 +545,7 @@ async def test_rbac_that_does_not_allow_a_verb(
     with pytest.raises(KubeError) as info:
         await kube.apply(hello(tmp_path, kube).config_map)
     found = explain_error(str(info.value), kind_in(kube.namespace))
-    assert found is not None
+    assert found is not None, str(info.value)
     assert found.what == (
         f"the cluster's RBAC does not let {limited_user(kube.namespace)} create configmaps "
         f"in namespace {kube.namespace}"
@@ -597,3 +597,19 @@ def test_once_explains_a_refused_request_before_exiting_4(
     user = limited_user(namespace)
     assert f"what happened: the cluster's RBAC does not let {user} create services" in proc.stdout
     assert "what to do: ask for a Role" in proc.stdout
+
+
+def test_a_long_user_name_is_kept_whole_so_the_refusal_is_still_explained() -> None:
+    """A cluster's long quoted values are shortened in messages, but not who was refused:
+    a ServiceAccount's full name is often over 60 characters (the real API server's RBAC
+    refusal of the tests' limited ServiceAccount went unexplained before)."""
+    from devloop.kube.errors import shorten
+
+    user = "system:serviceaccount:" + "n" * 50 + ":pdwatch-limited"
+    message = shorten(
+        f'configmaps "x" is forbidden: User "{user}" cannot create resource "configmaps" '
+        'in API group "" in the namespace "ns"'
+    )
+    assert f'User "{user}"' in message
+    found = explain_error(message, kind_in("ns"))
+    assert found is not None and found.what.startswith(f"the cluster's RBAC does not let {user}")

@@ -16,7 +16,9 @@ MAX_BODY = 300
 MAX_MESSAGE = 400  # a cluster's message, cut to something a terminal line can hold
 MAX_CAUSES = 5
 MAX_VALUE = 60  # an `Invalid value: "…"` longer than this is not repeated
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.){' + str(MAX_VALUE + 1) + r',})"')
+# (not a `User "…"`: who was refused is what an RBAC refusal is about, and a
+# ServiceAccount's full name is often longer than that)
+_QUOTED = re.compile(r'(?<!User )"((?:[^"\\]|\\.){' + str(MAX_VALUE + 1) + r',})"')
 
 
 @dataclass

@@ -184,9 +184,10 @@ class Forwarder:
             raise ApiError(
                 403,
                 "Forbidden",
-                f'pods "{name}" is forbidden: User "pdwatch-embedded" cannot {verb} resource '
-                f'"pods/proxy" in API group "" in the namespace "{ns}"',
-                {"name": name, "kind": "pods"},
+                # the name as the request gave it, port and all (kube-apiserver v1.37.2)
+                f'pods "{pod_ref}" is forbidden: User "pdwatch-embedded" cannot {verb} '
+                f'resource "pods/proxy" in API group "" in the namespace "{ns}"',
+                {"name": pod_ref, "kind": "pods"},
             )
         pod = self.store.find(PODS, ns, name)
         if pod is None:
