@@ -270,8 +270,19 @@ def _runtime_class(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
     )
 
 
+LIST_TAINTS = "kubectl get nodes -o custom-columns=NODE:.metadata.name,TAINTS:.spec.taints"
+
+
 def _taint(m: re.Match[str], f: Failure, s: Situation) -> Explanation:
+    """Kubernetes before 1.35 named the taint ({key: value}); since then the scheduler says
+    only "had untolerated taint(s)", so the fix shows how to see them."""
     taint = m.group(1)
+    if taint is None:
+        return Explanation(
+            "every node carries a taint the pod does not tolerate",
+            f"see the taints with {LIST_TAINTS}; on a one-node dev cluster remove one "
+            "with kubectl taint nodes --all KEY-",
+        )
     key = taint.split(":", 1)[0].strip(" {}")
     return Explanation(
         f"every node carries a taint the pod does not tolerate ({taint})",
@@ -423,7 +434,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _re(r'RuntimeClass "([^"]*)" not found'),
         _runtime_class,
     ),
-    Entry("taint", WAITING, _re(r"had untolerated taint (\{[^}]*\})"), _taint),
+    Entry("taint", WAITING, _re(r"had untolerated taint(?:\(s\)| (\{[^}]*\}))"), _taint),
     Entry(
         "insufficient", WAITING, _re(r"Insufficient (cpu|memory|ephemeral-storage)"), _insufficient
     ),

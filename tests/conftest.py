@@ -92,7 +92,12 @@ def cluster(namespace: str) -> Iterator[EmbeddedCluster]:
     with FaultProxy(upstream, namespace) as proxy:
         # Typed as the embedded cluster: it answers the same hooks, black-box, and fails
         # loudly on the others (target.SimOnlyHook).
-        yield cast(EmbeddedCluster, target.ProxiedCluster(target.REAL, proxy, namespace))
+        proxied = target.ProxiedCluster(target.REAL, proxy, namespace)
+        try:
+            yield cast(EmbeddedCluster, proxied)
+        finally:
+            if proxied.machine_changed:  # the next test meets the node as it started
+                target.reset_machine(target.REAL)
 
 
 @pytest.fixture
@@ -114,3 +119,25 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     kubeconfig = tmp_path_factory.mktemp("controlplane") / "kubeconfig"
     with Running(kubeconfig, SimSettings(time_scale=0.05)) as running:
         yield running
+
+
+@pytest.fixture
+def the_node(api_client: client.ApiClient) -> Iterator[tuple[client.CoreV1Api, str]]:
+    """The cluster's one node, to change as an administrator would: the embedded cluster's
+    (a cluster of the test's own), or pdwatch's node on Kubernetes' own control plane,
+    given back its taints and allocatable after the test."""
+    if target.REAL is None:
+        core = client.CoreV1Api(api_client)
+        (node,) = core.list_node().items
+        yield core, node.metadata.name
+        return
+    with target.direct_client(target.REAL) as admin:
+        core = client.CoreV1Api(admin)
+        (node,) = core.list_node().items
+        taints = [t.to_dict() for t in node.spec.taints or []]
+        allocatable = dict(node.status.allocatable or {})
+        try:
+            yield core, node.metadata.name
+        finally:
+            core.patch_node(node.metadata.name, {"spec": {"taints": taints or None}})
+            core.patch_node_status(node.metadata.name, {"status": {"allocatable": allocatable}})

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,9 @@ import pytest
 import yaml
 from kubernetes import client, config, watch
 
+from devloop.node import machine
 from devloop.render import DEFAULT_RUNTIME_CLASS, RenderOptions
+from devloop.sim.settings import ImageBehaviour
 from tests.faultproxy import FaultProxy
 
 EMBEDDED_CONTEXT = "pdwatch-embedded"
@@ -71,6 +73,29 @@ def sim_only(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(REAL is not None, reason=f"embedded cluster only: {reason}")
 
 
+@cache
+def has_pdwatch_node() -> bool:
+    """Whether the real cluster's node is pdwatch's (Kubernetes' own control plane with
+    devloop.node), whose machine tests can configure (devloop/node/machine.py)."""
+    if REAL is None:
+        return True
+    with direct_client(REAL) as api:
+        nodes = client.CoreV1Api(api).list_node().items
+    return any(
+        (n.status.node_info.container_runtime_version or "").startswith("pdwatch://") for n in nodes
+    )
+
+
+def machine_only(reason: str) -> pytest.MarkDecorator:
+    """Skips the test on a real cluster whose node is not pdwatch's (kind, k0s): it sets up
+    the node's machine (`reason`: images that crash, registries), which only pdwatch's node
+    lets a test do, on the embedded cluster and on Kubernetes' own control plane alike."""
+    return pytest.mark.skipif(
+        REAL is not None and not has_pdwatch_node(),
+        reason=f"pdwatch's node only (not a kubelet's machine): {reason}",
+    )
+
+
 def image_from_files(what: str) -> pytest.MarkDecorator:
     """Skips the test when PDWATCH_TEST_IMAGE is set: it deploys the image the workflow's
     own files name (`what`), which the test image would replace."""
@@ -112,6 +137,7 @@ class ProxiedCluster:
     real: RealCluster
     proxy: FaultProxy
     namespace: str
+    machine_changed: bool = field(default=False)
 
     def kubeconfig(
         self, namespace: str | None = None, context: str | None = None
@@ -142,6 +168,41 @@ class ProxiedCluster:
         path.write_text(yaml.safe_dump(self.kubeconfig(namespace, context), sort_keys=False))
         return path
 
+    # --- the node's machine (devloop/node/machine.py), through its ConfigMap --------------
+
+    def set_image(
+        self, image: str, ready: bool = True, oom_killed: bool = False, exit_code: int | None = None
+    ) -> None:
+        behaviour = ImageBehaviour(ready, oom_killed=oom_killed, exit_code=exit_code)
+        self._change_machine(lambda m: replace(m, images={**m.images, image: behaviour}))
+
+    def add_private_registry(self, host: str) -> None:
+        self._change_machine(lambda m: replace(m, private_registries=m.private_registries | {host}))
+
+    def add_failing_registry(self, host: str) -> None:
+        self._change_machine(lambda m: replace(m, failing_registries=m.failing_registries | {host}))
+
+    def _change_machine(self, change: Callable[[machine.Machine], machine.Machine]) -> None:
+        """Write the node's machine ConfigMap, then wait until the node says it has taken
+        that version in (its Node's annotation)."""
+        with direct_client(self.real) as api:
+            core = client.CoreV1Api(api)
+            try:
+                found = core.read_namespaced_config_map(machine.NAME, machine.NAMESPACE)
+            except client.ApiException as err:
+                if err.status != 404:
+                    raise
+                found = None
+            data = machine.render(change(machine.parse((found.data or {}) if found else {})))
+            if found is None:
+                body = {"metadata": {"name": machine.NAME}, "data": data}
+                written = core.create_namespaced_config_map(machine.NAMESPACE, body)
+            else:
+                found.data = data
+                written = core.replace_namespaced_config_map(machine.NAME, machine.NAMESPACE, found)
+            self.machine_changed = True
+            wait_for_machine(core, written.metadata.resource_version)
+
     def __getattr__(self, name: str) -> Any:
         if name in FAULT_HOOKS:
             return getattr(self.proxy, name)
@@ -156,6 +217,42 @@ def limited_user(namespace: str) -> str:
     if REAL is None:
         return "pdwatch-embedded"
     return f"system:serviceaccount:{namespace}:pdwatch-limited"
+
+
+def wait_for_machine(core: client.CoreV1Api, version: str, timeout: int = 30) -> None:
+    """Until pdwatch's node says it has taken in machine ConfigMap `version` ("" for the
+    ConfigMap gone)."""
+
+    def taken(nodes: list[Any]) -> bool:
+        return any(
+            ((n.metadata.annotations or {}).get(machine.ANNOTATION) or "") == version for n in nodes
+        )
+
+    listed = core.list_node()
+    if taken(listed.items):
+        return
+    w = watch.Watch()
+    for event in w.stream(
+        core.list_node,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=int(patience(timeout)),
+    ):
+        if taken([event["object"]]):
+            w.stop()
+            return
+    raise AssertionError(f"the node did not take machine version {version!r} in")
+
+
+def reset_machine(real: RealCluster) -> None:
+    """The node's machine as it started: its ConfigMap deleted, and the node past it."""
+    with direct_client(real) as api:
+        core = client.CoreV1Api(api)
+        try:
+            core.delete_namespaced_config_map(machine.NAME, machine.NAMESPACE)
+        except client.ApiException as err:
+            if err.status != 404:
+                raise
+        wait_for_machine(core, "")
 
 
 def render_options(namespace: str) -> RenderOptions:

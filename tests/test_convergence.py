@@ -28,7 +28,7 @@ from devloop.sim import EmbeddedCluster, Rule
 from tests.helpers import STUCK_AT_LOAD, node_code
 from tests.kubewait import rollout_complete
 from tests.looprig import Rig, cycle_of, running_loop
-from tests.target import image_from_files, render_options, sim_only
+from tests.target import image_from_files, machine_only, render_options
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 GREET = Path("nodes") / "greet.ts"
@@ -205,7 +205,7 @@ async def ready_after(s: Session, mark: int) -> events.CycleFinished:
     return await s.rig.wait_for(events.CycleFinished, lambda e: e.outcome in OK, mark, 30)
 
 
-@sim_only("a second engine image (set_image)")
+@machine_only("a second engine image (set_image)")
 async def test_a_failed_deployment_apply_does_not_lose_a_new_image(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:

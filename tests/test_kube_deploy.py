@@ -29,7 +29,7 @@ from devloop.sim import EmbeddedCluster, Rule
 from tests import target
 from tests.helpers import STUCK_AT_LOAD, node_code
 from tests.kubewait import rollout_complete
-from tests.target import patience, render_options, sim_only
+from tests.target import machine_only, patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -151,7 +151,7 @@ def test_restart_stamps_are_unique_within_the_same_instant() -> None:
     ]
 
 
-@sim_only("a second engine image (set_image)")
+@machine_only("a second engine image (set_image)")
 async def test_image_change_rolls_once_without_a_restart_patch(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
@@ -277,7 +277,7 @@ async def test_failed_create_is_shown_as_waiting_until_the_timeout(
     assert waiting_key(last) == waiting_key(waiting[-1])  # retry, another generated name
 
 
-@sim_only("an engine image that never gets Ready (set_image)")
+@machine_only("an engine image that never gets Ready (set_image)")
 async def test_failing_readiness_times_out_naming_the_probe(
     tmp_path: Path, cluster: EmbeddedCluster, kube: Kube
 ) -> None:
@@ -289,7 +289,8 @@ async def test_failing_readiness_times_out_naming_the_probe(
         rec,
         RestartStamps(),
         # before the liveness probe stops it: 5 s + 3 x 10 s, 1.25 s at the tests' scale
-        rollout_timeout=patience(1.0),
+        # (the node's clock, the same in both modes: no patience)
+        rollout_timeout=1.0,
     )
     assert not result.ok
     warnings = [e.detail for e in rec.of(events.PodProgress) if e.step == "warning"]

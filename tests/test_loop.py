@@ -22,7 +22,7 @@ from devloop.sim import EmbeddedCluster
 from devloop.watch import RAW_STEP_MS, change_age, relevant
 from tests.helpers import node_code
 from tests.looprig import EXAMPLES, Rig, cycle_of, running_loop
-from tests.target import patience, render_options, sim_only
+from tests.target import machine_only, patience, render_options
 
 GREET = Path("nodes") / "greet.ts"
 
@@ -514,7 +514,7 @@ async def test_edit_to_ready_is_sane_when_the_mtime_is_not_now(
         assert 0 <= ready.edit_to_ready_ms <= seen_ms + 2 * RAW_STEP_MS + 5, (ready, seen_ms)
 
 
-@sim_only("an engine image the workflow's marker file names")
+@machine_only("an engine image the workflow's marker file names")
 async def test_a_new_marker_folder_with_its_image_file_is_deployed(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:
@@ -531,7 +531,7 @@ async def test_a_new_marker_folder_with_its_image_file_is_deployed(
         assert image == "engine:tentacular"
 
 
-@sim_only("an engine image a parent's marker file names")
+@machine_only("an engine image a parent's marker file names")
 async def test_the_image_file_of_a_parent_folder_is_watched(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:

@@ -221,7 +221,7 @@ def test_an_untolerated_taint_keeps_the_pod_pending(api_client: client.ApiClient
     core.patch_node(the_node(api_client), {"spec": {"taints": [taint]}})
     core.create_namespaced_pod(NS, pod("p"))
     assert failed_scheduling(api_client, "p") == (
-        "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}. "
+        "0/1 nodes are available: 1 node(s) had untolerated taint(s). "
         "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
     )
     tolerant = pod("t", tolerations=[{"key": "dedicated", "operator": "Exists"}])
@@ -257,7 +257,7 @@ def test_no_node_at_all(api_client: client.ApiClient) -> None:
 def test_a_private_registry_refuses_an_anonymous_pull_and_accepts_a_pull_secret(
     cluster: EmbeddedCluster, api_client: client.ApiClient
 ) -> None:
-    cluster.settings.private_registries.add("ghcr.io")
+    cluster.add_private_registry("ghcr.io")
     core = client.CoreV1Api(api_client)
     core.create_namespaced_pod(NS, pod("anon", container={"image": "ghcr.io/acme/engine:2"}))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from devloop.explain import Failure, Situation, explain, explain_error
+from devloop.explain import LIST_TAINTS, Failure, Situation, explain, explain_error
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster
 from tests import target
@@ -231,6 +231,24 @@ def test_describe_nodes_shows_what_is_allocated(namespace: str, kubeconfig: Path
     ran = kubectl(kubeconfig, command)
     assert ran.returncode == 0, ran.stderr
     assert "Allocated resources:" in ran.stdout, ran.stdout
+
+
+@target.machine_only("changes the cluster's node")
+def test_get_nodes_shows_the_taint_the_scheduler_no_longer_names(
+    namespace: str, kubeconfig: Path, the_node: tuple[client.CoreV1Api, str]
+) -> None:
+    """Since Kubernetes 1.35 FailedScheduling says only "had untolerated taint(s)"; the
+    command pdwatch suggests shows which taint it is."""
+    core, node_name = the_node
+    taint = {"key": "example.com/dedicated", "value": "gpu", "effect": "NoSchedule"}
+    core.patch_node(node_name, {"spec": {"taints": [taint]}})
+    message = "0/1 nodes are available: 1 node(s) had untolerated taint(s)."
+    found = explain(Failure("FailedScheduling", message), situation(namespace))
+    assert found is not None
+    ran = kubectl(kubeconfig, suggested(found.fix, LIST_TAINTS))
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split()[:2] == ["NODE", "TAINTS"], ran.stdout
+    assert "example.com/dedicated" in ran.stdout and node_name in ran.stdout, ran.stdout
 
 
 def test_cluster_info_answers_for_the_context(tmp_path: Path, cluster: EmbeddedCluster) -> None:

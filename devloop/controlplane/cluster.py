@@ -163,6 +163,7 @@ class ControlPlane:
             )
         }
         self.node_kubeconfig = configs["node"]
+        self.admin_kubeconfig = configs["admin"]
         self.kubeconfig_path = kubeconfig_path or d / "kubeconfig"
         if kubeconfig_path is not None:
             kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
@@ -324,6 +325,46 @@ class ControlPlane:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+async def grant_machine(plane: ControlPlane) -> None:
+    """Let the node read its machine's ConfigMap (devloop.node.machine): the Node
+    authorizer lets a node read only the ConfigMaps its pods mount."""
+    from devloop.node import machine
+    from devloop.node.rest import ApiStatus, Rest
+
+    admin = Rest.from_kubeconfig(plane.admin_kubeconfig)
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{machine.NAMESPACE}"
+    role = {
+        "metadata": {"name": machine.NAME},
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "verbs": ["get", "list", "watch"],
+            }
+        ],
+    }
+    binding = {
+        "metadata": {"name": machine.NAME},
+        "subjects": [
+            {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "User",
+                "name": f"system:node:{NODE_NAME}",
+            }
+        ],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": machine.NAME},
+    }
+    try:
+        for kind, body in (("roles", role), ("rolebindings", binding)):
+            try:
+                await admin.request("POST", f"{rbac}/{kind}", body)
+            except ApiStatus as exc:
+                if exc.code != 409:
+                    raise
+    finally:
+        await admin.close()
+
+
 async def run_node(
     plane: ControlPlane,
     stop: asyncio.Event,
@@ -336,6 +377,7 @@ async def run_node(
     from devloop.node.podnet import PodNetwork
     from devloop.node.rest import Rest
 
+    await grant_machine(plane)
     network = PodNetwork.create()
     node = Node(
         Rest.from_kubeconfig(plane.node_kubeconfig),

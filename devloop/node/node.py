@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from devloop.node import machine
 from devloop.node.containers import EngineContainer, curl
 from devloop.node.denoengine import DenoEngine, engine_flavor, find_deno
 from devloop.node.images import NO_DENO, image_reference, pullable, valid_reference
@@ -172,6 +173,7 @@ class Node:
             loop.create_task(self._renew_lease()),
             loop.create_task(self._report_status()),
             loop.create_task(self._follow_pods()),
+            loop.create_task(self._follow_machine()),
         ]
 
     async def stop(self) -> None:
@@ -343,6 +345,50 @@ class Node:
                     {"status": {"conditions": self._conditions()}},
                     content_type=MERGE_PATCH,
                 )
+
+    async def _follow_machine(self) -> None:
+        """The machine's ConfigMap (devloop.node.machine), listed and watched; each version
+        taken in is said on the Node."""
+        baseline = machine.Baseline.of(self.settings)
+        path = f"/api/v1/namespaces/{machine.NAMESPACE}/configmaps"
+        selector = {"fieldSelector": f"metadata.name={machine.NAME}"}
+        taken = ""
+        while True:
+            try:
+                listed = await self.rest.request("GET", path, params=selector)
+                items = listed.get("items") or []
+                taken = await self._take_machine(baseline, items[0] if items else None, taken)
+                version = listed["metadata"]["resourceVersion"]
+                while True:
+                    params = {**selector, "resourceVersion": version, "timeoutSeconds": "300"}
+                    async for event in self.rest.watch(path, params):
+                        obj = event["object"]
+                        version = obj["metadata"].get("resourceVersion", version)
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            taken = await self._take_machine(baseline, obj, taken)
+                        elif event["type"] == "DELETED":
+                            taken = await self._take_machine(baseline, None, taken)
+            except asyncio.CancelledError:
+                raise
+            except ApiStatus as exc:  # a cluster that does not let the node read it
+                await asyncio.sleep(10 if exc.code == 403 else 0.5)
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+                await asyncio.sleep(0.5)
+
+    async def _take_machine(
+        self, baseline: machine.Baseline, configmap: dict[str, Any] | None, taken: str
+    ) -> str:
+        version = configmap["metadata"]["resourceVersion"] if configmap else ""
+        if version == taken:
+            return taken
+        baseline.apply(self.settings, machine.parse((configmap or {}).get("data") or {}))
+        await self.rest.request(
+            "PATCH",
+            f"/api/v1/nodes/{self.name}",
+            {"metadata": {"annotations": {machine.ANNOTATION: version or None}}},
+            content_type=MERGE_PATCH,
+        )
+        return version
 
     def rotate_logs(self, pod_name: str) -> None:
         """The kubelet's log rotation for the pod's current container run."""

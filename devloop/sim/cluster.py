@@ -320,6 +320,14 @@ class EmbeddedCluster:
         behaviour = ImageBehaviour(ready, oom_killed=oom_killed, exit_code=exit_code)
         self.call(lambda: self.settings.images.__setitem__(image, behaviour))
 
+    def add_private_registry(self, host: str) -> None:
+        """A registry that answers an anonymous pull "authorization failed"."""
+        self.call(lambda: self.settings.private_registries.add(host))
+
+    def add_failing_registry(self, host: str) -> None:
+        """A registry that answers every pull with a server error."""
+        self.call(lambda: self.settings.failing_registries.add(host))
+
     def rotate_logs(self, pod: str) -> None:
         """Rotate the pod's container log, as the kubelet does past its size limit."""
         self.call(lambda: self.node.rotate_logs(pod) if self.node else None)

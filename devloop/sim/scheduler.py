@@ -72,10 +72,9 @@ def unschedulable(store: Store, pod: dict[str, Any]) -> str | None:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(
             tolerations or [], taint
         ):
-            reasons.append(
-                f"node(s) had untolerated taint {{{taint.get('key', '')}: "
-                f"{taint.get('value', '')}}}"
-            )
+            # taint_toleration.go (v1.37.2): the taint is no longer named (it was until
+            # 1.35: "had untolerated taint {key: value}")
+            reasons.append("node(s) had untolerated taint(s)")
             break
     if not reasons:
         allocatable = (node.get("status") or {}).get("allocatable") or {}
