@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devloop import events
+from devloop.discover import labels
 from devloop.render import Bundle, RenderOptions
 from devloop.settings import ClusterOptions
 from devloop.waits import install_daemon_threads, within
@@ -179,7 +180,8 @@ async def run_loops(
     if clash is not None:
         sink("", 0)(events.Error(clash))
         return None
-    width = max(len(name) for _, name, _ in placed)
+    called = dict(zip(directories, labels([(d, n) for d, n, _ in placed]), strict=True))
+    width = max(len(label) for label in called.values())
     loops, hub = make_loops(
         placed,
         wanted,
@@ -188,7 +190,7 @@ async def run_loops(
         conn,
         debounce_ms,
         max_wait_ms,
-        lambda name: sink(name, width),
+        lambda directory: sink(called[directory], width),
     )
     quit_now.extend(loop.quit for loop in loops)
     await run_all(loops, hub)
@@ -203,13 +205,14 @@ def make_loops(
     conn: Connection,
     debounce_ms: int,
     max_wait_ms: int,
-    emit_for: Callable[[str], Emit],
+    emit_for: Callable[[Path], Emit],
 ) -> tuple[list[DevLoop], WatchHub | None]:
-    """A loop each of (directory, name, namespace; "" for the connection's), the i-th URL
-    on url_port + i when a port is given, and one file watcher for them when several."""
+    """A loop each of (directory, name, namespace; "" for the connection's), its events
+    to `emit_for(directory)`, the i-th URL on url_port + i when a port is given, and one
+    file watcher for them when several."""
     hub = session_watch([directory for directory, _, _ in placed], debounce_ms, max_wait_ms)
     loops = []
-    for i, (directory, name, ns) in enumerate(placed):
+    for i, (directory, _, ns) in enumerate(placed):
         port = None if url_port is None else (url_port + i if url_port else 0)
         loop = make_loop(
             directory,
@@ -219,7 +222,7 @@ def make_loops(
             conn,
             debounce_ms,
             max_wait_ms,
-            emit_for(name),
+            emit_for(directory),
             ns or None,
         )
         loop.watch_hub = hub
@@ -364,7 +367,8 @@ async def run_tui_several(
     from devloop.ui.widgets import Session
 
     placed = [(d, workflow_name(d)) for d in directories]
-    each = {name: Starting() for _, name in placed}
+    called = dict(zip(directories, labels(placed), strict=True))
+    each = {called[d]: Starting() for d, _ in placed}
     outcome = EXIT_OK
     conn: Connection | None = None
 
@@ -391,21 +395,31 @@ async def run_tui_several(
             session(events.LoopState("error", "cannot deploy; q quits"))
             return None
         embedded = conn.embedded is not None
-        for _, name, ns in where:
-            app.emitter(name)(events.Connected(conn.context, conn.server, ns, embedded))
+        for d, _, ns in where:
+            app.emitter(called[d])(events.Connected(conn.context, conn.server, ns, embedded))
         loops, runner.hub = make_loops(
-            where, wanted, opts, url_port, conn, debounce_ms, max_wait_ms, app.emitter
+            where,
+            wanted,
+            opts,
+            url_port,
+            conn,
+            debounce_ms,
+            max_wait_ms,
+            lambda directory: app.emitter(called[directory]),
         )
-        for (_, name, _), loop in zip(where, loops, strict=True):
-            each[name].loop = loop
+        for (d, _, _), loop in zip(where, loops, strict=True):
+            each[called[d]].loop = loop
         return loops
 
     runner = StartingSeveral(build, each)
     workflows = {
-        name: (each[name], Session(str(d), opts.context or "connecting…", opts.embedded, "…"))
-        for d, name in placed
+        called[d]: (
+            each[called[d]],
+            Session(str(d), opts.context or "connecting…", opts.embedded, "…"),
+        )
+        for d, _ in placed
     }
-    app = PdwatchApp(runner, workflows[placed[0][1]][1], workflows=workflows)
+    app = PdwatchApp(runner, workflows[called[directories[0]]][1], workflows=workflows)
     quit_now.append(runner.quit)
     follow_terminal_size()
     try:

@@ -76,3 +76,24 @@ def workflow_dirs(given: list[Path]) -> list[Path] | NoWorkflows:
             if directory.resolve() not in {d.resolve() for d in out}:
                 out.append(directory)
     return out
+
+
+def labels(placed: list[tuple[Path, str]]) -> list[str]:
+    """What a session calls each of its workflows (the TUI's views, plain output's
+    prefixes, the JSON's `workflow`): its name, and where two share a name (allowed in two
+    namespaces) the name with its directory, as far up as tells them apart."""
+    counts: dict[str, int] = {}
+    for _, name in placed:
+        counts[name] = counts.get(name, 0) + 1
+    out = []
+    for directory, name in placed:
+        if counts[name] == 1:
+            out.append(name)
+            continue
+        others = [d.resolve() for d, n in placed if n == name and d != directory]
+        parts = directory.resolve().parts
+        depth = 1
+        while depth < len(parts) and any(o.parts[-depth:] == parts[-depth:] for o in others):
+            depth += 1
+        out.append(f"{name} ({'/'.join(parts[-depth:])})")
+    return out

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devloop.daemon import name_clash
-from devloop.discover import NoWorkflows, below, workflow_dirs
+from devloop.discover import NoWorkflows, below, labels, workflow_dirs
 from tests.test_several import named
 
 
@@ -60,3 +62,28 @@ def test_files_and_deep_trees(tmp_path: Path) -> None:
     (tmp_path / "z" / "sub").mkdir()
     (tmp_path / "z" / "sub" / "workflow.yaml").write_text("name: s\n")
     assert workflow_dirs([tmp_path / "z"]) == [tmp_path / "z"]
+
+
+@pytest.mark.parametrize(
+    ("placed", "expected"),
+    [
+        ([("a/hello", "hello"), ("b/digest", "digest")], ["hello", "digest"]),
+        # one name in two namespaces: told apart by their directories
+        (
+            [("team-a/greeter", "greeter"), ("team-b/greeter", "greeter")],
+            ["greeter (team-a/greeter)", "greeter (team-b/greeter)"],
+        ),
+        (
+            [("x/one", "greeter"), ("y/two", "greeter"), ("z/hello", "hello")],
+            ["greeter (one)", "greeter (two)", "hello"],
+        ),
+        (
+            [("p/a/wf", "wf"), ("q/a/wf", "wf")],
+            ["wf (p/a/wf)", "wf (q/a/wf)"],
+        ),
+    ],
+)
+def test_labels_tell_workflows_of_one_name_apart(
+    tmp_path: Path, placed: list[tuple[str, str]], expected: list[str]
+) -> None:
+    assert labels([(tmp_path / d, name) for d, name in placed]) == expected

@@ -92,6 +92,44 @@ def test_a_session_of_two_workflows(tmp_path: Path, cluster: EmbeddedCluster) ->
         stop(proc)
 
 
+def in_namespace(directory: Path, namespace: str) -> Path:
+    yaml = directory / "workflow.yaml"
+    yaml.write_text(yaml.read_text() + f"deployment:\n  namespace: {namespace}\n")
+    return directory
+
+
+def test_one_name_in_two_namespaces_is_told_apart_by_its_directory(
+    tmp_path: Path, cluster: EmbeddedCluster, namespace: str, api_client: client.ApiClient
+) -> None:
+    """Allowed (no clash), and each line says which of the two it is: the name alone
+    would not (the TUI keyed its views by it, and the two shared one)."""
+    spaces = (f"{namespace}-a", f"{namespace}-b")  # the test's own (tests/faultproxy.py)
+    in_namespace(named(tmp_path / "team-a", "same"), spaces[0])
+    in_namespace(named(tmp_path / "team-b", "same"), spaces[1])
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = start_pdwatch(
+        tmp_path / "team-a" / "same",
+        tmp_path / "team-b" / "same",
+        "--kubeconfig",
+        kubeconfig,
+        "--no-tui",
+        "--create-namespace",
+    )
+    try:
+        lines = Lines(proc)
+        lines.until_all("same (team-a/same) │ start → ", "same (team-b/same) │ start → ", timeout=60)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, "\n".join(lines.rest())
+        core = client.CoreV1Api(api_client)
+        for space in spaces:
+            assert core.read_namespaced_service("same", space).metadata.name == "same"
+    finally:
+        stop(proc)
+        for space in spaces:
+            with contextlib.suppress(client.ApiException):
+                client.CoreV1Api(api_client).delete_namespace(space)
+
+
 def test_one_name_twice_is_refused_before_anything_deploys(
     tmp_path: Path, cluster: EmbeddedCluster
 ) -> None:

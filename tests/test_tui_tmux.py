@@ -245,6 +245,26 @@ def test_several_workflows_in_one_terminal_ui(
     assert "exit=0" in screen and "Traceback" not in screen
 
 
+def test_one_name_in_two_namespaces_has_a_view_each(
+    tmp_path: Path, cluster_option: str, namespace: str, terminal: Terminal
+) -> None:
+    """Two workflows named alike (in two namespaces): a row and a view each, told apart by
+    their directories (they shared one view before)."""
+    from tests.test_several import in_namespace, named
+
+    for team in ("team-a", "team-b"):
+        in_namespace(named(tmp_path / team, "same"), f"{namespace}-{team[-1]}")
+    terminal.wait_for(PROMPT)
+    terminal.type(
+        f"cd {Path.cwd()} && {sys.executable} -m devloop {tmp_path / 'team-a' / 'same'} "
+        f"{tmp_path / 'team-b' / 'same'} {cluster_option} --create-namespace; echo exit=$?"
+    )
+    terminal.wait_for("1 same (team-a/same) ● watching ✓", "2 same (team-b/same) ● watching ✓")
+    terminal.key("q")
+    screen = terminal.wait_until(lambda s: last_line(s) == PROMPT)
+    assert "exit=0" in screen and "Traceback" not in screen
+
+
 def test_q_quits_while_paused(tmp_path: Path, cluster_option: str, terminal: Terminal) -> None:
     directory = tmp_path / "hello-paused"
     shutil.copytree(EXAMPLES / "hello", directory)
