@@ -117,7 +117,9 @@ def test_one_name_in_two_namespaces_is_told_apart_by_its_directory(
     )
     try:
         lines = Lines(proc)
-        lines.until_all("same (team-a/same) │ start → ", "same (team-b/same) │ start → ", timeout=60)
+        lines.until_all(
+            "same (team-a/same) │ start → ", "same (team-b/same) │ start → ", timeout=60
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, "\n".join(lines.rest())
         core = client.CoreV1Api(api_client)
