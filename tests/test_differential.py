@@ -716,3 +716,42 @@ def test_an_image_name_with_a_trailing_newline(both: tuple[Wire, Wire, str], kin
     real, embedded = on_both(both, probe)
     assert real == ((422, True) if kind == "pods" else (201, False))
     assert embedded == real
+
+
+def test_a_quota_on_memory_refuses_a_container_without_its_own(
+    both: tuple[Wire, Wire, str],
+) -> None:
+    """ResourceQuota admission (pods.go Constraints): every container must state what a
+    quota constrains; the refusal names each resource and the containers that miss it."""
+    quota = {"metadata": {"name": "mem"}, "spec": {"hard": {"limits.memory": "1Gi", "cpu": "2"}}}
+    containers = [
+        {"name": "sized", "image": "x", "resources": {"limits": {"memory": "64Mi"}}},
+        {"name": "bare", "image": "x"},
+    ]
+
+    def probe(wire: Wire, ns: str) -> Any:
+        deadline = time.monotonic() + 30
+        while wire.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] != 200:
+            assert time.monotonic() < deadline, "no default ServiceAccount"
+            time.sleep(0.05)
+        made, _ = wire.request("POST", f"/api/v1/namespaces/{ns}/resourcequotas", quota)
+        assert made == 201, wire.name
+        body = {"metadata": {"name": "p"}, "spec": {"containers": containers}}
+        # the quota controller must have seen the quota first: until then pods are refused
+        # "status unknown for quota" on the real server; wait for its status
+        while True:
+            _, got = wire.request("GET", f"/api/v1/namespaces/{ns}/resourcequotas/mem")
+            if (got.get("status") or {}).get("hard"):
+                break
+            assert time.monotonic() < deadline, "the quota has no status"
+            time.sleep(0.05)
+        status, answer = wire.request("POST", f"/api/v1/namespaces/{ns}/pods", body)
+        return status, answer.get("message", "") if isinstance(answer, dict) else answer
+
+    real, embedded = on_both(both, probe)
+    assert real == (
+        403,
+        'pods "p" is forbidden: failed quota: mem: must specify cpu for: bare,sized; '
+        "limits.memory for: bare",
+    ), real
+    assert embedded == real

@@ -136,7 +136,8 @@ def test_resource_quota_on_memory_needs_every_pod_to_say_its_memory(
         NS, {"metadata": {"name": "mem"}, "spec": {"hard": {"limits.memory": "1Gi"}}}
     )
     assert refusal(api_client, pod("unsized")) == (
-        'pods "unsized" is forbidden: failed quota: mem: must specify limits.memory'
+        # pods.go Constraints (v1.37.2): per resource, the containers that miss it
+        'pods "unsized" is forbidden: failed quota: mem: must specify limits.memory for: c'
     )
 
 

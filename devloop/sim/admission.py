@@ -278,6 +278,30 @@ def _pretty(values: dict[str, Decimal]) -> str:
     return ",".join(f"{k}={show_quantity(k, values[k])}" for k in sorted(values))
 
 
+# pods.go validationSet: a quota on these needs every container to say its own
+CONSTRAINED = frozenset(
+    ("cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+)
+
+
+def missing_constraints(pod: dict[str, Any], required: list[str]) -> str:
+    """pods.go podEvaluator.Constraints: each required resource a container does not
+    state, with the containers that miss it (`limits.memory for: engine; …`), or ""."""
+    missing: dict[str, list[str]] = {}
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        has = set()
+        for name in ("cpu", "memory"):
+            if name in (resources.get("requests") or {}):
+                has |= {name, f"requests.{name}"}
+            if name in (resources.get("limits") or {}):
+                has.add(f"limits.{name}")
+        for name in required:
+            if name not in has:
+                missing.setdefault(name, []).append(str(container.get("name", "")))
+    return "; ".join(f"{k} for: {','.join(sorted(v))}" for k, v in sorted(missing.items()))
+
+
 def quota_usage(pods: list[dict[str, Any]]) -> dict[str, Decimal]:
     total: dict[str, Decimal] = {}
     for pod in pods:
@@ -295,12 +319,9 @@ def resource_quota(
     used = quota_usage(pods)
     for quota in sorted(quotas, key=lambda q: q["metadata"]["name"]):
         hard = {k: quantity(v) for k, v in ((quota.get("spec") or {}).get("hard") or {}).items()}
-        tracked = [
-            k for k in hard if k.startswith(("requests.", "limits.")) or k in ("cpu", "memory")
-        ]
-        missing = sorted(k for k in tracked if k not in requested)
+        missing = missing_constraints(pod, [k for k in hard if k in CONSTRAINED])
         if missing:
-            return f"failed quota: {quota['metadata']['name']}: must specify {','.join(missing)}"
+            return f"failed quota: {quota['metadata']['name']}: must specify {missing}"
         exceeded = sorted(
             k for k in hard if k in requested and used.get(k, Decimal(0)) + requested[k] > hard[k]
         )

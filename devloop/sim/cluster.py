@@ -185,9 +185,11 @@ class EmbeddedCluster:
     async def _shutdown(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
-        await self._unserve()
+        # the node first: it would watch again the moment its watches were dropped, and a
+        # watch still open holds the server's cleanup for its whole shutdown timeout
         if self.node is not None:
             await self.node.stop()
+        await self._unserve()  # every watch ended, pdwatch's side closed
         if self._scheduler is not None:
             await self._scheduler.stop()
         if self.forwarder is not None:
