@@ -131,35 +131,47 @@ def files_changed(before: Bundle | None, after: Bundle) -> tuple[str, ...]:
     return tuple(sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p)))
 
 
+@dataclass(frozen=True)
+class ClusterChange:
+    """Something seen in the cluster while idle that calls for a cycle: `why` for the
+    person, `redeploy` for the loop (the Deployment is gone: deploy it again; otherwise
+    follow what the cluster does now)."""
+
+    why: str
+    redeploy: bool = False
+
+
 def cluster_change(
     source: str, event: str, obj: dict[str, Any], known: dict[str, Any], serving: str
-) -> str | None:
-    """Why something seen in the cluster while idle calls for a cycle, or None. Pure:
-    `known` is the Deployment as the last cycle left it, `serving` the pod that served it.
-    `event` "SYNCED" ends a (re)list, with the names it held."""
+) -> ClusterChange | None:
+    """What something seen in the cluster while idle calls for, or None. Pure: `known` is
+    the Deployment as the last cycle left it, `serving` the pod that served it. `event`
+    "SYNCED" ends a (re)list, with the names it held."""
     name = known["metadata"]["name"]
+    deleted = ClusterChange(f"deployment {name} was deleted", redeploy=True)
     if source == "Deployment":
         if event == "SYNCED":
-            return None if name in obj["names"] else f"deployment {name} was deleted"
+            return None if name in obj["names"] else deleted
         if event == "DELETED" or obj["metadata"].get("uid") != known["metadata"].get("uid"):
-            return f"deployment {name} was deleted"
+            return deleted
         if obj["metadata"].get("generation", 0) > known["metadata"].get("generation", 0):
             other = plan.deployed_from(obj)
             if other and other != plan.deployed_from(known):
-                return (
+                return ClusterChange(
                     f"deployment {name} was deployed from {other}: that directory's files "
                     "run now, not these (a save here deploys them again)"
                 )
-            return f"deployment {name} was changed by {plan.changed_by(obj, FIELD_MANAGER)}"
+            by = plan.changed_by(obj, FIELD_MANAGER)
+            return ClusterChange(f"deployment {name} was changed by {by}")
         return None
     if not serving:
         return None
     if event == "SYNCED":
-        return None if serving in obj["names"] else f"pod {serving} is gone"
+        return None if serving in obj["names"] else ClusterChange(f"pod {serving} is gone")
     if obj["metadata"].get("name") == serving and (
         event == "DELETED" or obj["metadata"].get("deletionTimestamp")
     ):
-        return f"pod {serving} was deleted"
+        return ClusterChange(f"pod {serving} was deleted")
     return None
 
 
@@ -453,7 +465,7 @@ class DevLoop:
             lines = tuple(line for c in checks for line in c.lines())
             ok = all(c.ok for c in checks)
             self.emit(events.PreflightReport(lines, ok))
-            reachable = not checks[0].title.startswith("Kubernetes API not reachable")
+            reachable = all(c.reached for c in checks)
             if ok:
                 self.preflight_done = True
                 return "ok"
@@ -798,12 +810,11 @@ class DevLoop:
                 known = self.known_deployment
                 if self.cycling or known is None:
                     continue
-                why = cluster_change(source, event, obj, known, self.current_pod)
-                if why is None or why in self.pending.reasons:
+                change = cluster_change(source, event, obj, known, self.current_pod)
+                if change is None or change.why in self.pending.reasons:
                     continue
-                deleted = why.startswith("deployment") and why.endswith("was deleted")
-                self.emit(events.Warning(f"in the cluster: {why}"))
-                self._request(set(), why, follow_only=not deleted)
+                self.emit(events.Warning(f"in the cluster: {change.why}"))
+                self._request(set(), change.why, follow_only=not change.redeploy)
         finally:
             for task in pumps:
                 await finish(task, QUIT_GRACE_S)

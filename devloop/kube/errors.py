@@ -157,7 +157,9 @@ def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeE
     kind: type[KubeError]
     if status in (400, 422):
         kind = Invalid
-    elif status == 403 and "because it is being terminated" in message:
+    elif status == 403 and any(c.get("reason") == "NamespaceTerminating" for c in causes):
+        # the namespace lifecycle admission's typed cause (StatusCause.Type is "reason" in
+        # JSON), not its words
         kind = Terminating
     elif status == 403 or status == 401:
         kind = Forbidden

@@ -18,6 +18,7 @@ class Check:
     ok: bool
     title: str
     remedy: str = ""
+    reached: bool = True  # False: the API server did not answer (try again later)
 
     def lines(self) -> list[str]:
         out = [f"  {'✓' if self.ok else '✗'} {self.title}"]
@@ -45,6 +46,7 @@ async def preflight(
                 False,
                 f"Kubernetes API not reachable: {exc}",
                 unreachable_advice(context),
+                reached=False,
             )
         ]
     checks = [Check(True, f"Kubernetes API reachable ({version})")]

@@ -176,12 +176,21 @@ class Api:
                     {"name": namespace, "kind": "namespaces"},
                 )
             if ns["metadata"].get("deletionTimestamp"):
-                raise forbidden(
+                refused = forbidden(
                     resource,
                     name,
                     f"unable to create new content in namespace "
                     f"{namespace} because it is being terminated",
                 )
+                # namespace/lifecycle admission.go: a typed cause beside the words
+                refused.details["causes"] = [
+                    {
+                        "reason": "NamespaceTerminating",  # StatusCause.Type's JSON name
+                        "message": f"namespace {namespace} is being terminated",
+                        "field": "metadata.namespace",
+                    }
+                ]
+                raise refused
 
     def _admit(self, resource: Resource, obj: dict[str, Any]) -> None:
         """Admission the real API server runs for a new pod, in its plugin order
