@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -39,7 +38,7 @@ from devloop.explain import Situation, explaining
 from devloop.history import REVISION_ANNOTATION, Revision, unknown_revision
 from devloop.image import files_outside
 from devloop.kube import history as kube_history
-from devloop.kube import plan
+from devloop.kube import plan, retry
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
 from devloop.kube.errors import KubeError, NotFound
@@ -116,12 +115,6 @@ def file_signatures(paths: list[Path]) -> dict[Path, tuple[int, int, int, int]]:
             continue
         found[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return found
-
-
-def backoff_delay(attempt: int, initial: float, cap: float) -> float:
-    """Exponential, capped, with ±20 % jitter so that several clients do not retry in step."""
-    base: float = min(cap, initial * 2.0 ** (attempt - 1))
-    return base * random.uniform(0.8, 1.2)
 
 
 def files_changed(before: Bundle | None, after: Bundle) -> tuple[str, ...]:
@@ -474,7 +467,7 @@ class DevLoop:
                 self._set_state("error", f"{failed.title}; fix it, then save or press r")
                 return "refused"
             attempt += 1
-            delay = backoff_delay(attempt, self.settings.retry_initial_s, self.settings.retry_max_s)
+            delay = retry.delay(attempt, self.settings.retry_initial_s, self.settings.retry_max_s)
             self.emit(events.Retrying("cluster check", attempt, delay, checks[0].title))
             self._set_state("retrying", "cluster unreachable")
             if await self._sleep(delay):
@@ -505,8 +498,11 @@ class DevLoop:
                     self._set_state("error", str(exc))
                     return
                 attempt += 1
-                delay = backoff_delay(
-                    attempt, self.settings.retry_initial_s, self.settings.retry_max_s
+                delay = retry.delay(
+                    attempt,
+                    self.settings.retry_initial_s,
+                    self.settings.retry_max_s,
+                    exc.retry_after,
                 )
                 self.emit(events.Retrying("deploy", attempt, delay, str(exc)))
                 self._set_state("retrying", str(exc))

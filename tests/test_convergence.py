@@ -229,6 +229,26 @@ async def test_a_failed_deployment_apply_does_not_lose_a_new_image(
         assert pod is not None and pod["spec"]["containers"][0]["image"] == "engine:2"
 
 
+async def test_a_throttled_request_is_retried_no_sooner_than_the_server_asks(
+    tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """API Priority and Fairness answers 429 with Retry-After: 1. The cycle's retry waits
+    that long (its own back-off here would retry after 0.05 s) and then converges."""
+    kube = Kube(api_client, namespace)
+    async with session(tmp_path, kube) as s:
+        assert s.rig is not None
+        cluster.add_fault(
+            Rule(method="PATCH", path_part="/deployments/hello", status=429, retry_after=1)
+        )
+        mark = s.rig.mark()
+        (s.directory / GREET).write_text(node_code("after the throttle"))
+        done = await cycle_of(s.rig, mark, wanted(s).content_hash)
+        assert done.outcome == "ready"
+        retried = s.rig.of(events.Retrying, mark)
+        assert retried, [type(e).__name__ for e in s.rig.events[mark:]]
+        assert retried[0].delay_s >= 1.0, retried
+
+
 async def test_a_failed_service_apply_during_a_version_bump_still_rolls_out(
     tmp_path: Path, cluster: EmbeddedCluster, api_client: client.ApiClient, namespace: str
 ) -> None:

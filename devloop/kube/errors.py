@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from devloop.kube.retry import retry_after
+
 MAX_BODY = 300
 MAX_MESSAGE = 400  # a cluster's message, cut to something a terminal line can hold
 MAX_CAUSES = 5
@@ -27,6 +29,7 @@ class KubeError(Exception):
     status: int = 0
     reason: str = ""
     causes: list[dict[str, str]] = field(default_factory=list)
+    retry_after: float | None = None  # what the server asked to wait (Retry-After), s
 
     def __str__(self) -> str:
         return self.message
@@ -137,7 +140,9 @@ def from_exception(exc: BaseException, doing: str = "") -> KubeError:
     if isinstance(exc, KubeError):
         return exc
     if isinstance(exc, ApiException):
-        return _from_status(exc.status or 0, exc.body, prefix, exc.reason or "")
+        error = _from_status(exc.status or 0, exc.body, prefix, exc.reason or "")
+        error.retry_after = retry_after(exc.headers)
+        return error
     return Unreachable(f"{prefix}cluster unreachable: {_short(exc)}")
 
 

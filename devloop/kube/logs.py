@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from devloop import events
+from devloop.kube import retry
 from devloop.kube.client import Kube, LineStream
 from devloop.kube.errors import KubeError, NotFound
 from devloop.waits import event_or_timeout
@@ -80,7 +81,8 @@ async def tail_logs(
 ) -> None:
     delivered = Delivered()
     run = -1  # the container's restartCount when these lines were read
-    backoff = retry_s
+    failures = 0  # reopened in a row without a stream that ended by itself
+    asked: float | None = None  # the server's Retry-After, if it gave one
     while not stop.is_set():
         current = await _restart_count(kube, pod)
         if current is None:
@@ -114,18 +116,19 @@ async def tail_logs(
                 if delivered.admit(stamp, same):
                     delivered.shown(stamp)
                     emit(events.LogLine(pod, text))
-            backoff = retry_s  # the stream ended: the container stopped or restarts
+            failures, asked = 0, None  # the stream ended: the container stopped or restarts
         except NotFound:
             return
-        except KubeError:
-            pass  # "waiting to start" (400) or a dropped stream: reopen, skip what was sent
+        except KubeError as exc:
+            # "waiting to start" (400) or a dropped stream: reopen, skip what was sent
+            asked = exc.retry_after
         finally:
             stopper.cancel()
             stream.close()
         if stop.is_set():
             return
-        await event_or_timeout(stop, backoff)
-        backoff = min(backoff * 2, 2.0)
+        failures += 1
+        await event_or_timeout(stop, retry.delay(failures, retry_s, 2.0, asked))
 
 
 def _closer(stream: LineStream) -> Callable[[object], None]:

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from devloop.kube import retry
 from devloop.kube.client import Kube
 from devloop.kube.errors import KubeError, from_exception
 
@@ -31,7 +32,7 @@ async def watch_objects(
     `synced`: after each (re)list, ("SYNCED", {"names": [...]}) tells what the list held, so
     an object that vanished while no watch was open (a recreated cluster) is noticed."""
     rv: str | None = None
-    backoff = 0.1
+    failures = 0
     while True:
         try:
             if rv is None:
@@ -59,12 +60,12 @@ async def watch_objects(
                 rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
                 if event.get("type") != "BOOKMARK":
                     yield event["type"], obj
-            backoff = 0.1
+            failures = 0
         except KubeError as exc:
             if not exc.retryable and exc.status != 410:  # Gone/Expired: list afresh
                 raise
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            failures += 1
+            await asyncio.sleep(retry.delay(failures, 0.1, MAX_BACKOFF, exc.retry_after))
             rv = None  # the server may be a new one: start from a fresh list
 
 

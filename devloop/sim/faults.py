@@ -25,6 +25,8 @@ class Rule:
     # The rule starts only after a request matching this ("METHOD", "path part") was
     # served: "the API server goes down right after the ConfigMap write".
     after: tuple[str, str] | None = None
+    # A Retry-After header on the failure, in seconds (APF's 429 says 1)
+    retry_after: int | None = None
 
     def matches(self, request: web.Request) -> bool:
         return (not self.method or request.method == self.method) and (
@@ -94,10 +96,10 @@ async def start_stream(
 
 async def inject(
     faults: Faults, request: web.Request, message: str = "injected fault (pdwatch embedded cluster)"
-) -> tuple[int, str] | None:
+) -> tuple[int, str, int | None] | None:
     """What the faults do to this request: wait (latency, a delay rule, a held request,
-    which is then dropped), or answer it with an error, as (status, message); None when it
-    is to be served."""
+    which is then dropped), or answer it with an error, as (status, message, Retry-After
+    seconds or None); None when it is to be served."""
     if faults.latency_s:
         await asyncio.sleep(faults.latency_s)
     rule = faults.rule_for(request)
@@ -112,8 +114,8 @@ async def inject(
         cut(request)
         raise web.HTTPServiceUnavailable()
     elif rule is not None:
-        return rule.status, rule.message
+        return rule.status, rule.message, rule.retry_after
     if faults.fail_next > 0:
         faults.fail_next -= 1
-        return faults.fail_status, message
+        return faults.fail_status, message, None
     return None

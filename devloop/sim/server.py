@@ -72,9 +72,13 @@ REASONS = {
 }
 
 
-def status_response(code: int, message: str) -> web.Response:
-    """A failure Status for `code`, with the reason the API server gives that code."""
-    return error_response(ApiError(code, REASONS.get(code, "InternalError"), message))
+def status_response(code: int, message: str, retry_after: int | None = None) -> web.Response:
+    """A failure Status for `code`, with the reason the API server gives that code (and
+    the Retry-After header it sends with a 429 or a 503, when given)."""
+    response = error_response(ApiError(code, REASONS.get(code, "InternalError"), message))
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def faults_of(cluster: EmbeddedCluster, request: web.Request) -> Faults:
