@@ -693,6 +693,19 @@ def test_categories_in_discovery(real: Wire, embedded: Wire, group_version: str)
 # --- what only a pod is held to -----------------------------------------------------------------
 
 
+def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Polls a controller's work on either server (neither says when it is done) until
+    `condition` holds; fails saying `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def has_default_account(wire: Wire, ns: str) -> bool:
+    return wire.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200
+
+
 @pytest.mark.parametrize("kind", ["pods", "deployments"])
 def test_an_image_name_with_a_trailing_newline(both: tuple[Wire, Wire, str], kind: str) -> None:
     """A pod's image must not have leading or trailing white space; a pod template's may
@@ -721,10 +734,7 @@ def test_an_image_name_with_a_trailing_newline(both: tuple[Wire, Wire, str], kin
 
     def probe(wire: Wire, ns: str) -> Any:
         # a pod is refused (403) until the namespace's ServiceAccount controller made `default`
-        deadline = time.monotonic() + 30
-        while wire.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] != 200:
-            assert time.monotonic() < deadline, "no default ServiceAccount"
-            time.sleep(0.05)
+        until(lambda: has_default_account(wire, ns), "no default ServiceAccount")
         status, answer = wire.request("POST", f"{prefix}/namespaces/{ns}/{kind}", body)
         return status, "must not have leading or trailing whitespace" in str(answer)
 
@@ -745,21 +755,20 @@ def test_a_quota_on_memory_refuses_a_container_without_its_own(
     ]
 
     def probe(wire: Wire, ns: str) -> Any:
-        deadline = time.monotonic() + 30
-        while wire.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] != 200:
-            assert time.monotonic() < deadline, "no default ServiceAccount"
-            time.sleep(0.05)
+        until(lambda: has_default_account(wire, ns), "no default ServiceAccount")
         made, _ = wire.request("POST", f"/api/v1/namespaces/{ns}/resourcequotas", quota)
         assert made == 201, wire.name
         body = {"metadata": {"name": "p"}, "spec": {"containers": containers}}
         # the quota controller must have seen the quota first: until then pods are refused
         # "status unknown for quota" on the real server; wait for its status
-        while True:
-            _, got = wire.request("GET", f"/api/v1/namespaces/{ns}/resourcequotas/mem")
-            if (got.get("status") or {}).get("hard"):
-                break
-            assert time.monotonic() < deadline, "the quota has no status"
-            time.sleep(0.05)
+        until(
+            lambda: bool(
+                (wire.request("GET", f"/api/v1/namespaces/{ns}/resourcequotas/mem")[1] or {})
+                .get("status", {})
+                .get("hard")
+            ),
+            "the quota has no status",
+        )
         status, answer = wire.request("POST", f"/api/v1/namespaces/{ns}/pods", body)
         return status, answer.get("message", "") if isinstance(answer, dict) else answer
 

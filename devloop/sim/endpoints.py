@@ -1,7 +1,7 @@
-"""A Service's ready endpoints, as the endpoint-slice controller computes them: the pods its
-selector picks that are Ready, not being deleted and have an address, each with the
-Service port's targetPort resolved against the pod (a number, or a container port's
-name)."""
+"""A Service's endpoints, as the endpoint-slice controller writes them: the pods its
+selector picks that have an address, ready when they are Ready and not being deleted, with
+each Service port's targetPort resolved against the pods (a number, or a container port's
+name). The service proxy and the node's curl both read them from the EndpointSlice."""
 
 from __future__ import annotations
 
@@ -53,22 +53,18 @@ def is_ready(pod: dict[str, Any]) -> bool:
     )
 
 
-def ready_endpoints(
-    service: dict[str, Any], pods: list[dict[str, Any]], wanted_port: str = ""
-) -> list[tuple[str, int]]:
-    """(address, port) of each ready pod behind the Service."""
-    selector = (service.get("spec") or {}).get("selector") or {}
-    port = service_port(service, wanted_port)
-    if not selector or port is None:
+def ready_addresses(found: dict[str, Any] | None, port_name: str) -> list[tuple[str, int]]:
+    """(address, port) of each ready endpoint of an EndpointSlice, for the Service port
+    named `port_name` ("" for an unnamed one)."""
+    if found is None:
         return []
-    found = []
-    for pod in pods:
-        labels = pod["metadata"].get("labels") or {}
-        if all(labels.get(k) == v for k, v in selector.items()) and is_ready(pod):
-            number = target_port(port, pod)
-            if number is not None:
-                found.append((str(pod["status"]["podIP"]), number))
-    return found
+    numbers = [p["port"] for p in found.get("ports") or [] if p.get("name", "") == port_name]
+    return [
+        (str(endpoint["addresses"][0]), int(number))
+        for endpoint in found.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("addresses")
+        for number in numbers
+    ]
 
 
 class EndpointSlices:
@@ -123,8 +119,7 @@ def slice_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, 
         if all((pod["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
         and (pod.get("status") or {}).get("podIP")
     ]
-    first = dict(ports[0]) if ports else None
-    number = target_port(first, chosen[0]) if first and chosen else None
+    targets = [(p, target_port(p, chosen[0]) if chosen else None) for p in ports]
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -164,9 +159,9 @@ def slice_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, 
             }
             for pod in sorted(chosen, key=lambda p: str(p["metadata"]["name"]))
         ],
-        "ports": (
-            [{"name": first.get("name", ""), "port": number, "protocol": "TCP"}]
-            if first and number is not None
-            else []
-        ),
+        "ports": [
+            {"name": port.get("name", ""), "port": number, "protocol": "TCP"}
+            for port, number in targets
+            if number is not None
+        ],
     }

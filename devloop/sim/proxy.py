@@ -15,7 +15,7 @@ from aiohttp import web
 
 from devloop.sim import resources
 from devloop.sim.api import Api
-from devloop.sim.endpoints import ready_endpoints
+from devloop.sim.endpoints import SLICES, ready_addresses, service_port
 from devloop.sim.errors import ApiError, bad_request, not_found
 from devloop.sim.faults import Faults, cut, start_stream
 from devloop.sim.store import Store
@@ -165,7 +165,9 @@ class Forwarder:
         service = self.store.find(SERVICES, ns, name)
         if service is None:
             raise not_found(SERVICES, name)
-        endpoints = ready_endpoints(service, self.store.view(PODS, ns), port)
+        chosen = service_port(service, port)
+        found = self.store.find(SLICES, ns, name)
+        endpoints = ready_addresses(found, chosen.get("name", "")) if chosen else []
         if not endpoints:
             raise ApiError(
                 503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
