@@ -28,7 +28,7 @@ from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule
 from tests import target
 from tests.helpers import STUCK_AT_LOAD, node_code
-from tests.kubewait import rollout_complete
+from tests.kubewait import rollout_complete, wait_for
 from tests.target import machine_only, patience, render_options, sim_only
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -847,3 +847,42 @@ async def test_a_container_without_a_readiness_probe_gets_no_readiness_failures(
         cycle.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await cycle
+
+
+async def test_a_cron_trigger_s_curl_reaches_the_workflow_through_its_service(
+    tmp_path: Path, kube: Kube, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A Job made from the rendered CronJob (as `kubectl create job --from=cronjob/…`): its
+    curl finds the Service's ready endpoint (the node reads the EndpointSlices, as kube-proxy
+    does) and the engine runs the workflow. On Kubernetes' own control plane the node was
+    refused the EndpointSlices and the trigger pod stayed Running for good."""
+    directory = copy_example(tmp_path)
+    text = (directory / "workflow.yaml").read_text()
+    (directory / "workflow.yaml").write_text(
+        text.replace("triggers:\n", "triggers:\n  - type: cron\n    schedule: '0 9 * * *'\n", 1)
+    )
+    bundle = bundle_of(kube, directory)
+    rec = Recorder()
+    assert (await deploy_cycle(kube, bundle, rec, RestartStamps())).ok
+    (cron,) = bundle.cronjobs
+    template = cron["spec"]["jobTemplate"]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "poke", "labels": (template.get("metadata") or {}).get("labels")},
+        "spec": template["spec"],
+    }
+    batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
+    batch.create_namespaced_job(namespace, job)
+
+    done = await asyncio.to_thread(
+        wait_for,
+        batch.list_namespaced_job,
+        lambda j: j.metadata.name == "poke" and bool(j.status.succeeded or j.status.failed),
+        30,
+        namespace=namespace,
+    )
+    assert done.status.succeeded == 1
+    (pod,) = core.list_namespaced_pod(namespace, label_selector="job-name=poke").items
+    printed = core.read_namespaced_pod_log(pod.metadata.name, namespace)
+    assert '"success":true' in printed.replace(" ", ""), printed

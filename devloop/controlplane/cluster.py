@@ -325,39 +325,61 @@ class ControlPlane:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-async def grant_machine(plane: ControlPlane) -> None:
-    """Let the node read its machine's ConfigMap (devloop.node.machine): the Node
-    authorizer lets a node read only the ConfigMaps its pods mount."""
+async def grant_node(plane: ControlPlane) -> None:
+    """What the node needs beyond the Node authorizer: reading its machine's ConfigMap
+    (devloop.node.machine; the Node authorizer lets a node read only the ConfigMaps its
+    pods mount), and what kube-proxy reads (the node is also the pods' network: a cron
+    trigger's curl finds a Service's endpoints in its EndpointSlices), as kubeadm binds
+    kube-proxy's account to system:node-proxier."""
     from devloop.node import machine
     from devloop.node.rest import ApiStatus, Rest
 
+    subjects = [
+        {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "User",
+            "name": f"system:node:{NODE_NAME}",
+        }
+    ]
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    machine_rules = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}
+    ]
+    writes = [
+        (
+            f"{rbac}/namespaces/{machine.NAMESPACE}/roles",
+            {"metadata": {"name": machine.NAME}, "rules": machine_rules},
+        ),
+        (
+            f"{rbac}/namespaces/{machine.NAMESPACE}/rolebindings",
+            {
+                "metadata": {"name": machine.NAME},
+                "subjects": subjects,
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": machine.NAME,
+                },
+            },
+        ),
+        (
+            f"{rbac}/clusterrolebindings",
+            {
+                "metadata": {"name": "pdwatch-node-proxier"},
+                "subjects": subjects,
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:node-proxier",
+                },
+            },
+        ),
+    ]
     admin = Rest.from_kubeconfig(plane.admin_kubeconfig)
-    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{machine.NAMESPACE}"
-    role = {
-        "metadata": {"name": machine.NAME},
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["configmaps"],
-                "verbs": ["get", "list", "watch"],
-            }
-        ],
-    }
-    binding = {
-        "metadata": {"name": machine.NAME},
-        "subjects": [
-            {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "User",
-                "name": f"system:node:{NODE_NAME}",
-            }
-        ],
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": machine.NAME},
-    }
     try:
-        for kind, body in (("roles", role), ("rolebindings", binding)):
+        for path, body in writes:
             try:
-                await admin.request("POST", f"{rbac}/{kind}", body)
+                await admin.request("POST", path, body)
             except ApiStatus as exc:
                 if exc.code != 409:
                     raise
@@ -377,7 +399,7 @@ async def run_node(
     from devloop.node.podnet import PodNetwork
     from devloop.node.rest import Rest
 
-    await grant_machine(plane)
+    await grant_node(plane)
     network = PodNetwork.create()
     node = Node(
         Rest.from_kubeconfig(plane.node_kubeconfig),

@@ -43,6 +43,7 @@ from devloop.node.podnet import PodNetwork
 from devloop.node.prober import next_relist, probe_container
 from devloop.node.recorder import EventRecorder, rfc3339
 from devloop.node.rest import MERGE_PATCH, ApiStatus, Rest, retrying
+from devloop.sim.endpoints import ready_addresses, service_port
 from devloop.sim.engine import Exit
 from devloop.sim.settings import ImageBehaviour, SimSettings
 
@@ -862,21 +863,23 @@ class Node:
             return None
         service_ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else namespace
         try:
-            await self.rest.request("GET", f"/api/v1/namespaces/{service_ns}/services/{parts[0]}")
+            service = await self.rest.request(
+                "GET", f"/api/v1/namespaces/{service_ns}/services/{parts[0]}"
+            )
             slices = await self.rest.request(
                 "GET",
                 f"/apis/discovery.k8s.io/v1/namespaces/{service_ns}/endpointslices",
                 params={"labelSelector": f"kubernetes.io/service-name={parts[0]}"},
             )
         except ApiStatus as exc:
-            if exc.code == 404:
-                return None
-            raise
+            # no such Service: no such name; the cluster refusing the node its Service or
+            # endpoints: nothing to connect to (it used to end the pod's run, never its pod)
+            return None if exc.code == 404 else ""
+        chosen = service_port(service, str(port)) or service_port(service)
+        name = chosen.get("name", "") if chosen else ""
         for item in slices.get("items") or []:
-            target = next((p.get("port") for p in item.get("ports") or [] if p.get("port")), port)
-            for endpoint in item.get("endpoints") or []:
-                if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("addresses"):
-                    return f"{endpoint['addresses'][0]}:{target}"
+            for address, number in ready_addresses(item, name):
+                return f"{address}:{number}"
         return ""
 
     # --- volumes and images -----------------------------------------------------------------
