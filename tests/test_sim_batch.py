@@ -64,7 +64,10 @@ class Clock:
         return self.now
 
     def next_minute(self) -> None:
-        self.now = (int(self.now) // 60 + 1) * 60 + 1
+        """Just past the next minute of the later of this clock and the wall clock: a
+        CronJob created after the wall clock turned a minute (its creationTimestamp is the
+        wall clock's) is due at the minute after that one, not this clock's next."""
+        self.now = (int(max(self.now, time.time())) // 60 + 1) * 60 + 1
 
 
 @pytest.fixture
