@@ -430,7 +430,7 @@ async def run_tui_several(
             )
     finally:
         if conn is not None:
-            conn.close()
+            await conn.close()
     return outcome
 
 
@@ -556,7 +556,7 @@ async def run_daemon(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if conn is not None:
-            conn.close()
+            await conn.close()
     return EXIT_OK
 
 

@@ -112,7 +112,7 @@ async def run_once(
             return EXIT_OK
         return await run_workflow(kube, bundle.workflow.name, run_input, out)
     finally:
-        conn.close()
+        await conn.close()
 
 
 async def run_workflow(kube: Kube, name: str, body: object, out: PlainOutput) -> int:
@@ -162,7 +162,7 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
         explaining(out, situation)(events.Error(str(exc)))
         return EXIT_FAILED
     finally:
-        conn.close()
+        await conn.close()
     if deleted:
         for item in deleted:
             out.console.print(inert.line(f"  deleted {item}"), highlight=False, markup=False)
@@ -234,7 +234,7 @@ async def run_history(
         explaining(out, Situation(conn.context, namespace=conn.namespace))(events.Error(str(exc)))
         return EXIT_FAILED
     finally:
-        conn.close()
+        await conn.close()
     if compare is None:
         for line in history.table(revisions, live):
             out.console.print(inert.line(line), highlight=False, markup=False)
@@ -319,7 +319,7 @@ async def run_rollback(
             )
         return EXIT_OK
     finally:
-        conn.close()
+        await conn.close()
 
 
 async def record_history(kube: Kube, bundle: Bundle, limit: int, out: PlainOutput) -> None:

@@ -14,7 +14,8 @@ if os.environ.get("CI"):
 
 # --- the cluster under test: embedded ones, or a real one (tests/target.py) ----------------
 
-from collections.abc import Iterator  # noqa: E402
+import contextlib  # noqa: E402
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
 from typing import Any, cast  # noqa: E402
 
 import pytest  # noqa: E402
@@ -105,6 +106,26 @@ def api_client(cluster: EmbeddedCluster) -> Iterator[client.ApiClient]:
     configuration = client.Configuration(host=cluster.url)
     with client.ApiClient(configuration) as api:
         yield api
+
+
+@pytest.fixture(autouse=True)
+async def _asyncio_clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The asyncio clients a test's Kubes made for themselves (from the synchronous
+    `api_client`) are closed with the test, on its loop: no connection outlives it."""
+    from devloop.kube import client as kube_client
+
+    made: list[Any] = []
+    original = kube_client.asyncio_client
+
+    def recorded(configuration: client.Configuration) -> Any:
+        made.append(original(configuration))
+        return made[-1]
+
+    monkeypatch.setattr(kube_client, "asyncio_client", recorded)
+    yield
+    for api in made:
+        with contextlib.suppress(Exception):  # made on another loop, already closed
+            await api.close()
 
 
 @pytest.fixture(scope="session")

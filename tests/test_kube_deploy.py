@@ -618,42 +618,38 @@ async def test_down_removes_exactly_the_labelled_objects(
     assert await kube.get("ConfigMap", "unrelated") is not None
 
 
-def test_a_line_read_after_the_loop_closed_ends_the_reader_quietly() -> None:
-    """pdwatch exiting closes its event loop while stream threads may still be reading: a
-    late line must not end its thread with a traceback on the terminal (seen as a pytest
-    unhandled-thread-exception warning under load)."""
-    import threading
+async def test_a_stream_closed_while_its_answer_is_awaited_ends_at_once() -> None:
+    """A stream whose server never answers (an API server hung mid-request) is ended by
+    close() at once: its iteration returns and its task is done, with nothing left running
+    (there is no thread to abandon)."""
+    connected = asyncio.Event()
 
-    from devloop.kube.client import LineStream
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read()  # reads the request and never answers
+        writer.close()
 
-    release = threading.Event()
-
-    class LateResponse:  # stands in for urllib3's response: one line, after the loop closed
-        def stream(self, *_: object, **__: object) -> Any:
-            release.wait(5)
-            yield b"a late line\n"
-
-        def release_conn(self) -> None:
-            pass
-
-    async def open_stream() -> LineStream:
-        return LineStream(LateResponse, "read a late line")
-
-    loop = asyncio.new_event_loop()
-    stream = loop.run_until_complete(open_stream())
-    loop.close()
-    errors: list[BaseException | None] = []
-    previous = threading.excepthook
-    threading.excepthook = lambda info: (  # only this reader's: other tests' threads may end
-        errors.append(info.exc_value) if info.thread is stream.thread else previous(info)
-    )
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kube = Kube(client.Configuration(host=f"http://127.0.0.1:{port}"), "default")
     try:
-        release.set()
-        stream.thread.join(5)
+        stream = kube.follow_log("hung")
+        await connected.wait()
+        lines: list[str] = []
+
+        async def read() -> None:
+            lines.extend([line async for line in stream])
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0)
+        stream.close()
+        await asyncio.wait_for(reader, 5)
+        await asyncio.wait({stream.task}, timeout=5)
+        assert lines == [] and stream.task.done()
     finally:
-        threading.excepthook = previous
-    assert not stream.thread.is_alive()
-    assert errors == []
+        await kube.close()
+        server.close()
+        await server.wait_closed()
 
 
 # --- rollouts as a real controller runs them (issue 16 §7) ------------------------------

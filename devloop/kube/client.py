@@ -1,10 +1,12 @@
-"""A small async facade over the official `kubernetes` client.
+"""A small async facade over the official `kubernetes` client's asyncio API
+(`kubernetes.aio`: an aiohttp session, one pool of connections for the whole session).
 
-Blocking calls run in worker threads; long-lived streams (watches, followed logs) get
-threads of their own, so they never starve the shared executor. Objects travel as plain
-dicts (the raw JSON), never as the client's models: nothing is lost or rejected in
-translation, and the loop and UI need no client types. Every failure surfaces as a
-`KubeError` (errors.py).
+No call and no stream runs on a thread: requests and long-lived streams (watches,
+followed logs) are coroutines on pdwatch's event loop. Objects travel as plain dicts (the
+raw JSON), never as the client's models: nothing is lost or rejected in translation, and
+the loop and UI need no client types. So requests go by REST path through the client's
+`rest_client` (its TLS, proxy and token handling), not through the typed methods, which
+would build models. Every failure surfaces as a `KubeError` (errors.py).
 """
 
 from __future__ import annotations
@@ -12,35 +14,36 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import json
-import threading
-import time
-from collections.abc import AsyncIterator, Callable
+import ssl
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlencode
 
-import urllib3
+import aiohttp
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from kubernetes.aio import client as aio
 
-from devloop.kube.errors import Conflict, KubeError, NotFound, from_exception
+from devloop.kube.errors import Conflict, KubeError, NotFound, Unreachable, from_status
 from devloop.kube.wire import apply_body
 
-T = TypeVar("T")
 APPLY = "application/apply-patch+yaml"
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 FIELD_MANAGER = "pdwatch"
 PROXY_CONNECT_S = 5.0  # a pod proxy request's connection to the API server
 
 
 @dataclass(frozen=True)
 class Kind:
-    api: str  # the client class: CoreV1Api, AppsV1Api, BatchV1Api
-    suffix: str  # method suffix: config_map → read_namespaced_config_map
-    path: str  # the REST path of one object, for requests the typed methods cannot send
+    path: str  # the REST path of one object
 
     def object_path(self, namespace: str, name: str) -> str:
         return self.path.format(namespace=quote(namespace, safe=""), name=quote(name, safe=""))
+
+    def collection_path(self, namespace: str) -> str:
+        return self.path.rsplit("/", 1)[0].format(namespace=quote(namespace, safe=""))
 
     @property
     def resource(self) -> tuple[str, str]:
@@ -59,17 +62,15 @@ def _group(group_version: str, plural: str) -> str:
 
 
 KINDS = {
-    "ConfigMap": Kind("CoreV1Api", "config_map", _core("configmaps")),
-    "Secret": Kind("CoreV1Api", "secret", _core("secrets")),
-    "Service": Kind("CoreV1Api", "service", _core("services")),
-    "Pod": Kind("CoreV1Api", "pod", _core("pods")),
-    "Event": Kind("CoreV1Api", "event", _core("events")),
-    "Deployment": Kind("AppsV1Api", "deployment", _group("apps/v1", "deployments")),
-    "ReplicaSet": Kind("AppsV1Api", "replica_set", _group("apps/v1", "replicasets")),
-    "CronJob": Kind("BatchV1Api", "cron_job", _group("batch/v1", "cronjobs")),
-    "NetworkPolicy": Kind(
-        "NetworkingV1Api", "network_policy", _group("networking.k8s.io/v1", "networkpolicies")
-    ),
+    "ConfigMap": Kind(_core("configmaps")),
+    "Secret": Kind(_core("secrets")),
+    "Service": Kind(_core("services")),
+    "Pod": Kind(_core("pods")),
+    "Event": Kind(_core("events")),
+    "Deployment": Kind(_group("apps/v1", "deployments")),
+    "ReplicaSet": Kind(_group("apps/v1", "replicasets")),
+    "CronJob": Kind(_group("batch/v1", "cronjobs")),
+    "NetworkPolicy": Kind(_group("networking.k8s.io/v1", "networkpolicies")),
 }
 
 
@@ -84,20 +85,81 @@ def data_values(manifest: dict[str, Any]) -> list[str]:
     return values
 
 
-def _json(response: Any) -> Any:
-    return json.loads(response.data) if response.data else None
+def asyncio_client(configuration: client.Configuration) -> aio.ApiClient:
+    """An asyncio client with what a kubeconfig set on `configuration` (the synchronous
+    client's loader reads kubeconfigs as kubectl does; its token refresh hook, for exec
+    plugins and expiring tokens, works on either kind of configuration)."""
+    settings = aio.Configuration(host=configuration.host)
+    settings.api_key = dict(configuration.api_key)
+    settings.api_key_prefix = dict(configuration.api_key_prefix)
+    settings.refresh_api_key_hook = configuration.refresh_api_key_hook
+    for name in (
+        "ssl_ca_cert",
+        "cert_file",
+        "key_file",
+        "verify_ssl",
+        "tls_server_name",
+        "proxy",
+        "username",
+        "password",
+    ):
+        if hasattr(configuration, name):
+            setattr(settings, name, getattr(configuration, name))
+    settings.retries = None  # pdwatch's own policy retries (retry.py), never the client's
+    return aio.ApiClient(settings)
+
+
+def _query(params: Iterable[tuple[str, Any]]) -> str:
+    """URL query of the parameters that are set, named as the API names them."""
+    pairs = []
+    for name, value in params:
+        if value is None or value == "":
+            continue
+        head, *rest = name.split("_")
+        wire = head + "".join(part.capitalize() for part in rest)  # tail_lines → tailLines
+        pairs.append((wire, "true" if value is True else "false" if value is False else value))
+    return f"?{urlencode(pairs)}" if pairs else ""
+
+
+def unreachable(exc: BaseException, doing: str) -> Unreachable:
+    """No answer, said in the words a person knows (aiohttp's are about sockets)."""
+    return Unreachable(f"{doing}: cluster unreachable: {_why(exc)}")
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS: {cause.reason or cause}"
+        if cause.errno == errno.ECONNREFUSED or "Connect call failed" in str(cause):
+            return "Connection refused"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "Remote end closed connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "Connection reset"
+    text = str(exc).strip()
+    return text[:300] if text else type(exc).__name__
 
 
 class Kube:
-    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
-        self.api_client = api_client
+    """One namespace's view of the cluster. Kubes made from one asyncio client (the
+    session's workflows) share its connections; one made from a synchronous client or
+    configuration (tests, benchmarks) gets a client of its own."""
+
+    def __init__(
+        self, api: aio.ApiClient | client.ApiClient | client.Configuration, namespace: str
+    ) -> None:
+        if isinstance(api, client.ApiClient):
+            api = asyncio_client(api.configuration)
+        elif isinstance(api, client.Configuration):
+            api = asyncio_client(api)
+        self.api_client: aio.ApiClient = api
+        self.host = str(api.configuration.host).rstrip("/")
         self.namespace = namespace
-        self.core = client.CoreV1Api(api_client)
-        self.apps = client.AppsV1Api(api_client)
-        self.batch = client.BatchV1Api(api_client)
-        self.networking = client.NetworkingV1Api(api_client)
-        self.auth = client.AuthorizationV1Api(api_client)
-        self.node = client.NodeV1Api(api_client)
         self.request_timeout: float = 15
         # (verb, resource, group) of every request made: what RBAC must allow (preflight)
         self.operations: set[tuple[str, str, str]] = set()
@@ -106,72 +168,117 @@ class Kube:
         plural, group = KINDS[kind].resource
         self.operations.add((verb, f"{plural}/{subresource}" if subresource else plural, group))
 
+    async def close(self) -> None:
+        """Close the client's connections (all Kubes sharing it are done)."""
+        await self.api_client.close()
+
     # --- plumbing ----------------------------------------------------------------------------
 
-    async def call(self, doing: str, fn: Callable[[], T]) -> T:
-        try:
-            return await asyncio.to_thread(fn)
-        except Exception as exc:
-            raise from_exception(exc, doing) from None
+    def _session(self) -> aiohttp.ClientSession:
+        """The client's connection pool (made on first use, on the running loop, by the
+        factory the client names for it)."""
+        rest = self.api_client.rest_client
+        if rest.pool_manager is None:
+            rest.pool_manager = rest._create_pool_manager()
+        session: aiohttp.ClientSession = rest.pool_manager
+        return session
 
-    def method(self, kind: str, verb: str) -> Callable[..., Any]:
-        spec = KINDS[kind]
-        api = {
-            "CoreV1Api": self.core,
-            "AppsV1Api": self.apps,
-            "BatchV1Api": self.batch,
-            "NetworkingV1Api": self.networking,
-        }[spec.api]
-        return getattr(api, f"{verb}_namespaced_{spec.suffix}")  # type: ignore[no-any-return]
+    async def _send(
+        self,
+        doing: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """The response to one request, whatever its status; only no answer raises."""
+        sent = {**self.api_client.default_headers, **headers}
+        await self.api_client.update_params_for_auth(sent, [], ["BearerToken"], path, method, body)
+        settings = self.api_client.configuration
+        extra: dict[str, Any] = {}
+        if settings.proxy:
+            extra["proxy"] = settings.proxy
+            if settings.proxy_headers:
+                extra["proxy_headers"] = settings.proxy_headers
+        if settings.tls_server_name:
+            extra["server_hostname"] = settings.tls_server_name
+        try:
+            return await self._session().request(
+                method, f"{self.host}{path}", data=body, headers=sent, timeout=timeout, **extra
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise unreachable(exc, doing) from None
+
+    async def _open(
+        self,
+        doing: str,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        """The response to a request of the API's own, its body unread; a refusal raises."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        within = timeout or aiohttp.ClientTimeout(total=self.request_timeout)
+        response = await self._send(doing, method, path, body, headers, within)
+        if not 200 <= response.status <= 299:
+            try:
+                data = await response.read()
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                data = b""
+            finally:
+                response.release()
+            raise from_status(response.status, data, doing, response.reason or "", response.headers)
+        return response
+
+    async def _call(
+        self,
+        doing: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        """One request's JSON answer (None for an empty body). `body`: bytes as they are,
+        anything else as JSON."""
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        within = aiohttp.ClientTimeout(total=timeout or self.request_timeout)
+        response = await self._open(doing, method, path, body, content_type, within)
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise unreachable(exc, doing) from None
+        finally:
+            response.release()
+        return json.loads(data) if data else None
 
     # --- objects -----------------------------------------------------------------------------
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply, forced: pdwatch owns the objects it renders.
-
-        The body is sent as bytes written by wire.apply_body (the typed patch methods take
-        only a dict, which the client would escape into what go-yaml refuses)."""
+        """Server-side apply, forced: pdwatch owns the objects it renders. The body is
+        written by wire.apply_body (the client's own serialisation escapes what go-yaml
+        refuses)."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         self._did("patch", kind)
         path = KINDS[kind].object_path(self.namespace, name)
-        body = apply_body(manifest)
-
-        def send() -> Any:
-            request = self.api_client.param_serialize(
-                method="PATCH",
-                resource_path=path,
-                query_params=[("fieldManager", FIELD_MANAGER), ("force", True)],
-                header_params={"Content-Type": APPLY, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self.api_client.call_api(*request, _request_timeout=self.request_timeout)
-            response.read()
-            if not 200 <= response.status <= 299:
-                raise ApiException.from_response(http_resp=response, body=None, data=None)
-            return _json(response)
-
+        query = _query([("field_manager", FIELD_MANAGER), ("force", True)])
         try:
-            result: dict[str, Any] = await self.call(f"apply {kind} {name}", send)
+            result: dict[str, Any] = await self._call(
+                f"apply {kind} {name}", "PATCH", path + query, apply_body(manifest), APPLY
+            )
         except KubeError as exc:
             raise exc.scrubbed(data_values(manifest)) from None
         return result
 
     async def get(self, kind: str, name: str) -> dict[str, Any] | None:
         self._did("get", kind)
-        read = self.method(kind, "read")
+        path = KINDS[kind].object_path(self.namespace, name)
         try:
-            result: dict[str, Any] = await self.call(
-                f"get {kind} {name}",
-                lambda: _json(
-                    read(
-                        name,
-                        self.namespace,
-                        _preload_content=False,
-                        _request_timeout=self.request_timeout,
-                    )
-                ),
-            )
+            result: dict[str, Any] = await self._call(f"get {kind} {name}", "GET", path)
         except NotFound:
             return None
         return result
@@ -185,36 +292,23 @@ class Kube:
     ) -> dict[str, Any]:
         """The list body (items and metadata.resourceVersion)."""
         self._did("list", kind)
-        list_fn = self.method(kind, "list")
-        result: dict[str, Any] = await self.call(
-            f"list {kind}",
-            lambda: _json(
-                list_fn(
-                    self.namespace,
-                    label_selector=label_selector,
-                    field_selector=field_selector,
-                    limit=limit,
-                    _preload_content=False,
-                    _request_timeout=self.request_timeout,
-                )
-            ),
+        path = KINDS[kind].collection_path(self.namespace)
+        query = _query(
+            [
+                ("label_selector", label_selector),
+                ("field_selector", field_selector),
+                ("limit", limit),
+            ]
         )
+        result: dict[str, Any] = await self._call(f"list {kind}", "GET", path + query)
         return result
 
     async def delete(self, kind: str, name: str) -> bool:
         """Delete; False when it was not there."""
         self._did("delete", kind)
-        delete = self.method(kind, "delete")
+        path = KINDS[kind].object_path(self.namespace, name)
         try:
-            await self.call(
-                f"delete {kind} {name}",
-                lambda: delete(
-                    name,
-                    self.namespace,
-                    _preload_content=False,
-                    _request_timeout=self.request_timeout,
-                ),
-            )
+            await self._call(f"delete {kind} {name}", "DELETE", path)
         except NotFound:
             return False
         return True
@@ -224,52 +318,35 @@ class Kube:
     ) -> dict[str, Any]:
         """A strategic merge patch (what `kubectl patch` sends)."""
         self._did("patch", kind)
-        patch = self.method(kind, "patch")
-        result: dict[str, Any] = await self.call(
-            f"patch {kind} {name}",
-            lambda: _json(
-                patch(
-                    name,
-                    self.namespace,
-                    body,
-                    field_manager=FIELD_MANAGER,
-                    _preload_content=False,
-                    _request_timeout=timeout or self.request_timeout,
-                )
-            ),
+        path = KINDS[kind].object_path(self.namespace, name)
+        query = _query([("field_manager", FIELD_MANAGER)])
+        result: dict[str, Any] = await self._call(
+            f"patch {kind} {name}", "PATCH", path + query, body, STRATEGIC_MERGE, timeout
         )
         return result
 
     # --- cluster-level -----------------------------------------------------------------------
 
     async def server_version(self) -> str:
-        version = await self.call(
-            "reach the API server",
-            lambda: client.VersionApi(self.api_client).get_code(_request_timeout=5),
-        )
-        return str(version.git_version)
+        version = await self._call("reach the API server", "GET", "/version", timeout=5)
+        return str((version or {}).get("gitVersion", ""))
 
-    async def namespace_exists(self, name: str) -> bool:
+    async def _exists(self, doing: str, path: str) -> bool:
         try:
-            await self.call(
-                f"get namespace {name}",
-                lambda: self.core.read_namespace(name, _preload_content=False, _request_timeout=5),
-            )
+            await self._call(doing, "GET", path, timeout=5)
         except NotFound:
             return False
         return True
 
+    async def namespace_exists(self, name: str) -> bool:
+        return await self._exists(f"get namespace {name}", f"/api/v1/namespaces/{quote(name)}")
+
     async def create_namespace(self, name: str) -> bool:
         """False when it exists already: made meanwhile by someone else (the other
         workflows of a session check and create it side by side)."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         try:
-            await self.call(
-                f"create namespace {name}",
-                lambda: self.core.create_namespace(
-                    client.V1Namespace(metadata=client.V1ObjectMeta(name=name)),
-                    _preload_content=False,
-                ),
-            )
+            await self._call(f"create namespace {name}", "POST", "/api/v1/namespaces", body=body)
         except Conflict as exc:
             if exc.reason != "AlreadyExists":
                 raise
@@ -277,51 +354,42 @@ class Kube:
         return True
 
     async def runtime_class_exists(self, name: str) -> bool:
-        try:
-            await self.call(
-                f"get RuntimeClass {name}",
-                lambda: self.node.read_runtime_class(
-                    name, _preload_content=False, _request_timeout=5
-                ),
-            )
-        except NotFound:
-            return False
-        return True
+        return await self._exists(
+            f"get RuntimeClass {name}", f"/apis/node.k8s.io/v1/runtimeclasses/{quote(name)}"
+        )
 
     async def can(self, verb: str, resource: str, group: str = "") -> bool:
-        body = client.V1SelfSubjectAccessReview(
-            spec=client.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, resource=resource, group=group, namespace=self.namespace
-                )
-            )
-        )
-        review = await self.call(
+        attributes = {"verb": verb, "resource": resource, "group": group}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {**attributes, "namespace": self.namespace}},
+        }
+        review = await self._call(
             f"check permission to {verb} {resource}",
-            lambda: _json(
-                self.auth.create_self_subject_access_review(
-                    body, _preload_content=False, _request_timeout=5
-                )
-            ),
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body=body,
+            timeout=5,
         )
-        return bool((review.get("status") or {}).get("allowed"))
+        return bool(((review or {}).get("status") or {}).get("allowed"))
 
-    # --- logs and the service proxy ------------------------------------------------------------
+    # --- logs and the proxies ----------------------------------------------------------------
+
+    def _log_path(self, pod: str) -> str:
+        return f"{KINDS['Pod'].object_path(self.namespace, pod)}/log"
 
     async def pod_log(self, pod: str, **params: Any) -> str:
         self._did("get", "Pod", "log")
-
-        def read() -> str:
-            response: Any = self.core.read_namespaced_pod_log(
-                pod,
-                self.namespace,
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-                **params,
-            )
-            return bytes(response.data).decode("utf-8", "replace")
-
-        return await self.call(f"read the logs of {pod}", read)
+        doing = f"read the logs of {pod}"
+        response = await self._open(doing, "GET", self._log_path(pod) + _query(params.items()))
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise unreachable(exc, doing) from None
+        finally:
+            response.release()
+        return bytes(data).decode("utf-8", "replace")
 
     # A pod just Ready is in its Service's endpoints only once the EndpointSlice controller
     # has written them, and a pod being replaced leaves them a moment after its engine
@@ -334,34 +402,32 @@ class Kube:
     async def proxy_post(self, service: str, port: int, path: str, body: Any) -> tuple[int, Any]:
         """POST through the API server's service proxy; (status, parsed JSON or text)."""
         self._did("create", "Service", "proxy")
-        deadline = time.monotonic() + self.ENDPOINTS_WAIT_S
+        deadline = asyncio.get_running_loop().time() + self.ENDPOINTS_WAIT_S
         while True:
             status, answer = await self._proxy_post_once(service, port, path, body)
             waiting = status == 503 and any(m in str(answer) for m in self.ENDPOINTS_SETTLING)
-            if not waiting or time.monotonic() >= deadline:
+            if not waiting or asyncio.get_running_loop().time() >= deadline:
                 return status, answer
             await asyncio.sleep(0.1)
 
     async def _proxy_post_once(
         self, service: str, port: int, path: str, body: Any
     ) -> tuple[int, Any]:
-        resource = f"/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy/"
-        resource += path.lstrip("/")
-        url = f"{self.api_client.configuration.host}{resource}"
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        self.api_client.update_params_for_auth(headers, [], ["BearerToken"], resource, "POST", body)
-
-        def post() -> tuple[int, Any]:
-            response = self.api_client.rest_client.pool_manager.request(
-                "POST", url, body=json.dumps(body), headers=headers, timeout=self.request_timeout
-            )
-            text = response.data.decode("utf-8", "replace")
-            try:
-                return response.status, json.loads(text)
-            except ValueError:
-                return response.status, text
-
-        return await self.call(f"POST {path} to service {service}", post)
+        resource = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/services/"
+        resource += f"{quote(service, safe='')}:{port}/proxy/{path.lstrip('/')}"
+        status, _, data = await self._raw(
+            f"POST {path} to service {service}",
+            "POST",
+            resource,
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "Accept": "application/json"},
+            aiohttp.ClientTimeout(total=self.request_timeout),
+        )
+        text = data.decode("utf-8", "replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
 
     async def pod_proxy(
         self,
@@ -376,26 +442,34 @@ class Kube:
         """Any request to one pod through the API server's pod proxy (`pods/NAME:PORT/
         proxy/PATH`): (status, content type, body)."""
         self._did("create", "Pod", "proxy")
-        resource = f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/"
-        resource += path.lstrip("/")
-        url = f"{self.api_client.configuration.host}{resource}"
-        sent = dict(headers)
-        self.api_client.update_params_for_auth(sent, [], ["BearerToken"], resource, method, body)
+        resource = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods/"
+        resource += f"{quote(pod, safe='')}:{port}/proxy/{path.lstrip('/')}"
+        # an API server that cannot be reached is said within seconds; an answer may take
+        # as long as the workflow runs
+        within = aiohttp.ClientTimeout(total=None, sock_connect=PROXY_CONNECT_S, sock_read=timeout)
+        return await self._raw(
+            f"{method} {path} to pod {pod}", method, resource, body, headers, within
+        )
 
-        def send() -> tuple[int, str, bytes]:
-            response = self.api_client.rest_client.pool_manager.request(
-                method,
-                url,
-                body=body or None,
-                headers=sent,
-                # an API server that cannot be reached is said within seconds; an answer
-                # may take as long as the workflow runs
-                timeout=urllib3.Timeout(connect=PROXY_CONNECT_S, read=timeout),
-                retries=False,
-            )
-            return response.status, response.headers.get("Content-Type", ""), response.data
-
-        return await self.call(f"{method} {path} to pod {pod}", send)
+    async def _raw(
+        self,
+        doing: str,
+        method: str,
+        resource: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: aiohttp.ClientTimeout,
+    ) -> tuple[int, str, bytes]:
+        """A request whose answer is the pod's, whatever its status: (status, content type,
+        body). Only no answer raises."""
+        response = await self._send(doing, method, resource, body or None, headers, timeout)
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise unreachable(exc, doing) from None
+        finally:
+            response.release()
+        return response.status, response.headers.get("Content-Type", ""), data
 
     # --- streams -----------------------------------------------------------------------------
 
@@ -408,90 +482,71 @@ class Kube:
         timeout_seconds: int = 300,
     ) -> LineStream:
         self._did("watch", kind)
-        list_fn = self.method(kind, "list")
-        return LineStream(
-            lambda: list_fn(
-                self.namespace,
-                watch=True,
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                timeout_seconds=timeout_seconds,
-                _preload_content=False,
-            ),
-            f"watch {kind}",
+        query = _query(
+            [
+                ("watch", True),
+                ("resource_version", resource_version),
+                ("allow_watch_bookmarks", True),
+                ("label_selector", label_selector),
+                ("field_selector", field_selector),
+                ("timeout_seconds", timeout_seconds),
+            ]
         )
+        path = KINDS[kind].collection_path(self.namespace) + query
+        return LineStream(self, path, f"watch {kind}")
 
     def follow_log(self, pod: str, **params: Any) -> LineStream:
         self._did("get", "Pod", "log")
-        return LineStream(
-            lambda: self.core.read_namespaced_pod_log(
-                pod, self.namespace, follow=True, _preload_content=False, **params
-            ),
-            f"follow the logs of {pod}",
-        )
+        query = _query([("follow", True), *params.items()])
+        return LineStream(self, self._log_path(pod) + query, f"follow the logs of {pod}")
 
 
 END = object()
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=None)
 
 
 class LineStream:
-    """Lines of a long-lived HTTP response, read on a thread of their own.
+    """Lines of a long-lived HTTP response, read by a task of its own.
 
     `async for line in stream` yields decoded lines until the response ends; a failure to
     open or a dropped connection raises KubeError. `close()` from anywhere ends it.
     """
 
-    def __init__(self, open_response: Callable[[], Any], doing: str) -> None:
-        self.open_response = open_response
+    def __init__(self, kube: Kube, path: str, doing: str) -> None:
+        self.kube = kube
+        self.path = path
         self.doing = doing
-        self.response: Any = None
         self.closed = False
         self.queue: asyncio.Queue[object] = asyncio.Queue()
-        self.loop = asyncio.get_running_loop()
-        self.thread = threading.Thread(target=self._pump, daemon=True, name=doing)
-        self.thread.start()
+        self.task = asyncio.get_running_loop().create_task(self._pump(), name=doing)
 
-    def _put(self, item: object) -> None:
-        # After the event loop has closed (pdwatch is exiting) nobody is listening: a line
-        # read in that moment is dropped instead of ending the thread with a traceback.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-
-    def _pump(self) -> None:
+    async def _pump(self) -> None:
+        response: aiohttp.ClientResponse | None = None
         try:
-            self.response = self.open_response()
-            if self.closed:
-                self.response.close()
-                return
+            response = await self.kube._open(self.doing, "GET", self.path, timeout=STREAM_TIMEOUT)
             pending = b""
-            for chunk in self.response.stream(65536, decode_content=False):
+            async for chunk in response.content.iter_any():
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                if lines:  # one loop callback per chunk, not per line: floods stay cheap
-                    self._put([line.decode("utf-8", "replace") for line in lines])
+                if lines:  # one queue item per chunk, not per line: floods stay cheap
+                    self.queue.put_nowait([line.decode("utf-8", "replace") for line in lines])
             if pending:
-                self._put([pending.decode("utf-8", "replace")])
-            self._put(END)
-        except Exception as exc:
-            self._put(END if self.closed else from_exception(exc, self.doing))
+                self.queue.put_nowait([pending.decode("utf-8", "replace")])
+            self.queue.put_nowait(END)
+        except KubeError as exc:
+            self.queue.put_nowait(END if self.closed else exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.queue.put_nowait(END if self.closed else unreachable(exc, self.doing))
         finally:
-            if self.response is not None:
-                self.response.release_conn()
+            if response is not None:
+                response.close()
 
     def close(self) -> None:
-        """End the iteration now, also while the response is still being opened (the
-        thread may be blocked for headers that never come: it ends on its own later)."""
+        """End the iteration now, also while the response is still being opened."""
         if not self.closed:
-            self._put(END)
+            self.queue.put_nowait(END)
         self.closed = True
-        if self.response is not None:
-            try:
-                self.response.shutdown()
-            except Exception:
-                with contextlib.suppress(Exception):
-                    self.response.close()
+        self.task.cancel()
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._lines()

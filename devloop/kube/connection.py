@@ -8,6 +8,7 @@ the context's, else `default`. `--embedded` starts the embedded cluster instead.
 from __future__ import annotations
 
 import os
+import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from kubernetes import client
+from kubernetes.aio import client as aio
 from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
 from devloop.kube import safety
+from devloop.kube.client import asyncio_client
 
 if TYPE_CHECKING:  # the embedded cluster (aiohttp and all) is imported only when used
     from devloop.sim import EmbeddedCluster, SimSettings
@@ -30,14 +33,14 @@ class ConnectionProblem(Exception):
 
 @dataclass
 class Connection:
-    api_client: client.ApiClient
+    api_client: aio.ApiClient  # one pool of connections for the whole session
     context: str
     server: str
     namespace: str
     embedded: EmbeddedCluster | None = None
 
-    def close(self) -> None:
-        self.api_client.close()
+    async def close(self) -> None:
+        await self.api_client.close()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -70,7 +73,7 @@ def connect(
         from devloop.sim.cluster import EmbeddedCluster
 
         cluster = EmbeddedCluster(sim_settings).start()
-        api = client.ApiClient(client.Configuration(host=cluster.url))
+        api = asyncio_client(client.Configuration(host=cluster.url))
         return Connection(api, EMBEDDED_CONTEXT, cluster.url, namespace or "default", cluster)
     paths = [p for p in kubeconfig_paths(kubeconfig) if p.exists()]
     if not paths:
@@ -109,7 +112,19 @@ def connect(
     except ConfigException as exc:
         raise ConnectionProblem(f"context {chosen['name']!r}: {exc}") from None
     ns = namespace or chosen.get("context", {}).get("namespace") or "default"
-    return Connection(client.ApiClient(configuration), chosen["name"], configuration.host, ns)
+    try:
+        api = asyncio_client(configuration)  # reads the certificates now, not at first use
+    except (ssl.SSLError, OSError) as exc:
+        raise ConnectionProblem(
+            f"context {chosen['name']!r}: {_certificates(configuration)}: {exc}"
+        ) from None
+    return Connection(api, chosen["name"], configuration.host, ns)
+
+
+def _certificates(configuration: client.Configuration) -> str:
+    """The certificate files a TLS setup read, for an error about them."""
+    named = [configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file]
+    return "certificates " + ", ".join(str(f) for f in named if f) if any(named) else "TLS"
 
 
 MAX_KUBECONFIG_BYTES = 16 * 1024 * 1024

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,18 +133,18 @@ class Timeout(KubeError):
         return True
 
 
-def from_exception(exc: BaseException, doing: str = "") -> KubeError:
-    """Map anything the client raises to a KubeError (the one place that knows HTTP)."""
-    from kubernetes.client.exceptions import ApiException
-
-    prefix = f"{doing}: " if doing else ""
-    if isinstance(exc, KubeError):
-        return exc
-    if isinstance(exc, ApiException):
-        error = _from_status(exc.status or 0, exc.body, prefix, exc.reason or "")
-        error.retry_after = retry_after(exc.headers)
-        return error
-    return Unreachable(f"{prefix}cluster unreachable: {_short(exc)}")
+def from_status(
+    status: int,
+    body: Any,
+    doing: str = "",
+    http_reason: str = "",
+    headers: Mapping[str, Any] | None = None,
+) -> KubeError:
+    """The error an HTTP answer that is not a success means (the one place that knows
+    HTTP): its class from the status, its words from the Status body."""
+    error = _from_status(status, body, f"{doing}: " if doing else "", http_reason)
+    error.retry_after = retry_after(headers)
+    return error
 
 
 def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeError:
@@ -186,18 +187,3 @@ def _truncate(body: Any) -> str:
         body = body.decode("utf-8", "replace")
     text = str(body or "").strip()
     return text if len(text) <= MAX_BODY else text[:MAX_BODY] + "…"
-
-
-def _short(exc: BaseException) -> str:
-    """urllib3 nests the useful part ("Connection refused") deep inside its message."""
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "timed out",
-        "Connection reset",
-        "Remote end closed",
-    ):
-        if marker in text:
-            return marker
-    return _truncate(text.split("(Caused by")[0]) or type(exc).__name__

@@ -14,7 +14,7 @@ from typing import Any
 
 from devloop.kube import retry
 from devloop.kube.client import Kube
-from devloop.kube.errors import KubeError, from_exception
+from devloop.kube.errors import KubeError, from_status
 
 MAX_BACKOFF = 5.0
 
@@ -56,7 +56,7 @@ async def watch_objects(
                         rv = None
                         stream.close()
                         break
-                    raise from_exception(_status_error(obj), f"watch {kind}")
+                    raise from_status(obj.get("code") or 500, json.dumps(obj), f"watch {kind}")
                 rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
                 if event.get("type") != "BOOKMARK":
                     yield event["type"], obj
@@ -67,11 +67,3 @@ async def watch_objects(
             failures += 1
             await asyncio.sleep(retry.delay(failures, 0.1, MAX_BACKOFF, exc.retry_after))
             rv = None  # the server may be a new one: start from a fresh list
-
-
-def _status_error(status: dict[str, Any]) -> Exception:
-    from kubernetes.client.exceptions import ApiException
-
-    exc = ApiException(status=status.get("code") or 500, reason=status.get("reason"))
-    exc.body = json.dumps(status)
-    return exc
