@@ -423,7 +423,8 @@ def bench_per_save(tmp: Path, saves: int = 20) -> dict[str, Any]:
         directory = copy_example(tmp, "hello", "per-save")
         api = client.ApiClient(client.Configuration(host=cluster.url))
         settings = LoopSettings(directory, RenderOptions("default"), "pdwatch-embedded", 20)
-        loop = DevLoop(settings, Kube(api, "default"), emit)
+        kube = Kube(api, "default")
+        loop = DevLoop(settings, kube, emit)
         task = asyncio.create_task(loop.run())
         await until(lambda e: isinstance(e, events.Recorded), 0)
         figures: dict[str, list[float]] = {"requests": [], "threads": [], "events": []}
@@ -441,6 +442,7 @@ def bench_per_save(tmp: Path, saves: int = 20) -> dict[str, Any]:
         cluster.request_log = None
         loop.quit()
         await task
+        await kube.close()
         api.close()
         return figures
 
@@ -1273,6 +1275,7 @@ def bench_scale(cluster: EmbeddedCluster, tmp: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             await kube.apply(cm)
             times.append((time.perf_counter() - t0) * 1000)
+        await kube.close()
         api.close()
         return times
 
@@ -1405,6 +1408,7 @@ def _logs_tui_once(tmp: Path, lines: int) -> dict[str, Any]:
                 await asyncio.sleep(0.01)
             t_end = time.monotonic()
             loop.quit()
+        await loop.kube.close()
         api.close()
         return {
             "lines": lines,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,19 +46,24 @@ async def finish(task: asyncio.Task[Any], seconds: float) -> None:
 
 
 class DaemonThreads(ThreadPoolExecutor):
-    """The event loop's default executor for pdwatch's blocking calls (the Kubernetes
-    client, file reads): one daemon thread per call.
+    """The event loop's default executor for pdwatch's few blocking calls (rendering a
+    directory, a host name lookup): a pool of daemon threads, started as needed up to
+    `workers` and reused.
 
     The standard ThreadPoolExecutor joins its threads at shutdown and at interpreter exit:
-    one call stuck on an unreachable API server (up to its 15 s timeout) held Ctrl-C that
-    long. Daemon threads end with the process, so quitting never waits for the network.
-    A thread costs tens of microseconds to start, against milliseconds for the calls.
-    (asyncio accepts only a ThreadPoolExecutor; none of its pooled threads is used.)
+    one call stuck (a DNS lookup of an unreachable cluster) would hold Ctrl-C that long.
+    Daemon threads end with the process, so quitting never waits for one.
+    (asyncio accepts only a ThreadPoolExecutor; none of its own threads is used.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 4) -> None:
         super().__init__(max_workers=1)
         self.closed = False
+        self.workers = workers
+        self.started = 0
+        self.idle = 0
+        self.lock = threading.Lock()
+        self.work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         if self.closed:
@@ -65,17 +71,37 @@ class DaemonThreads(ThreadPoolExecutor):
         future: Future[T] = Future()
 
         def run() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as exc:
-                    future.set_exception(exc)
+            if not future.set_running_or_notify_cancel():
+                self._free()
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                self._free()  # free before the caller hears: its next call reuses this thread
+                future.set_exception(exc)
+            else:
+                self._free()
+                future.set_result(result)
 
-        threading.Thread(target=run, daemon=True, name="pdwatch-io").start()
+        with self.lock:  # an idle thread takes it, else a new one while there may be more
+            if self.idle:
+                self.idle -= 1
+            elif self.started < self.workers:
+                self.started += 1
+                threading.Thread(target=self._serve, daemon=True, name="pdwatch-io").start()
+        self.work.put(run)
         return future
 
+    def _serve(self) -> None:
+        while True:
+            self.work.get()()
+
+    def _free(self) -> None:
+        with self.lock:
+            self.idle += 1
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Never waits: a thread blocked on the network is abandoned, not joined."""
+        """Never waits: a thread blocked in a call is abandoned, not joined."""
         self.closed = True
 
 

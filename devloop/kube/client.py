@@ -106,6 +106,10 @@ def asyncio_client(configuration: client.Configuration) -> aio.ApiClient:
         if hasattr(configuration, name):
             setattr(settings, name, getattr(configuration, name))
     settings.retries = None  # pdwatch's own policy retries (retry.py), never the client's
+    # No credentials from ~/.netrc (kubectl sends none; aiohttp would read the file on a
+    # thread for every request) and, as before the asyncio client, no proxy from the
+    # environment: a kubeconfig's proxy-url is the proxy.
+    settings.client_session_kwargs = {"trust_env": False}
     return aio.ApiClient(settings)
 
 
