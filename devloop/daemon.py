@@ -85,7 +85,6 @@ def make_loop(
     namespace: str | None = None,
 ) -> DevLoop:
     """`namespace`: the workflow's own, when it is not the connection's (several)."""
-    from devloop.kube.client import Kube
     from devloop.loop import DevLoop, LoopSettings
 
     namespace = namespace or conn.namespace
@@ -103,7 +102,7 @@ def make_loop(
         history_limit=opts.history_limit,
         url_port=url_port,
     )
-    loop = DevLoop(settings, Kube(conn.api_client, namespace), emit)
+    loop = DevLoop(settings, conn.kube(namespace), emit)
     settle_heap()
     return loop
 

@@ -60,8 +60,12 @@ def revision_name(workflow: str, number: int) -> str:
     return f"{workflow}-code-r{number}"
 
 
+def labels(workflow: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": workflow, HISTORY_LABEL: "true"}
+
+
 def selector(workflow: str) -> str:
-    return f"app.kubernetes.io/name={workflow},{HISTORY_LABEL}=true"
+    return ",".join(f"{k}={v}" for k, v in labels(workflow).items())
 
 
 def parse(config_map: dict[str, Any]) -> Revision | None:

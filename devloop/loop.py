@@ -38,14 +38,13 @@ from devloop.explain import Situation, explaining
 from devloop.history import REVISION_ANNOTATION, Revision, unknown_revision
 from devloop.image import files_outside
 from devloop.kube import history as kube_history
-from devloop.kube import plan, retry
+from devloop.kube import informers, plan, retry
 from devloop.kube.client import Kube
 from devloop.kube.deploy import CycleResult, RestartStamps, deploy_cycle, follow_existing
 from devloop.kube.errors import KubeError, NotFound
 from devloop.kube.logs import tail_logs
 from devloop.kube.preflight import preflight
 from devloop.kube.rollout import ready_pod
-from devloop.kube.watching import watch_objects
 from devloop.localurl import Answer, LocalUrl, PodRoute
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
@@ -587,7 +586,7 @@ class DevLoop:
         failed rollout again. None when this is not that case."""
         if not self.current_pod or self.failed_hash is None:
             return None
-        live = await self.kube.get("Deployment", name)
+        live = await informers.of(self.kube).get("Deployment", name)
         if live is None or plan.template_hash(live) != self.failed_hash:
             return None
         replica_set = self.current_pod.rsplit("-", 1)[0]
@@ -789,16 +788,20 @@ class DevLoop:
         what someone else changed asks for one (cluster_change)."""
         name = deployment["metadata"]["name"]
         labels = deployment["spec"]["selector"]["matchLabels"]
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        shared = informers.of(self.kube)
         merged: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
 
-        async def pump(kind: str, labels: str = "", fields: str = "") -> None:
-            async for event, obj in watch_objects(self.kube, kind, labels, fields, synced=True):
-                merged.put_nowait((kind, event, obj))
+        async def pump(kind: str, wants: Callable[[dict[str, Any]], bool]) -> None:
+            changes = await shared.informer(kind).subscribe(wants)
+            try:
+                async for event, obj in changes:
+                    merged.put_nowait((kind, event, obj))
+            finally:
+                changes.close()
 
         pumps = [
-            asyncio.create_task(pump("Deployment", fields=f"metadata.name={name}")),
-            asyncio.create_task(pump("Pod", labels=selector)),
+            asyncio.create_task(pump("Deployment", lambda o: o["metadata"]["name"] == name)),
+            asyncio.create_task(pump("Pod", lambda o: informers.carries(o, labels))),
         ]
         try:
             while True:

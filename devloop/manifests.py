@@ -114,8 +114,12 @@ def snapshot_name(wf: Workflow, content_hash: str) -> str:
     return f"{wf.name}-code-{content_hash[:10]}"
 
 
+def snapshot_labels(workflow_name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": workflow_name, SNAPSHOT_LABEL: "true"}
+
+
 def snapshot_selector(workflow_name: str) -> str:
-    return f"app.kubernetes.io/name={workflow_name},{SNAPSHOT_LABEL}=true"
+    return ",".join(f"{k}={v}" for k, v in snapshot_labels(workflow_name).items())
 
 
 def code_snapshot(

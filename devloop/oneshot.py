@@ -87,7 +87,7 @@ async def run_once(
                 format=str(bundle.format),
             )
         )
-        kube = Kube(conn.api_client, conn.namespace)
+        kube = conn.kube()
         checks = await preflight(
             kube,
             conn.context,
@@ -153,7 +153,7 @@ async def run_down(directory: Path, opts: ClusterOptions, out: PlainOutput) -> i
     conn = open_connection(opts, out)
     if conn is None:
         return EXIT_REFUSED
-    kube = Kube(conn.api_client, conn.namespace)
+    kube = conn.kube()
     deleted: list[str] = []
     try:
         await remove_workflow(kube, name, deleted)
@@ -226,7 +226,7 @@ async def run_history(
     conn = open_connection(opts, out)
     if conn is None:
         return EXIT_REFUSED
-    kube = Kube(conn.api_client, conn.namespace)
+    kube = conn.kube()
     try:
         revisions = await kube_history.load(kube, name)
         live = await kube_history.live_hash(kube, name)
@@ -278,7 +278,7 @@ async def run_rollback(
     if conn is None:
         return EXIT_REFUSED
     try:
-        kube = Kube(conn.api_client, conn.namespace)
+        kube = conn.kube()
         situation = Situation(conn.context, namespace=conn.namespace)
         try:
             revisions = await kube_history.load(kube, name)

@@ -24,6 +24,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TypeVar
@@ -129,6 +130,7 @@ class FaultProxy:
         self.namespace = namespace
         self.faults = Faults()
         self.request_count = 0
+        self.request_log: list[tuple[float, str, str, str]] | None = None
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -283,6 +285,10 @@ class FaultProxy:
         if refused is not None:
             return status_response(403, f"pdwatch test isolation: {refused}")
         self.request_count += 1
+        if self.request_log is not None:  # as the embedded cluster's request_log
+            self.request_log.append(
+                (time.monotonic(), request.method, request.path, request.query_string)
+            )
         return await self._forward(request)
 
     # --- RBAC -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from kubernetes import client
 
 from devloop import events
+from devloop.kube import informers
 from devloop.kube.client import Kube
 from devloop.kube.deploy import prune_snapshots
 from devloop.manifests import mounted_config_maps, snapshot_selector
@@ -96,14 +97,22 @@ async def test_code_is_kept_while_a_replica_set_mounts_it(
         {"spec": {"revisionHistoryLimit": 0}},
     )
 
+    shared = informers.of(kube)
+    ours = {"app.kubernetes.io/name": "hello"}
+
     async def two_gone() -> list[str]:
-        while True:
-            left = (await kube.list("ReplicaSet", label_selector="app.kubernetes.io/name=hello"))[
-                "items"
-            ]
-            if len(left) == 1:
-                return await prune_snapshots(kube, "hello")
-            await asyncio.sleep(0.05)
+        """Pruned once the session's ReplicaSet watch has seen the two go (the prune
+        decides on what it saw)."""
+        changes = await shared.informer("ReplicaSet").subscribe(
+            lambda rs: informers.carries(rs, ours)
+        )
+        try:
+            async for _ in changes:
+                if len(await shared.items("ReplicaSet", ours)) == 1:
+                    return await prune_snapshots(kube, "hello")
+        finally:
+            changes.close()
+        raise AssertionError("a subscription never ends on its own")
 
     deleted = await asyncio.wait_for(two_gone(), 30)
     assert len(deleted) == 2

@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from devloop import events
+from devloop.kube import informers
 from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart, settle
 from devloop.kube.errors import Timeout
@@ -383,6 +384,7 @@ class ScriptedWatch(RolloutWatch):
     def __init__(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
         self.queue = asyncio.Queue()
         self.tasks = []
+        self.subscriptions = []
         for item in items:
             self.queue.put_nowait(item)
 
@@ -803,9 +805,11 @@ async def test_a_complete_rollout_without_a_ready_pod_follows_the_replacement(
     await rollout_complete(kube, "hello")
     stale = await kube.get("Deployment", "hello")  # complete, as the status was
     assert stale is not None
-    await asyncio.to_thread(
+    deleted = await asyncio.to_thread(
         client.CoreV1Api(api_client).delete_namespaced_pod, first.rollout.pod, namespace
     )
+    # the session's pod watch has seen it (a cycle comes after a save's debounce)
+    await informers.of(kube).informer("Pod").reached(deleted.metadata.resource_version)
     rec = Recorder()
     result = await settle(kube, stale, rec, False, patience(20), None, "hash")
     assert result.rollout is not None and result.rollout.ok, rec.events

@@ -540,6 +540,8 @@ async def test_the_cluster_check_asks_for_every_operation_a_session_needs(
     tolerated = {
         ("delete", "configmaps", ""),  # code copies no ReplicaSet mounts: pruned if allowed
         ("get", "networkpolicies", "networking.k8s.io"),  # only to prune one
+        ("list", "networkpolicies", "networking.k8s.io"),  # its watch: refused, read by name
+        ("watch", "networkpolicies", "networking.k8s.io"),
         ("create", "pods/proxy", ""),  # the local URL and `t`: refused, they say so
     }
     missing = kube.operations - checked - tolerated

@@ -17,7 +17,7 @@ import contextlib
 import errno
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -44,6 +44,12 @@ class Kind:
 
     def collection_path(self, namespace: str) -> str:
         return self.path.rsplit("/", 1)[0].format(namespace=quote(namespace, safe=""))
+
+    @property
+    def api_version(self) -> str:
+        """ "v1", "apps/v1": what an object of this kind says it is."""
+        parts = self.path.split("/")
+        return parts[2] if parts[1] == "api" else f"{parts[2]}/{parts[3]}"
 
     @property
     def resource(self) -> tuple[str, str]:
@@ -167,6 +173,9 @@ class Kube:
         self.request_timeout: float = 15
         # (verb, resource, group) of every request made: what RBAC must allow (preflight)
         self.operations: set[tuple[str, str, str]] = set()
+        # told of every write pdwatch makes (kind, name, the object; None: deleted), so
+        # the session's caches hold pdwatch's own writes at once (informers.py)
+        self.written: Callable[[str, str, dict[str, Any] | None], None] = lambda *_: None
 
     def _did(self, verb: str, kind: str, subresource: str = "") -> None:
         plural, group = KINDS[kind].resource
@@ -276,6 +285,7 @@ class Kube:
             )
         except KubeError as exc:
             raise exc.scrubbed(data_values(manifest)) from None
+        self.written(kind, name, result)
         return result
 
     async def get(self, kind: str, name: str) -> dict[str, Any] | None:
@@ -314,7 +324,9 @@ class Kube:
         try:
             await self._call(f"delete {kind} {name}", "DELETE", path)
         except NotFound:
+            self.written(kind, name, None)
             return False
+        self.written(kind, name, None)
         return True
 
     async def patch(
@@ -327,6 +339,7 @@ class Kube:
         result: dict[str, Any] = await self._call(
             f"patch {kind} {name}", "PATCH", path + query, body, STRATEGIC_MERGE, timeout
         )
+        self.written(kind, name, result)
         return result
 
     # --- cluster-level -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
 from devloop.kube import safety
-from devloop.kube.client import asyncio_client
+from devloop.kube.client import Kube, asyncio_client
 
 if TYPE_CHECKING:  # the embedded cluster (aiohttp and all) is imported only when used
     from devloop.sim import EmbeddedCluster, SimSettings
@@ -38,8 +38,21 @@ class Connection:
     server: str
     namespace: str
     embedded: EmbeddedCluster | None = None
+    kubes: dict[str, Kube] = field(default_factory=dict)
+
+    def kube(self, namespace: str | None = None) -> Kube:
+        """The session's view of one namespace: every workflow deploying there shares it,
+        so they share its watches (informers.py) and its connections."""
+        wanted = namespace or self.namespace
+        if wanted not in self.kubes:
+            self.kubes[wanted] = Kube(self.api_client, wanted)
+        return self.kubes[wanted]
 
     async def close(self) -> None:
+        from devloop.kube import informers
+
+        for kube in self.kubes.values():
+            await informers.of(kube).stop()
         await self.api_client.close()
         if self.embedded is not None:
             self.embedded.stop()

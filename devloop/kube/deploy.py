@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devloop import events
-from devloop.kube import plan
+from devloop.kube import informers, plan
 from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import Forbidden, KubeError, NotOurs, Timeout
 from devloop.kube.rollout import (
@@ -40,8 +40,7 @@ from devloop.kube.rollout import (
 from devloop.manifests import (
     mounted_config_maps,
     owned_by_workflow,
-    ownership_selector,
-    snapshot_selector,
+    snapshot_labels,
 )
 from devloop.render import Bundle
 from devloop.waits import finish, within
@@ -128,13 +127,17 @@ def refuse_foreign(objects: list[dict[str, Any] | None], bundle: Bundle) -> None
 async def read_mounted(kube: Kube, bundle: Bundle) -> plan.Live:
     """The rollout's inputs: the code ConfigMap, the immutable copy the pods mount, the
     Secret, the import map when the bundle has one, and the Deployment."""
+    shared = informers.of(kube)
+    secret_name = f"{bundle.workflow.name}-secrets"
     import_map = bundle.import_map["metadata"]["name"] if bundle.import_map else None
     cm, snapshot, deployment, secret, mapped = await asyncio.gather(
-        kube.get("ConfigMap", bundle.config_map["metadata"]["name"]),
-        kube.get("ConfigMap", bundle.code_snapshot["metadata"]["name"]),
-        kube.get("Deployment", bundle.deployment["metadata"]["name"]),
-        kube.get("Secret", f"{bundle.workflow.name}-secrets"),
-        kube.get("ConfigMap", import_map) if import_map else _nothing(),
+        shared.get("ConfigMap", bundle.config_map["metadata"]["name"]),
+        shared.get("ConfigMap", bundle.code_snapshot["metadata"]["name"]),
+        shared.get("Deployment", bundle.deployment["metadata"]["name"]),
+        shared.get("Secret", secret_name)
+        if bundle.secret is not None
+        else shared.ours("Secret", secret_name),  # only to prune it
+        shared.get("ConfigMap", import_map) if import_map else _nothing(),
     )
     return plan.Live(cm, deployment, secret, None, snapshot=snapshot, import_map=mapped)
 
@@ -144,22 +147,30 @@ async def _nothing() -> None:
 
 
 async def _if_allowed(kube: Kube, kind: str, name: str) -> dict[str, Any] | None:
-    """An object read only to prune it: where pdwatch may not read that kind (a Role
-    without NetworkPolicies, say), it has none of its own there to prune."""
+    """An object read only to prune it: pdwatch's own, if its watch holds it; where pdwatch
+    may not read that kind (a Role without NetworkPolicies, say), it has none of its own
+    there to prune."""
     try:
-        return await kube.get(kind, name)
+        return await informers.of(kube).ours(kind, name)
     except Forbidden:
         return None
+
+
+async def _crons(kube: Kube, workflow: str) -> list[dict[str, Any]]:
+    """The workflow's CronJobs, in either format (ownership_selector)."""
+    listed = await informers.of(kube).items("CronJob", {"app.kubernetes.io/name": workflow})
+    return [cron for cron in listed if owned_by_workflow(cron, workflow)]
 
 
 async def read_around(kube: Kube, bundle: Bundle) -> plan.Live:
     """What the rollout does not depend on: the Service, the workflow's CronJobs, its
     NetworkPolicy, and an import map it no longer has (to prune)."""
     name = bundle.workflow.name
+    shared = informers.of(kube)
     service, crons, policy, stale_map = await asyncio.gather(
-        kube.get("Service", bundle.service["metadata"]["name"]),
-        kube.list("CronJob", label_selector=ownership_selector(name)),
-        kube.get("NetworkPolicy", f"{name}-netpol")
+        shared.get("Service", bundle.service["metadata"]["name"]),
+        _crons(kube, name),
+        shared.get("NetworkPolicy", f"{name}-netpol")
         if bundle.network_policy
         else _if_allowed(kube, "NetworkPolicy", f"{name}-netpol"),
         _if_allowed(kube, "ConfigMap", f"{name}-import-map")
@@ -171,7 +182,7 @@ async def read_around(kube: Kube, bundle: Bundle) -> plan.Live:
         None,
         None,
         service,
-        tuple(crons.get("items") or ()),
+        tuple(crons),
         import_map=stale_map,
         network_policy=policy,
     )
@@ -312,19 +323,20 @@ async def prune_snapshots(kube: Kube, workflow: str, keep: str = "") -> list[str
     nothing while the Deployment is missing (a cycle is about to create it again). Runs
     inside a deploy cycle, after its rollout: cycles are single flight, so no other cycle
     is between writing a copy and the Deployment that mounts it."""
+    shared = informers.of(kube)
     snapshots, replica_sets, deployment = await asyncio.gather(
-        kube.list("ConfigMap", label_selector=snapshot_selector(workflow)),
-        kube.list("ReplicaSet", label_selector=f"app.kubernetes.io/name={workflow}"),
-        kube.get("Deployment", workflow),
+        shared.items("ConfigMap", snapshot_labels(workflow)),
+        shared.items("ReplicaSet", {"app.kubernetes.io/name": workflow}),
+        shared.get("Deployment", workflow),
     )
     if deployment is None:
         return []
     used: set[str] = {keep}
-    for owner in [*(replica_sets.get("items") or []), deployment]:
+    for owner in [*replica_sets, deployment]:
         if owner is not None:
             used |= mounted_config_maps((owner.get("spec") or {}).get("template") or {})
     deleted = []
-    for snapshot in snapshots.get("items") or []:
+    for snapshot in snapshots:
         name = snapshot["metadata"]["name"]
         unused = name not in used and owned_by_workflow(snapshot, workflow)
         if unused and await kube.delete("ConfigMap", name):
@@ -378,7 +390,7 @@ async def follow_existing(
 ) -> CycleResult | None:
     """A change seen in the cluster (someone else's rollout, a deleted pod): follow what
     the Deployment does now, applying nothing. None when the Deployment is gone."""
-    deployment = await kube.get("Deployment", name)
+    deployment = await informers.of(kube).get("Deployment", name)
     if deployment is None:
         return None
     return await settle(kube, deployment, emit, False, rollout_timeout, on_pod_started)

@@ -6,22 +6,21 @@ from datetime import UTC, datetime
 
 from devloop import history
 from devloop.history import RecordPlan, Revision
-from devloop.kube import plan
+from devloop.kube import informers, plan
 from devloop.kube.client import Kube
-from devloop.manifests import owned_by_workflow, snapshot_selector
+from devloop.manifests import owned_by_workflow, snapshot_labels
 from devloop.render import Bundle
 
 
 async def load(kube: Kube, workflow: str) -> list[Revision]:
     """The workflow's revisions, newest first (only ConfigMaps that carry its labels)."""
-    listed = await kube.list("ConfigMap", label_selector=history.selector(workflow))
-    items = [cm for cm in listed.get("items") or [] if owned_by_workflow(cm, workflow)]
-    return history.revisions(items)
+    listed = await informers.of(kube).items("ConfigMap", history.labels(workflow))
+    return history.revisions([cm for cm in listed if owned_by_workflow(cm, workflow)])
 
 
 async def live_hash(kube: Kube, deployment: str) -> str | None:
     """The code hash the Deployment's pod template runs (None: not deployed)."""
-    return plan.template_hash(await kube.get("Deployment", deployment))
+    return plan.template_hash(await informers.of(kube).get("Deployment", deployment))
 
 
 def now() -> str:
@@ -46,8 +45,7 @@ async def remove(kube: Kube, workflow: str) -> list[str]:
     for revision in await load(kube, workflow):
         if await kube.delete("ConfigMap", revision.name):
             deleted.append(f"ConfigMap/{revision.name}")
-    listed = await kube.list("ConfigMap", label_selector=snapshot_selector(workflow))
-    for snapshot in listed.get("items") or []:
+    for snapshot in await informers.of(kube).items("ConfigMap", snapshot_labels(workflow)):
         name = snapshot["metadata"]["name"]
         if owned_by_workflow(snapshot, workflow) and await kube.delete("ConfigMap", name):
             deleted.append(f"ConfigMap/{name}")

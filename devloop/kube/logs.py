@@ -137,7 +137,7 @@ def _closer(stream: LineStream) -> Callable[[object], None]:
 
 async def _restart_count(kube: Kube, pod: str) -> int | None:
     """The container's restart count, None when the pod is gone."""
-    obj = await kube.get("Pod", pod)
+    obj = await kube.get("Pod", pod)  # fresh: a restart is told by its count
     if obj is None:
         return None
     statuses = (obj.get("status") or {}).get("containerStatuses") or []

@@ -1,6 +1,10 @@
 """The API operations pdwatch performs, in one place: what the cluster check asks RBAC for
 and what the explanation of a refusal lists (tests/test_kube_preflight.py checks the list
-against what a whole session requests, recorded by the client)."""
+against what a whole session requests, recorded by the client).
+
+The session watches each kind it deploys (informers.py). Where a watch of a kind is
+refused that pdwatch only reads to prune (a NetworkPolicy, a Secret the workflow no longer
+has), it reads that object by name instead: those are not asked for."""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from __future__ import annotations
 NEEDED = [
     ("patch", "configmaps", ""),
     ("get", "configmaps", ""),
-    ("list", "configmaps", ""),  # the deploy history
+    ("list", "configmaps", ""),  # the deploy history, the code copies
+    ("watch", "configmaps", ""),
     ("patch", "services", ""),
     ("get", "services", ""),
+    ("list", "services", ""),
+    ("watch", "services", ""),
     ("patch", "deployments", "apps"),
     ("get", "deployments", "apps"),
     ("list", "deployments", "apps"),
@@ -34,8 +41,10 @@ def needed_operations(
     needed = list(NEEDED)
     if with_secret:
         needed += [("patch", "secrets", ""), ("get", "secrets", "")]
+        needed += [("list", "secrets", ""), ("watch", "secrets", "")]
     if with_cronjobs:
         needed += [("patch", "cronjobs", "batch"), ("list", "cronjobs", "batch")]
+        needed += [("watch", "cronjobs", "batch")]
     if with_network_policy:
         group = "networking.k8s.io"
         needed += [("patch", "networkpolicies", group), ("get", "networkpolicies", group)]

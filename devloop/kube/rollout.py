@@ -28,10 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from devloop import events
-from devloop.kube import plan
+from devloop.kube import informers, plan
 from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import KubeError, Vanished
-from devloop.kube.watching import watch_objects
 from devloop.waits import within
 
 Emit = Callable[[events.Event], None]
@@ -70,10 +69,6 @@ def is_new_replica_set(rs: dict[str, Any], deployment: dict[str, Any]) -> bool:
     return owned and without_hash(rs["spec"]["template"]) == without_hash(
         deployment["spec"]["template"]
     )
-
-
-def selector_string(match_labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
 
 def is_ready(pod: dict[str, Any]) -> bool:
@@ -119,33 +114,51 @@ def liveness_kill(last_failure: str) -> tuple[str, str]:
 
 
 class RolloutWatch:
-    """The watches a rollout is followed with: the Deployment, its ReplicaSets and pods,
-    and the namespace's new events, merged into one stream.
+    """What a rollout is followed with: the Deployment, its ReplicaSets and pods, and the
+    namespace's new events, from the session's shared watches (informers.py), merged into
+    one stream.
 
-    Opened before the change that starts the rollout (the pump tasks start at once), so
-    the new ReplicaSet and its pod are seen as they appear instead of being looked up one
-    after the other once the change has landed. Events start from now: the namespace's
-    earlier events (there may be tens of thousands) are never listed or replayed.
+    Opened before the change that starts the rollout, so the new ReplicaSet and its pod are
+    seen as they appear; opening it sends no request (the watches are the session's). The
+    objects already known come first, as a list would give them; events start from now.
     Close it with `close()`.
     """
 
     def __init__(self, kube: Kube, deployment: str, match_labels: dict[str, str]) -> None:
-        selector = selector_string(match_labels)
+        shared = informers.of(kube)
+
+        def selected(obj: dict[str, Any]) -> bool:
+            return informers.carries(obj, match_labels)
+
         sources = {
-            "deployment": watch_objects(
-                kube, "Deployment", field_selector=f"metadata.name={deployment}"
+            "deployment": (
+                shared.informer("Deployment"),
+                lambda obj: obj["metadata"].get("name") == deployment,
+                True,
             ),
-            "rs": watch_objects(kube, "ReplicaSet", label_selector=selector),
-            "pod": watch_objects(kube, "Pod", label_selector=selector),
-            "event": watch_objects(kube, "Event", from_now=True),
+            "rs": (shared.informer("ReplicaSet"), selected, True),
+            "pod": (shared.informer("Pod"), selected, True),
+            "event": (shared.informer("Event"), lambda _: True, False),
         }
         self.queue: asyncio.Queue[tuple[str, str, dict[str, Any]] | BaseException] = asyncio.Queue()
-        self.tasks = [asyncio.create_task(self._pump(tag, s)) for tag, s in sources.items()]
+        self.subscriptions: list[informers.Subscription] = []
+        self.tasks = [
+            asyncio.create_task(self._pump(tag, *source)) for tag, source in sources.items()
+        ]
 
-    async def _pump(self, tag: str, source: AsyncIterator[tuple[str, dict[str, Any]]]) -> None:
+    async def _pump(
+        self,
+        tag: str,
+        informer: informers.Informer,
+        wants: Callable[[dict[str, Any]], bool],
+        replay: bool,
+    ) -> None:
         try:
-            async for kind, obj in source:
-                self.queue.put_nowait((tag, kind, obj))
+            subscription = await informer.subscribe(wants, replay)
+            self.subscriptions.append(subscription)
+            async for kind, obj in subscription:
+                if kind != "SYNCED":
+                    self.queue.put_nowait((tag, kind, obj))
         except BaseException as exc:  # surfaced to the consumer
             self.queue.put_nowait(exc)
 
@@ -165,29 +178,22 @@ class RolloutWatch:
         for task in self.tasks:
             with contextlib.suppress(BaseException):
                 await task
-
-
-async def find_new_replica_set(kube: Kube, deployment: dict[str, Any]) -> dict[str, Any]:
-    selector = selector_string(deployment["spec"]["selector"].get("matchLabels") or {})
-    async for _, rs in watch_objects(kube, "ReplicaSet", label_selector=selector):
-        if is_new_replica_set(rs, deployment):
-            return rs
-    raise KubeError("the ReplicaSet watch ended")  # watch_objects never ends on its own
+        for subscription in self.subscriptions:
+            subscription.close()
 
 
 async def serving_pod(kube: Kube, deployment: dict[str, Any]) -> str:
     """The Ready pod of the Deployment's newest ReplicaSet (what serves its template), or
     "" when there is none."""
+    shared = informers.of(kube)
     selector = deployment["spec"]["selector"].get("matchLabels") or {}
-    listed = await kube.list("ReplicaSet", label_selector=selector_string(selector))
-    newest = [rs for rs in listed.get("items") or [] if is_new_replica_set(rs, deployment)]
+    replica_sets = await shared.items("ReplicaSet", selector)
+    newest = [rs for rs in replica_sets if is_new_replica_set(rs, deployment)]
     if not newest:
         return ""
     rs_hash = newest[0]["metadata"]["labels"].get("pod-template-hash", "")
-    pods = await kube.list(
-        "Pod", label_selector=selector_string({**selector, "pod-template-hash": rs_hash})
-    )
-    ready = [p for p in pods.get("items") or [] if is_ready(p)]
+    pods = await shared.items("Pod", {**selector, "pod-template-hash": rs_hash})
+    ready = [p for p in pods if is_ready(p)]
     ready.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
     return str(ready[-1]["metadata"]["name"]) if ready else ""
 
@@ -197,13 +203,21 @@ async def ready_pod(
 ) -> str | None:
     """A Ready pod (not being deleted) of the ReplicaSet with this pod-template-hash, as
     soon as there is one; None after `timeout` seconds."""
-    selector = selector_string({**match_labels, "pod-template-hash": template_hash})
+    labels = {**match_labels, "pod-template-hash": template_hash}
 
     async def first() -> str:
-        async for kind, pod in watch_objects(kube, "Pod", label_selector=selector):
-            if kind != "DELETED" and is_ready(pod):
-                return str(pod["metadata"]["name"])
-        raise KubeError("the pod watch ended")  # watch_objects never ends on its own
+        pods = (
+            await informers.of(kube)
+            .informer("Pod")
+            .subscribe(lambda pod: informers.carries(pod, labels))
+        )
+        try:
+            async for kind, pod in pods:
+                if kind not in ("DELETED", "SYNCED") and is_ready(pod):
+                    return str(pod["metadata"]["name"])
+        finally:
+            pods.close()
+        raise KubeError("the pod watch ended")  # a subscription never ends on its own
 
     try:
         return await within(first(), timeout)
