@@ -360,7 +360,7 @@ def _long_session_sections(r: dict[str, Any]) -> list[str]:
             "## What one save costs",
             "",
             "A save of examples/hello, pdwatch in process against an embedded cluster of its "
-            "own (as the daemon runs it: a daemon thread per blocking call), from the save to "
+            "own (as the daemon runs it, with its executor), from the save to "
             "its deploy recorded in the history: the cluster's request log (watches count), "
             "Thread.start on pdwatch's thread, the events emitted.",
             "",
