@@ -132,8 +132,11 @@ def _query(params: Iterable[tuple[str, Any]]) -> str:
 
 
 def unreachable(exc: BaseException, doing: str) -> Unreachable:
-    """No answer, said in the words a person knows (aiohttp's are about sockets)."""
-    return Unreachable(f"{doing}: cluster unreachable: {_why(exc)}")
+    """No answer, said in the words a person knows (aiohttp's are about sockets); the
+    original stays its cause, for the debug log's traceback (--log-file)."""
+    error = Unreachable(f"{doing}: cluster unreachable: {_why(exc)}")
+    error.__cause__ = exc
+    return error
 
 
 def _why(exc: BaseException) -> str:
@@ -221,7 +224,7 @@ class Kube:
                 method, f"{self.host}{path}", data=body, headers=sent, timeout=timeout, **extra
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from None
+            raise unreachable(exc, doing) from exc
 
     async def _open(
         self,
@@ -264,7 +267,7 @@ class Kube:
         try:
             data = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from None
+            raise unreachable(exc, doing) from exc
         finally:
             response.release()
         return json.loads(data) if data else None
@@ -403,7 +406,7 @@ class Kube:
         try:
             data = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from None
+            raise unreachable(exc, doing) from exc
         finally:
             response.release()
         return bytes(data).decode("utf-8", "replace")
@@ -483,7 +486,7 @@ class Kube:
         try:
             data = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from None
+            raise unreachable(exc, doing) from exc
         finally:
             response.release()
         return response.status, response.headers.get("Content-Type", ""), data
