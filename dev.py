@@ -139,7 +139,9 @@ def test_against_control_plane(args: list[str]) -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        while not kubeconfig.exists():
+        # Up means its node is Ready too (the control plane says so once it is): a suite
+        # started on the kubeconfig alone found no node and skipped the node's tests.
+        while "control plane up in" not in (scratch / "controlplane.log").read_text():
             if plane.poll() is not None:
                 log.close()
                 print((scratch / "controlplane.log").read_text()[-4000:], flush=True)
