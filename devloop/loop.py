@@ -789,13 +789,19 @@ class DevLoop:
         name = deployment["metadata"]["name"]
         labels = deployment["spec"]["selector"]["matchLabels"]
         shared = informers.of(self.kube)
-        merged: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+        merged: asyncio.Queue[tuple[str, str, dict[str, Any]] | KubeError] = asyncio.Queue()
 
         async def pump(kind: str, wants: Callable[[dict[str, Any]], bool]) -> None:
-            changes = await shared.informer(kind).subscribe(wants)
+            try:
+                changes = await shared.informer(kind).subscribe(wants)
+            except KubeError as exc:  # a refused watch: the monitor fails, said and restarted
+                merged.put_nowait(exc)
+                return
             try:
                 async for event, obj in changes:
                     merged.put_nowait((kind, event, obj))
+            except KubeError as exc:
+                merged.put_nowait(exc)
             finally:
                 changes.close()
 
@@ -805,7 +811,10 @@ class DevLoop:
         ]
         try:
             while True:
-                source, event, obj = await merged.get()
+                item = await merged.get()
+                if isinstance(item, KubeError):
+                    raise item
+                source, event, obj = item
                 known = self.known_deployment
                 if self.cycling or known is None:
                     continue

@@ -101,3 +101,18 @@ def test_a_log_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> N
     done = run_pdwatch(tmp_path, "--render", "--log-file", str(tmp_path / "no" / "such.log"))
     assert done.returncode == 2
     assert "--log-file" in done.stderr and "No such file or directory" in done.stderr
+
+
+async def test_a_watch_refused_to_the_idle_monitor_is_said(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str, cluster: Any
+) -> None:
+    """The session's pod watch refused while idle (a Role changed under pdwatch): the
+    idle monitor's failure is said, not lost in a task nobody awaits."""
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
+        mark = rig.mark()
+        cluster.forbid("watch", "pods")
+        cluster.drop_streams()  # the open watches end; the pod watch is asked again
+        error = await rig.wait_for(
+            events.Error, lambda e: e.message.startswith("the idle monitor failed"), mark
+        )
+        assert "watch Pod" in error.message, error
