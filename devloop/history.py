@@ -64,10 +64,6 @@ def labels(workflow: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": workflow, HISTORY_LABEL: "true"}
 
 
-def selector(workflow: str) -> str:
-    return ",".join(f"{k}={v}" for k, v in labels(workflow).items())
-
-
 def parse(config_map: dict[str, Any]) -> Revision | None:
     """A stored revision, or None for a ConfigMap that is not one (a label copied by hand)."""
     meta = config_map.get("metadata") or {}

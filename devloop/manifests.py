@@ -118,10 +118,6 @@ def snapshot_labels(workflow_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": workflow_name, SNAPSHOT_LABEL: "true"}
 
 
-def snapshot_selector(workflow_name: str) -> str:
-    return ",".join(f"{k}={v}" for k, v in snapshot_labels(workflow_name).items())
-
-
 def code_snapshot(
     wf: Workflow, namespace: str, data: dict[str, str], content_hash: str, fmt: str
 ) -> Manifest:

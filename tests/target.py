@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -84,11 +83,14 @@ def has_pdwatch_node() -> bool:
         # Asked when test modules are imported: a control plane started just before may
         # not have its node registered yet (every cluster has one; none means not yet).
         # Decided on an empty list, every machine test skipped silently (seen in CI).
-        deadline = time.monotonic() + 60
-        while not (nodes := client.CoreV1Api(api).list_node().items):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{REAL.kubeconfig}: the cluster has no node after 60 s")
-            time.sleep(0.5)
+        core = client.CoreV1Api(api)
+        nodes = core.list_node().items
+        if not nodes:  # wait for the first to register (a watch, not a poll)
+            for event in watch.Watch().stream(core.list_node, timeout_seconds=60):
+                nodes = [event["object"]]
+                break
+        if not nodes:
+            raise RuntimeError(f"{REAL.kubeconfig}: the cluster has no node after 60 s")
     return any(
         (n.status.node_info.container_runtime_version or "").startswith("pdwatch://") for n in nodes
     )

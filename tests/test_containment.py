@@ -15,13 +15,14 @@ from devloop import events
 from devloop.kube import informers
 from devloop.kube.client import Kube
 from devloop.kube.deploy import prune_snapshots
-from devloop.manifests import mounted_config_maps, snapshot_selector
+from devloop.manifests import mounted_config_maps, snapshot_labels
 from devloop.sim import EmbeddedCluster
 from tests.helpers import crashing_node, node_code
 from tests.kubewait import is_ready, wait_for
 from tests.looprig import EXAMPLES, running_loop
 from tests.processes import run_pdwatch
 
+SNAPSHOTS = informers.selector_string(snapshot_labels("hello"))
 GREET = Path("nodes") / "greet.ts"
 
 
@@ -80,7 +81,7 @@ async def test_code_is_kept_while_a_replica_set_mounts_it(
             mark = rig.mark()
             (rig.directory / GREET).write_text(node_code(f"v{n}"))
             assert (await rig.cycle_done(mark)).outcome == "ready"
-    listed = await kube.list("ConfigMap", label_selector=snapshot_selector("hello"))
+    listed = await kube.list("ConfigMap", label_selector=SNAPSHOTS)
     snapshots = {cm["metadata"]["name"] for cm in listed["items"]}
     replica_sets = (await kube.list("ReplicaSet", label_selector="app.kubernetes.io/name=hello"))[
         "items"
@@ -116,7 +117,7 @@ async def test_code_is_kept_while_a_replica_set_mounts_it(
 
     deleted = await asyncio.wait_for(two_gone(), 30)
     assert len(deleted) == 2
-    left = await kube.list("ConfigMap", label_selector=snapshot_selector("hello"))
+    left = await kube.list("ConfigMap", label_selector=SNAPSHOTS)
     assert len(left["items"]) == 1
 
 

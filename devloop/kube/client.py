@@ -33,6 +33,7 @@ APPLY = "application/apply-patch+yaml"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 FIELD_MANAGER = "pdwatch"
 PROXY_CONNECT_S = 5.0  # a pod proxy request's connection to the API server
+NO_ANSWER = (aiohttp.ClientError, TimeoutError, OSError)  # what aiohttp raises for no answer
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,18 @@ class Kube:
             return await self._session().request(
                 method, f"{self.host}{path}", data=body, headers=sent, timeout=timeout, **extra
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except NO_ANSWER as exc:
             raise unreachable(exc, doing) from exc
+
+    @staticmethod
+    async def _read(response: aiohttp.ClientResponse, doing: str) -> bytes:
+        """The whole body, the connection then back in the pool."""
+        try:
+            return await response.read()
+        except NO_ANSWER as exc:
+            raise unreachable(exc, doing) from exc
+        finally:
+            response.release()
 
     async def _open(
         self,
@@ -241,11 +252,9 @@ class Kube:
         response = await self._send(doing, method, path, body, headers, within)
         if not 200 <= response.status <= 299:
             try:
-                data = await response.read()
-            except (aiohttp.ClientError, TimeoutError, OSError):
+                data = await self._read(response, doing)
+            except Unreachable:  # the refusal is said without its body
                 data = b""
-            finally:
-                response.release()
             raise from_status(response.status, data, doing, response.reason or "", response.headers)
         return response
 
@@ -264,12 +273,7 @@ class Kube:
             body = json.dumps(body).encode()
         within = aiohttp.ClientTimeout(total=timeout or self.request_timeout)
         response = await self._open(doing, method, path, body, content_type, within)
-        try:
-            data = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from exc
-        finally:
-            response.release()
+        data = await self._read(response, doing)
         return json.loads(data) if data else None
 
     # --- objects -----------------------------------------------------------------------------
@@ -403,13 +407,7 @@ class Kube:
         self._did("get", "Pod", "log")
         doing = f"read the logs of {pod}"
         response = await self._open(doing, "GET", self._log_path(pod) + _query(params.items()))
-        try:
-            data = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from exc
-        finally:
-            response.release()
-        return bytes(data).decode("utf-8", "replace")
+        return (await self._read(response, doing)).decode("utf-8", "replace")
 
     # A pod just Ready is in its Service's endpoints only once the EndpointSlice controller
     # has written them, and a pod being replaced leaves them a moment after its engine
@@ -483,12 +481,7 @@ class Kube:
         """A request whose answer is the pod's, whatever its status: (status, content type,
         body). Only no answer raises."""
         response = await self._send(doing, method, resource, body or None, headers, timeout)
-        try:
-            data = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise unreachable(exc, doing) from exc
-        finally:
-            response.release()
+        data = await self._read(response, doing)
         return response.status, response.headers.get("Content-Type", ""), data
 
     # --- streams -----------------------------------------------------------------------------
@@ -555,7 +548,7 @@ class LineStream:
             self.queue.put_nowait(END)
         except KubeError as exc:
             self.queue.put_nowait(END if self.closed else exc)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except NO_ANSWER as exc:
             self.queue.put_nowait(END if self.closed else unreachable(exc, self.doing))
         finally:
             if response is not None:
