@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -363,7 +363,7 @@ async def run_tui_several(
 ) -> int:
     """Several workflows in the terminal UI: a row each in its workflows bar, one shown."""
     from devloop.ui.tui import PdwatchApp
-    from devloop.ui.widgets import Session
+    from devloop.ui.workflowview import Session
 
     placed = [(d, workflow_name(d)) for d in directories]
     called = dict(zip(directories, labels(placed), strict=True))
@@ -478,7 +478,7 @@ async def run_daemon(
             )
         if tui:
             from devloop.ui.tui import PdwatchApp
-            from devloop.ui.widgets import Session
+            from devloop.ui.workflowview import Session
 
             refused = False
 
@@ -559,7 +559,7 @@ async def run_daemon(
     return EXIT_OK
 
 
-async def _cleanup(kube: Any, names: list[str], out: Emit | None = None) -> None:
+async def _cleanup(kube: Any, names: Sequence[str], out: Emit | None = None) -> None:
     """--cleanup-on-exit: what `--down` deletes, for every name the session deployed under
     (whether or not its rollout finished), within CLEANUP_TIMEOUT_S; what could not be
     deleted in time, or was refused, is said."""

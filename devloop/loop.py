@@ -29,11 +29,12 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devloop import events
+from devloop import workflowstate as ws
 from devloop.explain import Situation, explaining
 from devloop.history import REVISION_ANNOTATION, Revision, unknown_revision
 from devloop.image import files_outside
@@ -61,10 +62,10 @@ from devloop.watch import (
     batches,
 )
 from devloop.webhooktest import Delivery, delivery
+from devloop.workflowstate import Pending, WorkflowState
 
 Emit = Callable[[events.Event], None]
 QUIT_GRACE_S = 1.0  # how long a task may take to end once told to
-FIELD_MANAGER = "pdwatch"
 
 
 @dataclass
@@ -81,19 +82,6 @@ class LoopSettings:
     missing_dir_poll_s: float = 0.5
     history_limit: int = 10
     url_port: int | None = None  # the local URL's port (0: a free one); None: no URL
-
-
-@dataclass
-class _Pending:
-    paths: set[str] = field(default_factory=set)
-    reasons: list[str] = field(default_factory=list)
-    force: bool = False
-    follow_only: bool = True  # only changes seen in the cluster: show them, apply nothing
-    rollback: int | None = None  # a revision to put back live instead of the local files
-    saved_at: float | None = None  # wall clock of the last save, as the watch saw it
-
-    def __bool__(self) -> bool:
-        return bool(self.reasons)
 
 
 def waiting_changes(paths: set[str]) -> str:
@@ -123,76 +111,49 @@ def files_changed(before: Bundle | None, after: Bundle) -> tuple[str, ...]:
     return tuple(sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p)))
 
 
-@dataclass(frozen=True)
-class ClusterChange:
-    """Something seen in the cluster while idle that calls for a cycle: `why` for the
-    person, `redeploy` for the loop (the Deployment is gone: deploy it again; otherwise
-    follow what the cluster does now)."""
-
-    why: str
-    redeploy: bool = False
-
-
-def cluster_change(
-    source: str, event: str, obj: dict[str, Any], known: dict[str, Any], serving: str
-) -> ClusterChange | None:
-    """What something seen in the cluster while idle calls for, or None. Pure: `known` is
-    the Deployment as the last cycle left it, `serving` the pod that served it. `event`
-    "SYNCED" ends a (re)list, with the names it held."""
-    name = known["metadata"]["name"]
-    deleted = ClusterChange(f"deployment {name} was deleted", redeploy=True)
-    if source == "Deployment":
-        if event == "SYNCED":
-            return None if name in obj["names"] else deleted
-        if event == "DELETED" or obj["metadata"].get("uid") != known["metadata"].get("uid"):
-            return deleted
-        if obj["metadata"].get("generation", 0) > known["metadata"].get("generation", 0):
-            other = plan.deployed_from(obj)
-            if other and other != plan.deployed_from(known):
-                return ClusterChange(
-                    f"deployment {name} was deployed from {other}: that directory's files "
-                    "run now, not these (a save here deploys them again)"
-                )
-            by = plan.changed_by(obj, FIELD_MANAGER)
-            return ClusterChange(f"deployment {name} was changed by {by}")
-        return None
-    if not serving:
-        return None
-    if event == "SYNCED":
-        return None if serving in obj["names"] else ClusterChange(f"pod {serving} is gone")
-    if obj["metadata"].get("name") == serving and (
-        event == "DELETED" or obj["metadata"].get("deletionTimestamp")
-    ):
-        return ClusterChange(f"pod {serving} was deleted")
-    return None
-
-
 class DevLoop:
     def __init__(self, settings: LoopSettings, kube: Kube, emit: Emit) -> None:
         self.settings = settings
         self.kube = kube
         self.emit = emit
         self.stamps = RestartStamps()
-        self.pending = _Pending()
+        self.state = WorkflowState()  # changed only by dispatch (devloop.workflowstate)
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.paused = False
-        self.cycle_number = 0
-        self.deployed: Bundle | None = None
-        self.previous_deployed: Bundle | None = None
-        self.names_sent: list[str] = []  # workflow names this session deployed (or tried)
-        self.current_pod = ""
-        self.route = PodRoute(kube, lambda: self.current_pod)  # the URL's and `t`'s
-        self.failed_hash: str | None = None  # the code whose rollout failed, while it stands
-        self.known_deployment: dict[str, Any] | None = None
+        self.route = PodRoute(kube, lambda: self.state.serving)  # the URL's and `t`'s
         self.tails: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.monitor: asyncio.Task[None] | None = None
         self.monitored = ""  # the Deployment the monitor watches
-        self.cycling = False  # the monitor ignores what pdwatch's own cycles change
-        self.state = ""
-        self.preflight_done = False
         self.to_record: asyncio.Queue[Bundle] = asyncio.Queue()
         self.watch_hub: WatchHub | None = None  # the session's one file watcher (several)
+
+    def dispatch(self, action: ws.Action) -> WorkflowState:
+        """The one way the loop's state changes."""
+        self.state = ws.reduce(self.state, action)
+        return self.state
+
+    # --- the state, read by the front ends ---------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    @property
+    def deployed(self) -> Bundle | None:
+        return self.state.deployed
+
+    @property
+    def previous_deployed(self) -> Bundle | None:
+        return self.state.previous_deployed
+
+    @property
+    def names_sent(self) -> tuple[str, ...]:
+        """The workflow names this session deployed (or tried): --cleanup-on-exit's."""
+        return self.state.names_sent
+
+    @property
+    def current_pod(self) -> str:
+        return self.state.serving
 
     # --- control API (both front ends) ------------------------------------------------------
 
@@ -202,8 +163,8 @@ class DevLoop:
 
     def rollback(self, number: int) -> None:
         """Put revision `number` back live: one cycle, after the one running (if any)."""
-        self.pending.rollback = number
-        self._request(set(), "rollback", force=True)
+        self.dispatch(ws.RollbackRequested(number))
+        self._woken("rollback")
 
     async def history(self) -> tuple[list[Revision], str | None]:
         """The recorded revisions (newest first) and the code hash live now."""
@@ -214,13 +175,13 @@ class DevLoop:
         return revisions, await kube_history.live_hash(self.kube, name)
 
     def pause(self) -> None:
-        self.paused = True
-        self._set_state("paused", waiting_changes(self.pending.paths))
+        self.dispatch(ws.Paused())
+        self._set_state("paused", waiting_changes(set(self.state.pending.paths)))
 
     def resume(self) -> None:
-        self.paused = False
+        self.dispatch(ws.Resumed())
         self._set_state("watching")
-        if self.pending:
+        if ws.more_work(self.state):
             self.wake.set()
 
     async def trigger_run(self, body: object = None) -> events.RunResult:
@@ -310,21 +271,20 @@ class DevLoop:
         follow_only: bool = False,
         saved_at: float | None = None,
     ) -> None:
-        self.pending.paths |= paths
-        if paths:  # when the watch saw the save, else now (a file polled, not watched)
-            saved = min(saved_at or time.time(), time.time())
-            self.pending.saved_at = max(self.pending.saved_at or saved, saved)
-        self.pending.reasons.append(reason)
-        self.pending.force |= force
-        self.pending.follow_only &= follow_only
-        if not self.paused or reason in ("start", "redeploy"):
+        asked = ws.Requested(frozenset(paths), reason, force, follow_only, saved_at, time.time())
+        self.dispatch(asked)
+        self._woken(reason, bool(paths))
+
+    def _woken(self, reason: str, saved: bool = False) -> None:
+        """The worker woken for a request, or, paused, the saves that wait said."""
+        if ws.wakes(self.state, reason):
             self.wake.set()
-        elif paths:
-            self._set_state("paused", waiting_changes(self.pending.paths))
+        elif saved:
+            self._set_state("paused", waiting_changes(set(self.state.pending.paths)))
 
     def _set_state(self, state: str, detail: str = "") -> None:
-        if state != self.state or detail:  # repeat a state only to update its detail
-            self.state = state
+        if ws.shows_status(self.state, state, detail):  # repeated only for a new detail
+            self.dispatch(ws.Status(state, detail))
             self.emit(events.LoopState(state, detail))
 
     async def _sleep(self, seconds: float) -> bool:
@@ -405,39 +365,36 @@ class DevLoop:
         while not self.stopping.is_set():
             await self.wake.wait()
             self.wake.clear()
-            if not self.pending or (
-                self.paused and not self.pending.force and "start" not in self.pending.reasons
-            ):
+            began = ws.next_cycle(self.state)
+            if began is None:
                 continue
-            taken, self.pending = self.pending, _Pending()
-            if taken.rollback is not None and (set(taken.reasons) - {"rollback"}):
-                # The rollback goes first; saves that came with it deploy after it.
-                others = [r for r in taken.reasons if r != "rollback"]
-                self.pending = _Pending(taken.paths, others, False, taken.follow_only)
-                taken = _Pending(set(), ["rollback"], True, False, taken.rollback)
-                self.wake.set()
-            if not self.preflight_done:
+            if not self.state.checked:
                 checked = await self._preflight()
                 if checked == "quit":
                     return
                 if checked == "refused":
                     continue  # nothing deployed; the next save or `r` checks again
-            self.cycling = True
+                began = ws.next_cycle(self.state)  # saves made during the check join it
+                if began is None:
+                    continue
+            self.dispatch(began)
+            if began.left:  # the rollback goes first; saves that came with it after it
+                self.wake.set()
             try:
-                await self._cycle(taken)
+                await self._cycle(began.work)
             except Exception as exc:  # a bug or an unforeseen failure: say it, carry on
                 report(
-                    f"cycle {self.cycle_number}",
+                    f"cycle {self.state.cycle}",
                     exc,
                     self.emit,
                     "the running deploy is untouched; the next save deploys again",
                 )
-                self.emit(events.CycleFinished(self.cycle_number, "failed"))
+                self.emit(events.CycleFinished(self.state.cycle, "failed"))
                 self._set_state("error", "unexpected failure; see the error")
             finally:
-                self.cycling = False
+                self.dispatch(ws.Idle())
             await self._ensure_monitor()
-            if self.pending and not self.paused:
+            if ws.more_work(self.state):
                 self.wake.set()
 
     async def _preflight(self) -> str:
@@ -459,7 +416,7 @@ class DevLoop:
             self.emit(events.PreflightReport(lines, ok))
             reachable = all(c.reached for c in checks)
             if ok:
-                self.preflight_done = True
+                self.dispatch(ws.Checked())
                 return "ok"
             if reachable:
                 failed = next(c for c in checks if not c.ok)
@@ -472,14 +429,9 @@ class DevLoop:
             if await self._sleep(delay):
                 return "quit"
 
-    async def _cycle(self, taken: _Pending) -> None:
-        self.cycle_number += 1
-        number = self.cycle_number
-        reason = taken.reasons[0] if len(set(taken.reasons)) == 1 else "change"
-        if "redeploy" in taken.reasons:
-            reason = "redeploy"
-        if taken.rollback is not None:
-            reason = f"rollback r{taken.rollback}"
+    async def _cycle(self, taken: Pending) -> None:
+        number = self.state.cycle
+        reason = ws.cycle_reason(taken)
         self.emit(events.CycleStarted(number, tuple(sorted(taken.paths)), reason))
         self._set_state("deploying" if not taken.follow_only else "following")
         edit_time = taken.saved_at
@@ -510,10 +462,11 @@ class DevLoop:
                 # Changes made meanwhile join this cycle: recovery deploys the latest once
                 # (not into a rollback, and not a rollback asked for meanwhile: those go
                 # after it).
-                if self.pending and taken.rollback is None and self.pending.rollback is None:
-                    force |= self.pending.force
-                    follow_only &= self.pending.follow_only
-                    self.pending = _Pending()
+                pending = self.state.pending
+                if ws.joins_retry(taken, pending):
+                    force |= pending.force
+                    follow_only &= pending.follow_only
+                    self.dispatch(ws.RetryJoined())
                 continue
             if outcome is not None:
                 return
@@ -530,23 +483,24 @@ class DevLoop:
         """One try of a cycle; KubeError is the caller's to retry."""
         if rollback is not None:
             return await self._roll_back(number, rollback)
-        if follow_only and self.known_deployment is not None:
-            served = await self._serve_previous(number, self.known_deployment["metadata"]["name"])
+        known = self.state.known
+        if follow_only and known is not None:
+            served = await self._serve_previous(number, known["metadata"]["name"])
             if served is not None:
                 return served
-            containers = self.known_deployment["spec"]["template"]["spec"]["containers"]
+            containers = known["spec"]["template"]["spec"]["containers"]
             result = await follow_existing(
                 self.kube,
-                self.known_deployment["metadata"]["name"],
+                known["metadata"]["name"],
                 self._explaining(containers[0].get("image", "")),
                 self.settings.rollout_timeout,
                 self._start_tail,
             )
             if result is not None:
                 return await self._finish(number, result, None, None)
-            name = self.known_deployment["metadata"]["name"]
+            name = known["metadata"]["name"]
             self.emit(events.Warning(f"in the cluster: deployment {name} was deleted"))
-            self.known_deployment = None
+            self.dispatch(ws.DeploymentLost())
         t0 = time.perf_counter()
         rendered = await asyncio.to_thread(render, self.settings.directory, self.settings.render)
         if not isinstance(rendered, Bundle):
@@ -584,15 +538,15 @@ class DevLoop:
         """After a failed rollout the previous ReplicaSet serves; when its pod is replaced
         (deleted, evicted, drained), the replacement is found and followed, rather than the
         failed rollout again. None when this is not that case."""
-        if not self.current_pod or self.failed_hash is None:
+        if not ws.serves_previous(self.state, self.state.failed_hash):
             return None
         live = await informers.of(self.kube).get("Deployment", name)
-        if live is None or plan.template_hash(live) != self.failed_hash:
+        if live is None or not ws.serves_previous(self.state, plan.template_hash(live)):
             return None
-        replica_set = self.current_pod.rsplit("-", 1)[0]
+        replica_set = self.state.serving.rsplit("-", 1)[0]
         template_hash = replica_set.removeprefix(f"{name}-")
         labels = live["spec"]["selector"].get("matchLabels") or {}
-        old = self.current_pod
+        old = self.state.serving
         pod = await ready_pod(self.kube, labels, template_hash, self.settings.rollout_timeout)
         if pod is None:
             failure = events.RolloutFailed(
@@ -612,7 +566,7 @@ class DevLoop:
                     "served before the failed rollout"
                 )
             )
-        self.current_pod = pod
+        self.dispatch(ws.Serving(pod))
         self._start_tail(pod)
         await self._stop_tails(keep=pod)
         self.emit(events.CycleFinished(number, "unchanged"))
@@ -622,10 +576,9 @@ class DevLoop:
     def _note_name(self, name: str) -> None:
         """A workflow renamed (`name:`) while pdwatch runs leaves the old name's deploy in
         the cluster: said once, and --cleanup-on-exit removes it too."""
-        if name in self.names_sent:
-            return
-        if self.names_sent:
-            old = self.names_sent[-1]
+        old = ws.renamed_from(self.state, name)
+        self.dispatch(ws.Named(name))
+        if old is not None:
             self.emit(
                 events.Warning(
                     f"the workflow is now named {name!r}: the deploy of {old!r} stays in the "
@@ -633,7 +586,6 @@ class DevLoop:
                     f"back and run pdwatch DIR --down)"
                 )
             )
-        self.names_sent.append(name)
 
     async def _roll_back(self, number: int, revision_number: int) -> str:
         """A recorded revision's code back live (one rollout), the local files untouched."""
@@ -684,7 +636,7 @@ class DevLoop:
         """The pod a rollout found Ready serves from that moment: the URL and `t` go to it
         before "Ready" is shown, not when the cycle has finished its bookkeeping."""
         if isinstance(event, events.PodReady):
-            self.current_pod = event.pod
+            self.dispatch(ws.Serving(event.pod))
         self.emit(event)
 
     async def _finish(
@@ -695,41 +647,26 @@ class DevLoop:
         edit_time: float | None,
         record: bool = True,
     ) -> str:
-        self.known_deployment = cycle.deployment
-        outcome = "applied" if cycle.applied else "unchanged"
+        outcome = ws.outcome_of(cycle)
+        rollout = cycle.rollout
+        pod = rollout.pod if rollout is not None else cycle.serving
+        self.dispatch(ws.CycleEnded(outcome, cycle.deployment, bundle, pod))
         edit_to_ready = None
-        if cycle.rollout is not None:
-            if cycle.rollout.superseded_by:
-                outcome = "superseded"
-            elif cycle.rollout.ok:
-                outcome = "ready"
-                self.failed_hash = None
-                self.current_pod = cycle.rollout.pod
-                await self._stop_tails(keep=self.current_pod)
-                if edit_time is not None:
-                    edit_to_ready = (time.time() - edit_time) * 1000
-            else:
-                outcome = "failed"
-                self.failed_hash = plan.template_hash(cycle.deployment)
-        elif cycle.serving:
-            self.current_pod = cycle.serving
-            self._start_tail(cycle.serving)
-            await self._stop_tails(keep=cycle.serving)
-        if bundle is not None and outcome not in ("failed", "superseded"):
-            if outcome != "unchanged":  # a deploy happened: the one before it is the previous
-                self.previous_deployed = self.deployed
-            self.deployed = bundle
+        if outcome == "ready":
+            await self._stop_tails(keep=pod)
+            if edit_time is not None:
+                edit_to_ready = (time.time() - edit_time) * 1000
+        elif rollout is None and pod:
+            self._start_tail(pod)
+            await self._stop_tails(keep=pod)
         self.emit(events.CycleFinished(number, outcome, edit_to_ready))
-        if record and bundle is not None and outcome in ("ready", "unchanged"):
+        if record and bundle is not None and ws.records(outcome):
             self.to_record.put_nowait(bundle)
-        self._set_state(
-            "watching" if outcome != "failed" else "error",
-            "" if outcome != "failed" else "the new pod failed; the previous one keeps running",
-        )
-        if outcome == "superseded" and cycle.rollout is not None:
+        self._set_state(*ws.status_after(outcome))
+        if outcome == "superseded" and rollout is not None:
             # Follow what replaced it: the Deployment as this cycle left it is older than the
             # one now in the cluster, and the monitor's next event asks for a cycle.
-            self._request(set(), f"changed by {cycle.rollout.superseded_by}", follow_only=True)
+            self._request(set(), f"changed by {rollout.superseded_by}", follow_only=True)
         return outcome
 
     async def _record_history(self) -> None:
@@ -749,9 +686,7 @@ class DevLoop:
     async def _recreate_namespace(self, exc: KubeError) -> bool:
         """A namespace deleted behind pdwatch is created again, with --create-namespace."""
         namespace = self.settings.render.namespace
-        if not self.settings.create_namespace or f'namespaces "{namespace}" not found' not in str(
-            exc
-        ):
+        if not self.settings.create_namespace or exc.subject != ("namespaces", namespace):
             return False
         try:
             if not await self.kube.namespace_exists(namespace):
@@ -767,7 +702,7 @@ class DevLoop:
     async def _ensure_monitor(self) -> None:
         """One monitor for the whole session (starting one per cycle would cost the hot
         path its watches), on the Deployment the last cycle left."""
-        known = self.known_deployment
+        known = self.state.known
         name = known["metadata"]["name"] if known is not None else ""
         if name == self.monitored and self.monitor is not None and not self.monitor.done():
             return
@@ -815,11 +750,8 @@ class DevLoop:
                 if isinstance(item, KubeError):
                     raise item
                 source, event, obj = item
-                known = self.known_deployment
-                if self.cycling or known is None:
-                    continue
-                change = cluster_change(source, event, obj, known, self.current_pod)
-                if change is None or change.why in self.pending.reasons:
+                change = ws.seen_while_idle(self.state, source, event, obj)
+                if change is None:
                     continue
                 self.emit(events.Warning(f"in the cluster: {change.why}"))
                 self._request(set(), change.why, follow_only=not change.redeploy)

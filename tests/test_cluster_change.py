@@ -1,5 +1,6 @@
-"""What the idle monitor makes of what it sees in the cluster (devloop.loop.cluster_change):
-a table of cases, pure, in milliseconds. The loop acts on `redeploy`, never on the words."""
+"""What the idle monitor makes of what it sees in the cluster
+(devloop.workflowstate.cluster_change): a table of cases, pure, in milliseconds.
+The loop acts on `redeploy`, never on the words."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from devloop.kube.plan import SOURCE_ANNOTATION
-from devloop.loop import ClusterChange, cluster_change
+from devloop.workflowstate import ClusterChange, cluster_change
 
 KNOWN = {"metadata": {"name": "hello", "uid": "u1", "generation": 3}}
 

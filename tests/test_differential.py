@@ -339,6 +339,22 @@ def test_a_terminating_namespace_refuses_new_content(real: Wire, embedded: Wire)
     assert probe(real)[3] == (409, "AlreadyExists")
 
 
+def test_content_in_a_missing_namespace_names_the_namespace(both: tuple[Wire, Wire, str]) -> None:
+    """The 404 of an object created in a namespace that does not exist names it in the
+    Status's details: pdwatch (--create-namespace) creates it again on that
+    (KubeError.subject), not on the message's words."""
+    from devloop.kube.errors import NotFound, from_status
+
+    real, embedded, _ = both
+    for wire in (real, embedded):
+        status, body = wire.request(
+            "POST", "/api/v1/namespaces/pdwatch-nowhere/configmaps", {"metadata": {"name": "x"}}
+        )
+        error = from_status(status, json.dumps(body))
+        assert isinstance(error, NotFound), (wire.name, status, body)
+        assert error.subject == ("namespaces", "pdwatch-nowhere"), (wire.name, body)
+
+
 # --- lists and watches ------------------------------------------------------------------------
 
 

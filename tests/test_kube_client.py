@@ -27,3 +27,21 @@ async def test_no_answer_is_said_in_plain_words_and_keeps_its_cause() -> None:
         raise AssertionError("a refused connection was not said")
     finally:
         await kube.close()
+
+
+def test_a_status_names_what_it_is_about() -> None:
+    """KubeError.subject: (resource, name) from a Status's details; nothing when the body
+    is not a Status or says nothing of it."""
+    import json
+
+    from devloop.kube.errors import from_status
+
+    body = {
+        "kind": "Status",
+        "reason": "NotFound",
+        "message": 'namespaces "team" not found',
+        "details": {"name": "team", "kind": "namespaces"},
+    }
+    assert from_status(404, json.dumps(body)).subject == ("namespaces", "team")
+    assert from_status(404, json.dumps({**body, "details": {}})).subject == ("", "")
+    assert from_status(404, "404 page not found").subject == ("", "")

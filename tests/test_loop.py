@@ -398,7 +398,7 @@ async def test_an_unexpected_exception_in_a_cycle_is_reported_and_the_next_save_
         assert failed.outcome == "failed"
         (error,) = rig.of(events.Error, mark)
         assert error.message.endswith("failed unexpectedly: RuntimeError: a bug in the renderer")
-        assert rig.loop.state == "error"
+        assert rig.loop.state.status == "error"
         mark = rig.mark()
         (rig.directory / GREET).write_text(node_code("second"))
         done = await rig.cycle_done(mark)

@@ -31,6 +31,9 @@ class KubeError(Exception):
     reason: str = ""
     causes: list[dict[str, str]] = field(default_factory=list)
     retry_after: float | None = None  # what the server asked to wait (Retry-After), s
+    # what the Status is about: (resource, name) from its details, e.g. ("namespaces",
+    # "team") for an object created in a namespace that does not exist
+    subject: tuple[str, str] = ("", "")
 
     def __str__(self) -> str:
         return self.message
@@ -158,7 +161,8 @@ def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeE
             pass
     message = shorten(parsed.get("message") or _truncate(body) or http_reason or f"HTTP {status}")
     reason = parsed.get("reason", "")
-    causes = (parsed.get("details") or {}).get("causes") or []
+    details = parsed.get("details") or {}
+    causes = details.get("causes") or []
     text = f"{prefix}{message}"
     kind: type[KubeError]
     if status in (400, 422):
@@ -179,7 +183,8 @@ def _from_status(status: int, body: Any, prefix: str, http_reason: str) -> KubeE
         kind = ServerError
     else:
         kind = KubeError
-    return kind(text, status, reason, causes)
+    subject = (str(details.get("kind") or ""), str(details.get("name") or ""))
+    return kind(text, status, reason, causes, subject=subject)
 
 
 def _truncate(body: Any) -> str:
