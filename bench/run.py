@@ -1352,7 +1352,8 @@ def _logs_tui_once(tmp: Path, lines: int) -> dict[str, Any]:
     from devloop.loop import DevLoop, LoopSettings
     from devloop.render import RenderOptions
     from devloop.ui.tui import PdwatchApp
-    from devloop.ui.widgets import LogView, Session
+    from devloop.ui.widgets import LogView
+    from devloop.ui.workflowview import Session
 
     tmp.mkdir()
     directory = copy_example(tmp, "hello", "logs-tui")

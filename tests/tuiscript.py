@@ -14,7 +14,7 @@ from devloop.history import Revision
 from devloop.problems import Problem
 from devloop.render import Bundle, render
 from devloop.ui.tui import PdwatchApp
-from devloop.ui.widgets import Session
+from devloop.ui.workflowview import Session
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 BROKEN = Path("tests/data/broken/workflow.yaml")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from textual import on
@@ -30,18 +28,15 @@ from devloop.history import Revision
 from devloop.kube.errors import KubeError
 from devloop.render import Bundle
 from devloop.ui.screens import HistoryScreen, TextScreen
-from devloop.ui.timeline import CycleRow, update
 from devloop.ui.widgets import (
-    MAX_LOG_LINES,
     HeaderBar,
     LogView,
     PodPanel,
-    PodView,
     ProblemsPanel,
-    Session,
     Timeline,
     WorkflowsBar,
 )
+from devloop.ui.workflowview import MAX_LOG_LINES, Session, WorkflowView, fold, log_lines
 
 FLUSH_MAX = 2_500  # log lines written per 100 ms tick: 25,000 lines/s
 
@@ -80,25 +75,6 @@ class LoopEvent(Message):
         super().__init__()
         self.event = event
         self.workflow = workflow
-
-
-@dataclass
-class WorkflowView:
-    """What the TUI shows of one workflow, folded from its events; kept while another
-    workflow of the session is shown."""
-
-    controller: Controller
-    session: Session
-    rows: dict[int, CycleRow] = field(default_factory=dict)
-    current: int = 0
-    state: str = "starting"
-    state_detail: str = ""
-    pods: PodView = field(default_factory=PodView)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # of the last render
-    logs: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
-    log_pod: str = ""
-    outcome: str = ""  # the last finished cycle's, for the workflows bar
 
 
 def bundle_diff(before: Bundle | None, after: Bundle | None) -> str:
@@ -183,12 +159,10 @@ class PdwatchApp(App[int]):
         super().__init__()
         self.runner = controller
         self.clock = clock
-        self.views = (
-            # one workflow: the runner is its controller too
-            {"": WorkflowView(cast(Controller, controller), session)}
-            if workflows is None
-            else {name: WorkflowView(c, s) for name, (c, s) in workflows.items()}
-        )
+        # one workflow: the runner is its controller too
+        workflows = workflows or {"": (cast(Controller, controller), session)}
+        self.controllers = {name: c for name, (c, _) in workflows.items()}
+        self.views = {name: WorkflowView(s) for name, (_, s) in workflows.items()}
         self.shown = next(iter(self.views))
         self.pending_logs: list[str] = []
         self.loop_worker: Worker[None] | None = None
@@ -201,7 +175,7 @@ class PdwatchApp(App[int]):
     @property
     def controller(self) -> Controller:
         """The shown workflow's: what the keys act on."""
-        return self.view.controller
+        return self.controllers[self.shown]
 
     @property
     def session(self) -> Session:
@@ -256,13 +230,7 @@ class PdwatchApp(App[int]):
     def emit_for(self, workflow: str | None, event: events.Event) -> None:
         event = inert.event(event)  # nothing from outside drives the terminal
         if isinstance(event, events.LogLine) and workflow is not None:
-            view = self.views[workflow]
-            lines = []
-            if event.pod != view.log_pod:
-                view.log_pod = event.pod
-                lines.append(f"──── {event.pod} ────")
-            lines.append(f"[{event.pod[-5:]}] {event.text}")
-            view.logs.extend(lines)
+            lines = log_lines(self.views[workflow], event)
             if workflow == self.shown:
                 self.pending_logs.extend(lines)
             return
@@ -294,68 +262,8 @@ class PdwatchApp(App[int]):
     def apply(self, workflow: str, event: events.Event) -> None:
         """One event into its workflow's view; the screen follows when it is shown."""
         view = self.views[workflow]
+        row = fold(view, event, self.clock())
         match event:
-            case events.CycleStarted(cycle=number, changed=changed, reason=reason):
-                view.current = number
-                change = ", ".join(changed) if changed else reason
-                view.rows[number] = CycleRow(number, self.clock(), change)
-            case events.Connected(context=context, namespace=namespace, embedded=embedded):
-                view.session.context, view.session.namespace = context, namespace
-                view.session.embedded = embedded
-            case events.Serving(url=url):
-                view.session.url = url
-            case events.LoopState(state=state, detail=detail):
-                view.state, view.state_detail = state, detail
-            case events.PreflightReport(lines=lines, ok=ok):
-                view.problems = (
-                    []
-                    if ok
-                    else [line.strip() for line in lines if not line.strip().startswith("✓")]
-                )
-            case events.RenderFailed(problems=problems):
-                view.problems = []
-                for p in (p for p in problems if p.is_error):
-                    view.problems.append(f"{p}")
-                    if p.source:  # never set for a secrets file
-                        view.problems.append(f"    {p.source.strip()}")
-                # the warnings and notes once, below the errors (not again from the last
-                # render that worked)
-                view.warnings = [f"{p.severity}: {p}" for p in problems if not p.is_error]
-            case events.Rendered(warnings=warnings):
-                view.warnings = [f"{p.severity}: {p}" for p in warnings]
-            case events.Error(message=text, details=details):
-                view.problems = [text, *details]
-            case events.Explained(what=what, fix=fix):
-                # what happened and what to do first, under the headline; the raw lines
-                # (a crash's last log lines) after them, where the panel may cut them off
-                head, rest = view.problems[:1], view.problems[1:]
-                view.problems = [*head, f"→ {what}", f"  to fix: {fix}", *rest]
-            case events.RolloutFailed(pod=pod, reason=reason, message=text, last_logs=logs):
-                view.problems = [f"{reason}: {text}", *(f"  | {line}" for line in logs)]
-                view.pods.rolling = pod or view.pods.rolling
-                view.pods.rolling_status = f"✗ {reason}"
-            case events.Retrying(what=what, attempt=attempt, error=error, delay_s=delay):
-                view.problems = [f"{what} failed: {error}; retry {attempt} in {delay:.1f} s"]
-            case events.PodProgress(pod=pod, step="restarted", detail=detail):
-                if pod == view.pods.serving:
-                    view.pods.serving_restarts = detail
-            case events.PodProgress(pod=pod, step=step, detail=detail):
-                if pod != view.pods.rolling:
-                    view.pods.rolling, view.pods.notes = pod, []
-                if step == "warning":
-                    view.pods.notes.append(detail)
-                else:
-                    view.pods.rolling_status = step
-            case events.PodReady(pod=pod, ms=took):
-                if pod != view.pods.serving:
-                    view.pods.replaced, view.pods.serving = view.pods.serving, pod
-                    view.pods.serving_restarts = ""
-                view.pods.serving_status = f"Ready since {self.clock()} ({took / 1000:.1f} s)"
-                view.pods.rolling = view.pods.rolling_status = ""
-            case events.CycleFinished(outcome=outcome):
-                view.outcome = outcome
-                if outcome in ("ready", "unchanged", "applied"):
-                    view.problems = []
             case events.Recorded() if isinstance(self.top_screen(), HistoryScreen):
                 self.run_worker(self.reload_history(), name="history", exit_on_error=False)
             case events.RunResult(status=status, body=body, summary=summary, what=what):
@@ -373,11 +281,9 @@ class PdwatchApp(App[int]):
                         preamble="\n".join(summary),
                     )
                 )
-        if view.current in view.rows:
-            row = update(view.rows[view.current], event)
-            if workflow == self.shown:
-                self.timeline.show(row)
         if workflow == self.shown:
+            if row is not None:
+                self.timeline.show(row)
             self.refresh_header()
             self.refresh_pod()
             self.problems_panel.show(view.problems + view.warnings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -13,8 +12,8 @@ from textual import work
 from textual.widgets import DataTable, Log, Static
 
 from devloop.ui.timeline import CycleRow
+from devloop.ui.workflowview import MAX_LOG_LINES, PodView, Session
 
-MAX_LOG_LINES = 10_000
 STATE_STYLE = {
     "watching": "green",
     "deploying": "dark_orange",
@@ -32,20 +31,6 @@ ROW_STYLE = {
     "running": "dark_orange",
     "applied": "",
 }
-
-
-@dataclass
-class Session:
-    """Facts about where pdwatch deploys, for the header."""
-
-    directory: str
-    context: str
-    embedded: bool
-    namespace: str
-    image: str = ""
-    workflow: str = ""
-    format: str = ""  # pipedreamer or tentacular: which reference's deploy pdwatch makes
-    url: str = ""  # the local URL to the pod being served (devloop.localurl)
 
 
 class HeaderBar(Static):
@@ -199,19 +184,6 @@ class Timeline(DataTable[Text]):
             if self.row_count > self.KEPT_ROWS:
                 self.remove_row(next(iter(self.rows)))
             self.move_cursor(row=self.row_count - 1)
-
-
-@dataclass
-class PodView:
-    """The pod that serves now, and the one this cycle rolls out (until it is Ready)."""
-
-    serving: str = ""
-    serving_status: str = ""
-    serving_restarts: str = ""
-    rolling: str = ""
-    rolling_status: str = ""
-    replaced: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def fit_pod_name(name: str, width: int) -> str:
