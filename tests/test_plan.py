@@ -117,13 +117,12 @@ def test_plan_objects_applies_what_differs_and_prunes_only_its_cronjobs() -> Non
         },
     }
     theirs = {"kind": "CronJob", "metadata": {"name": "other", "labels": {}}}
-    same = plan.plan_objects(
-        plan.Live(plan.stamped(cm), None, None, None, (ours, also_ours, theirs)), [cm], "hello"
-    )
-    assert not same.apply and same.prune_cronjobs == ("hello-a", "hello-b")
+    same = plan.plan_objects(plan.Live.of(plan.stamped(cm), ours, also_ours, theirs), [cm], "hello")
+    assert not same.apply
+    assert same.prune == (("CronJob", "hello-a"), ("CronJob", "hello-b"))
     edited = {**cm, "data": {"a": "2"}}
-    changed = plan.plan_objects(plan.Live(plan.stamped(cm), None, None, None), [edited], "hello")
+    changed = plan.plan_objects(plan.Live.of(plan.stamped(cm)), [edited], "hello")
     assert [m["data"] for m in changed.apply] == [{"a": "2"}]
     fewer = {**cm, "data": {}}
-    dropped = plan.plan_objects(plan.Live(plan.stamped(cm), None, None, None), [fewer], "hello")
+    dropped = plan.plan_objects(plan.Live.of(plan.stamped(cm)), [fewer], "hello")
     assert len(dropped.apply) == 1  # a key removed is a change, though the live one holds all

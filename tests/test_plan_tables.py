@@ -349,46 +349,35 @@ def test_plan_objects_reasons_and_what_is_pruned() -> None:
     secret = {"kind": "Secret", "metadata": {"name": "hello-secrets", "labels": OURS}, "data": {}}
     imports = cm("hello-import-map", OURS)
     policy = {"kind": "NetworkPolicy", "metadata": {"name": "hello-netpol", "labels": OURS}}
-    held = plan.Live(
-        plan.stamped(code),
-        None,
-        secret,
-        None,
-        (),
-        None,
-        imports,
-        policy,
-    )
+    held = plan.Live.of(plan.stamped(code), secret, None, imports, policy)
     got = plan.plan_objects(held, [code, service], "hello")
     assert [m["metadata"]["name"] for m in got.apply] == ["hello"]
     assert got.reasons == ("Service/hello is missing",)
-    assert got.prune_secret is True
-    assert got.prune == (("ConfigMap", "hello-import-map"), ("NetworkPolicy", "hello-netpol"))
-    assert got.prune_cronjobs == ()
+    assert got.prune == (
+        ("ConfigMap", "hello-import-map"),
+        ("NetworkPolicy", "hello-netpol"),
+        ("Secret", "hello-secrets"),
+    )
     # wanted, or not the workflow's: kept
-    theirs = plan.Live(
+    theirs = plan.Live.of(
         plan.stamped(code),
-        None,
         {**secret, "metadata": {"name": "hello-secrets"}},
-        None,
-        (),
-        None,
         imports,
         {**policy, "metadata": {"name": "hello-netpol", "labels": {}}},
     )
     kept = plan.plan_objects(theirs, [code, imports], "hello")
-    assert kept.prune_secret is False and kept.prune == ()
+    assert kept.prune == ()
     assert [m["metadata"]["name"] for m in kept.apply] == ["hello-import-map"]
     assert kept.reasons == ("ConfigMap/hello-import-map differs",)
-    wanted_secret = plan.plan_objects(plan.Live(None, None, secret, None), [secret], "hello")
-    assert wanted_secret.prune_secret is False
+    wanted_secret = plan.plan_objects(plan.Live.of(secret), [secret], "hello")
+    assert wanted_secret.prune == ()
     assert wanted_secret.reasons == ("Secret/hello-secrets differs",)
 
 
 def test_the_snapshot_and_the_import_map_are_compared_with_their_own_live_objects() -> None:
     snapshot = cm("hello-code-abc", OURS, a="1")
     imports = cm("hello-import-map", OURS, b="2")
-    live = plan.Live(None, None, None, None, (), plan.stamped(snapshot), plan.stamped(imports))
+    live = plan.Live.of(plan.stamped(snapshot), plan.stamped(imports))
     assert plan.plan_objects(live, [snapshot, imports], "hello").apply == ()
 
 
@@ -397,17 +386,10 @@ def test_plan_objects_compares_each_kind_with_its_live_object() -> None:
     policy = {"kind": "NetworkPolicy", "metadata": {"name": "hello-netpol", "labels": OURS}}
     cron = {"kind": "CronJob", "metadata": {"name": "hello-a", "labels": OURS}, "spec": {}}
     new_cron = {"kind": "CronJob", "metadata": {"name": "hello-b", "labels": OURS}, "spec": {}}
-    live = plan.Live(
-        None,
-        None,
-        None,
-        plan.stamped(service),
-        (plan.stamped(cron),),
-        network_policy=plan.stamped(policy),
-    )
+    live = plan.Live.of(plan.stamped(service), plan.stamped(cron), plan.stamped(policy))
     got = plan.plan_objects(live, [service, policy, cron, new_cron], "hello")
     assert got.reasons == ("CronJob/hello-b is missing",)
-    assert got.prune_cronjobs == () and got.prune == ()
+    assert got.prune == ()
 
 
 def test_foreign_goes_through_every_object() -> None:
@@ -440,3 +422,29 @@ def test_quantities_compare_by_value_deep_in_the_object() -> None:
     atomic_live = {"x": [{"resources": {"requests": {"memory": "1Gi"}}}]}
     atomic_wanted = {"x": [{"resources": {"requests": {"memory": "1024Mi"}}}]}
     assert plan.contains(atomic_live, atomic_wanted)
+
+
+def test_any_kind_is_planned_as_data() -> None:
+    """A kind pdwatch has no slot for (here a PodDisruptionBudget) is applied when
+    wanted and pruned when live, the workflow's and no longer wanted."""
+    budget = {"kind": "PodDisruptionBudget", "metadata": {"name": "hello", "labels": OURS}}
+    assert plan.plan_objects(plan.Live(), [budget], "hello").reasons == (
+        "PodDisruptionBudget/hello is missing",
+    )
+    assert plan.plan_objects(plan.Live.of(budget), [], "hello").prune == (
+        ("PodDisruptionBudget", "hello"),
+    )
+    theirs = {**budget, "metadata": {"name": "hello", "labels": {}}}
+    assert plan.plan_objects(plan.Live.of(theirs), [], "hello").prune == ()
+
+
+def test_live_objects_by_kind_and_name() -> None:
+    code = cm("hello", OURS)
+    service = {"kind": "Service", "metadata": {"name": "hello"}}
+    live = plan.Live.of(None, code, service, None)
+    assert live.objects == (code, service)
+    assert live.get("ConfigMap", "hello") is code
+    assert live.get("Service", "hello") is service
+    assert live.get("Service", "other") is None
+    assert live.get("Secret", "hello") is None
+    assert live.without("ConfigMap").objects == (service,)

@@ -139,7 +139,7 @@ async def read_mounted(kube: Kube, bundle: Bundle) -> plan.Live:
         else shared.ours("Secret", secret_name),  # only to prune it
         shared.get("ConfigMap", import_map) if import_map else _nothing(),
     )
-    return plan.Live(cm, deployment, secret, None, snapshot=snapshot, import_map=mapped)
+    return plan.Live.of(cm, snapshot, deployment, secret, mapped)
 
 
 async def _nothing() -> None:
@@ -177,15 +177,7 @@ async def read_around(kube: Kube, bundle: Bundle) -> plan.Live:
         if not bundle.import_map
         else _nothing(),
     )
-    return plan.Live(
-        None,
-        None,
-        None,
-        service,
-        tuple(crons),
-        import_map=stale_map,
-        network_policy=policy,
-    )
+    return plan.Live.of(service, *crons, policy, stale_map)
 
 
 async def deploy_cycle(
@@ -203,32 +195,27 @@ async def deploy_cycle(
     # once the Deployment's apply has gone out (at the API server, their requests would
     # queue in front of it) and applied after it: they do not shape the pods.
     live = await read_mounted(kube, bundle)
-    refuse_foreign(
-        [live.config_map, live.snapshot, live.deployment, live.secret, live.import_map], bundle
-    )
-    live_deployment, live_secret = live.deployment, live.secret
+    refuse_foreign(list(live.objects), bundle)
+    live_deployment = live.get("Deployment", bundle.deployment["metadata"]["name"])
     around: asyncio.Task[plan.Live] | None = None
     mounted = [
         m for m in (bundle.secret, bundle.config_map, bundle.code_snapshot, bundle.import_map) if m
     ]
-    first = plan.plan_objects(live, mounted, bundle.workflow.name)
+    first = plan.plan_objects(live.without("Deployment"), mounted, bundle.workflow.name)
     t0 = time.monotonic()
     applied: list[str] = []
     pruned: list[str] = []
-    secret = live_secret
+    # the pod template records the Secret's version: the live one, or the one applied now
+    secret = live.get("Secret", bundle.secret["metadata"]["name"]) if bundle.secret else None
     for manifest in first.apply:
         result = await kube.apply(manifest)
         applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
         if manifest["kind"] == "Secret":
             secret = result
-    if first.prune_secret and await kube.delete("Secret", f"{bundle.workflow.name}-secrets"):
-        pruned.append(f"Secret/{bundle.workflow.name}-secrets")
-        secret = None
-    wanted = plan.wanted_deployment(
-        bundle.deployment,
-        plan.secret_version(secret if bundle.secret is not None else None),
-        bundle.source,
-    )
+    for kind, object_name in first.prune:  # a Secret the workflow no longer has
+        if await kube.delete(kind, object_name):
+            pruned.append(f"{kind}/{object_name}")
+    wanted = plan.wanted_deployment(bundle.deployment, plan.secret_version(secret), bundle.source)
     other = plan.deployed_from(live_deployment)
     if other and bundle.source and other != bundle.source:
         emit(
@@ -258,7 +245,7 @@ async def deploy_cycle(
             applied.append(f"Deployment/{name}")
             rolled = plan.templates_differ(live_deployment, deployment)
         outside = await (around or read_around(kube, bundle))
-        refuse_foreign([outside.service, outside.network_policy], bundle)
+        refuse_foreign(list(outside.objects), bundle)
         policy = [bundle.network_policy] if bundle.network_policy else []
         rest = plan.plan_objects(
             outside, [bundle.service, *policy, *bundle.cronjobs], bundle.workflow.name
@@ -266,9 +253,6 @@ async def deploy_cycle(
         for manifest in rest.apply:
             await kube.apply(manifest)
             applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
-        for cron_name in rest.prune_cronjobs:
-            if await kube.delete("CronJob", cron_name):
-                pruned.append(f"CronJob/{cron_name}")
         for kind, object_name in rest.prune:
             if await kube.delete(kind, object_name):
                 pruned.append(f"{kind}/{object_name}")

@@ -129,28 +129,35 @@ def _quantity(value: Any) -> Decimal | None:
 
 @dataclass(frozen=True)
 class Live:
-    """What the cluster holds now, read in one parallel round before a cycle."""
+    """What the cluster holds now, read in one parallel round before a cycle: objects of
+    any kind, each known by its kind and name. What was read but is not wanted (an import
+    map, a Secret, a CronJob, a NetworkPolicy the workflow no longer has) is pruned when it
+    is the workflow's, so a new kind is data here, not a new slot."""
 
-    config_map: Manifest | None
-    deployment: Manifest | None
-    secret: Manifest | None
-    service: Manifest | None
-    cronjobs: tuple[Manifest, ...] = ()
-    snapshot: Manifest | None = None  # the immutable code the new pods mount
-    # The Tentacular format's import map (mounted) and NetworkPolicy, read whether or not
-    # the bundle has them: a workflow that no longer has one has it pruned.
-    import_map: Manifest | None = None
-    network_policy: Manifest | None = None
+    objects: tuple[Manifest, ...] = ()
+
+    @classmethod
+    def of(cls, *found: Manifest | None) -> Live:
+        """The objects found (None: not there)."""
+        return cls(tuple(obj for obj in found if obj is not None))
+
+    def get(self, kind: str, name: str) -> Manifest | None:
+        return next(
+            (o for o in self.objects if o.get("kind") == kind and o["metadata"]["name"] == name),
+            None,
+        )
+
+    def without(self, kind: str) -> Live:
+        """These objects but those of `kind` (planned on their own: the Deployment)."""
+        return Live(tuple(o for o in self.objects if o.get("kind") != kind))
 
 
 @dataclass(frozen=True)
 class ObjectsPlan:
-    """What to apply before the Deployment (in this order), and what to delete."""
+    """What to apply (in this order), and what to delete: (kind, name), sorted."""
 
     apply: tuple[Manifest, ...]
-    prune_cronjobs: tuple[str, ...] = ()
-    prune_secret: bool = False
-    prune: tuple[tuple[str, str], ...] = ()  # (kind, name): the import map, the policy
+    prune: tuple[tuple[str, str], ...] = ()
     reasons: tuple[str, ...] = field(default=())
 
 
@@ -175,54 +182,27 @@ def foreign(objects: list[Manifest | None], workflow_name: str, manager: str) ->
 
 
 def plan_objects(live: Live, wanted: list[Manifest], workflow_name: str) -> ObjectsPlan:
-    """`wanted` in apply order without the Deployment: Secret, ConfigMap, Service, CronJobs."""
-    by_name = {c["metadata"]["name"]: c for c in live.cronjobs}
-    current = {
-        (kind, obj["metadata"]["name"]): obj
-        for kind, obj in (
-            ("Secret", live.secret),
-            ("ConfigMap", live.config_map),
-            ("ConfigMap", live.snapshot),
-            ("ConfigMap", live.import_map),
-            ("Service", live.service),
-            ("NetworkPolicy", live.network_policy),
-        )
-        if obj is not None
-    }
+    """`wanted` (in apply order) against what is live: what is missing or differs is
+    applied; what is live, the workflow's, and no longer wanted is pruned."""
+    current = {(obj.get("kind", ""), obj["metadata"]["name"]): obj for obj in live.objects}
     apply: list[Manifest] = []
     reasons: list[str] = []
     for manifest in map(stamped, wanted):
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        existing = by_name.get(name) if kind == "CronJob" else current.get((kind, name))
+        existing = current.get((kind, name))
         if existing is None:
             apply.append(manifest)
             reasons.append(f"{kind}/{name} is missing")
         elif not contains(existing, manifest):
             apply.append(manifest)
             reasons.append(f"{kind}/{name} differs")
-    wanted_crons = {m["metadata"]["name"] for m in wanted if m["kind"] == "CronJob"}
-    prune = tuple(
-        sorted(
-            name
-            for name, cron in by_name.items()
-            if name not in wanted_crons and owned_by_workflow(cron, workflow_name)
-        )
-    )
-    wants_secret = any(m["kind"] == "Secret" for m in wanted)
-    prune_secret = (
-        not wants_secret
-        and live.secret is not None
-        and owned_by_workflow(live.secret, workflow_name)
-    )
     wanted_names = {(m["kind"], m["metadata"]["name"]) for m in wanted}
-    unwanted = tuple(
-        (obj["kind"], obj["metadata"]["name"])
-        for obj in (live.import_map, live.network_policy)
-        if obj is not None
-        and (obj.get("kind"), obj["metadata"]["name"]) not in wanted_names
-        and owned_by_workflow(obj, workflow_name)
+    prune = sorted(
+        key
+        for key, obj in current.items()
+        if key not in wanted_names and owned_by_workflow(obj, workflow_name)
     )
-    return ObjectsPlan(tuple(apply), prune, prune_secret, unwanted, tuple(reasons))
+    return ObjectsPlan(tuple(apply), tuple(prune), tuple(reasons))
 
 
 # --- the Deployment --------------------------------------------------------------------------
