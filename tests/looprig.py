@@ -62,7 +62,13 @@ class Rig:
                             return event
                     await self.changed.wait()
 
-        return await asyncio.wait_for(find(), patience(timeout))
+        try:
+            return await asyncio.wait_for(find(), patience(timeout))
+        except TimeoutError:  # what did happen, for the failure's report
+            seen = "\n".join(repr(e)[:300] for e in self.events[since:][-40:]) or "(none)"
+            raise AssertionError(
+                f"no {kind.__name__} within {patience(timeout):g} s; the events since:\n{seen}"
+            ) from None
 
     async def cycle_done(self, since: int = 0, timeout: float = 20) -> events.CycleFinished:
         return await self.wait_for(events.CycleFinished, since=since, timeout=timeout)
