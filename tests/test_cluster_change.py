@@ -92,3 +92,50 @@ def test_what_a_change_in_the_cluster_calls_for(
     source: str, event: str, obj: dict[str, Any], serving: str, expected: ClusterChange | None
 ) -> None:
     assert cluster_change(source, event, obj, KNOWN, serving) == expected
+
+
+def test_a_generation_missing_counts_as_none() -> None:
+    """A Deployment without metadata.generation (as some fakes and old objects have) is at
+    generation 0: newer than nothing, older than anything."""
+    bare = {"metadata": {"name": "hello", "uid": "u1"}}
+    assert cluster_change("Deployment", "MODIFIED", bare, KNOWN, "p") is None
+    assert cluster_change("Deployment", "MODIFIED", bare, bare, "p") is None
+    first = {"metadata": {"name": "hello", "uid": "u1", "generation": 1}}
+    assert cluster_change("Deployment", "MODIFIED", first, bare, "p") == ClusterChange(
+        "deployment hello was changed by someone else"
+    )
+
+
+def test_pdwatch_is_never_who_changed_it() -> None:
+    """pdwatch's own later write does not hide the one it did not make."""
+    written = deployment(
+        generation=4,
+        managedFields=[
+            {"manager": "kubectl-edit", "fieldsV1": {"f:spec": {}}, "time": "2026-01-01"},
+            {"manager": "pdwatch", "fieldsV1": {"f:spec": {}}, "time": "2026-01-02"},
+        ],
+    )
+    assert cluster_change("Deployment", "MODIFIED", written, KNOWN, "p") == ClusterChange(
+        "deployment hello was changed by kubectl-edit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("known_source", "live_source"),
+    [
+        ("/home/a/hello", "/home/a/hello"),  # the same directory's deploy, changed by hand
+        ("/home/a/hello", ""),  # someone's apply dropped the annotation
+    ],
+)
+def test_only_another_directory_is_said_as_deployed_from(
+    known_source: str, live_source: str
+) -> None:
+    known = deployment(annotations={SOURCE_ANNOTATION: known_source})
+    live = deployment(
+        generation=4,
+        annotations={SOURCE_ANNOTATION: live_source} if live_source else {},
+        managedFields=[{"manager": "kubectl-edit", "fieldsV1": {"f:spec": {}}, "time": "t"}],
+    )
+    assert cluster_change("Deployment", "MODIFIED", live, known, "p") == ClusterChange(
+        "deployment hello was changed by kubectl-edit"
+    )

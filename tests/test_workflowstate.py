@@ -208,7 +208,9 @@ def test_unchanged_keeps_the_previous_deploy_and_takes_the_serving_pod(
 
 
 @pytest.mark.parametrize("outcome", ["applied", "unchanged"])
-def test_without_a_pod_the_serving_one_stays(outcome: str) -> None:
+def test_without_a_rollout_the_pod_that_serves_is_taken(outcome: str) -> None:
+    after = reduce(WorkflowState(serving="p1"), CycleEnded(outcome, deployment(), None, "p2"))
+    assert after.serving == "p2"
     after = reduce(WorkflowState(serving="p1"), CycleEnded(outcome, deployment(), None, ""))
     assert after.serving == "p1"
 
@@ -422,6 +424,11 @@ POD_DELETED = ("Pod", "DELETED", {"metadata": {"name": "p1"}})
             ws.ClusterChange("pod p1 was deleted"),
         ),
         (IDLE, ("Pod", "DELETED", {"metadata": {"name": "p0"}}), None),
+        (
+            IDLE,
+            ("Deployment", "DELETED", deployment()),
+            ws.ClusterChange("deployment hello was deleted", redeploy=True),
+        ),
     ],
 )
 def test_what_the_idle_monitor_asks_for(
