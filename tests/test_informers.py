@@ -115,6 +115,82 @@ async def test_reached_waits_for_the_watch_to_deliver_a_version() -> None:
     await asyncio.wait_for(waiting, 5)
 
 
+async def test_a_lost_stream_makes_the_cache_stale_until_the_next_list() -> None:
+    pods = informer()
+    assert not pods.current
+    pods._take("ADDED", obj("a", "1"))
+    pods._take("SYNCED", {"names": ["a"]})
+    assert pods.current
+    changes = await pods.subscribe(replay=False)
+    pods._take("RELIST", {})
+    assert not pods.current and changes.queue.empty()  # nothing to tell anyone
+    pods._take("SYNCED", {"names": ["a"]})
+    assert pods.current
+
+
+async def test_reads_go_to_the_server_while_the_cache_is_stale(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """Seen: a cluster recreated empty at the same address; the Deployment's watch had
+    listed the new one, the ConfigMaps' not yet, and the cycle took the old cluster's
+    code ConfigMap from the cache for live: it applied none, and the new pod waited on a
+    mount that never came. Between a lost stream and the next list, reads ask the server."""
+    kube = Kube(api_client, namespace)
+    shared = informers.of(kube)
+    gone = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"name": "pdwatch-never-made", "uid": "u", "resourceVersion": "1"},
+    }
+    fed = Informer(kube, "ConfigMap")  # fed by hand: its watch is never started
+    shared.informers["ConfigMap"] = fed
+    fed._take("ADDED", gone)
+    fed._take("SYNCED", {"names": ["pdwatch-never-made"]})
+    assert await shared.get("ConfigMap", "pdwatch-never-made") == gone  # the cache's word
+    fed._take("RELIST", {})
+    assert await shared.get("ConfigMap", "pdwatch-never-made") is None
+    assert await shared.ours("ConfigMap", "pdwatch-never-made") is None
+    assert await shared.items("ConfigMap", {"pdwatch-test": "none"}) == []
+    made = {"metadata": {"name": "pdwatch-listed", "labels": {"pdwatch-test": "stale"}}}
+    await asyncio.to_thread(
+        client.CoreV1Api(api_client).create_namespaced_config_map, namespace, made
+    )
+    (listed,) = await shared.items("ConfigMap", {"pdwatch-test": "stale"})
+    assert (listed["kind"], listed["metadata"]["name"]) == ("ConfigMap", "pdwatch-listed")
+    assert ("get", "configmaps", "") in kube.operations
+    assert ("list", "configmaps", "") in kube.operations
+
+
+async def test_a_lost_stream_is_said_then_listed_afresh(
+    api_client: client.ApiClient, namespace: str, cluster: Any
+) -> None:
+    """A watch cut (the server went away, and the one that answers now may be a new one):
+    the stream says it is lost before it waits to try again, then lists afresh."""
+    from devloop.kube.watching import watch_objects
+
+    kube = Kube(api_client, namespace)
+    core = client.CoreV1Api(api_client)
+    marked = {"metadata": {"name": "pdwatch-watched", "labels": {"pdwatch-test": "lost"}}}
+    stream = watch_objects(kube, "ConfigMap", "pdwatch-test=lost", synced=True)
+    try:
+        assert await anext(stream) == ("SYNCED", {"names": []})
+        following = asyncio.ensure_future(anext(stream))
+        await asyncio.to_thread(core.create_namespaced_config_map, namespace, marked)
+        kind, seen = await asyncio.wait_for(following, 10)  # the watch is open: it told
+        assert (kind, seen["metadata"]["name"]) == ("ADDED", "pdwatch-watched")
+        cluster.drop_streams()
+        assert await asyncio.wait_for(anext(stream), 10) == ("RELIST", {})
+        kind, seen = await asyncio.wait_for(anext(stream), 10)
+        assert (kind, seen["metadata"]["name"]) == ("ADDED", "pdwatch-watched")
+        assert await asyncio.wait_for(anext(stream), 10) == (
+            "SYNCED",
+            {"names": ["pdwatch-watched"]},
+        )
+    finally:
+        await stream.aclose()
+        await kube.close()
+
+
 async def test_a_refused_watch_is_said_to_its_subscribers_and_reads_ask_the_server(
     api_client: client.ApiClient, namespace: str, cluster: Any
 ) -> None:

@@ -44,6 +44,14 @@ def selector_string(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
+def with_kind(kind: str, obj: Obj) -> Obj:
+    """A list's items do not say what they are (its watch's do): said, so every object
+    pdwatch reads compares with what it renders, and is known by kind and name."""
+    if "kind" in obj:
+        return obj
+    return {"apiVersion": KINDS[kind].api_version, "kind": kind, **obj}
+
+
 def version(obj: Obj) -> int:
     """An object's resourceVersion as a number, -1 if it is not one (the API calls it
     opaque; etcd-backed servers, both of pdwatch's among them, count up)."""
@@ -100,7 +108,10 @@ class Informer:
         self.label_selector = label_selector
         self.keep = keep
         self.objects: dict[str, Obj] = {}
-        self.synced = asyncio.Event()
+        self.synced = asyncio.Event()  # the first list is in
+        # the cache holds what the server holds (as of the watch): not between a lost
+        # stream and the list that follows it, when reads go to the API server
+        self.current = False
         self.subscribers: set[Subscription] = set()
         self.failure: KubeError | None = None
         self.task: asyncio.Task[None] | None = None
@@ -134,7 +145,11 @@ class Informer:
                 subscription.queue.put_nowait(exc)
 
     def _take(self, kind: str, obj: Obj) -> None:
+        if kind == "RELIST":
+            self.current = False
+            return
         if kind == "SYNCED":
+            self.current = True
             if self.keep:
                 listed = set(obj["names"])
                 for name in [n for n in self.objects if n not in listed]:
@@ -142,8 +157,7 @@ class Informer:
             self.synced.set()
             self._tell((kind, obj))
             return
-        if "kind" not in obj:  # a list's items do not say what they are; its watch's do
-            obj = {"apiVersion": KINDS[self.kind].api_version, "kind": self.kind, **obj}
+        obj = with_kind(self.kind, obj)
         if version(obj) > self.newest:
             self.newest = version(obj)
             self.moved.set()
@@ -249,35 +263,40 @@ class Namespace:
             self.informers[kind].start()
         return self.informers[kind]
 
+    async def _cache(self, kind: str) -> Informer | None:
+        """The informer whose cache may answer a read now: None where its watch is
+        refused, or its stream was lost and not yet listed again (a recreated cluster
+        holds none of what was cached)."""
+        informer = self.informer(kind)
+        await informer.synced.wait()
+        return informer if informer.failure is None and informer.current else None
+
     async def get(self, kind: str, name: str) -> Obj | None:
         """The object, from the cache when it holds it (then it is pdwatch's, as recent as
         the watch or pdwatch's last write), else from the API server (absent, or someone
-        else's, or the watch is refused)."""
+        else's, or the cache cannot answer)."""
         if kind in WATCHED:
-            informer = self.informer(kind)
-            await informer.synced.wait()
-            if informer.failure is None and name in informer.objects:
+            informer = await self._cache(kind)
+            if informer is not None and name in informer.objects:
                 return informer.objects[name]
         return await self.kube.get(kind, name)
 
     async def ours(self, kind: str, name: str) -> Obj | None:
         """The object if pdwatch's watch holds it, for reads made only to prune what
         pdwatch made: someone else's of that name is not pdwatch's to delete, so the
-        cache's word is enough. Where the watch is refused, the API server is asked."""
-        informer = self.informer(kind)
-        await informer.synced.wait()
-        if informer.failure is not None:
+        cache's word is enough. Where the cache cannot answer, the API server is asked."""
+        informer = await self._cache(kind)
+        if informer is None:
             return await self.kube.get(kind, name)
         return informer.objects.get(name)
 
     async def items(self, kind: str, labels: dict[str, str]) -> list[Obj]:
         """pdwatch's objects of `kind` that carry these labels: from the cache, or, where
-        the watch is refused, from the API server."""
-        informer = self.informer(kind)
-        await informer.synced.wait()
-        if informer.failure is not None:
+        it cannot answer, from the API server."""
+        informer = await self._cache(kind)
+        if informer is None:
             listed = await self.kube.list(kind, label_selector=selector_string(labels))
-            return list(listed.get("items") or [])
+            return [with_kind(kind, item) for item in listed.get("items") or []]
         return [o for o in informer.objects.values() if carries(o, labels)]
 
     async def stop(self) -> None:
