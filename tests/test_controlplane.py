@@ -159,3 +159,59 @@ def test_a_stopped_control_plane_leaves_no_process(tmp_path: Path) -> None:
     leftovers = subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, text=True)
     assert leftovers.stdout == ""
     assert _namespaces() <= before  # the node's pod network is gone with it
+
+
+def test_a_component_whose_port_is_taken_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port found free can be taken before the component binds it. Seen: the controller
+    manager exited on "address already in use" while the control plane was said to be
+    up, and no namespace got its default ServiceAccount. Here its first port is held."""
+    import socket
+
+    from devloop.controlplane import cluster
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    real, calls = cluster.free_port, []
+
+    def ports() -> int:
+        calls.append(1)
+        # etcd, its peer and the API server get free ones; the controller manager the held
+        return held.getsockname()[1] if len(calls) == 4 else real()
+
+    monkeypatch.setattr(cluster, "free_port", ports)
+    try:
+        with Running(tmp_path / "kubeconfig", SimSettings(time_scale=0.05)) as running:
+            manager = next(p for p in running.processes if p.name == "kube-controller-manager")
+            assert manager.popen.poll() is None
+            assert "address already in use" not in manager.log.read_text(errors="replace")
+            kubeconfig = str(tmp_path / "kubeconfig")
+            made = subprocess.run(
+                [KUBECTL, "--kubeconfig", kubeconfig, "create", "namespace", "held-port"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert made.returncode == 0, made.stderr
+            # the controller manager runs: the namespace gets its ServiceAccount
+            waited = subprocess.run(
+                [
+                    KUBECTL,
+                    "--kubeconfig",
+                    kubeconfig,
+                    "-n",
+                    "held-port",
+                    "wait",
+                    "--for=create",
+                    "serviceaccount/default",
+                    "--timeout=60s",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=90,
+            )
+            assert waited.returncode == 0, waited.stderr
+    finally:
+        held.close()

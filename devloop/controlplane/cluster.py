@@ -94,6 +94,15 @@ class Process:
     log: Path
 
 
+class Exited(RuntimeError):
+    """A component of the control plane ended; its log's end says why."""
+
+    def __init__(self, process: Process) -> None:
+        tail = process.log.read_text(errors="replace")[-3000:]
+        super().__init__(f"{process.name} exited with code {process.popen.returncode}:\n{tail}")
+        self.process = process
+
+
 @dataclass
 class ControlPlane:
     """`start()` it, use `kubeconfig` (context kind-pdwatch), `stop()` it."""
@@ -215,7 +224,7 @@ class ControlPlane:
             ],
         )
         self._wait_ready(admin, 90)
-        self._spawn(
+        self._spawn_serving(
             "kube-controller-manager",
             [
                 str(binaries["kube-controller-manager"]),
@@ -223,7 +232,6 @@ class ControlPlane:
                 f"--authentication-kubeconfig={configs['controller-manager']}",
                 f"--authorization-kubeconfig={configs['controller-manager']}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
                 f"--client-ca-file={ca.pair.cert}",
                 f"--root-ca-file={ca.pair.cert}",
                 f"--cluster-signing-cert-file={ca.pair.cert}",
@@ -237,7 +245,7 @@ class ControlPlane:
                 "--profiling=false",
             ],
         )
-        self._spawn(
+        self._spawn_serving(
             "kube-scheduler",
             [
                 str(binaries["kube-scheduler"]),
@@ -245,7 +253,6 @@ class ControlPlane:
                 f"--authentication-kubeconfig={configs['scheduler']}",
                 f"--authorization-kubeconfig={configs['scheduler']}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
                 "--leader-elect=false",
                 "--profiling=false",
             ],
@@ -264,21 +271,43 @@ class ControlPlane:
             )
         self.processes.append(Process(name, popen, log))
 
+    def _spawn_serving(self, name: str, argv: list[str], tries: int = 3) -> None:
+        """A component that serves /healthz on a port of its own, started until it
+        answers there. A port found free here can be taken before the component binds it
+        (seen: the controller manager exited on "address already in use" while the
+        cluster was said to be up, and no namespace got its ServiceAccount): a component
+        that exits before it answers is started again on another port."""
+        for attempt in range(1, tries + 1):
+            port = free_port()
+            self._spawn(name, [*argv, f"--secure-port={port}"])
+            try:
+                # its own self-signed certificate: the answer matters, not who gives it
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                self._wait_http(f"https://127.0.0.1:{port}/healthz", name, 60, context)
+                return
+            except Exited as exc:
+                if exc.process.name != name or attempt == tries:
+                    raise
+                self.processes.remove(exc.process)
+
     def _check_alive(self) -> None:
         for process in self.processes:
             if process.popen.poll() is not None:
-                tail = process.log.read_text(errors="replace")[-3000:]
-                raise RuntimeError(
-                    f"{process.name} exited with code {process.popen.returncode}:\n{tail}"
-                )
+                raise Exited(process)
 
-    def _wait_http(self, url: str, what: str, timeout: float) -> None:
+    def _wait_http(
+        self, url: str, what: str, timeout: float, context: ssl.SSLContext | None = None
+    ) -> None:
         import urllib.request
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(url, timeout=2, context=context) as response,
+            ):
                 if response.status == 200:
                     return
             time.sleep(0.1)
