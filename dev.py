@@ -169,6 +169,8 @@ def test(rest: list[str]) -> int:
     if os.environ.get("PDWATCH_TEST_KUBECONFIG"):  # the user's own cluster: that run only
         return run(str(PY), "-m", "pytest", *rest)
     results = {}
+    if mode == "both":  # a few long tests run in the second pass only (tests/conftest.py)
+        os.environ["PDWATCH_TEST_PASSES"] = "both"
     if mode in ("both", "embedded"):
         results["embedded cluster"] = run(str(PY), "-m", "pytest", *rest)
     if mode in ("both", "real"):

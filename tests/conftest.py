@@ -49,15 +49,35 @@ NOT_ON_THE_CLUSTER = (
 )
 
 
+# A few long tests that use no cluster under test (a pipx install, control planes started
+# and stopped by the test itself): when `dev.py test` runs both passes (it says so in
+# PDWATCH_TEST_PASSES), they run in the second pass instead of the first, so each pass
+# keeps under 10 minutes.
+SECOND_PASS = "second_pass"
+IN_THE_SECOND_PASS = "runs in the real control plane's pass (dev.py test runs both)"
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", f"{SECOND_PASS}: {IN_THE_SECOND_PASS}")
+
+
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
     """In real-cluster mode, only the tests that use the cluster under test run: the others
     (rendering, parsing, the TUI's own widgets, a pdwatch with --embedded, a control plane
     of their own for the differential tests) do exactly what they did in the
     embedded-cluster pass, and would only run twice."""
-    if target.REAL is None or os.environ.get("PDWATCH_TEST_EVERYTHING"):
+    both = os.environ.get("PDWATCH_TEST_PASSES") == "both"
+    if target.REAL is None:
+        for item in items:
+            if both and item.get_closest_marker(SECOND_PASS):
+                item.add_marker(pytest.mark.skip(reason=IN_THE_SECOND_PASS))
+        return
+    if os.environ.get("PDWATCH_TEST_EVERYTHING"):
         return
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
+        if both and item.get_closest_marker(SECOND_PASS):
+            continue
         if ON_THE_CLUSTER not in names or "control_plane" in names:
             item.add_marker(pytest.mark.skip(reason=NOT_ON_THE_CLUSTER))
 

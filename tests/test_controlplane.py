@@ -161,6 +161,7 @@ def test_a_stopped_control_plane_leaves_no_process(tmp_path: Path) -> None:
     assert _namespaces() <= before  # the node's pod network is gone with it
 
 
+@pytest.mark.second_pass
 def test_a_component_whose_port_is_taken_starts_again_on_another(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

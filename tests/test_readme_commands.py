@@ -161,6 +161,7 @@ def tracked_copy(into: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="the clone is made with git")
+@pytest.mark.second_pass
 def test_pipx_install_as_the_readme_says_gives_a_pdwatch_that_runs_the_engine(
     tmp_path: Path,
 ) -> None:

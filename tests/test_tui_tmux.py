@@ -449,6 +449,7 @@ def test_the_readme_s_own_cluster_commands_typed_as_written(tmp_path: Path) -> N
     shutil.which("go") is None or os.geteuid() != 0 or shutil.which("ip") is None,
     reason="Kubernetes' control plane needs Go to build, and the node root and iproute2",
 )
+@pytest.mark.second_pass
 def test_the_readme_s_control_plane_commands_typed_as_written() -> None:
     """The README's three commands for Kubernetes' own control plane, typed as written in
     two shells at the repository's root: the control plane in the foreground of one (its
