@@ -29,6 +29,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ class LoopSettings:
     url_port: int | None = None  # the local URL's port (0: a free one); None: no URL
 
 
-def waiting_changes(paths: set[str]) -> str:
+def waiting_changes(paths: AbstractSet[str]) -> str:
     """What a paused session says it holds back."""
     if not paths:
         return "changes are collected and deployed on resume"
@@ -176,7 +177,7 @@ class DevLoop:
 
     def pause(self) -> None:
         self.dispatch(ws.Paused())
-        self._set_state("paused", waiting_changes(set(self.state.pending.paths)))
+        self._set_state("paused", waiting_changes(self.state.pending.paths))
 
     def resume(self) -> None:
         self.dispatch(ws.Resumed())
@@ -280,7 +281,7 @@ class DevLoop:
         if ws.wakes(self.state, reason):
             self.wake.set()
         elif saved:
-            self._set_state("paused", waiting_changes(set(self.state.pending.paths)))
+            self._set_state("paused", waiting_changes(self.state.pending.paths))
 
     def _set_state(self, state: str, detail: str = "") -> None:
         if ws.shows_status(self.state, state, detail):  # repeated only for a new detail
