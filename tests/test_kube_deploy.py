@@ -23,7 +23,8 @@ from devloop.kube.client import Kube
 from devloop.kube.deploy import RestartStamps, deploy_cycle, rollout_restart, settle
 from devloop.kube.errors import Timeout
 from devloop.kube.logs import tail_logs
-from devloop.kube.rollout import RolloutWatch, waiting_key
+from devloop.kube.progress import waiting_key
+from devloop.kube.rollout import RolloutWatch
 from devloop.oneshot import teardown
 from devloop.render import Bundle, render
 from devloop.sim import EmbeddedCluster, Rule

@@ -209,7 +209,7 @@ def test_auth_can_i_answers_for_the_refused_request(namespace: str, kubeconfig: 
 async def test_rollout_resume_unpauses_the_deployment(
     tmp_path: Path, api_client: client.ApiClient, namespace: str, kubeconfig: Path
 ) -> None:
-    from devloop.kube.rollout import paused_failure
+    from devloop.kube.progress import paused_failure
 
     deploy(api_client, namespace, tmp_path)
     apps = client.AppsV1Api(api_client)

@@ -12,7 +12,7 @@ import pytest
 
 from devloop import workflowstate as ws
 from devloop.kube.deploy import CycleResult
-from devloop.kube.rollout import RolloutResult
+from devloop.kube.progress import RolloutResult
 from devloop.manifests import CONTENT_HASH_ANNOTATION
 from devloop.render import Bundle, RenderOptions, render
 from devloop.workflowstate import (

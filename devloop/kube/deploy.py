@@ -30,13 +30,8 @@ from devloop import events
 from devloop.kube import informers, plan
 from devloop.kube.client import FIELD_MANAGER, Kube
 from devloop.kube.errors import Forbidden, KubeError, NotOurs, Timeout
-from devloop.kube.rollout import (
-    RolloutResult,
-    RolloutWatch,
-    follow_rollout,
-    paused_failure,
-    serving_pod,
-)
+from devloop.kube.progress import RolloutResult, paused_failure
+from devloop.kube.rollout import RolloutWatch, follow_rollout, serving_pod
 from devloop.manifests import (
     mounted_config_maps,
     owned_by_workflow,
