@@ -420,6 +420,120 @@ CASES: list[tuple[str, list[tuple[str, str, dict[str, Any]]], list[tuple[str, ..
         [CREATED, SCHEDULED],
     ),
     (
+        "a pod deleted before its ReplicaSet was seen is not taken when it comes",
+        [
+            ("pod", "ADDED", pod("x-abc-0")),
+            ("pod", "DELETED", pod("x-abc-0", ready=True)),
+            ("rs", "ADDED", rs()),
+            ("pod", "DELETED", pod("x-abc-2", ready=True)),
+            ("pod", "ADDED", pod(ready=True)),
+        ],
+        [CREATED, *READY_DONE],
+    ),
+    (
+        "a deleted ReplicaSet is not the new one",
+        [
+            ("rs", "DELETED", rs()),
+            ("pod", "ADDED", pod(ready=True)),
+            ("rs", "ADDED", rs()),
+        ],
+        [CREATED, *READY_DONE],
+    ),
+    (
+        "a step is told once, whatever its detail says the next time",
+        [
+            ("rs", "ADDED", rs()),
+            ("pod", "ADDED", pod()),
+            ("event", "ADDED", event("x-abc-1-uid", "Pulled", "first", "Normal")),
+            ("event", "ADDED", event("x-abc-1-uid", "Pulled", "again", "Normal")),
+        ],
+        [CREATED, ("progress", "x-abc-1", "pulled", "first")],
+    ),
+    (
+        "a pod scheduled without a node name says none",
+        [("rs", "ADDED", rs()), ("pod", "ADDED", {**pod(scheduled=True), "spec": {}})],
+        [CREATED, ("progress", "x-abc-1", "scheduled", "")],
+    ),
+    (
+        "a pod that is being deleted is not Ready, whatever its conditions say",
+        [
+            ("rs", "ADDED", rs()),
+            ("pod", "ADDED", pod(ready=True, deleting=True)),
+            ("pod", "ADDED", pod("x-abc-2", ready=True)),
+        ],
+        [
+            CREATED,
+            ("progress", "x-abc-2", "created", ""),
+            ("ready", "x-abc-2", "x-abc"),
+            ("done", "True", "x-abc-2", "x-abc", ""),
+        ],
+    ),
+    (
+        "another condition true is not Ready",
+        [
+            ("rs", "ADDED", rs()),
+            (
+                "pod",
+                "ADDED",
+                {
+                    **pod(),
+                    "status": {
+                        "conditions": [
+                            {"type": "Ready", "status": "False"},
+                            {"type": "Initialized", "status": "True"},
+                        ]
+                    },
+                },
+            ),
+        ],
+        [CREATED],
+    ),
+    (
+        "the Deployment as it was before the change (the watch's first sight) is no change",
+        [
+            ("deployment", "MODIFIED", deployment(1, spec={"template": {"spec": {}}})),
+            ("deployment", "MODIFIED", deployment(2, spec={"template": {"spec": {}}})),
+            ("rs", "ADDED", rs()),
+            ("pod", "ADDED", pod(ready=True)),
+        ],
+        [CREATED, *READY_DONE],
+    ),
+    (
+        "who changed it is the last writer of the spec other than pdwatch",
+        [
+            (
+                "deployment",
+                "MODIFIED",
+                deployment(
+                    3,
+                    spec={"template": {"spec": {}}},
+                    metadata={
+                        "managedFields": [
+                            {
+                                "manager": "kubectl-rollout",
+                                "time": "2027-01-01T00:00:01Z",
+                                "fieldsV1": {"f:spec": {}},
+                            },
+                            {
+                                "manager": "pdwatch",
+                                "time": "2027-01-01T00:00:02Z",
+                                "fieldsV1": {"f:spec": {}},
+                            },
+                        ]
+                    },
+                ),
+            ),
+        ],
+        [
+            (
+                "warning",
+                "deployment x was changed by kubectl-rollout during the rollout: that change's "
+                "rollout replaces this one",
+            ),
+            ("done", "False", "", "", "kubectl-rollout"),
+        ],
+    ),
+    (
         "a second ReplicaSet that looks new is not taken: the first one is",
         [
             ("rs", "ADDED", rs()),
@@ -437,6 +551,118 @@ def test_what_is_seen_means(
     seen: list[tuple[str, str, dict[str, Any]]], expected: list[tuple[str, ...]]
 ) -> None:
     assert shown(feed(seen)[1]) == expected
+
+
+@pytest.mark.parametrize(("seen", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_result_says_when_and_carries_the_failure_it_followed(
+    seen: list[tuple[str, str, dict[str, Any]]], expected: list[tuple[str, ...]]
+) -> None:
+    """Each case's outputs, timed: every step and result at its moment since the start
+    (feed's clock: the i-th thing seen at i × 0.1 s), a failed result with its failure."""
+    p = begin()
+    for i, (tag, kind, obj) in enumerate(seen, 1):
+        at = Clock(T0 + i * 0.1, WALL0 + i * 0.1)
+        p, out = observe(p, Seen(tag, kind, copy.deepcopy(obj)), at)
+        for before, o in zip([None, *out], out, strict=False):
+            if isinstance(o, events.PodProgress | events.PodReady):
+                assert o.ms == pytest.approx(i * 100)
+            if isinstance(o, Done):
+                assert o.result.ms == pytest.approx(i * 100)
+                failed = isinstance(before, events.RolloutFailed)
+                assert o.result.failure is (before if failed else None)
+        if progress.over(out):
+            break
+
+
+def test_the_replica_set_takes_its_held_pods_and_lets_them_go() -> None:
+    p, _ = feed([("pod", "ADDED", pod()), ("rs", "ADDED", rs())])
+    assert p.held_pods == {} and p.last_pod == "x-abc-1"
+
+
+@pytest.mark.parametrize(
+    ("created", "serving"),
+    [
+        (WALL0 - 1.5, True),  # made more than a second before the rollout: an older RS's
+        (WALL0 - 1.0, False),  # within the clocks' second: this rollout's
+    ],
+)
+def test_which_ready_pod_was_there_before(created: float, serving: bool) -> None:
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(created, UTC).isoformat()
+    _, out = feed([("rs", "ADDED", rs()), ("pod", "ADDED", pod(ready=True, created=stamp))])
+    assert shown(out)[0][2] == ("serving" if serving else "created")
+
+
+@pytest.mark.parametrize(
+    ("terminated", "said"),
+    [
+        ({}, ("Error", "the engine exited")),
+        ({"exitCode": 2}, ("Error", "the engine exited with code 2")),
+        ({"exitCode": 1, "message": "boom"}, ("Error", "the engine exited with code 1: boom")),
+        (
+            {"exitCode": 137, "reason": "OOMKilled", "message": "m"},
+            (
+                "OOMKilled",
+                "the engine exited with code 137 (killed for using more memory than its limit): m",
+            ),
+        ),
+    ],
+)
+def test_what_a_crash_says(terminated: dict[str, Any], said: tuple[str, str]) -> None:
+    assert progress.crash_message(terminated) == said
+
+
+@pytest.mark.parametrize(
+    ("detail", "key"),
+    [
+        ('pods "x-abc-k2j4d" is forbidden', 'pods "x-abc-*" is forbidden'),
+        ('pod \\"x-abc-k2j4d\\" failed', 'pod \\"x-abc-*\\" failed'),
+        ("no pod names here", "no pod names here"),
+    ],
+)
+def test_a_waiting_message_without_its_generated_names(detail: str, key: str) -> None:
+    assert progress.waiting_key(detail) == key
+
+
+@pytest.mark.parametrize(
+    ("template", "other", "same"),
+    [
+        (
+            {"metadata": {"labels": {"app": "x", "pod-template-hash": "a"}}},
+            {"metadata": {"labels": {"app": "x", "pod-template-hash": "b"}}},
+            True,
+        ),
+        (
+            {"metadata": {"labels": {"app": "x"}, "annotations": {"a": "1"}}},
+            {"metadata": {"labels": {"app": "x"}, "annotations": {"a": "2"}}},
+            False,
+        ),
+        ({"metadata": {"labels": {"app": "x"}}}, {"metadata": {"labels": {"app": "y"}}}, False),
+        ({"spec": {}}, {"metadata": {}, "spec": {}}, True),
+    ],
+)
+def test_templates_compare_without_their_hash(
+    template: dict[str, Any], other: dict[str, Any], same: bool
+) -> None:
+    assert (progress.without_hash(template) == progress.without_hash(other)) is same
+
+
+def test_reasons_and_pods_wait_apart() -> None:
+    """Within the window, another reason or another pod is shown; a clock that started
+    less than the window ago shows the first one too."""
+    start = Progress(deployment(), 0.0, WALL0)
+    p, _ = feed([("rs", "ADDED", rs())], start)
+    said = []
+    for at, obj in [
+        (1.0, event("rs-abc", "FailedCreate", "quota")),
+        (1.5, event("rs-abc", "FailedScheduling", "taint")),
+        (2.0, event("rs-abc", "FailedCreate", "webhook")),  # held: same reason, within 10 s
+        (11.0, event("rs-abc", "FailedCreate", "webhook")),  # exactly 10 s on: shown
+    ]:
+        p, out = observe(p, Seen("event", "ADDED", obj), Clock(at, WALL0 + at))
+        said.extend(o.detail for o in out if isinstance(o, events.PodProgress))
+    assert said == ["FailedCreate: quota", "FailedScheduling: taint", "FailedCreate: webhook"]
 
 
 def test_times_are_from_the_rollout_start_and_the_save() -> None:
@@ -510,3 +736,18 @@ def test_observing_changes_nothing_it_was_given() -> None:
 def test_giving_up_says_what_it_waited_on(last_problem: str, message: str) -> None:
     p = Progress(deployment(), T0, WALL0, last_pod="x-abc-1", last_problem=last_problem)
     assert timed_out(p, 2.5) == events.RolloutFailed("x-abc-1", "Timeout", message)
+
+
+def test_giving_up_names_the_last_pod_seen() -> None:
+    p, _ = feed(
+        [
+            ("rs", "ADDED", rs()),
+            ("pod", "ADDED", pod()),
+            ("event", "ADDED", event("x-abc-1-uid", "FailedMount", "no cm")),
+        ]
+    )
+    failure = timed_out(p, 5)
+    assert (failure.pod, failure.message) == (
+        "x-abc-1",
+        "the new pod was not Ready after 5s; last: FailedMount: no cm",
+    )

@@ -128,7 +128,7 @@ def created_at(obj: dict[str, Any]) -> float | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(text)).timestamp()  # "Z" is read since 3.11
     except ValueError:
         return None
 
