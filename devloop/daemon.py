@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from devloop.history import Revision
     from devloop.kube.connection import Connection
     from devloop.loop import DevLoop
+    from devloop.sessionstate import Store
     from devloop.watch import WatchHub
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED = 0, 2, 3
@@ -83,8 +84,10 @@ def make_loop(
     max_wait_ms: int,
     emit: Callable[[events.Event], None],
     namespace: str | None = None,
+    store: Store | None = None,
 ) -> DevLoop:
-    """`namespace`: the workflow's own, when it is not the connection's (several)."""
+    """`namespace`: the workflow's own, when it is not the connection's (several);
+    `store`: the session's state, when several workflows share it."""
     from devloop.loop import DevLoop, LoopSettings
 
     namespace = namespace or conn.namespace
@@ -102,7 +105,7 @@ def make_loop(
         history_limit=opts.history_limit,
         url_port=url_port,
     )
-    loop = DevLoop(settings, conn.kube(namespace), emit)
+    loop = DevLoop(settings, conn.kube(namespace), emit, store)
     settle_heap()
     return loop
 
@@ -209,7 +212,10 @@ def make_loops(
     """A loop each of (directory, name, namespace; "" for the connection's), its events
     to `emit_for(directory)`, the i-th URL on url_port + i when a port is given, and one
     file watcher for them when several."""
+    from devloop.sessionstate import Store
+
     hub = session_watch([directory for directory, _, _ in placed], debounce_ms, max_wait_ms)
+    store = Store()  # the session's one state, every workflow's in it
     loops = []
     for i, (directory, _, ns) in enumerate(placed):
         port = None if url_port is None else (url_port + i if url_port else 0)
@@ -223,6 +229,7 @@ def make_loops(
             max_wait_ms,
             emit_for(directory),
             ns or None,
+            store,
         )
         loop.watch_hub = hub
         loops.append(loop)
@@ -424,9 +431,7 @@ async def run_tui_several(
     try:
         await app.run_async()
         if cleanup_on_exit:
-            await asyncio.gather(
-                *(_cleanup(e.kube, e.names_sent) for e in runner.loops if e.names_sent)
-            )
+            await cleanup_session(runner.loops)
     finally:
         if conn is not None:
             await conn.close()
@@ -544,19 +549,28 @@ async def run_daemon(
             )
             if loops is None:
                 return EXIT_USAGE
-            if cleanup_on_exit:  # side by side: together within the one time bound
-                await asyncio.gather(
-                    *(_cleanup(e.kube, e.names_sent, say) for e in loops if e.names_sent)
-                )
+            if cleanup_on_exit:
+                await cleanup_session(loops, say)
             return EXIT_OK
-        if cleanup_on_exit and loop is not None and loop.names_sent:
-            await _cleanup(loop.kube, loop.names_sent)
+        if cleanup_on_exit and loop is not None:
+            await cleanup_session([loop])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if conn is not None:
             await conn.close()
     return EXIT_OK
+
+
+async def cleanup_session(loops: Sequence[DevLoop], out: Emit | None = None) -> None:
+    """--cleanup-on-exit for the session's workflows (they share one store), side by side:
+    together within the one time bound."""
+    if not loops:
+        return
+    from devloop.sessionstate import to_clean_up
+
+    names = to_clean_up(loops[0].store.state)
+    await asyncio.gather(*(_cleanup(e.kube, names[e.key], out) for e in loops if e.key in names))
 
 
 async def _cleanup(kube: Any, names: Sequence[str], out: Emit | None = None) -> None:

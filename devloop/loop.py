@@ -51,6 +51,7 @@ from devloop.localurl import Answer, LocalUrl, PodRoute
 from devloop.render import Bundle, RenderOptions, render
 from devloop.rollback import revision_bundle
 from devloop.runresult import summarize
+from devloop.sessionstate import Store
 from devloop.sharedsecrets import shared_files
 from devloop.supervise import report, supervised
 from devloop.waits import event_or_timeout, finish
@@ -113,12 +114,16 @@ def files_changed(before: Bundle | None, after: Bundle) -> tuple[str, ...]:
 
 
 class DevLoop:
-    def __init__(self, settings: LoopSettings, kube: Kube, emit: Emit) -> None:
+    def __init__(
+        self, settings: LoopSettings, kube: Kube, emit: Emit, store: Store | None = None
+    ) -> None:
+        """`store`: the session's (devloop.sessionstate), shared by its workflows."""
         self.settings = settings
         self.kube = kube
         self.emit = emit
         self.stamps = RestartStamps()
-        self.state = WorkflowState()  # changed only by dispatch (devloop.workflowstate)
+        self.store = store or Store()
+        self.key = str(settings.directory)  # this workflow's in the session's state
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.route = PodRoute(kube, lambda: self.state.serving)  # the URL's and `t`'s
@@ -130,8 +135,12 @@ class DevLoop:
 
     def dispatch(self, action: ws.Action) -> WorkflowState:
         """The one way the loop's state changes."""
-        self.state = ws.reduce(self.state, action)
-        return self.state
+        return self.store.dispatch(self.key, action)
+
+    @property
+    def state(self) -> WorkflowState:
+        """This workflow's state, as the session's store holds it."""
+        return self.store.state.of(self.key)
 
     # --- the state, read by the front ends ---------------------------------------------------
 
@@ -237,6 +246,8 @@ class DevLoop:
         try:
             await self.stopping.wait()
         finally:
+            if note := ws.quit_note(self.state):
+                self.emit(events.Warning(note))
             for task in (watcher, worker, recorder):
                 await finish(task, QUIT_GRACE_S)
             await self._stop_monitor()
@@ -631,13 +642,20 @@ class DevLoop:
         situation = Situation(
             self.settings.context, image, self.kube.namespace, self.settings.render.runtime_class
         )
-        return explaining(self._noting_ready, situation)
+        return explaining(self._noting_progress, situation)
 
-    def _noting_ready(self, event: events.Event) -> None:
-        """The pod a rollout found Ready serves from that moment: the URL and `t` go to it
-        before "Ready" is shown, not when the cycle has finished its bookkeeping."""
-        if isinstance(event, events.PodReady):
-            self.dispatch(ws.Serving(event.pod))
+    def _noting_progress(self, event: events.Event) -> None:
+        """The rollout's steps, into the state. The pod a rollout found Ready serves from
+        that moment: the URL and `t` go to it before "Ready" is shown, not when the cycle
+        has finished its bookkeeping."""
+        match event:
+            case events.PodProgress(pod=pod, step=step, detail=detail):
+                self.dispatch(ws.RolloutStepped(pod, step, detail))
+            case events.PodReady(pod=pod):
+                self.dispatch(ws.Serving(pod))
+                self.dispatch(ws.RolloutStepped(pod, "ready"))
+            case events.RolloutFailed(pod=pod, reason=reason):
+                self.dispatch(ws.RolloutStepped(pod, "failed", reason))
         self.emit(event)
 
     async def _finish(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FIELD_MANAGER = "pdwatch"
 # Reasons that start a cycle even while paused: the session's first deploy, and `r`.
 UNPAUSED_REASONS = frozenset({"start", "redeploy"})
+ROLLOUT_OVER = frozenset({"ready", "failed"})  # the last steps a rollout takes
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class WorkflowState:
     known: dict[str, Any] | None = None  # the Deployment as the last cycle left it
     status: str = ""  # "watching", "deploying", "paused", "error", …
     detail: str = ""
+    rolling: RolloutStepped | None = None  # the cycle in flight's rollout: its last step
 
 
 # --- actions: what happened, as the loop reports it --------------------------------------------
@@ -121,6 +123,15 @@ class Serving:
 
 
 @dataclass(frozen=True)
+class RolloutStepped:
+    """The cycle's rollout took a step: its new pod was created, scheduled, started, …"""
+
+    pod: str
+    step: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class DeploymentLost:
     """The Deployment a follow-only cycle looked for is gone."""
 
@@ -156,6 +167,7 @@ Action = (
     | RetryJoined
     | Named
     | Serving
+    | RolloutStepped
     | DeploymentLost
     | CycleEnded
     | Idle
@@ -195,7 +207,7 @@ def reduce(state: WorkflowState, action: Action) -> WorkflowState:
         case Checked():
             return replace(state, checked=True)
         case CycleBegan(left=left):
-            return replace(state, pending=left, cycle=state.cycle + 1, cycling=True)
+            return replace(state, pending=left, cycle=state.cycle + 1, cycling=True, rolling=None)
         case RetryJoined():
             return replace(state, pending=Pending())
         case Named(name=name):
@@ -204,12 +216,14 @@ def reduce(state: WorkflowState, action: Action) -> WorkflowState:
             return replace(state, names_sent=(*state.names_sent, name))
         case Serving(pod=pod):
             return replace(state, serving=pod)
+        case RolloutStepped():
+            return replace(state, rolling=action) if state.cycling else state
         case DeploymentLost():
             return replace(state, known=None)
         case CycleEnded():
             return ended(state, action)
         case Idle():
-            return replace(state, cycling=False)
+            return replace(state, cycling=False, rolling=None)
         case Status(status=status, detail=detail):
             return replace(state, status=status, detail=detail)
 
@@ -231,6 +245,7 @@ def ended(state: WorkflowState, action: CycleEnded) -> WorkflowState:
         deployed = action.bundle
     return replace(
         state,
+        rolling=None,  # the rollout is over, whatever it did
         known=action.deployment,
         serving=serving,
         failed_hash=failed_hash,
@@ -324,6 +339,19 @@ def serves_previous(state: WorkflowState, live_hash: str | None) -> bool:
     finds that ReplicaSet's pod, not the failed rollout again, while the failed template
     is still the live one."""
     return bool(state.serving) and state.failed_hash is not None and live_hash == state.failed_hash
+
+
+def quit_note(state: WorkflowState) -> str | None:
+    """What quitting leaves behind, when a rollout is in flight: the cluster goes on with
+    it, and nobody follows it any more."""
+    step = state.rolling
+    if not state.cycling or step is None or step.step in ROLLOUT_OVER:
+        return None
+    last = f"{step.step}: {step.detail}" if step.detail else step.step
+    return (
+        f"quit during cycle {state.cycle}'s rollout (pod {step.pod}, last: {last}); "
+        "the cluster goes on with it, unfollowed"
+    )
 
 
 @dataclass(frozen=True)

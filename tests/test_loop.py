@@ -660,3 +660,39 @@ async def test_a_replaced_directory_is_watched_anew(
     finally:
         rig.loop.quit()
         await asyncio.wait({task}, timeout=10)
+
+
+@machine_only("changes the cluster's node")
+async def test_quitting_during_a_rollout_says_it_goes_on_unfollowed(
+    tmp_path: Path,
+    the_node: tuple[client.CoreV1Api, str],
+    api_client: client.ApiClient,
+    namespace: str,
+) -> None:
+    core, node_name = the_node
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
+        # the new pod cannot be scheduled: its rollout waits, the running pod serves on
+        core.patch_node(node_name, {"spec": {"taints": [{"key": "hold", "effect": "NoSchedule"}]}})
+        mark = rig.mark()
+        (rig.directory / GREET).write_text(node_code("hello v2"))
+        waiting = await rig.wait_for(
+            events.PodProgress, lambda e: e.step == "waiting", since=mark, timeout=30
+        )
+        rig.loop.quit()
+        note = await rig.wait_for(
+            events.Warning, lambda e: e.message.startswith("quit during"), since=mark
+        )
+        assert note.message.startswith(f"quit during cycle 2's rollout (pod {waiting.pod}, ")
+        assert "last: waiting: FailedScheduling: " in note.message
+        assert note.message.endswith("the cluster goes on with it, unfollowed")
+        assert not rig.of(events.CycleFinished, mark)  # it had not finished
+
+
+async def test_quitting_while_idle_says_nothing_of_a_rollout(
+    tmp_path: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    async with running_loop(tmp_path, Kube(api_client, namespace)) as rig:
+        mark = rig.mark()
+    # the loop has ended (running_loop quits it and waits for it)
+    assert rig.loop.state.cycle == 1 and not rig.loop.state.cycling
+    assert not [w for w in rig.of(events.Warning, mark) if "quit during" in w.message]

@@ -122,6 +122,9 @@ def test_pending_is_true_only_with_a_reason() -> None:
 # --- the state's other actions ----------------------------------------------------------------
 
 
+STEP = ws.RolloutStepped("p2", "started")
+
+
 @pytest.mark.parametrize(
     ("before", "action", "after"),
     [
@@ -148,6 +151,18 @@ def test_pending_is_true_only_with_a_reason() -> None:
         (WorkflowState(serving="p1"), ws.Serving("p2"), WorkflowState(serving="p2")),
         (WorkflowState(known=deployment()), ws.DeploymentLost(), WorkflowState()),
         (WorkflowState(cycling=True), ws.Idle(), WorkflowState()),
+        (
+            WorkflowState(cycling=True),
+            STEP,
+            WorkflowState(cycling=True, rolling=STEP),
+        ),
+        (WorkflowState(), STEP, WorkflowState()),  # no cycle runs: not its rollout
+        (WorkflowState(cycling=True, rolling=STEP), ws.Idle(), WorkflowState()),
+        (
+            WorkflowState(rolling=STEP, pending=Pending(reasons=("change",))),
+            CycleBegan(Pending(reasons=("change",)), Pending()),
+            WorkflowState(cycle=1, cycling=True),
+        ),
         (WorkflowState(), ws.Status("error", "bad"), WorkflowState(status="error", detail="bad")),
         (
             WorkflowState(status="error", detail="bad"),
@@ -158,6 +173,38 @@ def test_pending_is_true_only_with_a_reason() -> None:
 )
 def test_actions(before: WorkflowState, action: ws.Action, after: WorkflowState) -> None:
     assert reduce(before, action) == after
+
+
+def test_a_cycles_end_ends_its_rollout() -> None:
+    state = WorkflowState(cycling=True, rolling=STEP)
+    after = reduce(state, CycleEnded("failed", deployment(), None))
+    assert after.rolling is None and after.cycling
+
+
+@pytest.mark.parametrize(
+    ("state", "note"),
+    [
+        (WorkflowState(), None),
+        (WorkflowState(cycle=2, cycling=True), None),  # before its rollout: nothing to follow
+        (WorkflowState(cycle=2, rolling=STEP), None),  # no cycle runs
+        (
+            WorkflowState(cycle=2, cycling=True, rolling=STEP),
+            "quit during cycle 2's rollout (pod p2, last: started); the cluster goes on "
+            "with it, unfollowed",
+        ),
+        (
+            WorkflowState(
+                cycle=3, cycling=True, rolling=ws.RolloutStepped("p3", "waiting", "FailedMount: x")
+            ),
+            "quit during cycle 3's rollout (pod p3, last: waiting: FailedMount: x); the "
+            "cluster goes on with it, unfollowed",
+        ),
+        (WorkflowState(cycle=2, cycling=True, rolling=ws.RolloutStepped("p2", "ready")), None),
+        (WorkflowState(cycle=2, cycling=True, rolling=ws.RolloutStepped("p2", "failed")), None),
+    ],
+)
+def test_what_quitting_leaves_behind(state: WorkflowState, note: str | None) -> None:
+    assert ws.quit_note(state) == note
 
 
 def test_an_action_leaves_the_state_it_was_given_alone() -> None:
