@@ -157,11 +157,6 @@ class DevLoop:
         return self.state.previous_deployed
 
     @property
-    def names_sent(self) -> tuple[str, ...]:
-        """The workflow names this session deployed (or tried): --cleanup-on-exit's."""
-        return self.state.names_sent
-
-    @property
     def current_pod(self) -> str:
         return self.state.serving
 

@@ -42,7 +42,10 @@ class Pending:
 
 @dataclass(frozen=True)
 class WorkflowState:
-    """Everything the loop of one workflow knows between two events."""
+    """Everything the loop of one workflow knows between two events: the files seen
+    changed and not yet taken by a cycle (pending), what is deployed, the cycle in flight
+    and its rollout's last step, the pod being served. The session holds one per
+    workflow (devloop.sessionstate)."""
 
     pending: Pending = field(default_factory=Pending)
     paused: bool = False

@@ -431,13 +431,17 @@ CASES: list[tuple[str, list[tuple[str, str, dict[str, Any]]], list[tuple[str, ..
         [CREATED, *READY_DONE],
     ),
     (
-        "a deleted ReplicaSet is not the new one",
+        "a deleted ReplicaSet is not the new one: its pods wait for one",
+        [("rs", "DELETED", rs()), ("pod", "ADDED", pod(ready=True))],
+        [],
+    ),
+    (
+        "what was said of the ReplicaSet before it was seen is told when it is",
         [
-            ("rs", "DELETED", rs()),
-            ("pod", "ADDED", pod(ready=True)),
+            ("event", "ADDED", event("rs-abc", "FailedCreate", "quota")),
             ("rs", "ADDED", rs()),
         ],
-        [CREATED, *READY_DONE],
+        [("progress", "rs-abc", "waiting", "FailedCreate: quota")],
     ),
     (
         "a step is told once, whatever its detail says the next time",
@@ -572,6 +576,25 @@ def test_a_result_says_when_and_carries_the_failure_it_followed(
                 assert o.result.failure is (before if failed else None)
         if progress.over(out):
             break
+
+
+@pytest.mark.parametrize(
+    ("conditions", "deleting", "ready"),
+    [
+        ([{"type": "Ready", "status": "True"}], False, True),
+        ([{"type": "Ready", "status": "True"}], True, False),  # on its way out
+        (
+            [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}],
+            False,
+            False,
+        ),
+        ([], False, False),
+    ],
+)
+def test_what_ready_is(conditions: list[dict[str, str]], deleting: bool, ready: bool) -> None:
+    obj = pod(deleting=deleting)
+    obj["status"]["conditions"] = conditions
+    assert progress.is_ready(obj) is ready
 
 
 def test_the_replica_set_takes_its_held_pods_and_lets_them_go() -> None:
