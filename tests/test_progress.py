@@ -110,7 +110,7 @@ def event(uid: str, reason: str, message: str = "m", type_: str = "Warning") -> 
 
 
 def begin(edited_at: float | None = None) -> Progress:
-    return progress.begin(deployment(), T0, WALL0, edited_at)
+    return Progress(deployment(), T0, WALL0, edited_at)
 
 
 def feed(

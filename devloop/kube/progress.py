@@ -157,16 +157,14 @@ class Progress:
     rs: dict[str, Any] | None = None  # the new ReplicaSet, once seen
     reported: frozenset[str] = frozenset()
     uids: frozenset[str] = frozenset()  # of the new ReplicaSet's pods seen
-    held_pods: Mapping[str, tuple[str, dict[str, Any]]] = field(
-        default_factory=dict
-    )  # seen before their RS
+    # seen before their ReplicaSet: name → (kind, pod)
+    held_pods: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     held_events: tuple[dict[str, Any], ...] = ()  # not (yet) about the RS or its pods
     last_pod: str = ""  # the newest pod of the new ReplicaSet seen
     last_problem: str = ""  # the latest waiting reason or warning, as shown
     liveness: Mapping[str, str] = field(default_factory=dict)  # pod → its last liveness failure
-    waited: Mapping[str, float] = field(
-        default_factory=dict
-    )  # pod/reason → when last shown (monotonic)
+    # pod/reason → when last shown (monotonic)
+    waited: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rs_name(self) -> str:
@@ -225,12 +223,6 @@ class Gone:
 
 Output = events.Event | Started | Crashed | Done | Gone
 ENDINGS = (Crashed, Done, Gone)
-
-
-def begin(
-    deployment: dict[str, Any], t0: float, started_wall: float, edited_at: float | None = None
-) -> Progress:
-    return Progress(deployment, t0, started_wall, edited_at)
 
 
 def timed_out(progress: Progress, timeout: float) -> events.RolloutFailed:
@@ -316,8 +308,8 @@ def _pod(p: Progress, kind: str, obj: dict[str, Any], now: Clock, out: list[Outp
         p = _step(p, name, "scheduled", (obj.get("spec") or {}).get("nodeName", ""), now, out)
     # A pod being deleted (by someone, or by the controller) stops with a terminated
     # container too: that is not a crash, and its ReplicaSet makes a new one.
-    deleting = bool(obj["metadata"].get("deletionTimestamp"))
-    terminated = termination(obj) if not is_ready(obj) and not deleting else None
+    ready, deleting = is_ready(obj), bool(obj["metadata"].get("deletionTimestamp"))
+    terminated = None if ready or deleting else termination(obj)
     if terminated is not None:
         reason, message = crash_message(terminated)
         if name in p.liveness and terminated.get("exitCode") in KILLED_EXIT_CODES:
@@ -335,7 +327,7 @@ def _pod(p: Progress, kind: str, obj: dict[str, Any], now: Clock, out: list[Outp
             failure = events.RolloutFailed(name, waiting["reason"], waiting.get("message", ""))
             out.extend((failure, Done(RolloutResult(False, name, p.rs_name, p.ms(now), failure))))
             return p
-    if conditions.get("Ready") == "True" and not deleting:
+    if ready:
         elapsed = p.ms(now)
         since_edit = (now.wall - p.edited_at) * 1000 if p.edited_at else None
         out.append(events.PodReady(name, p.rs_name, elapsed, since_edit))

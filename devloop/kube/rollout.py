@@ -201,7 +201,7 @@ class _Follower:
         self.kube = kube
         self.emit = emit
         self.on_started = on_started
-        self.progress = rollout_progress.begin(deployment, t0, started_wall, edited_at)
+        self.progress = rollout_progress.Progress(deployment, t0, started_wall, edited_at)
 
     async def follow(self, watch: RolloutWatch) -> RolloutResult:
         async for tag, kind, obj in watch:
